@@ -1,0 +1,207 @@
+"""Build the assignment: master notebook → student/, solutions/ and autograder/autograder.zip.
+
+Otter Assign does the splitting. Around it, the build
+  * produces one student and one solution notebook per narrative language from the single master,
+  * replaces Otter's heavy Gradescope set-up with the kit's lean one and bundles the data, so the
+    zip grades offline,
+  * makes every output byte-stable, so rebuilding an unchanged master changes no file,
+  * grades the reference solution with the finished zip and refuses to publish anything unless it
+    scores full marks.
+Everything is built in a staging folder first; the committed folders change only on success.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import data, notebooks, paths
+
+NOTEBOOK = "fashion_mnist.ipynb"
+ZIP_NAME = "autograder.zip"
+# A fixed timestamp for every zip entry: the same inputs always give the same bytes.
+ZIP_DATE = (2020, 1, 1, 0, 0, 0)
+GRADING_PACKAGES = ("tensorflow-cpu", "keras", "otter-grader", "numpy", "matplotlib", "ipykernel", "h5py")
+
+
+class BuildError(RuntimeError):
+    """The build could not finish; nothing in the repository was changed."""
+
+
+@dataclass
+class BuildResult:
+    student: dict[str, Path]
+    solutions: dict[str, Path]
+    autograder_zip: Path
+    solution_results: dict | None
+
+
+def _otter_assign(master: Path, out: Path) -> None:
+    # Otter's own solution check runs against its own zip; ours runs later against the final zip.
+    cmd = [sys.executable, "-m", "otter", "assign", "--no-run-tests", "--no-pdfs", str(master), str(out)]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise BuildError(f"otter assign failed on {master.name}:\n{proc.stdout}\n{proc.stderr}")
+
+
+def grading_requirements(constraints: Path) -> str:
+    """The grading image's requirements: the kit's pinned versions of what grading imports."""
+    pins = {}
+    for line in constraints.read_text().splitlines():
+        name, sep, version = line.strip().partition("==")
+        if sep:
+            pins[name.lower().replace("_", "-")] = version
+    missing = [p for p in GRADING_PACKAGES if p not in pins]
+    if missing:
+        raise BuildError(f"{constraints} pins no version for {', '.join(missing)}.")
+    return "".join(f"{p}=={pins[p]}\n" for p in GRADING_PACKAGES)
+
+
+def _zip_entry(zf: zipfile.ZipFile, name: str, payload: bytes, executable: bool = False) -> None:
+    info = zipfile.ZipInfo(name, date_time=ZIP_DATE)
+    info.external_attr = (0o755 if executable else 0o644) << 16
+    # The .gz data files are already compressed; deflating them again only costs time.
+    info.compress_type = zipfile.ZIP_STORED if name.endswith(".gz") else zipfile.ZIP_DEFLATED
+    zf.writestr(info, payload)
+
+
+def write_autograder_zip(otter_zip: Path, target: Path, data_dir: Path) -> None:
+    """Otter's tests, with the kit's config, entry point, lean set-up and bundled data."""
+    gradescope = Path(__file__).parent / "gradescope"
+    entries: dict[str, tuple[bytes, bool]] = {}
+    with zipfile.ZipFile(otter_zip) as zf:
+        for name in zf.namelist():
+            if name.startswith("tests/"):
+                entries[name] = (zf.read(name), False)
+    entries["otter_config.json"] = (paths.OTTER_CONFIG.read_bytes(), False)
+    entries["requirements.txt"] = (grading_requirements(paths.CONSTRAINTS).encode(), False)
+    entries["setup.sh"] = ((gradescope / "setup.sh").read_bytes(), True)
+    entries["run_autograder"] = ((gradescope / "run_autograder").read_bytes(), True)
+    entries["run_otter.py"] = ((gradescope / "run_otter.py").read_bytes(), False)
+    entries["fashion_kit_data.py"] = ((Path(__file__).parent / "data.py").read_bytes(), False)
+    for name in data.FILES:
+        entries[f"data/fashion-mnist/{name}"] = ((data_dir / name).read_bytes(), False)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as zf:
+        for name in sorted(entries):
+            payload, executable = entries[name]
+            _zip_entry(zf, name, payload, executable)
+    target.write_bytes(buffer.getvalue())
+
+
+def _hidden_tests_in(nb) -> list[str]:
+    from otter.test_files import ExceptionTestFile
+
+    hidden = []
+    for name, source in nb.metadata.get("otter", {}).get("tests", {}).items():
+        for case in ExceptionTestFile.from_string(source, path=name).test_cases:
+            if case.hidden:
+                hidden.append(case.name)
+    return hidden
+
+
+def assign_language(source_nb, lang: str, workdir: Path):
+    """Run Otter Assign on ``lang``'s view of the master; returns (student, solution, otter zip)."""
+    work = workdir / lang
+    (work / "master").mkdir(parents=True)
+    notebooks.write(notebooks.for_language(source_nb, lang), work / "master" / NOTEBOOK)
+    _otter_assign(work / "master" / NOTEBOOK, work / "out")
+    student = notebooks.normalize(notebooks.read(work / "out" / "student" / NOTEBOOK))
+    solution = notebooks.normalize(notebooks.read(work / "out" / "autograder" / NOTEBOOK))
+    check_student_notebook(student)
+    return student, solution, next((work / "out" / "autograder").glob("*.zip"))
+
+
+def check_student_notebook(nb) -> None:
+    """A student notebook must carry neither hidden tests nor solution code."""
+    hidden = _hidden_tests_in(nb)
+    if hidden:
+        raise BuildError(f"The student notebook contains hidden tests: {', '.join(hidden)}")
+    student_code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
+    for marker in ("# SOLUTION", "BEGIN SOLUTION", "END SOLUTION", "BEGIN PROMPT"):
+        if marker in student_code:
+            raise BuildError(f"The student notebook still contains the marker {marker!r}.")
+
+
+def build(
+    master: Path | None = None,
+    root: Path | None = None,
+    verify: bool = True,
+    progress=print,
+) -> BuildResult:
+    """Regenerate student/, solutions/ and autograder/ under ``root`` from ``master``."""
+    root = Path(root or paths.ROOT)
+    master = Path(master or paths.MASTER)
+    data_dir = data.ensure()
+    source_nb = notebooks.read(master)
+
+    with tempfile.TemporaryDirectory(prefix="fashion-kit-build-") as tmp:
+        stage = Path(tmp) / "stage"
+        student, solutions = {}, {}
+        otter_zip = None
+        for lang in notebooks.LANGUAGES:
+            progress(f"otter assign ({lang})")
+            stu, sol, lang_zip = assign_language(source_nb, lang, Path(tmp))
+            for kind, nb, index in (("student", stu, student), ("solutions", sol, solutions)):
+                target = stage / kind / lang / NOTEBOOK
+                target.parent.mkdir(parents=True, exist_ok=True)
+                notebooks.write(nb, target)
+                index[lang] = root / kind / lang / NOTEBOOK
+            if otter_zip is None:
+                # The tests are code, identical in every language: one autograder serves them all.
+                otter_zip = lang_zip
+                (stage / "autograder").mkdir(parents=True)
+                write_autograder_zip(otter_zip, stage / "autograder" / ZIP_NAME, data_dir)
+
+        results = None
+        if verify:
+            from . import run
+
+            progress("grading the reference solution with the new autograder")
+            outcome = run.grade(
+                stage / "solutions" / notebooks.LANGUAGES[0] / NOTEBOOK, stage / "autograder" / ZIP_NAME
+            )
+            results = outcome.results
+            if outcome.status != "graded" or outcome.score < outcome.possible:
+                raise BuildError(
+                    "The reference solution does not pass its own tests, so nothing was written.\n"
+                    + run.format_table(outcome)
+                )
+
+        for kind in ("student", "solutions", "autograder"):
+            dest = root / kind
+            for lang_dir in (stage / kind).iterdir():
+                target = dest / lang_dir.name
+                if target.is_dir():
+                    shutil.rmtree(target)
+                elif target.exists():
+                    target.unlink()
+                dest.mkdir(exist_ok=True)
+                shutil.move(str(lang_dir), str(target))
+
+    return BuildResult(student, solutions, root / "autograder" / ZIP_NAME, results)
+
+
+def expected_notebooks(master: Path | None = None) -> dict[str, str]:
+    """What the build would write for each committed notebook, as text, without grading anything.
+    Used to prove the committed student/ and solutions/ match the master."""
+    with tempfile.TemporaryDirectory() as tmp:
+        source_nb = notebooks.read(Path(master or paths.MASTER))
+        out = {}
+        for lang in notebooks.LANGUAGES:
+            student, solution, _ = assign_language(source_nb, lang, Path(tmp))
+            out[f"student/{lang}/{NOTEBOOK}"] = notebooks.dumps(student)
+            out[f"solutions/{lang}/{NOTEBOOK}"] = notebooks.dumps(solution)
+        return out
+
+
+def settings() -> dict:
+    """The kit's own grading settings, from the ``fashion_kit`` section of otter_config.json."""
+    return json.loads(paths.OTTER_CONFIG.read_text())["fashion_kit"]

@@ -1,0 +1,111 @@
+"""The ``fashion-kit`` command: one verb per job, as Otter does (assign, run, grade, ...)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from rich.console import Console
+
+from . import paths
+
+console = Console(stderr=True)
+
+
+def cmd_data(args) -> int:
+    from . import data
+
+    cache = data.check_cache(data.install(args.source)) if args.source else data.ensure()
+    console.print(f"Fashion-MNIST is ready in {cache}")
+    return 0
+
+
+def cmd_assign(args) -> int:
+    from . import assign, run
+
+    with console.status("building") as status:
+        result = assign.build(verify=not args.no_verify, progress=lambda msg: status.update(msg))
+    for kind, index in (("student", result.student), ("solutions", result.solutions)):
+        for lang, path in index.items():
+            console.print(f"{kind:>9} [{lang}]  {path.relative_to(paths.ROOT)}")
+    console.print(f"autograder      {result.autograder_zip.relative_to(paths.ROOT)}")
+    if result.solution_results is not None:
+        outcome = run.Outcome("reference solution", "graded", results=result.solution_results)
+        outcome.scores = run._scores(result.solution_results)
+        print("\nReference solution, graded by the new autograder:\n" + run.format_table(outcome))
+    return 0
+
+
+def cmd_run(args) -> int:
+    from . import run
+
+    if not Path(args.autograder).is_file():
+        console.print(f"[red]No autograder at {args.autograder}. Build it first: fashion-kit assign[/red]")
+        return 2
+    with console.status(f"grading {args.submission}"):
+        outcome = run.grade(args.submission, args.autograder, args.output, timeout=args.timeout)
+    print(run.format_table(outcome))
+    if outcome.status != "graded":
+        console.print(f"[red]{outcome.status}: {outcome.message}[/red]")
+        return 1
+    return 0
+
+
+def cmd_check(args) -> int:
+    from . import assign
+
+    stale = [
+        name
+        for name, text in assign.expected_notebooks().items()
+        if not (paths.ROOT / name).is_file() or (paths.ROOT / name).read_text(encoding="utf-8") != text
+    ]
+    for name in stale:
+        console.print(f"[red]out of date: {name}[/red]")
+    if stale:
+        console.print("Run `fashion-kit assign` and commit the result.")
+        return 1
+    console.print("student/ and solutions/ match the master notebook.")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="fashion-kit", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("data", help="put Fashion-MNIST into the Keras cache (offline use)")
+    s.add_argument("--source", help="folder with the four official .gz files (default: $FASHION_MNIST_DIR)")
+    s.set_defaults(func=cmd_data)
+
+    s = sub.add_parser("assign", help="build student/, solutions/ and autograder/autograder.zip")
+    s.add_argument("--no-verify", action="store_true", help="skip grading the reference solution")
+    s.set_defaults(func=cmd_assign)
+
+    s = sub.add_parser("run", help="grade one submission with the built autograder")
+    s.add_argument("submission", help="a notebook (.ipynb)")
+    s.add_argument("--autograder", default=str(paths.AUTOGRADER_ZIP))
+    s.add_argument("--output", help="folder to write results.json to")
+    s.add_argument("--timeout", type=float, default=None, help="seconds before grading is stopped")
+    s.set_defaults(func=cmd_run)
+
+    s = sub.add_parser("check", help="verify the committed notebooks are up to date with the master")
+    s.set_defaults(func=cmd_check)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except Exception as e:  # every error reaches the user as one clear line, not a traceback
+        from .assign import BuildError
+        from .data import DataError
+
+        if isinstance(e, (BuildError, DataError)):
+            console.print(f"[red]{e}[/red]")
+            return 1
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())

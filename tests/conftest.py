@@ -1,0 +1,90 @@
+"""Shared fixtures: one build per test session, and notebooks graded in parallel, once each."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from fashion_kit import assign, data, notebooks, paths, run
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "fashion-mnist"
+# Two gradings at once fill both cores of the reference machine; more only adds memory.
+GRADING_JOBS = int(os.environ.get("FASHION_KIT_TEST_JOBS", "2"))
+
+
+def pytest_configure(config):
+    if not os.environ.get(data.ENV_VAR) and SHARED_DATA.is_dir():
+        os.environ[data.ENV_VAR] = str(SHARED_DATA)
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    source = os.environ.get(data.ENV_VAR)
+    if not source:
+        pytest.skip(f"{data.ENV_VAR} is not set; the tests need the Fashion-MNIST files offline")
+    return Path(source)
+
+
+@pytest.fixture(scope="session")
+def built(tmp_path_factory, data_dir) -> assign.BuildResult:
+    """The assignment built from the master into a scratch copy of the layout (not the repo)."""
+    root = tmp_path_factory.mktemp("kit")
+    return assign.build(root=root, verify=False, progress=lambda _: None)
+
+
+def mutate(source: Path, target: Path, *edits: tuple[str, str]) -> Path:
+    """Copy a notebook, replacing code; each ``old`` must occur, so a stale edit fails loudly."""
+    nb = notebooks.read(source)
+    for old, new in edits:
+        cells = [c for c in nb.cells if c.cell_type == "code" and old in c.source]
+        assert cells, f"{old!r} is not in {source}"
+        for cell in cells:
+            cell.source = cell.source.replace(old, new)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    notebooks.write(nb, target)
+    return target
+
+
+class Grader:
+    """Grades submissions with the session's autograder, in parallel, each notebook only once."""
+
+    def __init__(self, zip_path: Path, workdir: Path):
+        self.zip_path, self.workdir = zip_path, workdir
+        self._pool = ThreadPoolExecutor(max_workers=GRADING_JOBS)
+        self._futures = {}
+
+    def submit(self, name: str, notebook: Path):
+        if name not in self._futures:
+            out = self.workdir / name
+            self._futures[name] = self._pool.submit(run.grade, notebook, self.zip_path, out, 1800)
+        return self._futures[name]
+
+    def __call__(self, name: str, notebook: Path | None = None) -> run.Outcome:
+        return self.submit(name, notebook).result()
+
+
+@pytest.fixture(scope="session")
+def grader(built, tmp_path_factory) -> Grader:
+    g = Grader(built.autograder_zip, tmp_path_factory.mktemp("graded"))
+    yield g
+    g._pool.shutdown(cancel_futures=True)
+
+
+@pytest.fixture(scope="session")
+def core_submissions(built, grader, tmp_path_factory) -> dict[str, Path]:
+    """The notebooks the core grading tests need, all queued at once so they grade in parallel."""
+    work = tmp_path_factory.mktemp("submissions")
+    solution = built.solutions["zh-TW"].parent.parent.parent / "solutions" / "zh-TW" / assign.NOTEBOOK
+    subs = {
+        "solution-zh-TW": solution,
+        "solution-en": solution.parent.parent / "en" / assign.NOTEBOOK,
+        "blank": solution.parent.parent.parent / "student" / "zh-TW" / assign.NOTEBOOK,
+        "dense64": mutate(solution, work / "dense64.ipynb", ("Dense(128", "Dense(64")),
+    }
+    for name, path in subs.items():
+        grader.submit(name, path)
+    return subs

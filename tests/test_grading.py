@@ -1,0 +1,45 @@
+"""The built autograder on real Fashion-MNIST: full marks, zero, and exactly the lost points."""
+
+import pytest
+
+from fashion_kit import results
+
+pytestmark = pytest.mark.slow
+
+QUESTIONS = {
+    "q1_load_data": 1, "q2_class_names": 1, "q3_normalize": 2, "q4_model": 2, "q5_compile": 1,
+    "q6_fit": 1, "q7_save_load": 1, "q8_evaluate": 1, "q9_accuracy": 2, "q10_param_count": 1,
+}
+
+
+@pytest.mark.parametrize("lang", ["zh-TW", "en"])
+def test_reference_solution_scores_full_marks(grader, core_submissions, lang):
+    outcome = grader(f"solution-{lang}")
+    assert outcome.status == "graded", outcome.message + outcome.log[-3000:]
+    assert outcome.scores == {q: (p, p) for q, p in QUESTIONS.items()}
+
+
+def test_blank_student_notebook_scores_zero_without_crashing(grader, core_submissions):
+    outcome = grader("blank")
+    assert outcome.status == "graded", outcome.message + outcome.log[-3000:]
+    assert outcome.scores == {q: (0, p) for q, p in QUESTIONS.items()}
+
+
+def test_dense64_loses_exactly_the_structure_points(grader, core_submissions):
+    outcome = grader("dense64")
+    expected = {q: (p, p) for q, p in QUESTIONS.items()}
+    expected["q4_model"] = (0, 2)
+    assert outcome.scores == expected
+
+
+def test_feedback_says_what_was_expected_and_found(grader, core_submissions):
+    public = next(t for t in grader("blank").results["tests"] if t["name"] == "Public Tests")
+    assert "Expected" in public["output"] and "found" in public["output"]
+
+
+@pytest.mark.parametrize("name", ["solution-zh-TW", "blank", "dense64"])
+def test_results_follow_gradescope_spec(grader, core_submissions, name):
+    outcome = grader(name)
+    assert results.problems(outcome.results) == []
+    hidden = [t for t in outcome.results["tests"] if t.get("visibility") == "after_published"]
+    assert hidden, "hidden results must appear once the instructor publishes grades"
