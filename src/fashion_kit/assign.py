@@ -28,6 +28,7 @@ NOTEBOOK = "fashion_mnist.ipynb"
 ZIP_NAME = "autograder.zip"
 # A fixed timestamp for every zip entry: the same inputs always give the same bytes.
 ZIP_DATE = (2020, 1, 1, 0, 0, 0)
+EXECUTABLES = ("setup.sh", "run_autograder")
 GRADING_PACKAGES = ("tensorflow-cpu", "keras", "otter-grader", "numpy", "matplotlib", "ipykernel", "h5py")
 
 
@@ -82,9 +83,10 @@ def write_autograder_zip(otter_zip: Path, target: Path, data_dir: Path) -> None:
                 entries[name] = (zf.read(name), False)
     entries["otter_config.json"] = (paths.OTTER_CONFIG.read_bytes(), False)
     entries["requirements.txt"] = (grading_requirements(paths.CONSTRAINTS).encode(), False)
-    entries["setup.sh"] = ((gradescope / "setup.sh").read_bytes(), True)
-    entries["run_autograder"] = ((gradescope / "run_autograder").read_bytes(), True)
-    entries["run_otter.py"] = ((gradescope / "run_otter.py").read_bytes(), False)
+    # Everything in gradescope/ runs inside the grading image, so all of it travels in the zip.
+    for path in sorted(gradescope.iterdir()):
+        if path.is_file() and not path.name.startswith("."):
+            entries[path.name] = (path.read_bytes(), path.name in EXECUTABLES)
     entries["fashion_kit_data.py"] = ((Path(__file__).parent / "data.py").read_bytes(), False)
     for name in data.FILES:
         entries[f"data/fashion-mnist/{name}"] = ((data_dir / name).read_bytes(), False)
