@@ -1,0 +1,232 @@
+"""Measure what grading costs on top of the student's own code, and how fast a class grades.
+
+    python benchmarks/run_benchmarks.py            # every figure, median of 3 runs
+    python benchmarks/run_benchmarks.py --quick    # 1 run each, smaller batch (a smoke test)
+
+Each figure is the median of several runs, and runs of the things being compared are interleaved
+(script, kit, otter run, script, kit, ...) so that a noisy neighbour hurts all of them alike. The
+table is printed and written to benchmarks/results/latest.md; copy it into benchmarks/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import nbformat
+import psutil
+from rich.console import Console
+from rich.table import Table
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+from fashion_kit import data, paths  # noqa: E402
+
+SOLUTION = paths.SOLUTIONS / "en" / "fashion_mnist.ipynb"
+console = Console()
+
+
+class PeakMemory:
+    """Polls the resident memory of a process and all its descendants; keeps the peak sum."""
+
+    def __init__(self, pid: int, interval: float = 0.1):
+        self.pid, self.interval, self.peak = pid, interval, 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self):
+        while not self._stop.is_set():
+            try:
+                root = psutil.Process(self.pid)
+                procs = [root, *root.children(recursive=True)]
+                total = 0
+                for p in procs:
+                    try:
+                        total += p.memory_info().rss
+                    except psutil.Error:
+                        pass
+                self.peak = max(self.peak, total)
+            except psutil.Error:
+                pass
+            self._stop.wait(self.interval)
+
+    def stop(self) -> int:
+        self._stop.set()
+        self._thread.join()
+        return self.peak
+
+
+def timed(cmd: list[str], cwd: Path, env: dict | None = None) -> tuple[float, int]:
+    """Wall seconds and peak resident bytes (whole process tree) of one command."""
+    start = time.monotonic()
+    proc = subprocess.Popen(cmd, cwd=cwd, env={**os.environ, **(env or {})},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    meter = PeakMemory(proc.pid)
+    code = proc.wait()
+    peak = meter.stop()
+    if code != 0:
+        raise RuntimeError(f"{' '.join(cmd)} exited with {code}")
+    return time.monotonic() - start, peak
+
+
+def solution_as_script(target: Path) -> Path:
+    """The reference solution's own code as a plain script: no Otter, no checks, no magics."""
+    nb = nbformat.read(SOLUTION, as_version=4)
+    lines = []
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        source = cell.source
+        if "otter" in source or "grader." in source or source.lstrip().startswith(("%", "!")):
+            continue
+        lines.append(source)
+    # Pictures would block on a screen; the Agg backend draws them without one.
+    target.write_text("import matplotlib\nmatplotlib.use('Agg')\n" + "\n\n".join(lines) + "\n")
+    return target
+
+
+def bench_single(repeats: int, work: Path) -> dict[str, list[tuple[float, int]]]:
+    script = solution_as_script(work / "solution_script.py")
+    kit = [sys.executable, "-c",
+           "import sys; from fashion_kit import run; o = run.grade(sys.argv[1], sys.argv[2]); "
+           "sys.exit(0 if o.status == 'graded' else 1)", str(SOLUTION), str(paths.AUTOGRADER_ZIP)]
+    otter = [str(Path(sys.executable).parent / "otter"), "run", "-a", str(paths.AUTOGRADER_ZIP),
+             "-o", str(work / "otter-out"), str(SOLUTION)]
+    (work / "otter-out").mkdir(exist_ok=True)
+    runs = {"script": [], "kit": [], "otter": []}
+    for i in range(repeats):
+        console.log(f"single run {i + 1}/{repeats}: plain script")
+        runs["script"].append(timed([sys.executable, str(script)], work))
+        console.log(f"single run {i + 1}/{repeats}: kit autograder")
+        runs["kit"].append(timed(kit, work))
+        console.log(f"single run {i + 1}/{repeats}: otter run")
+        runs["otter"].append(timed(otter, work))
+    return runs
+
+
+def bench_batch(n: int, work: Path) -> dict[str, tuple[float, int]]:
+    folder = work / "class"
+    folder.mkdir(exist_ok=True)
+    for i in range(n):
+        shutil.copy(SOLUTION, folder / f"student{i:02d}.ipynb")
+    console.log(f"batch: fashion-kit grade on {n} submissions (default settings)")
+    kit = timed([str(Path(sys.executable).parent / "fashion-kit"), "grade", str(folder),
+                 "--output", str(work / "batch-out"), "--force"], work)
+    console.log(f"batch: serial loop of otter run on {n} submissions")
+    (work / "serial-out").mkdir(exist_ok=True)
+    start, peak = time.monotonic(), 0
+    for nb in sorted(folder.glob("*.ipynb")):
+        _, p = timed([str(Path(sys.executable).parent / "otter"), "run", "-a", str(paths.AUTOGRADER_ZIP),
+                      "-o", str(work / "serial-out"), str(nb)], work)
+        peak = max(peak, p)
+    return {"kit": kit, "serial": (time.monotonic() - start, peak)}
+
+
+def bench_build(repeats: int, work: Path) -> list[float]:
+    out = []
+    for i in range(repeats):
+        console.log(f"build {i + 1}/{repeats}")
+        root = work / f"build{i}"
+        cmd = [sys.executable, "-c",
+               "import sys; from pathlib import Path; from fashion_kit import assign; "
+               "assign.build(root=Path(sys.argv[1]), verify=False, progress=lambda _: None)", str(root)]
+        out.append(timed(cmd, work)[0])
+    return out
+
+
+def bench_cold_setup(work: Path) -> float:
+    """A fresh virtual environment from the pins to the first successful build."""
+    console.log("cold setup: fresh venv, pip install, first build")
+    venv = work / "cold-venv"
+    start = time.monotonic()
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet"]
+    subprocess.run(pip + ["-c", str(paths.CONSTRAINTS), str(ROOT)], check=True, cwd=work)
+    subprocess.run([str(venv / "bin" / "python"), "-c",
+                    "import sys; from pathlib import Path; from fashion_kit import assign; "
+                    "assign.build(root=Path(sys.argv[1]), verify=False, progress=lambda _: None)",
+                    str(work / "cold-build")], check=True, cwd=work,
+                   env={**os.environ, "FASHION_KIT_ROOT": str(ROOT)})
+    return time.monotonic() - start
+
+
+def median(values):
+    return statistics.median(values)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--batch", type=int, default=8, help="submissions in the batch comparison")
+    parser.add_argument("--quick", action="store_true", help="1 run each, batch of 4, no cold setup")
+    parser.add_argument("--skip-cold", action="store_true", help="skip the fresh-venv measurement")
+    args = parser.parse_args()
+    if args.quick:
+        args.repeats, args.batch, args.skip_cold = 1, 4, True
+
+    data.ensure()
+    if not paths.AUTOGRADER_ZIP.is_file():
+        console.print("Build the autograder first: fashion-kit assign")
+        return 2
+
+    with tempfile.TemporaryDirectory(prefix="fashion-kit-bench-") as tmp:
+        work = Path(tmp)
+        single = bench_single(args.repeats, work)
+        batch = bench_batch(args.batch, work)
+        build = bench_build(args.repeats, work)
+        cold = None if args.skip_cold else bench_cold_setup(work)
+
+    script_s = median([s for s, _ in single["script"]])
+    script_m = median([m for _, m in single["script"]])
+    kit_s, kit_m = median([s for s, _ in single["kit"]]), median([m for _, m in single["kit"]])
+    otter_s, otter_m = median([s for s, _ in single["otter"]]), median([m for _, m in single["otter"]])
+    kit_rate = args.batch / batch["kit"][0] * 60
+    serial_rate = args.batch / batch["serial"][0] * 60
+    gb = 1024 ** 3
+
+    rows = [
+        ("plain script (reference solution's code)", f"{script_s:.1f} s", f"{script_m / gb:.2f} GB", ""),
+        ("kit autograder, one submission", f"{kit_s:.1f} s", f"{kit_m / gb:.2f} GB", ""),
+        ("otter run, one submission", f"{otter_s:.1f} s", f"{otter_m / gb:.2f} GB", ""),
+        ("overhead: kit / script", f"{kit_s / script_s:.2f}×", f"{kit_m / script_m:.2f}×", "time ≤ 1.15, memory ≤ 1.10"),
+        ("overhead: otter run / script", f"{otter_s / script_s:.2f}×", f"{otter_m / script_m:.2f}×", ""),
+        (f"batch of {args.batch}: fashion-kit grade", f"{kit_rate:.2f} /min", f"{batch['kit'][1] / gb:.2f} GB", ""),
+        (f"batch of {args.batch}: serial otter run loop", f"{serial_rate:.2f} /min", f"{batch['serial'][1] / gb:.2f} GB", ""),
+        ("throughput: kit batch / serial loop", f"{kit_rate / serial_rate:.2f}×", "", "≥ 1.5"),
+        ("build (master → student, solutions, zip)", f"{median(build):.1f} s", "", "≤ 120 s"),
+    ]
+    if cold is not None:
+        rows.append(("cold setup (fresh venv → first build)", f"{cold:.0f} s", "", ""))
+
+    table = Table(title="fashion-kit benchmark")
+    for col in ("measure", "time / rate", "peak memory", "target"):
+        table.add_column(col)
+    for row in rows:
+        table.add_row(*row)
+    console.print(table)
+
+    machine = (f"{platform.node()}: {psutil.cpu_count()} cores, "
+               f"{psutil.virtual_memory().total / gb:.0f} GB, Python {platform.python_version()}, "
+               f"{platform.machine()}; medians of {args.repeats} run(s); {time.strftime('%Y-%m-%d')}")
+    md = ["| measure | time / rate | peak memory | target |", "|---|---|---|---|"]
+    md += [f"| {' | '.join(r)} |" for r in rows]
+    out = ROOT / "benchmarks" / "results"
+    out.mkdir(exist_ok=True)
+    (out / "latest.md").write_text(f"Measured on {machine}\n\n" + "\n".join(md) + "\n")
+    console.print(f"written to {out / 'latest.md'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
