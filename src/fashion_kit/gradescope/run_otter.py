@@ -13,6 +13,7 @@ SOURCE = Path(__file__).resolve().parent
 sys.path.insert(0, str(SOURCE))
 
 import fashion_kit_data  # noqa: E402  (bundled copy of fashion_kit/data.py)
+import postgrade  # noqa: E402  (accuracy graded outside the student's kernel)
 
 
 def settings() -> dict:
@@ -30,6 +31,7 @@ def grade(autograder_dir: str) -> None:
 def main(autograder_dir: str) -> None:
     fashion_kit_data.install(SOURCE / "data" / "fashion-mnist")
     grade(autograder_dir)
+    postgrade.main(autograder_dir)
 
 
 if __name__ == "__main__":
