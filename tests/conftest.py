@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from fashion_kit import assign, data, notebooks, paths, run
+from fashion_kit import assign, data, notebooks, paths, results, run
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "fashion-mnist"
 # Two gradings at once fill both cores of the reference machine; more only adds memory.
@@ -49,6 +49,15 @@ def mutate(source: Path, target: Path, *edits: tuple[str, str]) -> Path:
     return target
 
 
+def _graded_and_checked(notebook, autograder_zip, out, env) -> run.Outcome:
+    """Grade, then hold every results.json the suite produces to Gradescope's specification."""
+    outcome = run.grade(notebook, autograder_zip, out, 1800, env)
+    if outcome.results is not None:
+        found = results.problems(outcome.results)
+        assert not found, f"{notebook}: results.json breaks Gradescope's specification: {found}"
+    return outcome
+
+
 class Grader:
     """Grades submissions with the session's autograder, in parallel, each notebook only once."""
 
@@ -57,10 +66,13 @@ class Grader:
         self._pool = ThreadPoolExecutor(max_workers=GRADING_JOBS)
         self._futures = {}
 
-    def submit(self, name: str, notebook: Path):
+    def submit(self, name: str, notebook: Path, autograder_zip: Path | None = None, env: dict | None = None):
+        """Queue ``notebook`` under ``name``; ``autograder_zip`` and ``env`` override the session's."""
         if name not in self._futures:
             out = self.workdir / name
-            self._futures[name] = self._pool.submit(run.grade, notebook, self.zip_path, out, 1800)
+            self._futures[name] = self._pool.submit(
+                _graded_and_checked, notebook, autograder_zip or self.zip_path, out, env
+            )
         return self._futures[name]
 
     def __call__(self, name: str, notebook: Path | None = None) -> run.Outcome:
