@@ -52,17 +52,73 @@ def _otter_assign(master: Path, out: Path) -> None:
         raise BuildError(f"otter assign failed on {master.name}:\n{proc.stdout}\n{proc.stderr}")
 
 
+# The grading image: Linux x86_64 with the Python setup.sh installs. Dependency markers are evaluated
+# for it, not for the machine running the build.
+GRADING_ENVIRONMENT = {
+    "python_version": "3.11", "python_full_version": "3.11.0", "sys_platform": "linux",
+    "platform_system": "Linux", "platform_machine": "x86_64", "os_name": "posix",
+    "implementation_name": "cpython", "platform_python_implementation": "CPython",
+}
+# Same wheel contents under another name: where the CPU build is not installed (macOS), read the other.
+SAME_DEPENDENCIES = {"tensorflow-cpu": "tensorflow"}
+
+
+def _canonical(name: str) -> str:
+    return name.lower().replace("_", "-").replace(".", "-")
+
+
+def grading_closure() -> set[str]:
+    """Every distribution the grading packages need in the grading image, read from the installed
+    packages' metadata (which ``constraints.txt`` pinned), extras included."""
+    from importlib import metadata
+
+    from packaging.requirements import Requirement
+
+    needed: set[str] = set()
+    todo = [(p, frozenset()) for p in GRADING_PACKAGES]
+    seen = set()
+    while todo:
+        name, extras = todo.pop()
+        if (name, extras) in seen:
+            continue
+        seen.add((name, extras))
+        needed.add(name)
+        try:
+            requires = metadata.requires(name)
+        except metadata.PackageNotFoundError:
+            try:
+                requires = metadata.requires(SAME_DEPENDENCIES[name])
+            except (KeyError, metadata.PackageNotFoundError):
+                raise BuildError(
+                    f"{name} is not installed, so its dependencies cannot be pinned for the grading "
+                    "image. Install the kit with: pip install -c constraints.txt -e '.[dev]'"
+                ) from None
+        for line in requires or []:
+            req = Requirement(line)
+            applies = req.marker is None or any(
+                req.marker.evaluate({**GRADING_ENVIRONMENT, "extra": extra}) for extra in (extras or {""})
+            )
+            if applies:
+                todo.append((_canonical(req.name), frozenset(req.extras)))
+    return needed
+
+
 def grading_requirements(constraints: Path) -> str:
-    """The grading image's requirements: the kit's pinned versions of what grading imports."""
+    """The grading image's requirements.txt: every package of the grading closure, each pinned to
+    the version ``constraints`` gives it, so the image is the same on every build."""
     pins = {}
     for line in constraints.read_text().splitlines():
         name, sep, version = line.strip().partition("==")
         if sep:
-            pins[name.lower().replace("_", "-")] = version
-    missing = [p for p in GRADING_PACKAGES if p not in pins]
+            pins[_canonical(name)] = version
+    needed = grading_closure()
+    missing = sorted(needed - pins.keys())
     if missing:
-        raise BuildError(f"{constraints} pins no version for {', '.join(missing)}.")
-    return "".join(f"{p}=={pins[p]}\n" for p in GRADING_PACKAGES)
+        raise BuildError(
+            f"{constraints} pins no version for {', '.join(missing)}, which the grading image needs. "
+            "Add a name==version line for each."
+        )
+    return "".join(f"{p}=={pins[p]}\n" for p in sorted(needed))
 
 
 def _zip_entry(zf: zipfile.ZipFile, name: str, payload: bytes, executable: bool = False) -> None:
