@@ -52,6 +52,63 @@ def cmd_run(args) -> int:
     return 0
 
 
+def cmd_grade(args) -> int:
+    import signal
+
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    from . import grade, report
+    from .submissions import InputError
+
+    limits = grade.Limits.from_config()
+    for name in ("timeout_seconds", "memory_limit_mb", "max_notebook_mb"):
+        if getattr(args, name) is not None:
+            setattr(limits, name, getattr(args, name))
+    # A kill (SIGTERM) stops the batch as cleanly as Ctrl-C does.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    counts = {"done": 0, "failed": 0}
+    progress = Progress(
+        TextColumn("grading"), BarColumn(),
+        TextColumn("[green]{task.fields[done]} done[/green] [red]{task.fields[failed]} failed[/red] "
+                   "{task.fields[left]} remaining"),
+        TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+        console=console,
+    )
+    task = None
+
+    def on_start(total, skipped):
+        nonlocal task
+        if skipped:
+            console.print(f"{skipped} submissions already graded: skipped (--force grades them again)")
+        task = progress.add_task("grading", total=total, done=0, failed=0, left=total)
+        progress.start()
+
+    def on_done(record):
+        counts["done" if record.status == "graded" else "failed"] += 1
+        left = progress.tasks[task].total - counts["done"] - counts["failed"]
+        progress.update(task, advance=1, left=left, **counts)
+
+    try:
+        result = grade.grade_class(
+            args.source, args.output, args.autograder, limits=limits,
+            jobs=grade.DEFAULT_JOBS if args.jobs is None else args.jobs,
+            force=args.force, retry_failed=args.retry_failed, on_start=on_start, on_done=on_done,
+        )
+    except (InputError, grade.BatchError) as e:
+        console.print(f"[red]{e}[/red]")
+        return 2
+    finally:
+        progress.stop()
+    out = Path(args.output)
+    (out / grade.REPORT).write_text(report.html_report(result), encoding="utf-8")
+    report.print_summary(result, console)
+    console.print(f"gradebook: {out / grade.GRADEBOOK}\nreport:    {out / grade.REPORT}")
+    if result.interrupted:
+        console.print("[yellow]Interrupted. Run the same command again to carry on where it stopped.[/yellow]")
+        return 130
+    return 0 if result.all_graded else 1
+
+
 def cmd_check(args) -> int:
     from . import assign
 
@@ -87,6 +144,18 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--output", help="folder to write results.json to")
     s.add_argument("--timeout", type=float, default=None, help="seconds before grading is stopped")
     s.set_defaults(func=cmd_run)
+
+    s = sub.add_parser("grade", help="grade a whole class: a folder of notebooks or zips, or a Gradescope export")
+    s.add_argument("source", help="a folder of notebooks / grader.export() zips, or a Gradescope export (zip or folder)")
+    s.add_argument("--output", "-o", default="graded", help="folder for the gradebook, report and results (default: graded)")
+    s.add_argument("--autograder", default=str(paths.AUTOGRADER_ZIP))
+    s.add_argument("--jobs", "-j", type=int, default=None, help="submissions graded at once (default: one per core, at most 2)")
+    s.add_argument("--timeout", dest="timeout_seconds", type=float, help="seconds per submission (default: otter_config.json)")
+    s.add_argument("--memory-limit", dest="memory_limit_mb", type=float, help="MB per submission (default: otter_config.json)")
+    s.add_argument("--max-notebook-mb", type=float, help="larger notebooks are refused (default: otter_config.json)")
+    s.add_argument("--force", action="store_true", help="grade again what was already graded")
+    s.add_argument("--retry-failed", action="store_true", help="grade again what timed out, ran out of memory or crashed")
+    s.set_defaults(func=cmd_grade)
 
     s = sub.add_parser("check", help="verify the committed notebooks are up to date with the master")
     s.set_defaults(func=cmd_check)

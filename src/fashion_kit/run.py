@@ -3,32 +3,57 @@
 The submission is laid out the way Gradescope lays it out (``source/`` from the autograder zip,
 ``submission/``, ``results/``) and the zip's own entry point, ``run_otter.py``, grades it in a child
 process. What Otter trips on is fixed first: the notebook gets the assignment's file name and
-kernelspec. The child runs in its own process group with a wall-clock limit, so a hanging notebook
-is stopped and reported instead of blocking everything after it.
+kernelspec. The child runs in its own process group under a supervisor: a wall-clock limit, a memory
+limit on the whole process tree (the grader and the notebook's kernel), and a cap on the output it
+keeps. A notebook that hangs, eats memory or floods its output is stopped and reported instead of
+blocking, or starving, everything after it.
 """
 
 from __future__ import annotations
 
+import functools
+import importlib.util
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import zipfile
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import psutil
 
 from . import notebooks
 
 NOTEBOOK = "fashion_mnist.ipynb"
+# Of a grading's output, the head and the tail are kept (where the errors are); the middle of a flood
+# is counted and dropped, so a notebook printing gigabytes can fill neither memory nor the disk.
+LOG_HEAD_BYTES = LOG_TAIL_BYTES = 256 * 1024
+# How often the supervisor samples the process tree's memory. Filling pages runs at a few GB/s, so a
+# memory bomb overshoots the limit by about a gigabyte at most before it is killed.
+POLL_SECONDS = 0.2
+# Otter writes this test, and no scores, when it refuses to grade a submission.
+OTTER_ERROR_TEST = "Autograder Error"
+# The zip's run_otter.py stops Otter itself at timeout_seconds and writes results for the questions
+# checked so far; the supervisor here kills only if that did not happen this much later.
+INNER_STOP_GRACE_SECONDS = 60
 
 
 @dataclass
 class Outcome:
-    """What grading one submission produced. ``status`` is one of graded, invalid, timeout, error."""
+    """What grading one submission produced.
+
+    ``status`` is one of: graded; invalid (not a gradable notebook); wrong-assignment (a notebook made
+    for another assignment); timeout; memory (passed the memory limit); interrupted (grading was
+    cancelled); error (the kernel died or the autograder crashed). ``message`` says what happened.
+    """
 
     submission: str
     status: str
@@ -37,6 +62,7 @@ class Outcome:
     seconds: float = 0.0
     log: str = ""
     scores: dict[str, tuple[float, float]] = field(default_factory=dict)
+    peak_memory_mb: float = 0.0
 
     @property
     def score(self) -> float:
@@ -92,8 +118,15 @@ def grade(
     output_dir: Path | str | None = None,
     timeout: float | None = None,
     env: dict | None = None,
+    *,
+    memory_limit_mb: float | None = None,
+    cancel: threading.Event | None = None,
 ) -> Outcome:
-    """Grade ``submission`` (a notebook) with ``autograder_zip``; never raises for a bad submission."""
+    """Grade ``submission`` (a notebook) with ``autograder_zip``; never raises for a bad submission.
+
+    ``timeout`` (seconds) and ``memory_limit_mb`` (resident memory of the grader and its kernel
+    together) stop a grading that goes too far; setting ``cancel`` stops it from another thread.
+    """
     submission, started = Path(submission), time.monotonic()
     try:
         nb = prepare_submission(load_submission(submission))
@@ -107,27 +140,28 @@ def grade(
         (ag_dir / "submission_metadata.json").write_text("{}")
         with zipfile.ZipFile(autograder_zip) as zf:
             zf.extractall(ag_dir / "source")
+        if timeout is not None:
+            _set_inner_timeout(ag_dir / "source" / "otter_config.json", timeout)
         notebooks.write(nb, ag_dir / "submission" / NOTEBOOK)
 
-        log_path = Path(tmp) / "grading.log"
-        with open(log_path, "w") as log:
-            proc = subprocess.Popen(
-                [sys.executable, str(ag_dir / "source" / "run_otter.py"), str(ag_dir)],
-                cwd=ag_dir,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                env={**os.environ, **(env or {})},
-                start_new_session=True,  # its own process group, so the kernel dies with it
-            )
-            try:
-                proc.wait(timeout=timeout)
-                timed_out = False
-            except subprocess.TimeoutExpired:
-                timed_out = True
-            finally:
-                _kill_group(proc)
-        log_text = log_path.read_text(errors="replace")
+        proc = subprocess.Popen(
+            [sys.executable, str(ag_dir / "source" / "run_otter.py"), str(ag_dir)],
+            cwd=ag_dir,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env={**os.environ, **(env or {})},
+            start_new_session=True,  # its own process group, apart from ours
+            preexec_fn=_die_with_parent,
+        )
+        log = _CappedLog(proc.stdout)
+        try:
+            outer = None if timeout is None else timeout + INNER_STOP_GRACE_SECONDS
+            stopped, peak = _supervise(proc, outer, memory_limit_mb, cancel)
+        finally:
+            _kill_tree(proc)
+            log.join()
+        log_text = log.text()
         seconds = time.monotonic() - started
 
         results_path = ag_dir / "results" / "results.json"
@@ -136,22 +170,182 @@ def grade(
             Path(output_dir).mkdir(parents=True, exist_ok=True)
             shutil.copy(results_path, Path(output_dir) / "results.json")
 
-    if timed_out:
-        return Outcome(str(submission), "timeout", f"Stopped after {timeout:g} s.", results, seconds, log_text)
-    if results is None:
-        return Outcome(
-            str(submission), "error", f"The autograder exited with code {proc.returncode} and wrote no results.",
-            None, seconds, log_text,
+    def outcome(status, message="", scores=None):
+        return Outcome(str(submission), status, message, results, seconds, log_text, scores or {}, peak / 2**20)
+
+    if stopped == "timeout":
+        return outcome("timeout", f"Stopped after {timeout:g} s: the notebook did not finish in time.")
+    if stopped == "memory":
+        return outcome(
+            "memory",
+            f"Stopped: the notebook used {peak / 2**20:,.0f} MB, more than the limit of "
+            f"{memory_limit_mb:,.0f} MB.",
         )
-    return Outcome(str(submission), "graded", "", results, seconds, log_text, _scores(results))
+    if stopped == "interrupted":
+        return outcome("interrupted", "Grading was cancelled before it finished.")
+    if results is not None:
+        tests = {t.get("name"): t for t in results.get("tests", [])}
+        if OTTER_ERROR_TEST in tests:
+            return _refused(tests[OTTER_ERROR_TEST].get("output", ""), outcome)
+        kind = next((k for title, k in _stop_kinds().items() if title in tests), None)
+        if kind is not None:
+            scores = _scores(results)
+            kept = f" Questions checked before that keep their scores ({sum(s for s, _ in scores.values()):g} points)."
+            messages = {
+                "timeout": f"Stopped after {timeout:g} s: the notebook did not finish in time.",
+                "memory": "The notebook's kernel died while it ran (a cell crashed it, killed it or used too "
+                          "much memory).",
+                "error": "The autograder failed while the notebook ran; see grading.log.",
+            }
+            return outcome("timeout" if kind == "timeout" else "error", messages[kind] + kept, scores)
+        return outcome("graded", "", _scores(results))
+    if "DeadKernelError" in log_text:
+        return outcome("error", "The notebook's kernel died while it ran (a cell crashed or killed Python).")
+    return outcome("error", f"The autograder exited with code {proc.returncode} and wrote no results.")
 
 
-def _kill_group(proc: subprocess.Popen) -> None:
+def _set_inner_timeout(config_path: Path, timeout: float) -> None:
+    """Make the zip's own time limit (run_otter.py reads it) the one this grading was given."""
+    config = json.loads(config_path.read_text(encoding="utf-8"))
+    config.setdefault("fashion_kit", {})["timeout_seconds"] = timeout
+    config_path.write_text(json.dumps(config, indent=4), encoding="utf-8")
+
+
+@functools.lru_cache(1)
+def _stop_kinds() -> dict[str, str]:
+    """The test title gradescope/interrupted.py gives a run it had to stop -> why it stopped."""
+    folder = Path(__file__).parent / "gradescope"
+    if not (folder / "interrupted.py").is_file():
+        return {}
+    sys.path.insert(0, str(folder))  # interrupted.py imports its sibling checkpoints.py
+    known = set(sys.modules)
     try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
+        spec = importlib.util.spec_from_file_location("_fashion_kit_interrupted", folder / "interrupted.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(folder))
+        for name in set(sys.modules) - known:  # leave no zip-only module importable by its short name
+            if name == "checkpoints":
+                del sys.modules[name]
+    return {title: kind for kind, title in module.TITLES.items()}
+
+
+def _refused(otter_message: str, make) -> Outcome:
+    """Turn Otter's refusal to grade (its "Autograder Error" test) into a status and a message."""
+    found = re.search(r"Received submission for assignment '(.*?)' \(this is assignment '(.*?)'\)", otter_message)
+    if found:
+        got, expected = found.groups()
+        what = "has no assignment name" if got == "None" else f"is for assignment '{got}'"
+        return make(
+            "wrong-assignment",
+            f"This notebook {what}; expected the '{expected}' notebook (start from the student notebook).",
+        )
+    detail = otter_message.split("\n\n", 1)[-1].strip() or "no reason given"
+    return make("error", f"Otter refused to grade the notebook: {detail}")
+
+
+def _supervise(proc, timeout, memory_limit_mb, cancel) -> tuple[str | None, int]:
+    """Wait for ``proc``; returns why it was stopped (None if it finished) and its peak tree RSS."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    limit = None if memory_limit_mb is None else memory_limit_mb * 2**20
+    peak = 0
+    while True:
+        try:
+            proc.wait(timeout=POLL_SECONDS)
+            return None, peak
+        except subprocess.TimeoutExpired:
+            pass
+        rss = _tree_rss(proc.pid)
+        peak = max(peak, rss)
+        if limit is not None and rss > limit:
+            return "memory", peak
+        if deadline is not None and time.monotonic() > deadline:
+            return "timeout", peak
+        if cancel is not None and cancel.is_set():
+            return "interrupted", peak
+
+
+def _tree(pid: int) -> list[psutil.Process]:
+    try:
+        root = psutil.Process(pid)
+        return [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return []
+
+
+def _tree_rss(pid: int) -> int:
+    total = 0
+    for p in _tree(pid):
+        try:
+            total += p.memory_info().rss
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            pass
+    return total
+
+
+def _kill_tree(proc: subprocess.Popen) -> None:
+    """Kill the grader and everything under it. The kernel runs in a session of its own (Jupyter
+    starts it so), so killing our process group alone would leave a kernel running."""
+    for _ in range(2):  # a second pass catches what was started while the first one ran
+        descendants = _tree(proc.pid)[1:]
+        groups = set()
+        for p in descendants:
+            try:
+                groups.add(os.getpgid(p.pid))
+                p.kill()
+            except (psutil.NoSuchProcess, ProcessLookupError, PermissionError):
+                pass
+        groups.add(proc.pid)
+        groups.discard(os.getpgrp())
+        for group in groups:
+            try:
+                os.killpg(group, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
     proc.wait()
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: ask Linux to kill it if the process that started it dies, so a
+    killed batch leaves no grading running behind it."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        PR_SET_PDEATHSIG = 1
+        ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+class _CappedLog:
+    """Reads a child's output on a thread, keeping only its head and tail."""
+
+    def __init__(self, stream):
+        self._stream, self._head, self._tail = stream, bytearray(), deque()
+        self._tail_size = self._dropped = 0
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+
+    def _read(self):
+        while chunk := self._stream.read1(65536):
+            room = LOG_HEAD_BYTES - len(self._head)
+            if room > 0:
+                self._head += chunk[:room]
+                chunk = chunk[room:]
+            if chunk:
+                self._tail.append(chunk)
+                self._tail_size += len(chunk)
+                while self._tail_size - len(self._tail[0]) >= LOG_TAIL_BYTES:
+                    self._tail_size -= len(self._tail[0])
+                    self._dropped += len(self._tail.popleft())
+        self._stream.close()
+
+    def join(self):
+        # A process that escaped the kill (a daemon re-parented to init) may still hold the pipe.
+        self._thread.join(timeout=5)
+
+    def text(self) -> str:
+        middle = f"\n[... {self._dropped:,} bytes of output dropped ...]\n".encode() if self._dropped else b""
+        return (bytes(self._head) + middle + b"".join(self._tail)).decode("utf-8", errors="replace")
 
 
 def format_table(outcome: Outcome) -> str:

@@ -1,0 +1,426 @@
+"""Grading a whole class: input discovery, supervision (time, memory, output), the gradebook,
+resumption, the report, and one acceptance run of the CLI over a mixed class."""
+
+from __future__ import annotations
+
+import base64
+import csv
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+import zipfile
+from pathlib import Path
+
+import nbformat
+import psutil
+import pytest
+
+from fashion_kit import grade, report, results, run
+from fashion_kit.submissions import InputError, discover
+
+from .conftest import GRADING_JOBS, mutate
+
+MB = 2**20
+QUESTIONS = ["q1_load_data", "q2_class_names", "q3_normalize", "q4_model", "q5_compile", "q6_fit",
+             "q7_save_load", "q8_evaluate", "q9_accuracy", "q10_param_count"]
+
+
+def tiny(path: Path, *cells: str, assignment: str | None = "fashion_mnist") -> Path:
+    """A notebook that needs no training: grading it takes seconds, not a minute."""
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
+    if assignment is not None:
+        nb.metadata["otter"] = {"assignment_name": assignment}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, str(path))
+    return path
+
+
+def export_zip(path: Path, notebook: Path, *extra: tuple[str, str]) -> Path:
+    """A zip laid out as grader.export() makes it."""
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.write(notebook, "fashion_mnist.ipynb")
+        zf.writestr("__zip_filename__", path.name)
+        for name, text in extra:
+            zf.writestr(name, text)
+    return path
+
+
+def bad_inputs(folder: Path, good: Path) -> dict[str, str]:
+    """Every kind of broken upload, and the words its message must contain."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "empty.ipynb").write_bytes(b"")
+    (folder / "truncated.ipynb").write_text('{"cells": [', encoding="utf-8")
+    (folder / "not_a_notebook.ipynb").write_text('{"name": "a JSON file"}', encoding="utf-8")
+    (folder / "essay.pdf").write_bytes(b"%PDF-1.4 not a notebook")
+    with zipfile.ZipFile(folder / "no_notebook.zip", "w") as zf:
+        zf.writestr("answers.py", "x = 1")
+    with zipfile.ZipFile(folder / "two_notebooks.zip", "w") as zf:
+        zf.write(good, "fashion_mnist.ipynb")
+        zf.write(good, "fashion_mnist (copy).ipynb")
+    (folder / "broken.zip").write_bytes(b"PK\x03\x04 not really a zip")
+    with open(folder / "huge.ipynb", "wb") as f:
+        f.truncate(3 * MB)  # over the 2 MB cap these tests use
+    return {
+        "empty": "is empty",
+        "truncated": "not valid JSON",
+        "not_a_notebook": "no 'cells'",
+        "essay": "not a notebook",
+        "no_notebook": "no notebook",
+        "two_notebooks": "2 notebooks",
+        "broken": "not a valid zip",
+        "huge": "larger than the 2.0 MB limit",
+    }
+
+
+def gradebook(out: Path) -> list[dict]:
+    with open(out / grade.GRADEBOOK, newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+def by_id(rows: list[dict]) -> dict[str, dict]:
+    ids = [r["submission"] for r in rows]
+    assert len(ids) == len(set(ids)), f"duplicated rows: {ids}"
+    return {r["submission"]: r for r in rows}
+
+
+def tagged_processes(tag: str) -> list[psutil.Process]:
+    """Processes (left over from a batch) whose environment carries ``tag``."""
+    found = []
+    for p in psutil.process_iter():
+        try:
+            if p.environ().get("FASHION_KIT_TEST_TAG") == tag:
+                found.append(p)
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+            pass
+    return found
+
+
+def cli(*args: str, tag: str, **kwargs) -> subprocess.Popen:
+    env = {**os.environ, "FASHION_KIT_TEST_TAG": tag}
+    return subprocess.Popen([sys.executable, "-m", "fashion_kit", "grade", *args], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kwargs)
+
+
+LIMITS = grade.Limits(timeout_seconds=120, memory_limit_mb=4096, max_notebook_mb=2)
+
+
+# ---- discovery: no grading ----
+
+def test_folder_of_notebooks_and_exports(tmp_path):
+    good = tiny(tmp_path / "src" / "good.ipynb", "x = 1")
+    folder = tmp_path / "class"
+    tiny(folder / "alice.ipynb", "x = 1")
+    export_zip(folder / "bob.zip", good, (".OTTER_LOG", "log"), ("model.keras", "weights"))
+    tiny(folder / "carol" / "My notebook (1).ipynb", "x = 2")  # one folder per student
+    tiny(folder / "dup.ipynb", "x = 3")
+    export_zip(folder / "dup.zip", good)
+    (folder / ".DS_Store").write_bytes(b"\0")
+    tiny(folder / "__MACOSX" / "alice.ipynb", "x = 1")
+    subs = {s.id: s for s in discover(folder, tmp_path / "work", 2 * MB)}
+    assert sorted(subs) == ["alice", "bob", "carol", "dup.ipynb", "dup.zip"]
+    assert all(not s.problem and s.notebook.is_file() for s in subs.values())
+    assert nbformat.read(str(subs["bob"].notebook), 4).cells[0].source == "x = 1"
+    assert subs["bob"].digest == subs["dup.zip"].digest != subs["dup.ipynb"].digest
+
+
+def test_bad_inputs_are_submissions_with_a_problem(tmp_path):
+    good = tiny(tmp_path / "good.ipynb", "x = 1")
+    expected = bad_inputs(tmp_path / "class", good)
+    subs = {s.id: s for s in discover(tmp_path / "class", tmp_path / "work", 2 * MB)}
+    assert set(subs) == set(expected)
+    # Content problems are left to the grader's reader (it answers before any process starts).
+    for name in ("empty", "truncated", "not_a_notebook"):
+        assert subs[name].notebook is not None
+    for name in ("essay", "no_notebook", "two_notebooks", "broken", "huge"):
+        assert subs[name].notebook is None and expected[name] in subs[name].problem, subs[name].problem
+
+
+def gradescope_export(root: Path, good: Path) -> None:
+    """A synthetic Gradescope "Export Submissions" archive, unpacked under ``root``."""
+    (root / "submission_1001").mkdir(parents=True)
+    (root / "submission_1001" / "fashion_mnist.ipynb").write_bytes(good.read_bytes())
+    (root / "submission_1002").mkdir()
+    export_zip(root / "submission_1002" / "fashion_mnist_2026_11_28T10_00_00.zip", good)
+    (root / "submission_1003").mkdir()
+    (root / "submission_1003" / "answers.txt").write_text("I could not finish", encoding="utf-8")
+    (root / "submission_metadata.yml").write_text(
+        "submission_1001:\n  :submitters:\n  - :name: Lin Mei\n    :sid: '41'\n    :email: mei@example.edu\n"
+        "  :created_at: 2026-11-28 10:00:00 +0800\n  :score: 0.0\n"
+        "submission_1002:\n  :submitters:\n  - :name: Chen Wei\n    :email: wei@example.edu\n"
+        "  - :name: Wang Hao\n    :email: hao@example.edu\n"
+        "submission_1003:\n  :submitters:\n  - :name: Lee Ann\n    :email: ann@example.edu\n"
+        "submission_1004:\n  :submitters:\n  - :name: Kao Yu\n    :email: yu@example.edu\n",
+        encoding="utf-8",
+    )
+
+
+@pytest.mark.parametrize("packed", ["zip", "folder"])
+def test_gradescope_export(tmp_path, packed):
+    good = tiny(tmp_path / "good.ipynb", "x = 1")
+    export = tmp_path / "export" / "assignment_7_export"
+    gradescope_export(export, good)
+    source = export.parent
+    if packed == "zip":
+        source = tmp_path / "submissions.zip"
+        with zipfile.ZipFile(source, "w") as zf:
+            for path in sorted(export.rglob("*")):
+                zf.write(path, path.relative_to(export.parent).as_posix())
+    subs = {s.id: s for s in discover(source, tmp_path / "work", 2 * MB)}
+    assert sorted(subs) == ["1001", "1002", "1003", "1004"]
+    assert subs["1001"].submitters == "Lin Mei <mei@example.edu>"
+    assert subs["1002"].submitters == "Chen Wei <wei@example.edu>; Wang Hao <hao@example.edu>"
+    assert subs["1001"].digest == subs["1002"].digest and not subs["1002"].problem
+    assert "no notebook" in subs["1003"].problem and "answers.txt" in subs["1003"].problem
+    assert "no files" in subs["1004"].problem  # listed in the metadata, nothing uploaded
+
+
+def test_unusable_sources_are_refused_clearly(tmp_path):
+    with pytest.raises(InputError, match="does not exist"):
+        discover(tmp_path / "nowhere", tmp_path / "work", MB)
+    plain = tmp_path / "one.zip"
+    with zipfile.ZipFile(plain, "w") as zf:
+        zf.writestr("fashion_mnist.ipynb", "{}")
+    with pytest.raises(InputError, match="not a Gradescope export"):
+        discover(plain, tmp_path / "work", MB)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InputError, match="holds no submissions"):
+        discover(tmp_path / "empty", tmp_path / "work", MB)
+
+
+# ---- supervision pieces: no grading ----
+
+def test_output_flood_is_capped(tmp_path):
+    flood = "import os\nfor _ in range(800): os.write(1, b'x' * 65536)\nos.write(1, b'THE END')"
+    proc = subprocess.Popen([sys.executable, "-c", flood], stdout=subprocess.PIPE)
+    log = run._CappedLog(proc.stdout)
+    proc.wait()
+    log.join()
+    text = log.text()
+    assert len(text) < run.LOG_HEAD_BYTES + run.LOG_TAIL_BYTES + 200  # 50 MB went in
+    assert "bytes of output dropped" in text and text.endswith("THE END")
+
+
+def test_limits_come_from_otter_config():
+    limits = grade.Limits.from_config()
+    config = json.loads(grade.paths.OTTER_CONFIG.read_text())["fashion_kit"]
+    assert (limits.timeout_seconds, limits.memory_limit_mb, limits.max_notebook_mb) == (
+        config["timeout_seconds"], config["memory_limit_mb"], config["max_notebook_mb"])
+
+
+def test_report_shows_rates_histogram_and_failures(tmp_path):
+    full = {q: [1.0, 1.0] for q in QUESTIONS}
+    half = {q: [1.0 if i % 2 else 0.0, 1.0] for i, q in enumerate(QUESTIONS)}
+    records = [
+        grade.Record("a", "graded", scores=full), grade.Record("b", "graded", scores=half),
+        grade.Record("c", "timeout", "Stopped after 900 s <slow>"),
+    ]
+    result = grade.BatchResult(records, QUESTIONS)
+    assert report.pass_rates(records, QUESTIONS)["q1_load_data"] == 0.5
+    assert report.pass_rates(records, QUESTIONS)["q2_class_names"] == 1.0
+    page = report.html_report(result)
+    images = [part.split('"', 1)[0] for part in page.split("data:image/png;base64,")[1:]]
+    assert len(images) == 2 and all(base64.b64decode(i).startswith(b"\x89PNG") for i in images)
+    assert "Stopped after 900 s &lt;slow&gt;" in page  # messages are escaped
+    rows = list(csv.DictReader(io.StringIO(grade.gradebook_csv(records, QUESTIONS))))
+    assert [(r["submission"], r["total"], r["status"]) for r in rows] == [
+        ("a", "10", "graded"), ("b", "5", "graded"), ("c", "", "timeout")]
+
+
+def test_bad_inputs_get_rows_without_starting_a_grader(built, tmp_path, monkeypatch):
+    def no_grading(*args, **kwargs):
+        raise AssertionError("a submission that cannot be read must not be graded")
+
+    good = tiny(tmp_path / "good.ipynb", "x = 1")
+    expected = bad_inputs(tmp_path / "class", good)
+    monkeypatch.setattr(run.subprocess, "Popen", no_grading)
+    result = grade.grade_class(tmp_path / "class", tmp_path / "out", built.autograder_zip, limits=LIMITS)
+    rows = by_id(gradebook(tmp_path / "out"))
+    assert set(rows) == set(expected) and not result.all_graded
+    for name, words in expected.items():
+        assert rows[name]["status"] == "invalid" and words in rows[name]["message"], rows[name]
+        assert json.loads((tmp_path / "out" / name / grade.RECORD).read_text())["status"] == "invalid"
+
+
+# ---- supervision: tiny notebooks graded for real (seconds each, no training) ----
+
+HOSTILE = {
+    "fine": ("x = 1",),
+    "hang": ("import time\ntime.sleep(10**6)",),
+    "kernel_kill": ("import os\nos.kill(os.getpid(), 9)",),
+    "memory_bomb": ("blocks = []\nfor _ in range(120):\n    blocks.append(b'x' * 2**28)  # 30 GB",),
+    "flood": ("while True:\n    print('x' * 10000)",),
+}
+
+
+@pytest.fixture(scope="module")
+def hostile_batch(built, tmp_path_factory):
+    """One batch over hostile notebooks beside a harmless one, with low limits so it is quick."""
+    work = tmp_path_factory.mktemp("hostile")
+    for name, cells in HOSTILE.items():
+        tiny(work / "class" / f"{name}.ipynb", *cells)
+    tiny(work / "class" / "other_assignment.ipynb", "x = 1", assignment="hw03_regression")
+    tiny(work / "class" / "no_assignment_name.ipynb", "x = 1", assignment=None)
+    tag = uuid.uuid4().hex
+    os.environ["FASHION_KIT_TEST_TAG"] = tag  # inherited by every process the batch starts
+    try:
+        limits = grade.Limits(timeout_seconds=90, memory_limit_mb=3000, max_notebook_mb=2)
+        result = grade.grade_class(work / "class", work / "out", built.autograder_zip, jobs=2, limits=limits)
+    finally:
+        del os.environ["FASHION_KIT_TEST_TAG"]
+    time.sleep(2)
+    return result, work / "out", tag
+
+
+def test_each_disaster_gets_its_status(hostile_batch):
+    result, out, _ = hostile_batch
+    rows = by_id(gradebook(out))
+    assert set(rows) == set(HOSTILE) | {"other_assignment", "no_assignment_name"}
+    status = {k: r["status"] for k, r in rows.items()}
+    assert status["fine"] == "graded" and rows["fine"]["total"] == "0" and rows["fine"]["possible"] == "13"
+    assert status["hang"] == "timeout" and "90 s" in rows["hang"]["message"]
+    assert status["kernel_kill"] == "error" and "kernel died" in rows["kernel_kill"]["message"]
+    assert status["memory_bomb"] == "memory" and "limit of 3,000 MB" in rows["memory_bomb"]["message"]
+    # A print flood fills the grader's memory with output, or runs out the clock: stopped either way.
+    assert status["flood"] in ("memory", "timeout")
+    assert status["other_assignment"] == "wrong-assignment" and "hw03_regression" in rows["other_assignment"]["message"]
+    assert status["no_assignment_name"] == "wrong-assignment" and "no assignment name" in rows["no_assignment_name"]["message"]
+    assert not result.all_graded
+
+
+def test_nothing_of_the_batch_survives_it(hostile_batch):
+    _, out, tag = hostile_batch
+    assert tagged_processes(tag) == []
+    for folder in out.iterdir():
+        if folder.is_dir():
+            assert sum(f.stat().st_size for f in folder.iterdir()) < 2 * MB  # the flood was not kept
+
+
+def test_rerun_skips_what_is_recorded(hostile_batch, built, monkeypatch):
+    result, out, _ = hostile_batch
+    monkeypatch.setattr(run.subprocess, "Popen", lambda *a, **k: pytest.fail("nothing should be graded again"))
+    again = grade.grade_class(out.parent / "class", out, built.autograder_zip, limits=LIMITS)
+    assert again.skipped == len(result.records)
+    assert [r.status for r in again.records] == [r.status for r in result.records]
+
+
+def test_interrupted_batch_resumes_without_duplicates(built, tmp_path):
+    """SIGKILL the batch once a first submission is recorded, then run it again: every submission
+    gets exactly one row, what was recorded is not graded again, and no grading outlives the kill."""
+    for i in range(4):
+        tiny(tmp_path / "class" / f"student{i}.ipynb", f"x = {i}", assignment="another_course")
+    tiny(tmp_path / "class" / "student9.ipynb", "import time\ntime.sleep(10**6)")
+    (tmp_path / "class" / "student5.ipynb").write_text("{", encoding="utf-8")
+    out, tag = tmp_path / "out", uuid.uuid4().hex
+    args = [str(tmp_path / "class"), "-o", str(out), "--autograder", str(built.autograder_zip),
+            "--jobs", "1", "--timeout", "600"]
+    proc = cli(*args, tag=tag)
+    deadline = time.monotonic() + 300
+    while not list(out.glob(f"student[0-4]/{grade.RECORD}")):
+        assert proc.poll() is None and time.monotonic() < deadline, proc.stdout.read()
+        time.sleep(0.2)
+    proc.kill()
+    proc.wait()
+    first = {p.parent.name: p.stat().st_mtime_ns for p in out.glob(f"*/{grade.RECORD}")}
+    rows = by_id(gradebook(out))
+    assert set(rows) == set(first) and all(r["status"] for r in rows.values())  # no half rows
+    time.sleep(3)  # the watchdog sweeps what the killed batch left
+    assert tagged_processes(tag) == []
+
+    proc = cli(*args[:-2], "--timeout", "20", tag=tag)
+    output, _ = proc.communicate(timeout=600)
+    rows = by_id(gradebook(out))
+    assert set(rows) == {f"student{i}" for i in (0, 1, 2, 3, 5, 9)}, output
+    assert {k: r["status"] for k, r in rows.items()} == {
+        **{f"student{i}": "wrong-assignment" for i in range(4)}, "student5": "invalid", "student9": "timeout"}
+    assert f"{len(first)} submissions already graded" in output
+    for name, mtime in first.items():
+        assert (out / name / grade.RECORD).stat().st_mtime_ns == mtime, f"{name} was graded twice"
+    assert proc.returncode == 1  # not everything could be graded
+    assert (out / grade.REPORT).is_file()
+
+
+def test_ctrl_c_stops_the_batch_and_says_how_to_resume(built, tmp_path):
+    tiny(tmp_path / "class" / "slow.ipynb", "import time\ntime.sleep(10**6)")
+    tag = uuid.uuid4().hex
+    proc = cli(str(tmp_path / "class"), "-o", str(tmp_path / "out"), "--autograder", str(built.autograder_zip),
+               tag=tag)
+    time.sleep(8)
+    proc.send_signal(signal.SIGINT)
+    output, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 130, output
+    assert "Run the same command again" in output
+    assert not (tmp_path / "out" / "slow" / grade.RECORD).exists()  # not recorded: graded next time
+    time.sleep(2)
+    assert tagged_processes(tag) == []
+
+
+# ---- acceptance: a mixed class through the CLI ----
+
+@pytest.mark.slow
+def test_grading_a_mixed_class(built, tmp_path):
+    """Two notebooks that train; the rest are faulty, broken or hostile and fail fast."""
+    solutions, students = built.solutions, built.student
+    cls = tmp_path / "class"
+    cls.mkdir()
+    good_en = cls / "solution_en.ipynb"
+    good_en.write_bytes(solutions["en"].read_bytes())
+    export_zip(cls / "solution_zh_exported.zip", solutions["zh-TW"])  # as grader.export() hands it in
+    no_fit = ("history = model.fit(training_images, training_labels, epochs=5)", "raise RuntimeError('no time')")
+    mutate(solutions["en"], cls / "stopped_before_fit.ipynb", no_fit)
+    mutate(solutions["zh-TW"], cls / "wrong_names" / "notebook.ipynb", no_fit, ('"Ankle boot"', '"Boot"'))
+    (cls / "blank_zh.ipynb").write_bytes(students["zh-TW"].read_bytes())
+    export_zip(cls / "blank_en.zip", students["en"], (".OTTER_LOG", "log"))
+    other = nbformat.read(str(students["en"]), 4)
+    other.metadata["otter"]["assignment_name"] = "hw02_regression"
+    nbformat.write(other, str(cls / "other_homework.ipynb"))
+    tiny(cls / "kernel_kill.ipynb", *HOSTILE["kernel_kill"])
+    tiny(cls / "memory_bomb.ipynb", *HOSTILE["memory_bomb"])
+    tiny(cls / "exit.ipynb", "import os\nos._exit(0)")
+    expected_bad = bad_inputs(cls, good_en)
+    huge = nbformat.read(str(students["en"]), 4)  # a real notebook bloated with output
+    huge.cells[0].outputs = [nbformat.v4.new_output("stream", text="x" * (3 * MB))]
+    nbformat.write(huge, str(cls / "bloated.ipynb"))
+    expected = {
+        "solution_en": "graded", "solution_zh_exported": "graded", "stopped_before_fit": "graded",
+        "wrong_names": "graded", "blank_zh": "graded", "blank_en": "graded",
+        "other_homework": "wrong-assignment", "kernel_kill": "error", "memory_bomb": "memory", "exit": "error",
+        "bloated": "invalid", **{name: "invalid" for name in expected_bad},
+    }
+    assert len(expected) >= 20
+
+    out = tmp_path / "out"
+    args = [str(cls), "-o", str(out), "--autograder", str(built.autograder_zip), "--jobs", str(GRADING_JOBS),
+            "--max-notebook-mb", "2", "--memory-limit", "4096"]
+    proc = cli(*args, tag=uuid.uuid4().hex)
+    output, _ = proc.communicate(timeout=1500)
+    assert proc.returncode == 1, output  # some submissions could not be graded
+    rows = by_id(gradebook(out))
+    assert {k: r["status"] for k, r in rows.items()} == expected, output
+    for name in ("solution_en", "solution_zh_exported"):
+        assert rows[name]["total"] == rows[name]["possible"] == "13", (name, rows[name])
+    for name in ("blank_zh", "blank_en"):
+        assert rows[name]["total"] == "0"
+    for name in ("stopped_before_fit", "wrong_names"):
+        assert rows[name]["q6_fit"] == rows[name]["q9_accuracy"] == "0" and 0 < float(rows[name]["total"]) < 13
+    assert rows["wrong_names"]["q2_class_names"] == "0" and rows["stopped_before_fit"]["q2_class_names"] == "1"
+    for name, results_file in ((n, out / n / "results.json") for n in ("solution_en", "blank_en")):
+        assert results.problems(json.loads(results_file.read_text())) == [], name
+
+    page = (out / grade.REPORT).read_text(encoding="utf-8")
+    assert page.count("data:image/png;base64,") == 2
+    for name, status in expected.items():
+        if status != "graded":
+            assert f"<td>{name}</td>" in page
+    assert "2 with full marks" in output or "; 2 with full marks" in output
+
+    # Run again: everything is recorded, so nothing is graded and the gradebook is unchanged.
+    before = (out / grade.GRADEBOOK).read_text(encoding="utf-8")
+    proc = cli(*args, tag=uuid.uuid4().hex)
+    again, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 1 and f"{len(expected)} submissions already graded" in again
+    assert (out / grade.GRADEBOOK).read_text(encoding="utf-8") == before
