@@ -12,9 +12,13 @@ of the test set (the Fashion-MNIST files bundled in this zip), and rewrites:
   ``test_acc`` the notebook reported disagrees with the measured accuracy. The kernel-side hidden test
   of q8 stays as a cross-check against the in-memory model and records the reported value for us.
 
-``evaluate_saved_model(path, data_dir)`` is reusable (e.g. for a challenge leaderboard).
-Run as a script, ``postgrade.py evaluate MODEL DATA_DIR`` prints ``{"accuracy": ...}`` or
-``{"error": ...}`` as JSON; that is how :func:`measure` calls it.
+When the notebook also saved ``challenge_model.keras`` (the optional challenge), its accuracy goes
+on the Gradescope leaderboard, and reaching ``challenge_bonus_threshold`` earns the extra-credit test
+"Challenge bonus" worth ``challenge_bonus_points`` (both in the same ``fashion_kit`` section).
+
+``evaluate_saved_model(path, data_dir)`` is the reusable measurement. Run as a script,
+``postgrade.py evaluate DATA_DIR MODEL...`` prints one JSON line per model, ``{"accuracy": ...}`` or
+``{"error": ...}``; that is how :func:`measure` calls it, once for all models.
 """
 
 from __future__ import annotations
@@ -30,6 +34,8 @@ from pathlib import Path
 
 SOURCE = Path(__file__).resolve().parent
 MODEL_FILES = ("fashion_mnist_model.keras", "fashion_mnist_model.h5")
+CHALLENGE_FILE = "challenge_model.keras"
+CHALLENGE_TEST, LEADERBOARD_NAME = "Challenge bonus", "Challenge test accuracy"
 # Written by q8's hidden kernel-side test: the test_acc the notebook reported.
 REPORTED_FILE = ".fashion_kit_reported.json"
 ACCURACY_QUESTION, EVALUATE_QUESTION = "q9_accuracy", "q8_evaluate"
@@ -92,32 +98,44 @@ def find_model(submission_dir: Path) -> Path | None:
     return next((submission_dir / n for n in MODEL_FILES if (submission_dir / n).is_file()), None)
 
 
-def measure(submission_dir: Path, data_dir: Path, timeout: float = EVALUATION_TIMEOUT) -> Measurement:
-    """Evaluate the saved model in a separate, isolated Python process with a time limit."""
-    path = find_model(submission_dir)
-    if path is None:
-        return Measurement(None, error="no saved model file")
-    with tempfile.TemporaryDirectory(prefix="fashion-kit-postgrade-") as home:
-        # -I: neither the submission folder nor PYTHON* variables can put modules on the path; a
-        # fresh KERAS_HOME ignores any keras.json the notebook may have written.
-        env = {**os.environ, "KERAS_HOME": home, "CUDA_VISIBLE_DEVICES": "", "TF_CPP_MIN_LOG_LEVEL": "3"}
-        try:
-            proc = subprocess.run(
-                [sys.executable, "-I", str(Path(__file__).resolve()), "evaluate", str(path), str(data_dir)],
-                cwd=home, env=env, capture_output=True, text=True, timeout=timeout,
-                stdin=subprocess.DEVNULL,
-            )
-        except subprocess.TimeoutExpired:
-            return Measurement(path.name, error=f"evaluating it took longer than {timeout:g} s")
-    lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
+def _json_line(line: str) -> dict | None:
     try:
-        answer = json.loads(lines[-1])
-    except (IndexError, json.JSONDecodeError):
-        tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
-        return Measurement(path.name, error=f"the evaluation process failed ({tail[0]})")
-    if "accuracy" in answer:
-        return Measurement(path.name, float(answer["accuracy"]))
-    return Measurement(path.name, error=answer.get("error", "unknown error"))
+        answer = json.loads(line)
+    except ValueError:
+        return None  # TensorFlow's own chatter
+    return answer if isinstance(answer, dict) else None
+
+
+def measure(paths: list[Path | None], data_dir: Path, timeout: float = EVALUATION_TIMEOUT) -> list[Measurement]:
+    """Evaluate each saved model (None: not found) in one separate, isolated Python process."""
+    found = [p for p in paths if p is not None]
+    answers: dict[Path, dict] = {}
+    if found:
+        with tempfile.TemporaryDirectory(prefix="fashion-kit-postgrade-") as home:
+            # -I: neither the submission folder nor PYTHON* variables can put modules on the path; a
+            # fresh KERAS_HOME ignores any keras.json the notebook may have written.
+            env = {**os.environ, "KERAS_HOME": home, "CUDA_VISIBLE_DEVICES": "", "TF_CPP_MIN_LOG_LEVEL": "3"}
+            command = [sys.executable, "-I", str(Path(__file__).resolve()), "evaluate", str(data_dir)]
+            try:
+                proc = subprocess.run(
+                    command + [str(p) for p in found], cwd=home, env=env, capture_output=True, text=True,
+                    timeout=timeout, stdin=subprocess.DEVNULL,
+                )
+                lines = [a for a in map(_json_line, proc.stdout.splitlines()) if a is not None]
+                tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
+                failure = {"error": f"the evaluation process failed ({tail[0]})"}
+            except subprocess.TimeoutExpired:
+                lines, failure = [], {"error": f"evaluating it took longer than {timeout:g} s"}
+        answers = {p: (lines[i] if i < len(lines) else failure) for i, p in enumerate(found)}
+    out = []
+    for p in paths:
+        if p is None:
+            out.append(Measurement(None, error="no saved model file"))
+        elif "accuracy" in answers[p]:
+            out.append(Measurement(p.name, float(answers[p]["accuracy"])))
+        else:
+            out.append(Measurement(p.name, error=str(answers[p].get("error", "unknown error"))))
+    return out
 
 
 def reported_test_acc(submission_dir: Path) -> float | None:
@@ -195,6 +213,32 @@ def rewrite(results: dict, m: Measurement, threshold: float, reported: float | N
     return results
 
 
+def add_challenge(results: dict, m: Measurement, settings: dict) -> dict:
+    """Leaderboard column and, when configured, the extra-credit test for the optional challenge."""
+    if m.accuracy is None:
+        return results
+    results["leaderboard"] = [{"name": LEADERBOARD_NAME, "value": round(m.accuracy, 4), "order": "desc"}]
+    points = float(settings.get("challenge_bonus_points", 0))
+    if points <= 0:
+        return results
+    needed = float(settings.get("challenge_bonus_threshold", 0.90))
+    earned = points if m.accuracy >= needed else 0.0
+    results.setdefault("tests", []).append({
+        "name": CHALLENGE_TEST,
+        "score": earned,
+        "max_score": 0,  # extra credit: points above the assignment's total
+        "visibility": "visible",
+        "output": (
+            f"挑戰模型的測試準確率是 {m.accuracy:.4f}（加分門檻 {needed:.2f}）。 / "
+            f"Your challenge model scored {m.accuracy:.4f} test accuracy on the grader's test set "
+            f"(bonus from {needed:.2f}): {earned:g} bonus point(s)."
+        ),
+    })
+    if "score" in results:
+        results["score"] = round(float(results["score"]) + earned, 5)
+    return results
+
+
 def main(autograder_dir: str | Path) -> None:
     """Rewrite results/results.json after Otter; leaves it alone if Otter wrote none."""
     autograder_dir = Path(autograder_dir)
@@ -203,25 +247,32 @@ def main(autograder_dir: str | Path) -> None:
         return
     settings = json.loads((SOURCE / "otter_config.json").read_text(encoding="utf-8"))["fashion_kit"]
     submission = autograder_dir / "submission"
-    m = measure(submission, SOURCE / "data" / "fashion-mnist")
-    print(f"postgrade: {m.model_file or 'no model file'}: accuracy {m.accuracy} {m.error}".rstrip())
+    challenge = submission / CHALLENGE_FILE
+    m, c = measure(
+        [find_model(submission), challenge if challenge.is_file() else None], SOURCE / "data" / "fashion-mnist"
+    )
+    for what in (m, c):
+        if what.model_file:
+            print(f"postgrade: {what.model_file}: test accuracy {what.accuracy} {what.error}".rstrip())
     results = rewrite(
         json.loads(results_path.read_text(encoding="utf-8")), m,
         float(settings["min_test_accuracy"]), reported_test_acc(submission),
     )
+    results = add_challenge(results, c, settings)
     results_path.write_text(json.dumps(results, indent=2, ensure_ascii=False), encoding="utf-8")
 
 
-def _evaluate_command(model_path: str, data_dir: str) -> int:
-    try:
-        print(json.dumps({"accuracy": evaluate_saved_model(model_path, data_dir)}))
-        return 0
-    except Exception as e:  # whatever a broken or hostile file raises, report it as data
-        print(json.dumps({"error": f"{type(e).__name__}: {e}"[:300]}))
-        return 1
+def _evaluate_command(data_dir: str, model_paths: list[str]) -> int:
+    for path in model_paths:
+        try:
+            answer = {"accuracy": evaluate_saved_model(path, data_dir)}
+        except Exception as e:  # whatever a broken or hostile file raises, report it as data
+            answer = {"error": f"{type(e).__name__}: {e}"[:300]}
+        print(json.dumps(answer), flush=True)
+    return 0
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 4 and sys.argv[1] == "evaluate":
-        sys.exit(_evaluate_command(sys.argv[2], sys.argv[3]))
-    sys.exit(f"usage: {Path(sys.argv[0]).name} evaluate MODEL_FILE DATA_DIR")
+    if len(sys.argv) >= 4 and sys.argv[1] == "evaluate":
+        sys.exit(_evaluate_command(sys.argv[2], sys.argv[3:]))
+    sys.exit(f"usage: {Path(sys.argv[0]).name} evaluate DATA_DIR MODEL_FILE...")
