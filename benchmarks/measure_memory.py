@@ -64,7 +64,7 @@ def main() -> int:
     print("| what | wall time | peak resident memory (process tree) |")
     print("| --- | --- | --- |")
     for what, seconds, peak in rows:
-        print(f"| {what} | {seconds:.0f} s | {peak / gb:.2f} GB |")
+        print(f"| {what} | {seconds:.0f} s | {peak / gb:.2f} GiB |")
     return 0
 
 
