@@ -250,7 +250,6 @@ def test_bad_inputs_get_rows_without_starting_a_grader(built, tmp_path, monkeypa
 
 HOSTILE = {
     "fine": ("x = 1",),
-    "hang": ("import time\ntime.sleep(10**6)",),
     "kernel_kill": ("import os\nos.kill(os.getpid(), 9)",),
     "memory_bomb": ("blocks = []\nfor _ in range(120):\n    blocks.append(b'x' * 2**28)  # 30 GB",),
     "flood": ("while True:\n    print('x' * 10000)",),
@@ -259,7 +258,8 @@ HOSTILE = {
 
 @pytest.fixture(scope="module")
 def hostile_batch(built, tmp_path_factory):
-    """One batch over hostile notebooks beside a harmless one, with low limits so it is quick."""
+    """One batch over hostile notebooks beside a harmless one, with a low memory limit so the bomb is
+    stopped quickly. (A hanging notebook is in the resumption test, with a short time limit.)"""
     work = tmp_path_factory.mktemp("hostile")
     for name, cells in HOSTILE.items():
         tiny(work / "class" / f"{name}.ipynb", *cells)
@@ -268,7 +268,7 @@ def hostile_batch(built, tmp_path_factory):
     tag = uuid.uuid4().hex
     os.environ["FASHION_KIT_TEST_TAG"] = tag  # inherited by every process the batch starts
     try:
-        limits = grade.Limits(timeout_seconds=90, memory_limit_mb=3000, max_notebook_mb=2)
+        limits = grade.Limits(timeout_seconds=150, memory_limit_mb=3000, max_notebook_mb=2)
         result = grade.grade_class(work / "class", work / "out", built.autograder_zip, jobs=2, limits=limits)
     finally:
         del os.environ["FASHION_KIT_TEST_TAG"]
@@ -282,7 +282,6 @@ def test_each_disaster_gets_its_status(hostile_batch):
     assert set(rows) == set(HOSTILE) | {"other_assignment", "no_assignment_name"}
     status = {k: r["status"] for k, r in rows.items()}
     assert status["fine"] == "graded" and rows["fine"]["total"] == "0" and rows["fine"]["possible"] == "13"
-    assert status["hang"] == "timeout" and "90 s" in rows["hang"]["message"]
     assert status["kernel_kill"] == "error" and "kernel died" in rows["kernel_kill"]["message"]
     assert status["memory_bomb"] == "memory" and "limit of 3,000 MB" in rows["memory_bomb"]["message"]
     # A print flood fills the grader's memory with output, or runs out the clock: stopped either way.
