@@ -44,10 +44,15 @@ def jupyterlab(tmp_path, data_dir):
     work = tmp_path / "work"
     work.mkdir()
     shutil.copy(paths.ROOT / "student" / "en" / assign.NOTEBOOK, work / assign.NOTEBOOK)
-    settings = tmp_path / "lab-settings" / "@jupyterlab" / "apputils-extension"
-    settings.mkdir(parents=True)
+    settings = tmp_path / "lab-settings" / "@jupyterlab"
     # No "would you like news?" toast over the screenshot, and no fetching of news.
-    (settings / "notification.jupyterlab-settings").write_text(json.dumps({"fetchNews": "false"}))
+    (settings / "apputils-extension").mkdir(parents=True)
+    (settings / "apputils-extension" / "notification.jupyterlab-settings").write_text(
+        json.dumps({"fetchNews": "false"}))
+    # Every cell stays in the page, so outputs of cells scrolled out of view can be read.
+    (settings / "notebook-extension").mkdir(parents=True)
+    (settings / "notebook-extension" / "tracker.jupyterlab-settings").write_text(
+        json.dumps({"windowingMode": "none"}))
     port, token = free_port(), secrets.token_hex(16)
     env = {**os.environ, "JUPYTERLAB_SETTINGS_DIR": str(tmp_path / "lab-settings"),
            "JUPYTERLAB_WORKSPACES_DIR": str(tmp_path / "workspaces"),
@@ -55,7 +60,8 @@ def jupyterlab(tmp_path, data_dir):
     log = open(tmp_path / "jupyterlab.log", "w")
     proc = subprocess.Popen(
         [sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
-         f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={work}"],
+         f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={work}",
+         "--allow-root"],  # CI runs as root; the server listens on localhost only
         stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
     )
     base = f"http://127.0.0.1:{port}"
@@ -71,13 +77,22 @@ def jupyterlab(tmp_path, data_dir):
                 time.sleep(0.5)
         yield base, token, work
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        stop(proc)
         log.close()
+
+
+def stop(proc: subprocess.Popen) -> None:
+    """End the server and the kernels it started (its whole process group)."""
+    for sig, wait in ((signal.SIGTERM, 15), (signal.SIGKILL, None)):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            break
+        try:
+            proc.wait(timeout=wait)
+            break
+        except subprocess.TimeoutExpired:
+            continue
 
 
 def test_student_notebook_runs_its_first_cells_in_jupyterlab(jupyterlab, tmp_path):
@@ -108,9 +123,13 @@ def test_student_notebook_runs_its_first_cells_in_jupyterlab(jupyterlab, tmp_pat
             for i in range(FIRST_CODE_CELLS):
                 prompt = code_cells.nth(i).locator(".jp-InputPrompt")
                 sync_api.expect(prompt).to_have_text(f"[{i + 1}]:", timeout=180_000)
+            versions = page.locator(".jp-Notebook .jp-OutputArea-output", has_text="TensorFlow")
+            sync_api.expect(versions).to_have_count(1, timeout=30_000)
             error_count = page.locator(".jp-Notebook [data-mime-type='application/vnd.jupyter.error']").count()
             outputs = page.locator(".jp-Notebook .jp-OutputArea-output").all_inner_texts()
-            code_cells.nth(1).scroll_into_view_if_needed()
+            page.locator(".jp-Notebook .jp-Cell").nth(2).scroll_into_view_if_needed()
+            page.keyboard.press("Control+Home")  # the top of the notebook: the set-up cells and their outputs
+            page.wait_for_timeout(500)
             page.screenshot(path=str(screenshot))
         finally:
             browser.close()
