@@ -380,6 +380,8 @@ def test_grading_a_mixed_class(built, tmp_path):
     tiny(cls / "kernel_kill.ipynb", *HOSTILE["kernel_kill"])
     tiny(cls / "memory_bomb.ipynb", *HOSTILE["memory_bomb"])
     tiny(cls / "exit.ipynb", "import os\nos._exit(0)")
+    tiny(cls / "no_assignment_name.ipynb", "x = 1", assignment=None)
+    (cls / "My notebook (final).ipynb").write_bytes(students["en"].read_bytes())  # renamed by the student
     expected_bad = bad_inputs(cls, good_en)
     huge = nbformat.read(str(students["en"]), 4)  # a real notebook bloated with output
     huge.cells[0].outputs = [nbformat.v4.new_output("stream", text="x" * (3 * MB))]
@@ -387,6 +389,7 @@ def test_grading_a_mixed_class(built, tmp_path):
     expected = {
         "solution_en": "graded", "solution_zh_exported": "graded", "stopped_before_fit": "graded",
         "wrong_names": "graded", "blank_zh": "graded", "blank_en": "graded",
+        "My notebook (final)": "graded", "no_assignment_name": "wrong-assignment",
         "other_homework": "wrong-assignment", "kernel_kill": "error", "memory_bomb": "memory", "exit": "error",
         "bloated": "invalid", **{name: "invalid" for name in expected_bad},
     }
@@ -402,7 +405,7 @@ def test_grading_a_mixed_class(built, tmp_path):
     assert {k: r["status"] for k, r in rows.items()} == expected, output
     for name in ("solution_en", "solution_zh_exported"):
         assert rows[name]["total"] == rows[name]["possible"] == "13", (name, rows[name])
-    for name in ("blank_zh", "blank_en"):
+    for name in ("blank_zh", "blank_en", "My notebook (final)"):
         assert rows[name]["total"] == "0"
     for name in ("stopped_before_fit", "wrong_names"):
         assert rows[name]["q6_fit"] == rows[name]["q9_accuracy"] == "0" and 0 < float(rows[name]["total"]) < 13

@@ -213,6 +213,11 @@ def _grade_all(subs, out, autograder_zip, questions, jobs, limits, force, retry_
 
     publish()
     on_start(len(todo), skipped)
+    for sub in todo:
+        # Until its new record lands, a submission graded again counts as not graded, and nothing
+        # of its previous grading may be taken for part of the new one.
+        for name in (RECORD, "results.json", "grading.log"):
+            (out / sub.id / name).unlink(missing_ok=True)
     # Bad input needs no process: record it first, so the count of what is left is honest.
     queue = []
     for sub in todo:
@@ -224,10 +229,6 @@ def _grade_all(subs, out, autograder_zip, questions, jobs, limits, force, retry_
     if not queue:
         publish()
         return BatchResult(sorted(done.values(), key=lambda r: order[r.submission]), questions, skipped)
-    for sub in queue:
-        # Until its new record lands, a submission being graded again counts as not graded.
-        (out / sub.id / RECORD).unlink(missing_ok=True)
-        (out / sub.id / "results.json").unlink(missing_ok=True)
 
     cancel = threading.Event()
     interrupted = False

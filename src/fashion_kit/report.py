@@ -54,6 +54,9 @@ def figures(records, questions) -> dict[str, str]:
     totals = [r.total for r in graded]
     edges = [x - 0.5 for x in range(int(possible) + 2)] if possible else 10
     ax.hist(totals, bins=edges, color="#55a868", edgecolor="white")
+    if possible:
+        ax.set_xticks(range(0, int(possible) + 1))
+        ax.set_xlim(-0.5, possible + 0.5)
     ax.set_xlabel(f"total score (out of {possible:g})")
     ax.set_ylabel("submissions")
     ax.set_title("Score distribution")

@@ -145,14 +145,13 @@ def grade(
         notebooks.write(nb, ag_dir / "submission" / NOTEBOOK)
 
         proc = subprocess.Popen(
-            [sys.executable, str(ag_dir / "source" / "run_otter.py"), str(ag_dir)],
+            _dying_with_us([sys.executable, str(ag_dir / "source" / "run_otter.py"), str(ag_dir)]),
             cwd=ag_dir,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             env={**os.environ, **(env or {})},
             start_new_session=True,  # its own process group, apart from ours
-            preexec_fn=_die_with_parent,
         )
         log = _CappedLog(proc.stdout)
         try:
@@ -306,14 +305,22 @@ def _kill_tree(proc: subprocess.Popen) -> None:
     proc.wait()
 
 
-def _die_with_parent() -> None:
-    """In the child, before exec: ask Linux to kill it if the process that started it dies, so a
-    killed batch leaves no grading running behind it."""
-    if sys.platform.startswith("linux"):
-        import ctypes
+# Linux kills a process whose parent died if it asked with PR_SET_PDEATHSIG (kept across exec). It is
+# asked here, in a tiny first program, rather than in a preexec_fn, which is unsafe with threads.
+_PDEATHSIG_TRAMPOLINE = """\
+import ctypes, os, signal, sys
+ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
+if os.getppid() != int(sys.argv[1]):
+    sys.exit("the grading's parent died before it started")
+os.execv(sys.argv[2], sys.argv[2:])
+"""
 
-        PR_SET_PDEATHSIG = 1
-        ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+def _dying_with_us(command: list[str]) -> list[str]:
+    """``command``, made to die with this process, so a killed batch leaves no grading behind."""
+    if not sys.platform.startswith("linux"):
+        return command
+    return [sys.executable, "-c", _PDEATHSIG_TRAMPOLINE, str(os.getpid()), *command]
 
 
 class _CappedLog:
