@@ -177,3 +177,50 @@ def test_picture_cells_say_what_is_missing_instead_of_failing(capsys):
     with env["picture"]():
         env["plot_history"](history)  # noqa: F821  (question 6 not done yet)
     assert PICTURE_FAILED in capsys.readouterr().out
+
+
+def test_checks_work_on_colab(tmp_path, monkeypatch):
+    """On Colab the notebook is not on disk and Otter refuses tests stored in its metadata: the first
+    cell fetches the notebook from Colab's front end and writes the tests as files, which Otter
+    accepts there. Colab is simulated: its shell's name and its front-end request."""
+    import json
+    import types
+
+    import nbformat
+    from IPython.core.inputtransformer2 import TransformerManager
+    from otter.check import utils as otter_utils
+
+    student = notebooks.read(paths.ROOT / "student" / "en" / assign.NOTEBOOK)
+    init = next(c.source for c in student.cells if c.cell_type == "code" and "otter.Notebook(" in c.source)
+
+    class ColabShell:
+        def __str__(self):
+            return "<google.colab._shell.Shell object>"
+
+    message = types.ModuleType("google.colab._message")
+    message.blocking_request = lambda kind, request="", timeout_sec=5: (
+        {"ipynb": json.loads(nbformat.writes(student))} if kind == "get_ipynb" else None)
+    colab = types.ModuleType("google.colab")
+    colab._message = message
+    google = types.ModuleType("google")
+    google.colab = colab
+    for name, module in (("google", google), ("google.colab", colab), ("google.colab._message", message)):
+        monkeypatch.setitem(sys.modules, name, module)
+    monkeypatch.setattr(otter_utils, "get_ipython", ColabShell)
+    monkeypatch.chdir(tmp_path)
+
+    env = {"get_ipython": ColabShell}
+    exec(TransformerManager().transform_cell(init), env)
+    grader = env["grader"]
+    assert grader.interpreter is otter_utils.IPythonInterpreter.COLAB
+    assert sorted(p.stem for p in (tmp_path / "tests").glob("*.py")) == sorted(student.metadata.otter.tests)
+
+    env["class_names"] = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+                          "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+    exec('result = grader.check("q2_class_names")', env)
+    assert env["result"].grade == 1, env["result"]
+    env["class_names"] = ["?"] * 10
+    exec('result = grader.check("q2_class_names")', env)
+    assert env["result"].grade < 1
+    with pytest.raises(RuntimeError, match="Colab"):
+        grader.export()  # why the notebook tells Colab students to download the .ipynb instead
