@@ -126,11 +126,12 @@ def gradebook_csv(records: list[Record], questions: list[str]) -> str:
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["submission", "submitters", *questions, "total", "possible", "status", "message", "seconds"])
     for r in records:
-        graded = r.status == "graded"
+        # A run stopped part-way has the scores of the questions checked before: shown, as on Gradescope.
+        scored = bool(r.scores)
         writer.writerow([
             r.submission, r.submitters,
-            *[f"{r.scores[q][0]:g}" if graded and q in r.scores else "" for q in questions],
-            f"{r.total:g}" if graded else "", f"{r.possible:g}" if graded else "",
+            *[f"{r.scores[q][0]:g}" if q in r.scores else "" for q in questions],
+            f"{r.total:g}" if scored else "", f"{r.possible:g}" if scored else "",
             r.status, r.message, f"{r.seconds:.1f}",
         ])
     return buffer.getvalue()

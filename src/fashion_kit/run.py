@@ -189,7 +189,8 @@ def grade(
         kind = next((k for title, k in _stop_kinds().items() if title in tests), None)
         if kind is not None:
             scores = _scores(results)
-            kept = f" Questions checked before that keep their scores ({sum(s for s, _ in scores.values()):g} points)."
+            points = sum(s for s, _ in scores.values())
+            kept = f" The questions checked before that keep their {points:g} points." if points else ""
             messages = {
                 "timeout": f"Stopped after {timeout:g} s: the notebook did not finish in time.",
                 "memory": "The notebook's kernel died while it ran (a cell crashed it, killed it or used too "
