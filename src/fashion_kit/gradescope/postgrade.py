@@ -209,7 +209,9 @@ def rewrite(results: dict, m: Measurement, threshold: float, reported: float | N
     evaluate, disagreement = tests.get(EVALUATE_QUESTION), agreement_feedback(m, reported)
     if evaluate is not None and "max_score" in evaluate and disagreement:
         capped = min(float(evaluate.get("score", 0)), float(evaluate["max_score"]) / 2)
-        _set_score(results, evaluate, capped, f"{evaluate.get('output', '')}\n\n{disagreement}".strip())
+        inside = evaluate.get("output", "").strip()
+        _set_score(results, evaluate, capped,
+                   f"{EVALUATE_QUESTION}: {disagreement}\n\n筆記本裡的檢查 / The checks inside your notebook:\n{inside}")
     return results
 
 
