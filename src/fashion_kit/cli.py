@@ -46,6 +46,8 @@ def cmd_run(args) -> int:
     with console.status(f"grading {args.submission}"):
         outcome = run.grade(args.submission, args.autograder, args.output, timeout=args.timeout)
     print(run.format_table(outcome))
+    if outcome.stopped:
+        console.print(f"[yellow]{outcome.message}[/yellow]")
     if outcome.status != "graded":
         console.print(f"[red]{outcome.status}: {outcome.message}[/red]")
         return 1

@@ -37,6 +37,8 @@ REPORT = "report.html"
 DEFAULT_JOBS = max(1, min(os.cpu_count() or 1, 2))
 # Statuses a re-run with --retry-failed grades again: they may pass with more time, memory or luck.
 RETRYABLE = {"timeout", "memory", "error"}
+# Why run_otter.py stopped a grading (run.Outcome.stopped) -> the gradebook's status.
+STOPPED_STATUS = {"timeout": "timeout", "memory": "error", "error": "error"}
 # Every process of a batch's gradings inherits this variable; the watchdog finds them by it.
 BATCH_ENV = "FASHION_KIT_BATCH"
 
@@ -276,10 +278,12 @@ def _grade_one(sub: Submission, out: Path, autograder_zip: Path, limits: Limits,
     if outcome.status == "interrupted":
         return None
     folder.mkdir(parents=True, exist_ok=True)
+    # Results cut short by the zip's own limits count as a failure to grade here, scores kept.
+    status = STOPPED_STATUS.get(outcome.stopped, outcome.status)
     if outcome.log:
         atomic_write(folder / "grading.log", outcome.log)
     return Record(
-        sub.id, outcome.status, outcome.message,
+        sub.id, status, outcome.message,
         {q: [s, p] for q, (s, p) in outcome.scores.items()},
         round(outcome.seconds, 1), round(outcome.peak_memory_mb), sub.source, sub.submitters, sub.digest,
     )

@@ -50,9 +50,12 @@ INNER_STOP_GRACE_SECONDS = 60
 class Outcome:
     """What grading one submission produced.
 
-    ``status`` is one of: graded; invalid (not a gradable notebook); wrong-assignment (a notebook made
-    for another assignment); timeout; memory (passed the memory limit); interrupted (grading was
-    cancelled); error (the kernel died or the autograder crashed). ``message`` says what happened.
+    ``status`` is one of: graded (results.json was written); invalid (not a gradable notebook);
+    wrong-assignment (a notebook made for another assignment); timeout and memory (stopped from
+    outside, at the time or memory limit); interrupted (grading was cancelled); error (the autograder
+    died without results). ``message`` says what happened. A graded run that the zip's own
+    run_otter.py had to stop carries partial results and says why in ``stopped``: timeout, memory
+    (the kernel died) or error.
     """
 
     submission: str
@@ -63,6 +66,7 @@ class Outcome:
     log: str = ""
     scores: dict[str, tuple[float, float]] = field(default_factory=dict)
     peak_memory_mb: float = 0.0
+    stopped: str = ""
 
     @property
     def score(self) -> float:
@@ -140,8 +144,7 @@ def grade(
         (ag_dir / "submission_metadata.json").write_text("{}")
         with zipfile.ZipFile(autograder_zip) as zf:
             zf.extractall(ag_dir / "source")
-        if timeout is not None:
-            _set_inner_timeout(ag_dir / "source" / "otter_config.json", timeout)
+        inner_timeout = _inner_timeout(ag_dir / "source" / "otter_config.json", timeout)
         notebooks.write(nb, ag_dir / "submission" / NOTEBOOK)
 
         proc = subprocess.Popen(
@@ -169,8 +172,9 @@ def grade(
             Path(output_dir).mkdir(parents=True, exist_ok=True)
             shutil.copy(results_path, Path(output_dir) / "results.json")
 
-    def outcome(status, message="", scores=None):
-        return Outcome(str(submission), status, message, results, seconds, log_text, scores or {}, peak / 2**20)
+    def outcome(status, message="", scores=None, stopped=""):
+        return Outcome(str(submission), status, message, results, seconds, log_text, scores or {}, peak / 2**20,
+                       stopped)
 
     if stopped == "timeout":
         return outcome("timeout", f"Stopped after {timeout:g} s: the notebook did not finish in time.")
@@ -192,23 +196,27 @@ def grade(
             points = sum(s for s, _ in scores.values())
             kept = f" The questions checked before that keep their {points:g} points." if points else ""
             messages = {
-                "timeout": f"Stopped after {timeout:g} s: the notebook did not finish in time.",
+                "timeout": f"Stopped after {inner_timeout:g} s: the notebook did not finish in time.",
                 "memory": "The notebook's kernel died while it ran (a cell crashed it, killed it or used too "
                           "much memory).",
                 "error": "The autograder failed while the notebook ran; see grading.log.",
             }
-            return outcome("timeout" if kind == "timeout" else "error", messages[kind] + kept, scores)
+            return outcome("graded", messages[kind] + kept, scores, stopped=kind)
         return outcome("graded", "", _scores(results))
     if "DeadKernelError" in log_text:
         return outcome("error", "The notebook's kernel died while it ran (a cell crashed or killed Python).")
     return outcome("error", f"The autograder exited with code {proc.returncode} and wrote no results.")
 
 
-def _set_inner_timeout(config_path: Path, timeout: float) -> None:
-    """Make the zip's own time limit (run_otter.py reads it) the one this grading was given."""
+def _inner_timeout(config_path: Path, timeout: float | None) -> float | None:
+    """The zip's own time limit (run_otter.py reads it), lowered to ``timeout`` if that is shorter,
+    so a grading stopped early still gets results for what was checked; returns the limit in force."""
     config = json.loads(config_path.read_text(encoding="utf-8"))
-    config.setdefault("fashion_kit", {})["timeout_seconds"] = timeout
-    config_path.write_text(json.dumps(config, indent=4), encoding="utf-8")
+    inner = config.get("fashion_kit", {}).get("timeout_seconds")
+    if timeout is not None and (inner is None or timeout < inner):
+        config.setdefault("fashion_kit", {})["timeout_seconds"] = inner = timeout
+        config_path.write_text(json.dumps(config, indent=4), encoding="utf-8")
+    return inner
 
 
 @functools.lru_cache(1)
