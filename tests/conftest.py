@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from concurrent.futures import ThreadPoolExecutor
@@ -19,6 +20,22 @@ GRADING_JOBS = int(os.environ.get("FASHION_KIT_TEST_JOBS", "2"))
 def pytest_configure(config):
     if not os.environ.get(data.ENV_VAR) and SHARED_DATA.is_dir():
         os.environ[data.ENV_VAR] = str(SHARED_DATA)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def every_results_json_follows_gradescope_spec(tmp_path_factory):
+    """After the session, every results.json any test left under the session's temporary folder
+    (the graders' output folders) must follow Gradescope's specification."""
+    yield
+    broken = {}
+    for path in sorted(tmp_path_factory.getbasetemp().rglob("results.json")):
+        try:
+            found = results.problems(json.loads(path.read_text(encoding="utf-8")))
+        except ValueError as e:
+            found = [f"not valid JSON: {e}"]
+        if found:
+            broken[str(path)] = found
+    assert not broken, f"results.json files that break Gradescope's specification: {broken}"
 
 
 @pytest.fixture(scope="session")
