@@ -3,7 +3,8 @@
 The same batch (copies of the reference solution, which trains) is graded with each ``--jobs``
 value, from scratch each time. Printed per value: wall time, throughput, the CPU seconds one grading
 costs, how many cores were busy on average, and the peak resident memory of one grading's process
-tree. Run it on an otherwise idle machine: other work on the machine makes every figure worse.
+tree (columns: wall s, per min = submissions per minute, s each = one grading's wall time, CPU s each,
+cores busy, peak MB). Run it on an otherwise idle machine: other work on the machine makes every figure worse.
 
     python benchmarks/batch_jobs.py [--jobs 1 2 3] [--submissions 4] [--notebook solutions/en/fashion_mnist.ipynb]
 """
@@ -55,8 +56,7 @@ def main() -> None:
     args = parser.parse_args()
     console = Console()
     console.print(f"{os.cpu_count()} cores; load average before: {os.getloadavg()[0]:.2f}")
-    table = Table("jobs", "wall (s)", "submissions/min", "one grading (s)", "CPU s each", "cores busy",
-                  "peak MB (one grading)")
+    table = Table("jobs", "wall s", "per min", "s each", "CPU s each", "cores busy", "peak MB")
     with tempfile.TemporaryDirectory(prefix="batch-jobs-") as tmp:
         for jobs in args.jobs:
             console.log(f"--jobs {jobs}: grading {args.submissions} submissions")

@@ -32,8 +32,9 @@ from .submissions import Submission, discover, natural_key
 RECORD = "record.json"
 GRADEBOOK = "gradebook.csv"
 REPORT = "report.html"
-# Measured on the 2-core reference machine (docs/grading-a-class.md): one grading keeps about one
-# core busy, so one grading per core keeps the machine full; more only queue for the same cores.
+# Measured on the 2-core reference machine (docs/grading-a-class.md): one grading keeps less than one
+# core busy on average (0.4-0.7), so one grading per core fills the machine; more only queue for the
+# same cores, each with another 2+ GB of memory.
 DEFAULT_JOBS = max(1, min(os.cpu_count() or 1, 2))
 # Statuses a re-run with --retry-failed grades again: they may pass with more time, memory or luck.
 RETRYABLE = {"timeout", "memory", "error"}
