@@ -272,10 +272,14 @@ def _grade_one(sub: Submission, out: Path, autograder_zip: Path, limits: Limits,
     if cancel.is_set():
         return None
     folder = out / sub.id
-    outcome = run.grade(
-        sub.notebook, autograder_zip, folder, timeout=limits.timeout_seconds,
-        memory_limit_mb=limits.memory_limit_mb, cancel=cancel, env={BATCH_ENV: token},
-    )
+    try:
+        outcome = run.grade(
+            sub.notebook, autograder_zip, folder, timeout=limits.timeout_seconds,
+            memory_limit_mb=limits.memory_limit_mb, cancel=cancel, env={BATCH_ENV: token},
+        )
+    except Exception as e:  # whatever went wrong, it is this submission's row, not the whole batch
+        return Record(sub.id, "error", f"Grading failed: {type(e).__name__}: {e}", source=sub.source,
+                      submitters=sub.submitters, digest=sub.digest)
     if outcome.status == "interrupted":
         return None
     folder.mkdir(parents=True, exist_ok=True)

@@ -167,7 +167,7 @@ def grade(
         seconds = time.monotonic() - started
 
         results_path = ag_dir / "results" / "results.json"
-        results = json.loads(results_path.read_text()) if results_path.is_file() else None
+        results = _read_results(results_path)
         if output_dir is not None and results is not None:
             Path(output_dir).mkdir(parents=True, exist_ok=True)
             shutil.copy(results_path, Path(output_dir) / "results.json")
@@ -177,7 +177,7 @@ def grade(
                        stopped)
 
     if stopped == "timeout":
-        return outcome("timeout", f"Stopped after {timeout:g} s: the notebook did not finish in time.")
+        return outcome("timeout", f"Stopped after {outer:g} s: the notebook did not finish in time.")
     if stopped == "memory":
         return outcome(
             "memory",
@@ -206,6 +206,15 @@ def grade(
     if "DeadKernelError" in log_text:
         return outcome("error", "The notebook's kernel died while it ran (a cell crashed or killed Python).")
     return outcome("error", f"The autograder exited with code {proc.returncode} and wrote no results.")
+
+
+def _read_results(path: Path) -> dict | None:
+    """results.json, or None if there is none or it was cut short (a run killed while writing it)."""
+    try:
+        results = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return results if isinstance(results, dict) else None
 
 
 def _inner_timeout(config_path: Path, timeout: float | None) -> float | None:
