@@ -246,6 +246,22 @@ def test_bad_inputs_get_rows_without_starting_a_grader(built, tmp_path, monkeypa
         assert json.loads((tmp_path / "out" / name / grade.RECORD).read_text())["status"] == "invalid"
 
 
+def test_a_grader_failure_is_one_row_not_a_crashed_batch(built, tmp_path, monkeypatch):
+    def fake_grade(notebook, *args, **kwargs):
+        if Path(notebook).stem == "b":
+            raise OSError("disk full")
+        return run.Outcome(str(notebook), "graded", scores={q: (1.0, 1.0) for q in QUESTIONS})
+
+    for name in ("a", "b", "c"):
+        tiny(tmp_path / "class" / f"{name}.ipynb", "x = 1")
+    monkeypatch.setattr(run, "grade", fake_grade)
+    result = grade.grade_class(tmp_path / "class", tmp_path / "out", built.autograder_zip, limits=LIMITS)
+    rows = by_id(gradebook(tmp_path / "out"))
+    assert {k: (r["status"], r["total"]) for k, r in rows.items()} == {
+        "a": ("graded", "10"), "b": ("error", ""), "c": ("graded", "10")}
+    assert "disk full" in rows["b"]["message"] and not result.all_graded
+
+
 # ---- supervision: tiny notebooks graded for real (seconds each, no training) ----
 
 HOSTILE = {
