@@ -175,3 +175,38 @@ def test_grading_the_same_submission_twice_gives_identical_results(built, grader
     outputs = [{t["name"]: t.get("output") for t in o.results["tests"]} for o in (first, second)]
     # q9's message carries the measured accuracy to four decimals.
     assert outputs[0]["q9_accuracy"] == outputs[1]["q9_accuracy"]
+
+
+def test_postgrade_rewrites_results_json_in_the_gradescope_layout(tmp_path, data_dir):
+    """postgrade.main as run_otter calls it: zip root in source/, the student's files in submission/.
+    The challenge cells are otter_ignore'd, so challenge_model.keras arrives uploaded next to the
+    notebook; it goes on the leaderboard."""
+    import subprocess
+
+    import keras
+
+    from fashion_kit import paths, results as gradescope_results
+
+    source, submission, out = (tmp_path / d for d in ("source", "submission", "results"))
+    for folder in (source / "data", submission, out):
+        folder.mkdir(parents=True)
+    (source / "postgrade.py").write_bytes((GRADESCOPE / "postgrade.py").read_bytes())
+    (source / "otter_config.json").write_bytes(paths.OTTER_CONFIG.read_bytes())
+    (source / "data" / "fashion-mnist").symlink_to(data_dir)
+    keras.utils.set_random_seed(0)
+    untrained = keras.Sequential([keras.Input((28, 28)), keras.layers.Flatten(), keras.layers.Dense(10, activation="softmax")])
+    untrained.save(submission / "fashion_mnist_model.keras")
+    untrained.save(submission / "challenge_model.keras")
+    (submission / postgrade.REPORTED_FILE).write_text(json.dumps({"test_acc": 0.99}))
+    (out / "results.json").write_text(json.dumps(otter_results()))
+
+    proc = subprocess.run([sys.executable, "-c", f"import postgrade; postgrade.main({str(tmp_path)!r})"],
+                          cwd=source, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rewritten = json.loads((out / "results.json").read_text(encoding="utf-8"))
+    assert scores(rewritten)["q9_accuracy"] == 0.0 and scores(rewritten)["q8_evaluate"] == 0.5
+    board = rewritten["leaderboard"][0]
+    assert board["name"] == "Challenge test accuracy" and 0 <= board["value"] < 0.5
+    bonus = next(t for t in rewritten["tests"] if t["name"] == postgrade.CHALLENGE_TEST)
+    assert bonus["score"] == 0 and bonus["max_score"] == 0
+    assert gradescope_results.problems(rewritten) == []
