@@ -32,7 +32,13 @@ def settings() -> dict:
 
 # Runs Otter in the child: this folder importable (for the plugins), the checkpoints plugin in front.
 OTTER_CHILD = """\
-import json, sys
+import ctypes, json, os, signal, sys
+if sys.platform.startswith("linux"):
+    # Die with run_otter.py: if it is killed (a batch stopped, a local time limit), no orphan keeps
+    # grading. 1 = PR_SET_PDEATHSIG; the parent check closes the race with a parent already gone.
+    ctypes.CDLL(None).prctl(1, signal.SIGKILL)
+    if os.getppid() != int(sys.argv[4]):
+        sys.exit("run_otter.py ended before grading started")
 sys.path.insert(0, sys.argv[1])
 from otter.run.run_autograder import main
 main(sys.argv[2], plugins=json.loads(sys.argv[3]))
@@ -51,7 +57,8 @@ def grade(autograder_dir: str) -> None:
         log_path = Path(folder) / "otter.log"
         with open(log_path, "w+", encoding="utf-8", errors="replace") as log:
             proc = subprocess.Popen(
-                [sys.executable, "-c", OTTER_CHILD, str(SOURCE), str(autograder_dir), json.dumps(plugins)],
+                [sys.executable, "-c", OTTER_CHILD, str(SOURCE), str(autograder_dir), json.dumps(plugins),
+                 str(os.getpid())],
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 start_new_session=True,  # its own process group: stopping it stops the kernel too
             )
