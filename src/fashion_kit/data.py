@@ -42,18 +42,30 @@ def md5(path: Path) -> str:
     return digest.hexdigest()
 
 
+def file_problem(path: Path, name: str) -> str | None:
+    """How ``path`` differs from the official file ``name``, or None when it is that file."""
+    size, checksum = FILES[name]
+    if not path.is_file():
+        return f"{name}: missing"
+    if path.stat().st_size != size:
+        return f"{name}: {path.stat().st_size} bytes, expected {size}"
+    found = md5(path)
+    if found != checksum:
+        return f"{name}: MD5 {found}, expected {checksum}"
+    return None
+
+
 def problems(folder: Path) -> list[str]:
     """Every way ``folder`` differs from the official release; empty when it is complete."""
-    found = []
-    for name, (size, checksum) in FILES.items():
-        path = folder / name
-        if not path.is_file():
-            found.append(f"{name}: missing")
-        elif path.stat().st_size != size:
-            found.append(f"{name}: {path.stat().st_size} bytes, expected {size}")
-        elif md5(path) != checksum:
-            found.append(f"{name}: MD5 {md5(path)}, expected {checksum}")
-    return found
+    return [p for p in (file_problem(folder / name, name) for name in FILES) if p]
+
+
+def require_complete(folder: Path, headline: str, advice: str) -> Path:
+    """``folder`` if it holds the official release, else a :class:`DataError` naming each bad file."""
+    wrong = problems(folder)
+    if wrong:
+        raise DataError(f"{headline}:\n  " + "\n  ".join(wrong) + f"\n{advice}")
+    return folder
 
 
 def is_complete(folder: Path) -> bool:
@@ -77,18 +89,15 @@ def install(source: Path | str | None = None, cache: Path | None = None) -> Path
             f"{ENV_VAR} points to {source}, which is not a folder. Expected a folder holding "
             f"{', '.join(FILES)} (the official Fashion-MNIST release)."
         )
-    wrong = problems(source)
-    if wrong:
-        raise DataError(
-            f"The Fashion-MNIST files in {source} are not the official release:\n  "
-            + "\n  ".join(wrong)
-            + f"\nPut the four original .gz files there, or unset {ENV_VAR} to let Keras "
-            "download them."
-        )
+    require_complete(
+        source,
+        f"The Fashion-MNIST files in {source} are not the official release",
+        f"Put the four original .gz files there, or unset {ENV_VAR} to let Keras download them.",
+    )
     cache.mkdir(parents=True, exist_ok=True)
     for name in FILES:
         target = cache / name
-        if target.is_file() and target.stat().st_size == FILES[name][0] and md5(target) == FILES[name][1]:
+        if file_problem(target, name) is None:
             continue
         # Copy under a temporary name first so a crash never leaves a truncated file that
         # Keras would then trust.
@@ -101,15 +110,12 @@ def install(source: Path | str | None = None, cache: Path | None = None) -> Path
 def check_cache(cache: Path | None = None) -> Path:
     """Raise a :class:`DataError` naming each bad file if the Keras cache is not complete."""
     cache = cache or keras_cache_dir()
-    wrong = problems(cache)
-    if wrong:
-        raise DataError(
-            f"Fashion-MNIST is not ready in the Keras cache {cache}:\n  "
-            + "\n  ".join(wrong)
-            + f"\nWith internet, run the notebook once and Keras downloads it. Offline, set "
-            f"{ENV_VAR} to a folder with the four official files and run `fashion-kit data`."
-        )
-    return cache
+    return require_complete(
+        cache,
+        f"Fashion-MNIST is not ready in the Keras cache {cache}",
+        f"With internet, run the notebook once and Keras downloads it. Offline, set {ENV_VAR} to a "
+        "folder with the four official files and run `fashion-kit data`.",
+    )
 
 
 def ensure() -> Path:
