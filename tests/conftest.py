@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -92,6 +94,12 @@ class Grader:
             )
         return self._futures[name]
 
+    def submit_call(self, name: str, fn, *args):
+        """Queue any other grading job (``fn(*args)``) in the same pool, so it runs in parallel too."""
+        if name not in self._futures:
+            self._futures[name] = self._pool.submit(fn, *args)
+        return self._futures[name]
+
     def __call__(self, name: str, notebook: Path | None = None) -> run.Outcome:
         return self.submit(name, notebook).result()
 
@@ -116,4 +124,16 @@ def core_submissions(built, grader, tmp_path_factory) -> dict[str, Path]:
     }
     for name, path in subs.items():
         grader.submit(name, path)
+    grader.submit_call("otter-run-solution", plain_otter_run, subs["solution-en"], built.autograder_zip,
+                       work / "otter-run")
     return subs
+
+
+def plain_otter_run(notebook: Path, autograder_zip: Path, out: Path) -> dict:
+    """Otter's own `otter run` on the zip, with none of the kit's runner around it; its results.json."""
+    out.mkdir(parents=True, exist_ok=True)
+    otter = Path(sys.executable).parent / "otter"
+    proc = subprocess.run([str(otter), "run", "-a", str(autograder_zip), "-o", str(out), str(notebook)],
+                          capture_output=True, text=True, timeout=1800)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return json.loads((out / "results.json").read_text(encoding="utf-8"))

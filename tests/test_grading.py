@@ -43,3 +43,11 @@ def test_results_follow_gradescope_spec(grader, core_submissions, name):
     assert results.problems(outcome.results) == []
     hidden = [t for t in outcome.results["tests"] if t.get("visibility") == "after_published"]
     assert hidden, "hidden results must appear once the instructor publishes grades"
+
+
+def test_plain_otter_run_of_the_zip_gives_full_marks(grader, core_submissions):
+    """Otter's own `otter run`, without the kit's runner, still grades the reference solution 13/13."""
+    found = grader("otter-run-solution")
+    assert results.problems(found) == []
+    scores = {t["name"]: (t["score"], t["max_score"]) for t in found["tests"] if "max_score" in t}
+    assert scores == {q: (p, p) for q, p in QUESTIONS.items()}

@@ -145,7 +145,11 @@ def test_the_seed_lives_in_otter_config_for_otter_and_the_plugin():
 
     config = json.loads(paths.OTTER_CONFIG.read_text())
     assert isinstance(config["seed"], int)
-    assert {"seeding.SeedTensorFlow", "check_in_place.CheckEachQuestionInPlace"} <= set(config["plugins"])
+    run_otter = (paths.ROOT / "src" / "fashion_kit" / "gradescope" / "run_otter.py").read_text()
+    for plugin in ("seeding.SeedTensorFlow", "check_in_place.CheckEachQuestionInPlace"):
+        assert f'"{plugin}"' in run_otter, f"run_otter.py must load {plugin} for every grading"
+    # Plain `otter run` cannot import them, so they must not be in the zip's config.
+    assert not any("seeding" in str(p) or "check_in_place" in str(p) for p in config.get("plugins", []))
 
 
 def test_check_all_cells_are_neutralised_so_each_question_counts_where_it_is_answered():

@@ -43,6 +43,10 @@ sys.path.insert(0, sys.argv[1])
 from otter.run.run_autograder import main
 main(sys.argv[2], plugins=json.loads(sys.argv[3]))
 """
+# The kit's own Otter plugins live in this folder, which only this entry point puts on sys.path; they
+# are passed here rather than listed in otter_config.json so that a plain `otter run` of the zip
+# still works (without them: no TensorFlow seeding, check_all cells regrade).
+KIT_PLUGINS = ["seeding.SeedTensorFlow", "check_in_place.CheckEachQuestionInPlace"]
 # What nbclient says when the kernel vanishes mid-cell; on Gradescope that is the out-of-memory killer.
 KERNEL_DIED = ("DeadKernelError", "Kernel died")
 
@@ -53,7 +57,7 @@ def grade(autograder_dir: str) -> None:
     timeout = settings().get("timeout_seconds")
     results_path = Path(autograder_dir) / "results" / "results.json"
     with tempfile.TemporaryDirectory(prefix="fashion-kit-checkpoints-") as folder:
-        plugins = [{"checkpoints.Checkpoints": {"folder": folder}}, *config.get("plugins", [])]
+        plugins = [{"checkpoints.Checkpoints": {"folder": folder}}, *KIT_PLUGINS, *config.get("plugins", [])]
         log_path = Path(folder) / "otter.log"
         with open(log_path, "w+", encoding="utf-8", errors="replace") as log:
             proc = subprocess.Popen(
