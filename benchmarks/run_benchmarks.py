@@ -180,51 +180,61 @@ def main() -> int:
         console.print("Build the autograder first: fashion-kit assign")
         return 2
 
-    with tempfile.TemporaryDirectory(prefix="fashion-kit-bench-") as tmp:
-        work = Path(tmp)
-        single = bench_single(args.repeats, work)
-        batch = bench_batch(args.batch, work)
-        build = bench_build(args.repeats, work)
-        cold = None if args.skip_cold else bench_cold_setup(work)
-
-    script_s = median([s for s, _ in single["script"]])
-    script_m = median([m for _, m in single["script"]])
-    kit_s, kit_m = median([s for s, _ in single["kit"]]), median([m for _, m in single["kit"]])
-    otter_s, otter_m = median([s for s, _ in single["otter"]]), median([m for _, m in single["otter"]])
-    kit_rate = args.batch / batch["kit"][0] * 60
-    serial_rate = args.batch / batch["serial"][0] * 60
     gb = 1024 ** 3
-
-    rows = [
-        ("plain script (reference solution's code)", f"{script_s:.1f} s", f"{script_m / gb:.2f} GB", ""),
-        ("kit autograder, one submission", f"{kit_s:.1f} s", f"{kit_m / gb:.2f} GB", ""),
-        ("otter run, one submission", f"{otter_s:.1f} s", f"{otter_m / gb:.2f} GB", ""),
-        ("overhead: kit / script", f"{kit_s / script_s:.2f}×", f"{kit_m / script_m:.2f}×", "time ≤ 1.15, memory ≤ 1.10"),
-        ("overhead: otter run / script", f"{otter_s / script_s:.2f}×", f"{otter_m / script_m:.2f}×", ""),
-        (f"batch of {args.batch}: fashion-kit grade", f"{kit_rate:.2f} /min", f"{batch['kit'][1] / gb:.2f} GB", ""),
-        (f"batch of {args.batch}: serial otter run loop", f"{serial_rate:.2f} /min", f"{batch['serial'][1] / gb:.2f} GB", ""),
-        ("throughput: kit batch / serial loop", f"{kit_rate / serial_rate:.2f}×", "", "≥ 1.5"),
-        ("build (master → student, solutions, zip)", f"{median(build):.1f} s", "", "≤ 120 s"),
-    ]
-    if cold is not None:
-        rows.append(("cold setup (fresh venv → first build)", f"{cold:.0f} s", "", ""))
-
-    table = Table(title="fashion-kit benchmark")
-    for col in ("measure", "time / rate", "peak memory", "target"):
-        table.add_column(col)
-    for row in rows:
-        table.add_row(*row)
-    console.print(table)
-
+    rows: list[tuple[str, str, str, str]] = []
     machine = (f"{platform.node()}: {psutil.cpu_count()} cores, "
                f"{psutil.virtual_memory().total / gb:.0f} GB, Python {platform.python_version()}, "
                f"{platform.machine()}; medians of {args.repeats} run(s); {time.strftime('%Y-%m-%d')}")
-    md = ["| measure | time / rate | peak memory | target |", "|---|---|---|---|"]
-    md += [f"| {' | '.join(r)} |" for r in rows]
-    out = ROOT / "benchmarks" / "results"
-    out.mkdir(exist_ok=True)
-    (out / "latest.md").write_text(f"Measured on {machine}\n\n" + "\n".join(md) + "\n")
-    console.print(f"written to {out / 'latest.md'}")
+
+    def report():
+        """Print and write the table so far: a stage that fails later never loses earlier figures."""
+        table = Table(title="fashion-kit benchmark")
+        for col in ("measure", "time / rate", "peak memory", "target"):
+            table.add_column(col)
+        for row in rows:
+            table.add_row(*row)
+        console.print(table)
+        md = ["| measure | time / rate | peak memory | target |", "|---|---|---|---|"]
+        md += [f"| {' | '.join(r)} |" for r in rows]
+        out = ROOT / "benchmarks" / "results"
+        out.mkdir(exist_ok=True)
+        (out / "latest.md").write_text(f"Measured on {machine}\n\n" + "\n".join(md) + "\n")
+        console.print(f"written to {out / 'latest.md'}")
+
+    with tempfile.TemporaryDirectory(prefix="fashion-kit-bench-") as tmp:
+        work = Path(tmp)
+        single = bench_single(args.repeats, work)
+        script_s = median([s for s, _ in single["script"]])
+        script_m = median([m for _, m in single["script"]])
+        kit_s, kit_m = median([s for s, _ in single["kit"]]), median([m for _, m in single["kit"]])
+        otter_s, otter_m = median([s for s, _ in single["otter"]]), median([m for _, m in single["otter"]])
+        rows += [
+            ("plain script (reference solution's code)", f"{script_s:.1f} s", f"{script_m / gb:.2f} GB", ""),
+            ("kit autograder, one submission", f"{kit_s:.1f} s", f"{kit_m / gb:.2f} GB", ""),
+            ("otter run, one submission", f"{otter_s:.1f} s", f"{otter_m / gb:.2f} GB", ""),
+            ("overhead: kit / script", f"{kit_s / script_s:.2f}×", f"{kit_m / script_m:.2f}×",
+             "time ≤ 1.15, memory ≤ 1.10"),
+            ("overhead: otter run / script", f"{otter_s / script_s:.2f}×", f"{otter_m / script_m:.2f}×", ""),
+        ]
+        report()
+
+        batch = bench_batch(args.batch, work)
+        kit_rate = args.batch / batch["kit"][0] * 60
+        serial_rate = args.batch / batch["serial"][0] * 60
+        rows += [
+            (f"batch of {args.batch}: fashion-kit grade", f"{kit_rate:.2f} /min", f"{batch['kit'][1] / gb:.2f} GB", ""),
+            (f"batch of {args.batch}: serial otter run loop", f"{serial_rate:.2f} /min",
+             f"{batch['serial'][1] / gb:.2f} GB", ""),
+            ("throughput: kit batch / serial loop", f"{kit_rate / serial_rate:.2f}×", "", "≥ 1.5"),
+        ]
+        report()
+
+        build = bench_build(args.repeats, work)
+        rows.append(("build (master → student, solutions, zip)", f"{median(build):.1f} s", "", "≤ 120 s"))
+        report()
+        if not args.skip_cold:
+            rows.append(("cold setup (fresh venv → first build)", f"{bench_cold_setup(work):.0f} s", "", ""))
+            report()
     return 0
 
 

@@ -241,7 +241,7 @@ def build(
                     shutil.rmtree(target)
                 elif target.exists():
                     target.unlink()
-                dest.mkdir(exist_ok=True)
+                dest.mkdir(parents=True, exist_ok=True)
                 shutil.move(str(lang_dir), str(target))
 
     return BuildResult(student, solutions, root / "autograder" / ZIP_NAME, results)
