@@ -30,7 +30,7 @@ from rich.table import Table
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from fashion_kit import data, paths  # noqa: E402
+from fashion_kit import data, paths, run  # noqa: E402
 
 SOLUTION = paths.SOLUTIONS / "en" / "fashion_mnist.ipynb"
 console = Console()
@@ -47,18 +47,7 @@ class PeakMemory:
 
     def _run(self):
         while not self._stop.is_set():
-            try:
-                root = psutil.Process(self.pid)
-                procs = [root, *root.children(recursive=True)]
-                total = 0
-                for p in procs:
-                    try:
-                        total += p.memory_info().rss
-                    except psutil.Error:
-                        pass
-                self.peak = max(self.peak, total)
-            except psutil.Error:
-                pass
+            self.peak = max(self.peak, run.tree_rss(self.pid))
             self._stop.wait(self.interval)
 
     def stop(self) -> int:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -12,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from fashion_kit import assign, data, notebooks, paths, results, run
+from fashion_kit import assign, data, notebooks, results, run
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "fashion-mnist"
 # Two gradings at once fill both cores of the reference machine; more only adds memory.

@@ -1,11 +1,10 @@
 """The build: master → student/, solutions/, autograder.zip; deterministic, and all or nothing."""
 
-import json
 import zipfile
 
 import pytest
 
-from fashion_kit import assign, notebooks, paths, run
+from fashion_kit import assign, notebooks, paths
 
 from .conftest import mutate
 

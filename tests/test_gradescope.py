@@ -127,6 +127,7 @@ def test_rehearsal_hanging_notebook_is_stopped_with_a_message_and_keeps_earlier_
     assert outcome.status == "graded", outcome.message + outcome.log[-3000:]
     assert results.problems(outcome.results) == []
     assert outcome.scores == {q: (p if q in BEFORE_FIT else 0, p) for q, p in POINTS.items()}, outcome.log[-3000:]
+    assert outcome.stopped == "timeout"
     notice = _by_name(outcome)["時間到了 / Time limit reached"]
     assert notice["visibility"] == "visible" and notice["status"] == "failed"
     assert f"超過 {HANG_TIMEOUT_SECONDS} 秒" in notice["output"]
@@ -146,7 +147,25 @@ def test_grading_needs_no_network(grader, stopped_submissions):
 def test_kernel_killed_like_out_of_memory_gets_a_clear_message(grader, stopped_submissions):
     outcome = grader("kernel-killed")
     assert outcome.status == "graded", outcome.message + outcome.log[-3000:]
+    assert outcome.stopped == "memory"
     notice = _by_name(outcome)["記憶體不足 / Out of memory"]
     assert "記憶體" in notice["output"] and "more memory than the grading machine has" in notice["output"]
     assert "starts with `import os, signal`" in notice["output"]
     assert outcome.scores == {q: (p if q in BEFORE_FIT else 0, p) for q, p in POINTS.items()}
+
+
+def test_local_runner_reads_the_stop_mark_the_zip_writes():
+    """run.py cannot import the zip-only interrupted.py, so the key they share is checked here."""
+    import importlib.util
+
+    from fashion_kit import run
+
+    folder = Path(run.__file__).parent / "gradescope"
+    sys.path.insert(0, str(folder))
+    try:
+        spec = importlib.util.spec_from_file_location("interrupted_under_test", folder / "interrupted.py")
+        interrupted = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(interrupted)
+    finally:
+        sys.path.remove(str(folder))
+    assert interrupted.STOPPED_KEY == run.STOPPED_KEY

@@ -13,7 +13,6 @@ Everything is built in a staging folder first; the committed folders change only
 from __future__ import annotations
 
 import io
-import json
 import shutil
 import subprocess
 import sys
@@ -258,8 +257,3 @@ def expected_notebooks(master: Path | None = None) -> dict[str, str]:
             out[f"student/{lang}/{NOTEBOOK}"] = notebooks.dumps(student)
             out[f"solutions/{lang}/{NOTEBOOK}"] = notebooks.dumps(solution)
         return out
-
-
-def settings() -> dict:
-    """The kit's own grading settings, from the ``fashion_kit`` section of otter_config.json."""
-    return json.loads(paths.OTTER_CONFIG.read_text())["fashion_kit"]

@@ -68,10 +68,6 @@ def require_complete(folder: Path, headline: str, advice: str) -> Path:
     return folder
 
 
-def is_complete(folder: Path) -> bool:
-    return not problems(folder)
-
-
 def install(source: Path | str | None = None, cache: Path | None = None) -> Path:
     """Make ``load_data()`` work offline: verify ``source`` and copy it into the Keras cache.
 

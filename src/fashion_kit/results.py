@@ -24,9 +24,3 @@ def problems(results: dict) -> list[str]:
         f"{'/'.join(str(p) for p in error.absolute_path) or '(top level)'}: {error.message}"
         for error in sorted(_validator().iter_errors(results), key=lambda e: list(e.absolute_path))
     ]
-
-
-def validate(results: dict) -> None:
-    found = problems(results)
-    if found:
-        raise ValueError("results.json does not follow Gradescope's specification:\n  " + "\n  ".join(found))

@@ -11,8 +11,6 @@ blocking, or starving, everything after it.
 
 from __future__ import annotations
 
-import functools
-import importlib.util
 import json
 import os
 import re
@@ -41,6 +39,8 @@ LOG_HEAD_BYTES = LOG_TAIL_BYTES = 256 * 1024
 POLL_SECONDS = 0.2
 # Otter writes this test, and no scores, when it refuses to grade a submission.
 OTTER_ERROR_TEST = "Autograder Error"
+# The key gradescope/interrupted.py sets in results.json's extra_data when the zip stopped a run.
+STOPPED_KEY = "fashion_kit_stopped"
 # The zip's run_otter.py stops Otter itself at timeout_seconds and writes results for the questions
 # checked so far; the supervisor here kills only if that did not happen this much later.
 INNER_STOP_GRACE_SECONDS = 60
@@ -190,7 +190,8 @@ def grade(
         tests = {t.get("name"): t for t in results.get("tests", [])}
         if OTTER_ERROR_TEST in tests:
             return _refused(tests[OTTER_ERROR_TEST].get("output", ""), outcome)
-        kind = next((k for title, k in _stop_kinds().items() if title in tests), None)
+        # gradescope/interrupted.py marks a run the zip had to stop; its value is why.
+        kind = (results.get("extra_data") or {}).get(STOPPED_KEY)
         if kind is not None:
             scores = _scores(results)
             points = sum(s for s, _ in scores.values())
@@ -228,26 +229,6 @@ def _inner_timeout(config_path: Path, timeout: float | None) -> float | None:
     return inner
 
 
-@functools.lru_cache(1)
-def _stop_kinds() -> dict[str, str]:
-    """The test title gradescope/interrupted.py gives a run it had to stop -> why it stopped."""
-    folder = Path(__file__).parent / "gradescope"
-    if not (folder / "interrupted.py").is_file():
-        return {}
-    sys.path.insert(0, str(folder))  # interrupted.py imports its sibling checkpoints.py
-    known = set(sys.modules)
-    try:
-        spec = importlib.util.spec_from_file_location("_fashion_kit_interrupted", folder / "interrupted.py")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    finally:
-        sys.path.remove(str(folder))
-        for name in set(sys.modules) - known:  # leave no zip-only module importable by its short name
-            if name == "checkpoints":
-                del sys.modules[name]
-    return {title: kind for kind, title in module.TITLES.items()}
-
-
 def _refused(otter_message: str, make) -> Outcome:
     """Turn Otter's refusal to grade (its "Autograder Error" test) into a status and a message."""
     found = re.search(r"Received submission for assignment '(.*?)' \(this is assignment '(.*?)'\)", otter_message)
@@ -273,7 +254,7 @@ def _supervise(proc, timeout, memory_limit_mb, cancel) -> tuple[str | None, int]
             return None, peak
         except subprocess.TimeoutExpired:
             pass
-        rss = _tree_rss(proc.pid)
+        rss = tree_rss(proc.pid)
         peak = max(peak, rss)
         if limit is not None and rss > limit:
             return "memory", peak
@@ -291,7 +272,8 @@ def _tree(pid: int) -> list[psutil.Process]:
         return []
 
 
-def _tree_rss(pid: int) -> int:
+def tree_rss(pid: int) -> int:
+    """Resident memory of ``pid`` and all its descendants, in bytes."""
     total = 0
     for p in _tree(pid):
         try:
