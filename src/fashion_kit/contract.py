@@ -1,0 +1,81 @@
+"""What the kit's two sides agree on, written once: the host tooling and the grader in the zip.
+
+Both import this module (the zip installs the kit itself), so a name or a format changed here changes
+on both sides at once. It holds the names of the files a grading reads and writes, the layout of the
+untrusted work folder, the questions that have evidence outside the kernel, and two small helpers
+both sides need.
+"""
+
+from __future__ import annotations
+
+import re
+
+NOTEBOOK = "fashion_mnist.ipynb"
+# What the student saves (question 7) and, optionally, the challenge model.
+MODEL_FILES = ("fashion_mnist_model.keras", "fashion_mnist_model.h5")
+CHALLENGE_FILE = "challenge_model.keras"
+# Files a student may hand in next to the notebook; anything else is ignored by the grader.
+SUBMITTED_FILES = (NOTEBOOK, *MODEL_FILES, CHALLENGE_FILE)
+
+# results.json's extra_data: why a run was stopped (timeout, memory, error), for programs.
+STOPPED_KEY = "fashion_kit_stopped"
+# results.json's extra_data: the sandbox the notebook ran in (bubblewrap, user, none).
+SANDBOX_KEY = "fashion_kit_sandbox"
+# results.json's extra_data: out-of-kernel measurements (accuracies), for reports and feedback.
+MEASURED_KEY = "fashion_kit_measured"
+
+# Otter names the test it writes, and no scores, when it refuses to grade a submission.
+OTTER_ERROR_TEST = "Autograder Error"
+CHALLENGE_TEST, LEADERBOARD_NAME = "Challenge bonus", "Challenge test accuracy"
+
+# The phase-1 work folder: a copy of what the notebook may see, and the only place it may write.
+# It mirrors Gradescope's layout, which Otter expects.
+WORK_SOURCE, WORK_SUBMISSION, WORK_RESULTS, WORK_HOME = "source", "submission", "results", "home"
+# Inside the work folder: what the kernel leaves for the trusted phase, read as data only.
+EVIDENCE_DIR = "evidence"
+CHECKED_FILE = "checked.json"  # the questions checked so far: name -> score, possible, message
+RUNNING_FILE = "running.json"  # the student's code cell that is about to run
+VALUES_FILE = "values.json"  # scalars the notebook reported (test_acc)
+TEST_IMAGES_FILE = "test_images.npy"  # the notebook's own test_images at question 8
+# Of a question with evidence, the grader saves `model` right after the question is answered.
+MODEL_SNAPSHOT = "{question}.keras"
+
+# The questions whose verdict also needs evidence from outside the kernel.
+Q_MODEL, Q_COMPILE, Q_FIT, Q_SAVE_LOAD, Q_EVALUATE, Q_ACCURACY = (
+    "q4_model", "q5_compile", "q6_fit", "q7_save_load", "q8_evaluate", "q9_accuracy",
+)
+EVIDENCE_QUESTIONS = (Q_MODEL, Q_COMPILE, Q_FIT, Q_SAVE_LOAD, Q_EVALUATE, Q_ACCURACY)
+
+# The lesson's model and its training, as the evidence must show them.
+EXPECTED_LAYERS = (("Flatten", None, None), ("Dense", 128, "relu"), ("Dense", 10, "softmax"))
+EXPECTED_PARAMS = (100480, 1290)
+EXPECTED_EPOCHS = 5
+TRAINING_EXAMPLES = 60000
+# test_acc from evaluate() and the argmax accuracy of the same weights agree to float rounding; a
+# model evaluated on other data (the training set, an easy subset) misses by a percent or more.
+AGREEMENT_TOLERANCE = 0.005
+
+
+def natural_key(text: str):
+    """Sort q2 before q10 and student9 before student10."""
+    return [(0, int(part), "") if part.isdigit() else (1, 0, part) for part in re.split(r"(\d+)", text)]
+
+
+# Linux kills a process whose parent died if it asked with PR_SET_PDEATHSIG (kept across exec). It is
+# asked in this tiny first program rather than in a preexec_fn, which is unsafe with threads.
+PDEATHSIG_TRAMPOLINE = """\
+import ctypes, os, signal, sys
+ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
+if os.getppid() != int(sys.argv[1]):
+    sys.exit("the grading's parent died before it started")
+os.execv(sys.argv[2], sys.argv[2:])
+"""
+
+
+def dying_with(parent_pid: int, command: list[str], python: str) -> list[str]:
+    """``command``, made to die with the process ``parent_pid`` (Linux; elsewhere unchanged)."""
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return command
+    return [python, "-I", "-c", PDEATHSIG_TRAMPOLINE, str(parent_pid), *command]
