@@ -126,3 +126,23 @@ def load(path: Path | str) -> Settings:
     except (OSError, ValueError) as e:
         raise SettingsError(f"{path} is not readable JSON ({e}).") from e
     return parse(config, path.name)
+
+
+def from_zip(autograder_zip: Path | str) -> Settings:
+    """The settings an autograder zip was built with: its own copy of otter_config.json."""
+    import zipfile
+
+    autograder_zip = Path(autograder_zip)
+    try:
+        with zipfile.ZipFile(autograder_zip) as zf:
+            raw = zf.read("otter_config.json")
+    except (OSError, KeyError, zipfile.BadZipFile) as e:
+        raise SettingsError(
+            f"{autograder_zip} is not a usable autograder zip ({e}); expected the otter_config.json "
+            "that `fashion-kit assign` puts in it. Build it again: fashion-kit assign"
+        ) from e
+    try:
+        config = json.loads(raw.decode("utf-8"))
+    except ValueError as e:
+        raise SettingsError(f"{autograder_zip}: its otter_config.json is not valid JSON ({e}).") from e
+    return parse(config, f"{autograder_zip.name}:otter_config.json")
