@@ -1,0 +1,1 @@
+"""The grading core: one submission, graded in two phases."""
