@@ -1,0 +1,271 @@
+"""A feedback page for each student: what the grader checked, and what it found.
+
+``feedback/<id>.html`` is one self-contained file (inline CSS, no scripts, no external assets, a
+Content-Security-Policy that forbids loading anything), readable offline and safe to upload to an LMS
+or send by mail. It is written in the notebook's language with English beside it, and built only from
+the submission's ``results.json``, Gradescope's own format, so it says exactly what Gradescope shows
+once grades are published: every result box that is not ``hidden``, with its score and its message
+verbatim, the accuracy the grader measured against the threshold, and the challenge result.
+``feedback.zip`` bundles the pages for upload.
+
+Everything on the page comes from a student's notebook or from messages quoting it, so every text is
+escaped; nothing is trusted to be HTML.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+import zipfile
+from pathlib import Path
+
+from .. import contract
+from .roster import get
+
+FOLDER, ZIP = "feedback", "feedback.zip"
+LANGUAGES = ("zh-TW", "en")  # the notebook languages (notebooks.LANGUAGES); zh-TW pages carry English too
+DEFAULT_LANGUAGE = "zh-TW"
+PUBLIC_TESTS = "Public Tests"  # Otter's box of the public checks' results
+
+# Words on the page: (Traditional Chinese, English).
+LABELS = {
+    "title": ("評分回饋", "Grading feedback"),
+    "student": ("學生", "Student"),
+    "submission": ("繳交編號", "Submission"),
+    "total": ("總分", "Total"),
+    "question": ("題目", "Question"),
+    "score": ("分數", "Score"),
+    "checked": ("檢查了什麼", "What was checked"),
+    "message": ("評分訊息", "Message"),
+    "accuracy": ("測試準確率", "Test accuracy"),
+    "measured": ("評分程式用自己的測試資料量到的準確率", "Measured by the grader on its own copy of the test set"),
+    "threshold": ("門檻", "threshold"),
+    "reached": ("達到門檻", "reached"),
+    "not_reached": ("未達門檻", "not reached"),
+    "not_measured": ("沒有量到（見第 9 題的訊息）", "not measured (see question 9's message)"),
+    "challenge": ("挑戰題", "Challenge"),
+    "no_challenge": ("沒有評到挑戰模型（challenge_model.keras）。", "No challenge model (challenge_model.keras) was graded."),
+    "bonus": ("加分", "bonus"),
+    "notices": ("評分說明", "Notices"),
+    "no_results": ("這份繳交沒有評分結果。", "This submission has no grading results."),
+    "status": ("狀態", "Status"),
+    "not_graded": ("沒有評分", "not graded"),
+}
+
+# What each question checks, for students (the assignment's table in README.md, in both languages).
+CHECKS = {
+    "q1_load_data": ("用 load_data() 載入 Fashion-MNIST：四個陣列的形狀與標籤 0 到 9",
+                     "Fashion-MNIST loaded with load_data(): the four arrays' shapes and labels 0 to 9"),
+    "q2_class_names": ("依標籤順序列出 10 個類別名稱（標籤 9 是 Ankle boot）",
+                       "the 10 class names in label order (label 9 is Ankle boot)"),
+    "q3_normalize": ("兩組圖片都除以 255.0，數值在 0 到 1 之間", "both image sets divided by 255.0, values from 0 to 1"),
+    "q4_model": ("模型依序是 Flatten(28×28)、Dense(128, relu)、Dense(10, softmax)（全對才給分）",
+                 "the model Flatten(28×28) → Dense(128, relu) → Dense(10, softmax) (all or nothing)"),
+    "q5_compile": ("compile 用 adam、sparse_categorical_crossentropy 與 accuracy",
+                   "compiled with adam, sparse_categorical_crossentropy and accuracy"),
+    "q6_fit": ("訓練 5 個 epoch，並保留 history", "trained for 5 epochs, history kept"),
+    "q7_save_load": ("存成 fashion_mnist_model.keras，再讀回成 loaded_model",
+                     "saved as fashion_mnist_model.keras and loaded back as loaded_model"),
+    "q8_evaluate": ("用 model.evaluate(...) 算出 test_loss 與 test_acc", "test_loss and test_acc from model.evaluate(...)"),
+    "q9_accuracy": ("評分程式用自己的測試資料評估你存的模型，準確率要達到門檻",
+                    "the grader evaluates your saved model on its own copy of the test set; it must reach the threshold"),
+    "q10_param_count": ("手算參數數量：784×128+128、128×10+10 與總和",
+                        "the parameter count by hand: 784×128+128, 128×10+10 and their sum"),
+}
+
+
+def language_of(notebook) -> str:
+    """The language a notebook was handed out in (its ``fashion_kit.language`` metadata), else zh-TW.
+
+    ``notebook`` is a path or an already-parsed notebook dict; whatever it holds, the answer is one
+    of :data:`LANGUAGES`.
+    """
+    try:
+        nb = notebook if isinstance(notebook, dict) else json.loads(Path(notebook).read_text(encoding="utf-8"))
+        lang = nb["metadata"]["fashion_kit"]["language"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return DEFAULT_LANGUAGE
+    return lang if lang in LANGUAGES else DEFAULT_LANGUAGE
+
+
+def _label(key: str, language: str) -> str:
+    zh, en = LABELS[key]
+    return en if language == "en" else f"{zh} / {en}"
+
+
+def _number(value) -> str:
+    try:
+        return f"{float(value):g}"
+    except (TypeError, ValueError):
+        return "?"
+
+
+def _students(record) -> str:
+    people = get(record, "submitters", None) or []
+    if isinstance(people, str):
+        return people
+    names = []
+    for p in people:
+        if isinstance(p, dict):
+            name, email, sid = (str(p.get(k) or "") for k in ("name", "email", "sid"))
+            names.append(" ".join(part for part in (name, f"<{email}>" if email else "", f"({sid})" if sid else "") if part))
+    return "; ".join(names)
+
+
+def visible_tests(results: dict) -> list[dict]:
+    """The result boxes a student sees once grades are published: all but the ``hidden`` ones."""
+    return [t for t in results.get("tests", []) or [] if isinstance(t, dict) and t.get("visibility") != "hidden"]
+
+
+def measured(results: dict) -> dict:
+    extra = results.get("extra_data") or {}
+    value = extra.get(contract.MEASURED_KEY) if isinstance(extra, dict) else None
+    return value if isinstance(value, dict) else {}
+
+
+def _accuracy_line(value, threshold, language: str) -> str:
+    if value is None or threshold is None:
+        return _label("not_measured", language)
+    verdict = _label("reached" if float(value) >= float(threshold) else "not_reached", language)
+    return f"{float(value):.4f} ({_label('threshold', language)} {float(threshold):.2f}): {verdict}"
+
+
+def page(record, results: dict | None, *, language: str = DEFAULT_LANGUAGE, assignment: str = "") -> str:
+    """The feedback page of one submission: ``record`` (its id, submitters, status, message) and its
+    ``results.json`` content (None when grading produced none)."""
+    language = language if language in LANGUAGES else DEFAULT_LANGUAGE
+    esc = html.escape
+    L = lambda key: esc(_label(key, language))  # noqa: E731
+    sid = str(get(record, "id", None) or get(record, "submission", ""))
+    parts = [f"<h1>{L('title')}{': ' + esc(assignment) if assignment else ''}</h1>", "<table class='who'>"]
+    students = _students(record)
+    if students:
+        parts.append(f"<tr><th>{L('student')}</th><td>{esc(students)}</td></tr>")
+    parts.append(f"<tr><th>{L('submission')}</th><td>{esc(sid)}</td></tr>")
+    status, message = str(get(record, "status", "") or ""), str(get(record, "message", "") or "")
+    if results is None:
+        parts.append(f"<tr><th>{L('status')}</th><td>{esc(status or _label('not_graded', language))}</td></tr></table>")
+        parts.append(f"<p class='notice'>{L('no_results')}</p>")
+        if message:
+            parts.append(f"<pre class='message'>{esc(message)}</pre>")
+        return _document(parts, language, sid)
+
+    tests = visible_tests(results)
+    scored = [t for t in tests if "max_score" in t and t.get("name") != contract.CHALLENGE_TEST]
+    possible = sum(float(t.get("max_score") or 0) for t in scored)
+    total = results.get("score", sum(float(t.get("score") or 0) for t in tests if "max_score" in t))
+    parts.append(f"<tr><th>{L('total')}</th><td class='total'>{esc(_number(total))} / {esc(_number(possible))}</td></tr>")
+    if status and status != "graded":
+        parts.append(f"<tr><th>{L('status')}</th><td>{esc(status)}</td></tr>")
+    parts.append("</table>")
+
+    notices = [t for t in tests if "max_score" not in t]
+    top_output = results.get("output")
+    if top_output or notices:
+        parts.append(f"<h2>{L('notices')}</h2>")
+        if top_output:
+            parts.append(f"<pre class='message notice'>{esc(str(top_output))}</pre>")
+        for t in notices:
+            if top_output and t.get("output") == top_output:
+                continue  # the stopped-run notice is often both the top output and a box
+            parts.append(f"<h3>{esc(str(t.get('name', '')))}</h3><pre class='message'>{esc(str(t.get('output', '')))}</pre>")
+
+    parts.append(f"<h2>{L('question')}</h2><table class='questions'><tr><th>{L('question')}</th><th>{L('score')}</th>"
+                 f"<th>{L('checked')}</th><th>{L('message')}</th></tr>")
+    for t in scored:
+        name = str(t.get("name", ""))
+        zh, en = CHECKS.get(name, ("", ""))
+        if not zh:
+            checked = ""
+        elif language == "en":
+            checked = esc(en)
+        else:
+            checked = f"{esc(zh)}<br><span class='en'>{esc(en)}</span>"
+        score, top = float(t.get("score") or 0), float(t.get("max_score") or 0)
+        css = "full" if score >= top else ("part" if score > 0 else "none")
+        parts.append(f"<tr><td>{esc(name)}</td><td class='{css}'>{esc(_number(score))} / {esc(_number(top))}</td>"
+                     f"<td>{checked}</td><td><pre class='message'>{esc(str(t.get('output', '')))}</pre></td></tr>")
+    parts.append("</table>")
+
+    m = measured(results)
+    parts.append(f"<h2>{L('accuracy')}</h2><p>{L('measured')}: "
+                 f"{esc(_accuracy_line(m.get('accuracy'), m.get('threshold'), language))}</p>")
+    parts.append(f"<h2>{L('challenge')}</h2>")
+    challenge = next((t for t in tests if t.get("name") == contract.CHALLENGE_TEST), None)
+    if m.get("challenge_accuracy") is None and challenge is None:
+        parts.append(f"<p>{L('no_challenge')}</p>")
+    else:
+        line = _accuracy_line(m.get("challenge_accuracy"), m.get("challenge_threshold"), language)
+        bonus = m.get("challenge_bonus", challenge.get("score") if challenge else None)
+        extra = f"; {_label('bonus', language)} {_number(bonus)}" if bonus is not None else ""
+        parts.append(f"<p>{esc(line + extra)}</p>")
+        if challenge is not None:
+            parts.append(f"<pre class='message'>{esc(str(challenge.get('output', '')))}</pre>")
+    return _document(parts, language, sid)
+
+
+def _document(parts: list[str], language: str, sid: str) -> str:
+    title = html.escape(f"{_label('title', language)}: {sid}")
+    return f"""<!DOCTYPE html>
+<html lang="{'en' if language == 'en' else 'zh-Hant-TW'}"><head><meta charset="utf-8">
+<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{title}</title>
+<style>
+body {{ font-family: system-ui, "Noto Sans CJK TC", "Microsoft JhengHei", sans-serif; max-width: 60rem; margin: 2rem auto; padding: 0 1rem; color: #222; }}
+table {{ border-collapse: collapse; margin: 0.5rem 0 1.5rem; width: 100%; }}
+th, td {{ border: 1px solid #ccc; padding: 0.3rem 0.6rem; text-align: left; vertical-align: top; }}
+th {{ background: #f3f3f3; }}
+table.who {{ width: auto; }}
+pre.message {{ white-space: pre-wrap; overflow-wrap: anywhere; margin: 0; font-family: inherit; }}
+.notice {{ background: #fff6e0; padding: 0.5rem; }}
+.full {{ color: #1a7f37; font-weight: bold; }} .part {{ color: #9a6700; font-weight: bold; }} .none {{ color: #b00; font-weight: bold; }}
+.en {{ color: #555; }}
+td.total {{ font-weight: bold; }}
+</style></head><body>
+{chr(10).join(parts)}
+</body></html>
+"""
+
+
+def file_name(submission_id: str) -> str:
+    """``<id>.html``, with anything that could leave the folder or confuse a file system replaced."""
+    safe = re.sub(r"[^\w.\-]+", "_", submission_id).strip(".") or "submission"
+    return f"{safe}.html"
+
+
+def write(out: Path | str, pages: dict[str, str]) -> tuple[Path, Path]:
+    """Write ``{id: html}`` to ``<out>/feedback/<id>.html`` and bundle them in ``<out>/feedback.zip``.
+
+    The zip is rebuilt from exactly these pages (sorted, fixed timestamps), so it never carries a page
+    of an earlier run that is no longer wanted. Returns the folder and the zip.
+    """
+    out = Path(out)
+    folder = out / FOLDER
+    folder.mkdir(parents=True, exist_ok=True)
+    names: dict[str, str] = {}
+    for sid in sorted(pages, key=contract.natural_key):
+        name = file_name(sid)
+        stem, n = name[:-5], 2
+        while name in names.values():  # two ids that differ only in unsafe characters
+            name, n = f"{stem}-{n}.html", n + 1
+        names[sid] = name
+        (folder / name).write_text(pages[sid], encoding="utf-8")
+    tmp = out / f".{ZIP}.tmp"
+    with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
+        for sid in sorted(names, key=lambda s: names[s]):
+            info = zipfile.ZipInfo(names[sid], date_time=(2020, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            zf.writestr(info, pages[sid].encode("utf-8"))
+    tmp.replace(out / ZIP)
+    return folder, out / ZIP
+
+
+def read_results(path: Path | str) -> dict | None:
+    """A results.json's content, or None when it is missing or unreadable."""
+    try:
+        value = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return value if isinstance(value, dict) else None

@@ -1,0 +1,34 @@
+"""How many submissions this machine can grade at once: the default of ``fashion-kit grade --jobs``.
+
+One grading keeps less than one core busy on average (starting Python, TensorFlow and the kernel is
+serial; only training uses several cores), so one grading per core fills the processors. Each grading
+also holds its own TensorFlow process tree in memory, so the count is capped by the memory available
+now, divided by what one grading needs.
+"""
+
+from __future__ import annotations
+
+import os
+
+# Peak resident memory of one grading's whole process tree (grader, Otter, the notebook's kernel and
+# the post-grading check), grading the reference solution: 1.83 GiB, as measured by
+# benchmarks/batch_jobs.py and benchmarks/measure_memory.py and recorded in benchmarks/README.md.
+GRADING_PEAK_MB = 1874
+# Room for students' variations (a bigger layer, a larger batch): the same 30 % the Gradescope
+# recommendation leaves above that peak.
+HEADROOM = 1.3
+
+
+def default_jobs(cores: int | None = None, available_mb: float | None = None) -> int:
+    """Submissions to grade at once: one per core, as many as the available memory holds, at least 1."""
+    if cores is None:
+        try:
+            cores = len(os.sched_getaffinity(0))  # the cores this process may use, not all the machine has
+        except AttributeError:
+            cores = os.cpu_count() or 1
+    if available_mb is None:
+        import psutil
+
+        available_mb = psutil.virtual_memory().available / 2**20
+    by_memory = int(available_mb // (GRADING_PEAK_MB * HEADROOM))
+    return max(1, min(cores, by_memory))
