@@ -30,7 +30,8 @@ from rich.table import Table
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from fashion_kit import data, paths, run  # noqa: E402
+from fashion_kit import data, paths  # noqa: E402
+from fashion_kit.grading.supervise import tree_rss  # noqa: E402
 
 SOLUTION = paths.SOLUTIONS / "en" / "fashion_mnist.ipynb"
 console = Console()
@@ -47,7 +48,7 @@ class PeakMemory:
 
     def _run(self):
         while not self._stop.is_set():
-            self.peak = max(self.peak, run.tree_rss(self.pid))
+            self.peak = max(self.peak, tree_rss(self.pid))
             self._stop.wait(self.interval)
 
     def stop(self) -> int:

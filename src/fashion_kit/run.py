@@ -15,28 +15,22 @@ import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 import zipfile
-from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import psutil
-
 from . import notebooks
+# The supervision lives in grading.supervise; these names are kept for the callers of this module.
+from .grading.supervise import (  # noqa: F401
+    LOG_HEAD_BYTES, LOG_TAIL_BYTES, POLL_SECONDS, _CappedLog, _kill_tree, _supervise, _tree, tree_rss,
+)
 
 NOTEBOOK = "fashion_mnist.ipynb"
-# Of a grading's output, the head and the tail are kept (where the errors are); the middle of a flood
-# is counted and dropped, so a notebook printing gigabytes can fill neither memory nor the disk.
-LOG_HEAD_BYTES = LOG_TAIL_BYTES = 256 * 1024
-# How often the supervisor samples the process tree's memory. Filling pages runs at a few GB/s, so a
-# memory bomb overshoots the limit by about a gigabyte at most before it is killed.
-POLL_SECONDS = 0.2
 # Otter writes this test, and no scores, when it refuses to grade a submission.
 OTTER_ERROR_TEST = "Autograder Error"
 # The key gradescope/interrupted.py sets in results.json's extra_data when the zip stopped a run.
@@ -243,68 +237,6 @@ def _refused(otter_message: str, make) -> Outcome:
     return make("error", f"Otter refused to grade the notebook: {detail}")
 
 
-def _supervise(proc, timeout, memory_limit_mb, cancel) -> tuple[str | None, int]:
-    """Wait for ``proc``; returns why it was stopped (None if it finished) and its peak tree RSS."""
-    deadline = None if timeout is None else time.monotonic() + timeout
-    limit = None if memory_limit_mb is None else memory_limit_mb * 2**20
-    peak = 0
-    while True:
-        try:
-            proc.wait(timeout=POLL_SECONDS)
-            return None, peak
-        except subprocess.TimeoutExpired:
-            pass
-        rss = tree_rss(proc.pid)
-        peak = max(peak, rss)
-        if limit is not None and rss > limit:
-            return "memory", peak
-        if deadline is not None and time.monotonic() > deadline:
-            return "timeout", peak
-        if cancel is not None and cancel.is_set():
-            return "interrupted", peak
-
-
-def _tree(pid: int) -> list[psutil.Process]:
-    try:
-        root = psutil.Process(pid)
-        return [root, *root.children(recursive=True)]
-    except psutil.NoSuchProcess:
-        return []
-
-
-def tree_rss(pid: int) -> int:
-    """Resident memory of ``pid`` and all its descendants, in bytes."""
-    total = 0
-    for p in _tree(pid):
-        try:
-            total += p.memory_info().rss
-        except (psutil.NoSuchProcess, psutil.AccessDenied):
-            pass
-    return total
-
-
-def _kill_tree(proc: subprocess.Popen) -> None:
-    """Kill the grader and everything under it. The kernel runs in a session of its own (Jupyter
-    starts it so), so killing our process group alone would leave a kernel running."""
-    for _ in range(2):  # a second pass catches what was started while the first one ran
-        descendants = _tree(proc.pid)[1:]
-        groups = set()
-        for p in descendants:
-            try:
-                groups.add(os.getpgid(p.pid))
-                p.kill()
-            except (psutil.NoSuchProcess, ProcessLookupError, PermissionError):
-                pass
-        groups.add(proc.pid)
-        groups.discard(os.getpgrp())
-        for group in groups:
-            try:
-                os.killpg(group, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
-    proc.wait()
-
-
 # Linux kills a process whose parent died if it asked with PR_SET_PDEATHSIG (kept across exec). It is
 # asked here, in a tiny first program, rather than in a preexec_fn, which is unsafe with threads.
 _PDEATHSIG_TRAMPOLINE = """\
@@ -321,38 +253,6 @@ def _dying_with_us(command: list[str]) -> list[str]:
     if not sys.platform.startswith("linux"):
         return command
     return [sys.executable, "-c", _PDEATHSIG_TRAMPOLINE, str(os.getpid()), *command]
-
-
-class _CappedLog:
-    """Reads a child's output on a thread, keeping only its head and tail."""
-
-    def __init__(self, stream):
-        self._stream, self._head, self._tail = stream, bytearray(), deque()
-        self._tail_size = self._dropped = 0
-        self._thread = threading.Thread(target=self._read, daemon=True)
-        self._thread.start()
-
-    def _read(self):
-        while chunk := self._stream.read1(65536):
-            room = LOG_HEAD_BYTES - len(self._head)
-            if room > 0:
-                self._head += chunk[:room]
-                chunk = chunk[room:]
-            if chunk:
-                self._tail.append(chunk)
-                self._tail_size += len(chunk)
-                while self._tail_size - len(self._tail[0]) >= LOG_TAIL_BYTES:
-                    self._tail_size -= len(self._tail[0])
-                    self._dropped += len(self._tail.popleft())
-        self._stream.close()
-
-    def join(self):
-        # A process that escaped the kill (a daemon re-parented to init) may still hold the pipe.
-        self._thread.join(timeout=5)
-
-    def text(self) -> str:
-        middle = f"\n[... {self._dropped:,} bytes of output dropped ...]\n".encode() if self._dropped else b""
-        return (bytes(self._head) + middle + b"".join(self._tail)).decode("utf-8", errors="replace")
 
 
 def format_table(outcome: Outcome) -> str:

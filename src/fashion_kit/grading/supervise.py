@@ -1,0 +1,252 @@
+"""Run one command under watch, then leave nothing of it running.
+
+The command runs in a session of its own and dies with us. Every ``POLL_SECONDS`` the supervisor
+looks at the command's process tree and at the folder it writes to, and stops the run when it goes
+too far: too much memory, too many processes, too much on disk, too long, or cancelled from another
+thread. Whether it stopped or finished, the sandbox's own clean-up runs (``on_stop``) and then the
+whole tree is killed, so a notebook that floods its output, forks or daemonizes costs no one else.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import psutil
+
+from ..contract import dying_with
+
+# Of a run's output, the head and the tail are kept (where the errors are); the middle of a flood is
+# counted and dropped, so a notebook printing gigabytes can fill neither memory nor the disk.
+LOG_HEAD_BYTES = LOG_TAIL_BYTES = 256 * 1024
+# How often the supervisor samples the process tree. Filling pages runs at a few GB/s, so a memory
+# bomb overshoots the limit by about a gigabyte at most before it is killed.
+POLL_SECONDS = 0.2
+# A watched folder with more entries than this counts as over its limit, whatever their size: each
+# poll walks the folder, and a million empty files cost inodes and time though they cost no bytes.
+MAX_FOLDER_FILES = 100_000
+
+STOPS = ("timeout", "memory", "processes", "disk", "interrupted")
+
+
+@dataclass
+class Supervised:
+    """How a supervised run ended.
+
+    ``stopped`` is None when the command exited by itself, else why the supervisor stopped it: one
+    of ``STOPS``. ``log`` is the head and tail of its output (stdout and stderr together).
+    """
+
+    stopped: str | None
+    returncode: int | None
+    peak_rss_bytes: int
+    log: str
+    seconds: float
+
+
+def run(
+    command: list[str],
+    *,
+    cwd: Path,
+    env: dict[str, str] | None,
+    timeout: float | None,
+    memory_limit_mb: float | None,
+    max_processes: int | None = None,
+    watch_folder: Path | None = None,
+    max_folder_mb: float | None = None,
+    cancel: threading.Event | None = None,
+    on_stop: Callable[[], None] | None = None,
+    preexec_fn=None,
+) -> Supervised:
+    """Run ``command`` and supervise it until it exits or is stopped; never raises for what it does.
+
+    ``memory_limit_mb`` bounds the resident memory of the whole process tree; ``max_processes`` the
+    tasks in it (threads count, as they do for RLIMIT_NPROC); ``max_folder_mb`` the bytes on disk
+    under ``watch_folder``. ``on_stop`` (the sandbox's ``kill_all``) runs when the command ends, by
+    itself or stopped, before the tree is killed.
+    """
+    started = time.monotonic()
+    deadline = None if timeout is None else started + timeout
+    memory_limit = None if memory_limit_mb is None else memory_limit_mb * 2**20
+    folder_limit = None if watch_folder is None or max_folder_mb is None else max_folder_mb * 2**20
+    proc = subprocess.Popen(
+        dying_with(os.getpid(), list(command), sys.executable),
+        cwd=cwd,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,  # its own process group and session, apart from ours
+        preexec_fn=preexec_fn,
+    )
+    log = CappedLog(proc.stdout)
+    stopped, peak = None, 0
+    try:
+        stopped, peak = _watch(proc, deadline, memory_limit, max_processes, watch_folder, folder_limit, cancel)
+    finally:
+        try:
+            if on_stop is not None:
+                on_stop()
+        finally:
+            _kill_tree(proc)
+            log.join()
+    return Supervised(stopped, proc.returncode, peak, log.text(), time.monotonic() - started)
+
+
+def _watch(proc, deadline, memory_limit, max_processes, watch_folder, folder_limit, cancel) -> tuple[str | None, int]:
+    """Poll until ``proc`` exits or goes too far; returns why it was stopped (None: it exited) and
+    the peak resident memory of its tree."""
+    peak = 0
+    while True:
+        try:
+            proc.wait(timeout=POLL_SECONDS)
+            return None, peak
+        except subprocess.TimeoutExpired:
+            pass
+        members = _tree(proc.pid)
+        rss = _rss(members)
+        peak = max(peak, rss)
+        if memory_limit is not None and rss > memory_limit:
+            return "memory", peak
+        if max_processes is not None and _tasks(members) > max_processes:
+            return "processes", peak
+        if folder_limit is not None and folder_over(watch_folder, folder_limit):
+            return "disk", peak
+        if deadline is not None and time.monotonic() > deadline:
+            return "timeout", peak
+        if cancel is not None and cancel.is_set():
+            return "interrupted", peak
+
+
+def _supervise(proc, timeout, memory_limit_mb, cancel) -> tuple[str | None, int]:
+    """Watch an already started ``proc`` for time, memory and cancellation (run.py's shape)."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    limit = None if memory_limit_mb is None else memory_limit_mb * 2**20
+    return _watch(proc, deadline, limit, None, None, None, cancel)
+
+
+def _tree(pid: int) -> list[psutil.Process]:
+    try:
+        root = psutil.Process(pid)
+        return [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return []
+
+
+def _rss(processes: list[psutil.Process]) -> int:
+    total = 0
+    for p in processes:
+        try:
+            total += p.memory_info().rss
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            pass
+    return total
+
+
+def _tasks(processes: list[psutil.Process]) -> int:
+    """Processes and their threads: what the kernel counts against RLIMIT_NPROC."""
+    total = 0
+    for p in processes:
+        try:
+            total += p.num_threads()
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            total += 1
+    return total
+
+
+def tree_rss(pid: int) -> int:
+    """Resident memory of ``pid`` and all its descendants, in bytes."""
+    return _rss(_tree(pid))
+
+
+def folder_over(folder: Path, limit_bytes: float) -> bool:
+    """Whether ``folder`` holds more than ``limit_bytes`` on disk, or more than MAX_FOLDER_FILES
+    entries. Counts allocated blocks (a sparse file costs what it occupies) and stops counting as
+    soon as either limit is passed, so a flooded folder is cheap to judge."""
+    used, entries, pending = 0, 0, [str(folder)]
+    while pending:
+        try:
+            with os.scandir(pending.pop()) as it:
+                for entry in it:
+                    entries += 1
+                    try:
+                        st = entry.stat(follow_symlinks=False)
+                    except OSError:
+                        continue
+                    used += st.st_blocks * 512
+                    if entry.is_dir(follow_symlinks=False):
+                        pending.append(entry.path)
+                    if used > limit_bytes or entries > MAX_FOLDER_FILES:
+                        return True
+        except OSError:  # vanished, or made unreadable by its owner: what is left is counted
+            continue
+    return False
+
+
+def kill_tree(pid: int) -> None:
+    """Kill ``pid``, everything under it, and the process groups they lead or belong to. A Jupyter
+    kernel runs in a session of its own, so killing one process group alone would leave it running."""
+    for _ in range(2):  # a second pass catches what was started while the first one ran
+        members = _tree(pid)
+        groups = {pid}
+        for p in members:
+            try:
+                groups.add(os.getpgid(p.pid))
+                p.kill()
+            except (psutil.NoSuchProcess, ProcessLookupError, PermissionError):
+                pass
+        groups.discard(os.getpgrp())
+        for group in groups:
+            try:
+                os.killpg(group, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+
+
+def _kill_tree(proc: subprocess.Popen) -> None:
+    """Kill the supervised command's tree and reap the command."""
+    kill_tree(proc.pid)
+    proc.wait()
+
+
+class CappedLog:
+    """Reads a child's output on a thread, keeping only its head and tail."""
+
+    def __init__(self, stream):
+        self._stream, self._head, self._tail = stream, bytearray(), deque()
+        self._tail_size = self._dropped = 0
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+
+    def _read(self):
+        while chunk := self._stream.read1(65536):
+            room = LOG_HEAD_BYTES - len(self._head)
+            if room > 0:
+                self._head += chunk[:room]
+                chunk = chunk[room:]
+            if chunk:
+                self._tail.append(chunk)
+                self._tail_size += len(chunk)
+                while self._tail_size - len(self._tail[0]) >= LOG_TAIL_BYTES:
+                    self._tail_size -= len(self._tail[0])
+                    self._dropped += len(self._tail.popleft())
+        self._stream.close()
+
+    def join(self):
+        # A process that escaped the kill (a daemon re-parented to init) may still hold the pipe.
+        self._thread.join(timeout=5)
+
+    def text(self) -> str:
+        middle = f"\n[... {self._dropped:,} bytes of output dropped ...]\n".encode() if self._dropped else b""
+        return (bytes(self._head) + middle + b"".join(self._tail)).decode("utf-8", errors="replace")
+
+
+_CappedLog = CappedLog  # the name run.py and its tests know
