@@ -1,4 +1,12 @@
-"""The class report: a self-contained HTML page (figures embedded as PNG) and a terminal summary."""
+"""The class report: a self-contained HTML page (figures embedded as PNG, one small inline script to
+sort the table) and a terminal summary.
+
+Statistics count every submission that has scores: a run stopped part-way (time limit, a crashed
+kernel) keeps the points of the questions checked before it stopped, as on Gradescope, so its partial
+scores count too. Submissions marked as not counted (a duplicate of another) are listed but left out.
+Records may be objects or dicts with the same names (``id`` or ``submission``, ``submitters``,
+``status``, ``message``, ``scores`` as {question: [score, possible]}, ``sandbox``, ``counted``).
+"""
 
 from __future__ import annotations
 
@@ -9,17 +17,97 @@ import statistics
 from collections import Counter
 
 from rich.console import Console
+from rich.markup import escape as markup_escape
 from rich.table import Table
+
+from . import contract
+
+# Two means closer than this are a tie for "hardest question" (floating-point sums of halves).
+TIE = 1e-9
+NO_SANDBOX = "none"
+
+
+def _get(record, name, default=None):
+    if isinstance(record, dict):
+        return record.get(name, default)
+    return getattr(record, name, default)
+
+
+def record_id(record) -> str:
+    return str(_get(record, "id", None) or _get(record, "submission", "") or "")
+
+
+def submitters_text(record) -> str:
+    people = _get(record, "submitters", "") or ""
+    if isinstance(people, str):
+        return people
+    return "; ".join(
+        " ".join(x for x in (str(p.get("name") or ""), f"<{p['email']}>" if p.get("email") else "",
+                             f"({p['sid']})" if p.get("sid") else "") if x)
+        for p in people if isinstance(p, dict)
+    )
+
+
+def scores_of(record) -> dict:
+    return _get(record, "scores", None) or {}
+
+
+def total_of(record) -> float:
+    return sum(float(s) for s, _ in scores_of(record).values())
+
+
+def possible_of(record) -> float:
+    return sum(float(p) for _, p in scores_of(record).values())
+
+
+def counted(records) -> list:
+    """The records statistics are made of: every one with scores (stopped runs included), except
+    those marked as not counted."""
+    return [r for r in records if scores_of(r) and _get(r, "counted", True) is not False]
 
 
 def pass_rates(records, questions) -> dict[str, float]:
-    """For each question, the share of graded submissions that earned its full points."""
-    graded = [r for r in records if r.status == "graded"]
+    """For each question, the share of scored submissions that earned its full points."""
+    scored_records = counted(records)
     rates = {}
     for q in questions:
-        scored = [r.scores[q] for r in graded if q in r.scores]
-        rates[q] = sum(1 for s, p in scored if s >= p) / len(scored) if scored else 0.0
+        scored = [scores_of(r)[q] for r in scored_records if q in scores_of(r)]
+        rates[q] = sum(1 for s, p in scored if float(s) >= float(p)) / len(scored) if scored else 0.0
     return rates
+
+
+def mean_scores(records, questions) -> dict[str, tuple[float, float]]:
+    """For each question, (mean score, its points) over the scored submissions."""
+    scored_records = counted(records)
+    means = {}
+    for q in questions:
+        scored = [scores_of(r)[q] for r in scored_records if q in scores_of(r)]
+        means[q] = (statistics.mean(float(s) for s, _ in scored) if scored else 0.0,
+                    max((float(p) for _, p in scored), default=0.0))
+    return means
+
+
+def hardest(records, questions) -> tuple[list[str], float]:
+    """The questions with the lowest mean share of their points, all of them when tied, in question
+    order; and that share. Empty when nothing was scored."""
+    means = {q: m / p for q, (m, p) in mean_scores(records, questions).items() if p}
+    if not means or not counted(records):
+        return [], 0.0
+    low = min(means.values())
+    return [q for q in questions if q in means and means[q] - low <= TIE], low
+
+
+def leaderboard_entries(records, results_of) -> list[tuple[str, str, float]]:
+    """(id, submitters, challenge accuracy) for every submission whose results.json has the challenge
+    leaderboard value, best first (ties in id order)."""
+    entries = []
+    for r in records:
+        results = results_of(r) if results_of else None
+        board = (results or {}).get("leaderboard") or []
+        value = next((e.get("value") for e in board if isinstance(e, dict) and e.get("name") == contract.LEADERBOARD_NAME), None)
+        if isinstance(value, (int, float)):
+            entries.append((record_id(r), submitters_text(r), float(value)))
+    return sorted(entries, key=lambda e: (-e[2], contract.natural_key(e[0])))
 
 
 def _png(fig) -> str:
@@ -29,34 +117,35 @@ def _png(fig) -> str:
 
 
 def figures(records, questions) -> dict[str, str]:
-    """Base64 PNGs: per-question pass rates and the histogram of total scores."""
+    """Base64 PNGs: the mean score per question (as a share of its points) and the score histogram."""
     import matplotlib
 
     matplotlib.use("Agg")  # no display needed, and never pick up an interactive backend
     import matplotlib.pyplot as plt
 
-    graded = [r for r in records if r.status == "graded"]
+    scored = counted(records)
     out = {}
-    rates = pass_rates(records, questions)
+    means = mean_scores(records, questions)
     fig, ax = plt.subplots(figsize=(7, 0.35 * len(questions) + 1.2))
     names = list(reversed(questions))  # first question on top
-    values = [100 * rates[q] for q in names]
+    values = [100 * means[q][0] / means[q][1] if means[q][1] else 0.0 for q in names]
     bars = ax.barh(names, values, color="#4c72b0")
-    ax.bar_label(bars, labels=[f"{v:.0f}%" for v in values], padding=3, fontsize=8)
-    ax.set_xlim(0, 110)
-    ax.set_xlabel("submissions with full points (%)")
-    ax.set_title(f"Pass rate per question ({len(graded)} graded)")
-    out["pass_rates"] = _png(fig)
+    ax.bar_label(bars, labels=[f"{means[q][0]:.2f} / {means[q][1]:g}" for q in names], padding=3, fontsize=8)
+    ax.set_xlim(0, 125)
+    ax.set_xlabel("mean score (% of the question's points)")
+    ax.set_title(f"Mean score per question ({len(scored)} scored)")
+    out["means"] = _png(fig)
     plt.close(fig)
 
     fig, ax = plt.subplots(figsize=(7, 3.2))
-    possible = max((r.possible for r in graded), default=0)
-    totals = [r.total for r in graded]
-    edges = [x - 0.5 for x in range(int(possible) + 2)] if possible else 10
+    possible = max((possible_of(r) for r in scored), default=0)
+    totals = [total_of(r) for r in scored]
+    top = max([possible, *totals]) if totals else possible
+    edges = [x - 0.5 for x in range(int(top) + 2)] if top else 10
     ax.hist(totals, bins=edges, color="#55a868", edgecolor="white")
-    if possible:
-        ax.set_xticks(range(0, int(possible) + 1))
-        ax.set_xlim(-0.5, possible + 0.5)
+    if top:
+        ax.set_xticks(range(0, int(top) + 1))
+        ax.set_xlim(-0.5, top + 0.5)
     ax.set_xlabel(f"total score (out of {possible:g})")
     ax.set_ylabel("submissions")
     ax.set_title("Score distribution")
@@ -66,82 +155,149 @@ def figures(records, questions) -> dict[str, str]:
     return out
 
 
-def html_report(result, title: str = "Fashion-MNIST: class grading report") -> str:
-    records, questions = result.records, result.questions
-    graded = [r for r in records if r.status == "graded"]
-    failed = [r for r in records if r.status != "graded"]
-    totals = [r.total for r in graded]
-    possible = max((r.possible for r in graded), default=0)
-    statuses = Counter(r.status for r in records)
+SORT_SCRIPT = """
+document.querySelectorAll("table.sortable th").forEach(function (th, column) {
+  th.addEventListener("click", function () {
+    var table = th.closest("table"), body = table.tBodies[0];
+    var ascending = th.getAttribute("aria-sort") !== "ascending";
+    table.querySelectorAll("th").forEach(function (other) { other.removeAttribute("aria-sort"); });
+    th.setAttribute("aria-sort", ascending ? "ascending" : "descending");
+    var rows = Array.prototype.slice.call(body.rows);
+    function key(row) {
+      var cell = row.cells[column], text = cell.getAttribute("data-sort") || cell.textContent;
+      text = text.trim();
+      return /^-?[0-9]+(\\.[0-9]+)?$/.test(text) ? [0, parseFloat(text)] : [1, text.toLowerCase()];
+    }
+    rows.sort(function (a, b) {
+      var x = key(a), y = key(b);
+      var order = x[0] !== y[0] ? x[0] - y[0] : (x[1] < y[1] ? -1 : x[1] > y[1] ? 1 : 0);
+      return ascending ? order : -order;
+    });
+    rows.forEach(function (row) { body.appendChild(row); });
+  });
+});
+"""
+
+
+def _cell(value, sort_key=None) -> str:
+    attr = f" data-sort='{html.escape(str(sort_key))}'" if sort_key is not None else ""
+    return f"<td{attr}>{html.escape(str(value))}</td>"
+
+
+def html_report(result, title: str = "Fashion-MNIST: class grading report", results_of=None) -> str:
+    """The report of a batch ``result`` (``records``, ``questions``). ``results_of(record)`` returns
+    a submission's results.json content (or None); with it, the challenge leaderboard is shown."""
+    records, questions = list(result.records), list(result.questions)
+    scored = counted(records)
+    graded = [r for r in records if _get(r, "status") == "graded"]
+    failed = [r for r in records if _get(r, "status") != "graded"]
+    totals = [total_of(r) for r in scored]
+    possible = max((possible_of(r) for r in scored), default=0)
+    statuses = Counter(str(_get(r, "status", "")) for r in records)
     figs = figures(records, questions)
+    means, rates = mean_scores(records, questions), pass_rates(records, questions)
+    hard, hard_share = hardest(records, questions)
     esc = html.escape
 
-    summary = [
-        ("submissions", len(records)),
-        ("graded", len(graded)),
-        ("failed to grade", len(failed)),
-    ]
+    summary = [("submissions", len(records)), ("graded", len(graded)), ("failed to grade", len(failed)),
+               ("with scores (stopped runs' partial scores included)", len(scored))]
     if totals:
         summary += [
             ("mean score", f"{statistics.mean(totals):.2f} / {possible:g}"),
             ("median score", f"{statistics.median(totals):g} / {possible:g}"),
             ("full marks", sum(1 for t in totals if t >= possible)),
+            ("hardest question" + ("s (tied)" if len(hard) > 1 else ""),
+             f"{', '.join(hard)} (mean {100 * hard_share:.0f}% of the points)"),
         ]
-    rates = pass_rates(records, questions)
-    rows_failed = "".join(
-        f"<tr><td>{esc(r.submission)}</td><td>{esc(r.submitters)}</td><td class='status'>{esc(r.status)}</td>"
-        f"<td>{esc(r.message)}</td></tr>"
-        for r in failed
+    unsandboxed = [record_id(r) for r in records if _get(r, "sandbox", None) == NO_SANDBOX]
+    sandbox_note = (
+        f"<p class='warning'>{len(unsandboxed)} submission(s) were graded without a sandbox (the notebook could "
+        f"read and write as the grading user): {esc(', '.join(unsandboxed))}.</p>" if unsandboxed else ""
     )
-    failed_block = (
-        "<table><tr><th>submission</th><th>submitters</th><th>status</th><th>what happened</th></tr>"
-        f"{rows_failed}</table>" if failed else "<p>Every submission was graded.</p>"
+
+    head = "".join(f"<th>{esc(h)}</th>" for h in ("id", "submitters", "status", *questions, "total", "percent", "message"))
+    body = []
+    for r in records:
+        sc = scores_of(r)
+        total = total_of(r) if sc else None
+        pct = 100 * total / possible_of(r) if sc and possible_of(r) else None
+        body.append(
+            "<tr>" + _cell(record_id(r), None) + _cell(submitters_text(r)) + _cell(_get(r, "status", ""))
+            + "".join(_cell(f"{float(sc[q][0]):g}" if q in sc else "", float(sc[q][0]) if q in sc else -1) for q in questions)
+            + _cell(f"{total:g}" if total is not None else "", total if total is not None else -1)
+            + _cell(f"{pct:.1f}" if pct is not None else "", pct if pct is not None else -1)
+            + _cell(_get(r, "message", "") or "") + "</tr>"
+        )
+    board = leaderboard_entries(records, results_of)
+    board_block = (
+        "<table><tr><th>rank</th><th>id</th><th>submitters</th><th>test accuracy</th></tr>"
+        + "".join(f"<tr><td>{i}</td><td>{esc(sid)}</td><td>{esc(who)}</td><td>{value:.4f}</td></tr>"
+                  for i, (sid, who, value) in enumerate(board, start=1)) + "</table>"
+        if board else "<p>No submission included a challenge model.</p>"
     )
     return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>{esc(title)}</title>
+<html lang="en"><head><meta charset="utf-8">
+<meta http-equiv="Content-Security-Policy" content="default-src 'none'; img-src data:; style-src 'unsafe-inline'; script-src 'unsafe-inline'">
+<title>{esc(title)}</title>
 <style>
-body {{ font-family: system-ui, sans-serif; max-width: 60rem; margin: 2rem auto; padding: 0 1rem; color: #222; }}
+body {{ font-family: system-ui, sans-serif; max-width: 80rem; margin: 2rem auto; padding: 0 1rem; color: #222; }}
 table {{ border-collapse: collapse; margin: 0.5rem 0 1.5rem; }}
 th, td {{ border: 1px solid #ccc; padding: 0.3rem 0.6rem; text-align: left; vertical-align: top; }}
 th {{ background: #f3f3f3; }}
-td.status {{ font-weight: bold; color: #b00; }}
+table.sortable th {{ cursor: pointer; }}
+table.sortable th[aria-sort=ascending]::after {{ content: " \\25B2"; }}
+table.sortable th[aria-sort=descending]::after {{ content: " \\25BC"; }}
+.warning {{ background: #fff6e0; padding: 0.5rem; }}
 img {{ max-width: 100%; }}
 </style></head><body>
 <h1>{esc(title)}</h1>
+{sandbox_note}
 <table>{"".join(f"<tr><th>{esc(k)}</th><td>{esc(str(v))}</td></tr>" for k, v in summary)}</table>
 <p>Status counts: {esc(", ".join(f"{s} {n}" for s, n in sorted(statuses.items())))}</p>
-<h2>Pass rate per question</h2>
-<img alt="pass rate per question" src="data:image/png;base64,{figs["pass_rates"]}">
-<table><tr><th>question</th><th>full points</th></tr>
-{"".join(f"<tr><td>{esc(q)}</td><td>{100 * rates[q]:.0f}%</td></tr>" for q in questions)}</table>
+<h2>Mean score per question</h2>
+<img alt="mean score per question" src="data:image/png;base64,{figs["means"]}">
+<table><tr><th>question</th><th>mean score</th><th>points</th><th>full points</th></tr>
+{"".join(f"<tr><td>{esc(q)}</td><td>{means[q][0]:.2f}</td><td>{means[q][1]:g}</td><td>{100 * rates[q]:.0f}%</td></tr>" for q in questions)}</table>
 <h2>Scores</h2>
 <img alt="score histogram" src="data:image/png;base64,{figs["histogram"]}">
-<h2>Submissions that failed to grade ({len(failed)})</h2>
-{failed_block}
+<h2>Challenge leaderboard</h2>
+{board_block}
+<h2>Every submission ({len(records)})</h2>
+<p>Click a column's title to sort by it.</p>
+<table class="sortable"><thead><tr>{head}</tr></thead><tbody>
+{chr(10).join(body)}
+</tbody></table>
+<script>{SORT_SCRIPT}</script>
 </body></html>
 """
 
 
 def print_summary(result, console: Console) -> None:
-    records = result.records
-    graded = [r for r in records if r.status == "graded"]
-    failed = [r for r in records if r.status != "graded"]
-    totals = [r.total for r in graded]
+    records = list(result.records)
+    graded = [r for r in records if _get(r, "status") == "graded"]
+    failed = [r for r in records if _get(r, "status") != "graded"]
+    scored = counted(records)
+    totals = [total_of(r) for r in scored]
     line = f"{len(records)} submissions: {len(graded)} graded, {len(failed)} failed to grade"
-    if result.skipped:
+    if getattr(result, "skipped", 0):
         line += f" ({result.skipped} already graded, skipped)"
     console.print(line)
     if totals:
-        possible = max(r.possible for r in graded)
+        possible = max(possible_of(r) for r in scored)
         console.print(f"score: mean {statistics.mean(totals):.2f}, median {statistics.median(totals):g} "
-                      f"of {possible:g}; {sum(1 for t in totals if t >= possible)} with full marks")
-        rates = pass_rates(records, result.questions)
-        hardest = sorted(result.questions, key=lambda q: rates[q])[:3]
-        console.print("hardest: " + ", ".join(f"{q} ({100 * rates[q]:.0f}%)" for q in hardest))
+                      f"of {possible:g} over {len(scored)} scored; {sum(1 for t in totals if t >= possible)} with full marks")
+        hard, share = hardest(records, result.questions)
+        label = "hardest (tied)" if len(hard) > 1 else "hardest"
+        console.print(f"{label}: {', '.join(hard)} (mean {100 * share:.0f}% of the points)")
+    unsandboxed = sum(1 for r in records if _get(r, "sandbox", None) == NO_SANDBOX)
+    if unsandboxed:
+        console.print(f"[yellow]{unsandboxed} submission(s) were graded without a sandbox.[/yellow]")
     if failed:
         table = Table("submission", "status", "what happened", title="Failed to grade", title_justify="left")
         for r in failed[:15]:
-            table.add_row(r.submission, f"[red]{r.status}[/red]", r.message)
+            # Ids and messages quote uploads: printed as text, never as rich markup.
+            table.add_row(markup_escape(record_id(r)), f"[red]{markup_escape(str(_get(r, 'status', '')))}[/red]",
+                          markup_escape(str(_get(r, "message", "") or "")))
         if len(failed) > 15:
             table.add_row("...", "", f"{len(failed) - 15} more in the report")
         console.print(table)
