@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape as markup_escape
 
 from . import paths
 
@@ -37,21 +38,57 @@ def cmd_assign(args) -> int:
     return 0
 
 
-def cmd_run(args) -> int:
-    from . import run
+# Exit codes, the same for `run` and `grade`.
+EXIT_GRADED, EXIT_NOT_GRADED, EXIT_USAGE = 0, 1, 2
+RUN_LOG, RUN_FEEDBACK = "grading.log", "feedback.html"
 
-    if not Path(args.autograder).is_file():
-        console.print(f"[red]No autograder at {args.autograder}. Build it first: fashion-kit assign[/red]")
-        return 2
-    with console.status(f"grading {args.submission}"):
-        outcome = run.grade(args.submission, args.autograder, args.output, timeout=args.timeout)
+
+def run_output(submission: Path | str, output: Path | str | None) -> Path:
+    """Where `run` writes: ``--output``, else ``graded/<notebook name>/`` in the current folder."""
+    return Path(output) if output else Path("graded") / Path(submission).stem
+
+
+def cmd_run(args) -> int:
+    from . import contract, run, settings
+    from .classroom import feedback
+
+    submission, autograder = Path(args.submission), Path(args.autograder)
+    if not submission.is_file():
+        console.print(f"[red]No notebook at {submission}; expected the path of a submitted .ipynb file.[/red]")
+        return EXIT_USAGE
+    if not autograder.is_file():
+        console.print(f"[red]No autograder at {autograder}. Build it first: fashion-kit assign[/red]")
+        return EXIT_USAGE
+    try:
+        grading = settings.from_zip(autograder).replace(timeout_seconds=args.timeout)
+    except settings.SettingsError as e:
+        console.print(f"[red]{e}[/red]")
+        return EXIT_USAGE
+    out = run_output(submission, args.output)
+    out.mkdir(parents=True, exist_ok=True)
+    # The optional challenge model is handed in beside the notebook.
+    challenge = submission.with_name(contract.CHALLENGE_FILE)
+    extra_files = [challenge] if challenge.is_file() else []
+    with console.status(f"grading {submission}"):
+        outcome = run.grade(
+            submission, autograder, out, settings=grading,
+            sandbox="none" if args.no_sandbox else "auto", extra_files=extra_files,
+        )
+    (out / RUN_LOG).write_text(outcome.log or "", encoding="utf-8")
+    record = {"id": submission.stem, "status": outcome.status, "message": outcome.message, "submitters": []}
+    results = outcome.results if outcome.results is not None else feedback.read_results(out / "results.json")
+    (out / RUN_FEEDBACK).write_text(
+        feedback.page(record, results, language=feedback.language_of(submission), assignment=grading.assignment_name),
+        encoding="utf-8",
+    )
     print(run.format_table(outcome))
     if outcome.stopped:
-        console.print(f"[yellow]{outcome.message}[/yellow]")
-    if outcome.status != "graded":
-        console.print(f"[red]{outcome.status}: {outcome.message}[/red]")
-        return 1
-    return 0
+        console.print(f"[yellow]{markup_escape(outcome.message)}[/yellow]")
+    failed = outcome.status != "graded" or bool(outcome.stopped)
+    if failed and not outcome.stopped:
+        console.print(f"[red]{markup_escape(outcome.status)}: {markup_escape(outcome.message)}[/red]")
+    console.print(f"results:  {out / 'results.json'}\nlog:      {out / RUN_LOG}\nfeedback: {out / RUN_FEEDBACK}")
+    return EXIT_NOT_GRADED if failed else EXIT_GRADED
 
 
 def cmd_grade(args) -> int:
@@ -128,26 +165,57 @@ def cmd_check(args) -> int:
     return 0
 
 
-def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="fashion-kit", description=__doc__)
-    sub = p.add_subparsers(dest="command", required=True)
+def version() -> str:
+    """The installed package's version (its metadata), else the source tree's."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as installed
 
-    s = sub.add_parser("data", help="put Fashion-MNIST into the Keras cache (offline use)")
+    try:
+        return installed("fashion-kit")
+    except PackageNotFoundError:
+        from . import __version__
+
+        return __version__
+
+
+def _command(sub, name: str, summary: str) -> argparse.ArgumentParser:
+    """A subcommand whose one-line summary is both its entry in `--help` and its own description."""
+    return sub.add_parser(name, help=summary, description=summary[0].upper() + summary[1:] + ".")
+
+
+AUTOGRADER_HELP = "the autograder zip to grade with (default: %(default)s, built by `fashion-kit assign`)"
+EXIT_CODES = ("exit codes (run and grade): 0 every submission graded; 1 some submission could not be graded "
+              "(see its message and grading.log); 2 usage or input error (a missing file, a bad option); grade only: 130 interrupted (run it again to carry on)")
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="fashion-kit", description=__doc__, epilog=EXIT_CODES)
+    p.add_argument("--version", action="version", version=f"%(prog)s {version()}",
+                   help="print the version of fashion-kit and exit")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    s = _command(sub, "data", "put Fashion-MNIST into the Keras cache (offline use)")
     s.add_argument("--source", help="folder with the four official .gz files (default: $FASHION_MNIST_DIR)")
     s.set_defaults(func=cmd_data)
 
-    s = sub.add_parser("assign", help="build student/, solutions/ and autograder/autograder.zip")
+    s = _command(sub, "assign", "build student/, solutions/ and autograder/autograder.zip")
     s.add_argument("--no-verify", action="store_true", help="skip grading the reference solution")
     s.set_defaults(func=cmd_assign)
 
-    s = sub.add_parser("run", help="grade one submission with the built autograder")
-    s.add_argument("submission", help="a notebook (.ipynb)")
-    s.add_argument("--autograder", default=str(paths.AUTOGRADER_ZIP))
-    s.add_argument("--output", help="folder to write results.json to")
-    s.add_argument("--timeout", type=float, default=None, help="seconds before grading is stopped")
+    s = _command(sub, "run", "grade one submission with the built autograder, as Gradescope would")
+    s.epilog = EXIT_CODES
+    s.add_argument("submission", help="a notebook (.ipynb); a challenge_model.keras beside it is graded too")
+    s.add_argument("--autograder", default=str(paths.AUTOGRADER_ZIP), help=AUTOGRADER_HELP)
+    s.add_argument("--output", "-o", help="folder for results.json, grading.log and feedback.html "
+                   "(default: graded/<notebook name>/)")
+    s.add_argument("--timeout", type=float, default=None,
+                   help="seconds before grading is stopped (default: the zip's otter_config.json)")
+    s.add_argument("--no-sandbox", action="store_true",
+                   help="run the notebook without a sandbox (only for notebooks you trust)")
     s.set_defaults(func=cmd_run)
 
-    s = sub.add_parser("grade", help="grade a whole class: a folder of notebooks or zips, or a Gradescope export")
+    s = _command(sub, "grade", "grade a whole class: a folder of notebooks or zips, or a Gradescope export")
+    s.epilog = EXIT_CODES
     s.add_argument("source", help="a folder of notebooks / grader.export() zips, or a Gradescope export (zip or folder)")
     s.add_argument("--output", "-o", default="graded", help="folder for the gradebook, report and results (default: graded)")
     s.add_argument("--autograder", default=str(paths.AUTOGRADER_ZIP))
@@ -159,7 +227,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--retry-failed", action="store_true", help="grade again what timed out, ran out of memory or crashed")
     s.set_defaults(func=cmd_grade)
 
-    s = sub.add_parser("check", help="verify the committed notebooks are up to date with the master")
+    s = _command(sub, "check", "verify the committed notebooks are up to date with the master")
     s.set_defaults(func=cmd_check)
     return p
 
