@@ -1,0 +1,313 @@
+"""What the instructor takes away from a graded class: the roster and its matching, the gradebooks and
+the files Canvas and Moodle import, the students' feedback pages, and the class report. All fast:
+built from plain records and results.json contents, no grading."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import zipfile
+from html.parser import HTMLParser
+from types import SimpleNamespace
+
+import pytest
+
+from fashion_kit import contract, report, results
+from fashion_kit.classroom import exports, feedback, resources, roster
+
+QUESTIONS = ["q1_load_data", "q2_class_names", "q3_normalize"]
+HOSTILE = "<script>alert('x')</script> & \"quotes\""
+
+
+def upload(id, status="graded", scores=None, submitters=(), original_name="", **extra):
+    return {"id": id, "original_name": original_name or f"{id}.ipynb", "status": status, "message": "",
+            "scores": scores or {}, "submitters": list(submitters), **extra}
+
+
+# --- roster ------------------------------------------------------------------------------------------
+
+ROSTER = "\ufeffStudent ID,Name,Email Address,Section\nB10901001,陳小明,ming@example.edu,A\n" \
+         "B10901002,Anna Lee,anna@example.edu,A\nB10901003,Bo Wang,bo@example.edu,B\n"
+
+
+def test_roster_reads_header_variants_bom_and_extra_columns(tmp_path):
+    path = tmp_path / "roster.csv"
+    path.write_text(ROSTER, encoding="utf-8")
+    assert roster.read(path) == [
+        roster.Student("B10901001", "陳小明", "ming@example.edu"),
+        roster.Student("B10901002", "Anna Lee", "anna@example.edu"),
+        roster.Student("B10901003", "Bo Wang", "bo@example.edu"),
+    ]
+    semicolons = "學號;姓名;電子郵件\nB1;王大同;wang@example.edu\n"
+    assert roster.parse(semicolons) == [roster.Student("B1", "王大同", "wang@example.edu")]
+    split = "SIS User ID,ID,First name,Last name,E-mail\nS77,999,Ada,Lovelace,ada@example.edu\n"
+    assert roster.parse(split) == [roster.Student("S77", "Ada Lovelace", "ada@example.edu")]
+
+
+@pytest.mark.parametrize("text, words", [
+    ("", "empty"),
+    ("name,section\nAnna,A\n", "no student id or email column"),
+    ("sid,name,email\n", "no students"),
+    ("sid,name,email\nB1,Anna,anna@example.edu\nB1,Bo,bo@example.edu\n", "twice"),
+    ("sid,name,email\n,Anna,\n", "neither a student id nor an email"),
+    ("sid,name,email\nB1,Anna,not-an-address\n", "expected an email address"),
+])
+def test_a_bad_roster_is_one_clear_error(text, words):
+    with pytest.raises(roster.RosterError, match=words):
+        roster.parse(text)
+
+
+def test_a_missing_or_binary_roster_file_is_one_clear_error(tmp_path):
+    with pytest.raises(roster.RosterError, match="No roster at"):
+        roster.read(tmp_path / "nope.csv")
+    (tmp_path / "roster.xlsx").write_bytes(b"PK\x03\x04\xff\xfe\x00\xd8garbage\xff")
+    with pytest.raises(roster.RosterError, match="not UTF-8"):
+        roster.read(tmp_path / "roster.xlsx")
+
+
+def test_match_by_sid_email_and_file_name_with_a_missing_student_and_an_unmatched_upload():
+    students = roster.parse(ROSTER)
+    uploads = [
+        upload("submission_1", scores={"q1_load_data": [1, 1]},
+               submitters=[{"name": "Ming", "email": "other@example.edu", "sid": "b10901001"}]),  # by SID, any case
+        upload("submission_2", scores={"q1_load_data": [0, 1]},
+               submitters=[{"name": "A. Lee", "email": "ANNA@example.edu", "sid": ""}]),  # by email
+        upload("stranger", original_name="someone_else.ipynb"),
+    ]
+    rows, unmatched = roster.match(students, uploads)
+    assert [(r.student.sid, r.status, r.matched_by, r.upload and r.upload["id"]) for r in rows] == [
+        ("B10901001", "graded", "sid", "submission_1"),
+        ("B10901002", "graded", "email", "submission_2"),
+        ("B10901003", roster.MISSING, "", None),
+    ]
+    assert [u["id"] for u in unmatched] == ["stranger"]
+
+    by_file = [upload("x1", original_name="HW1_b10901003.ipynb"), upload("x2", original_name="anna_lee.zip"),
+               upload("x3", original_name="bo.ipynb")]  # "bo" is too short to be anyone's mailbox by chance
+    rows, unmatched = roster.match(students, by_file)
+    assert [(r.student.sid, r.matched_by, r.uploads) for r in rows] == [
+        ("B10901001", "", []), ("B10901002", "file name", ["x2"]), ("B10901003", "file name", ["x1"])]
+    assert [u["id"] for u in unmatched] == ["x3"]
+
+
+def test_a_file_name_that_fits_two_students_matches_neither_and_reuploads_keep_the_best():
+    students = [roster.Student("S100", "Same Name", "a@example.edu"), roster.Student("S200", "Same Name", "b@example.edu")]
+    rows, unmatched = roster.match(students, [upload("same_name")])
+    assert all(r.status == roster.MISSING for r in rows) and [u["id"] for u in unmatched] == ["same_name"]
+
+    first = upload("s100_v1", scores={"q1_load_data": [1, 1]})
+    second = upload("s100_v2", scores={"q1_load_data": [0, 1]})
+    rows, _ = roster.match(students, [second, first])
+    assert rows[0].upload is first and rows[0].uploads == ["s100_v1", "s100_v2"]
+
+
+def test_a_group_submission_counts_for_each_member_and_the_export_brings_its_own_roster():
+    group = upload("submission_9", scores={"q1_load_data": [1, 1]}, submitters=[
+        {"name": "Anna", "email": "anna@example.edu", "sid": "S1"}, {"name": "Bo", "email": "bo@example.edu", "sid": "S2"}])
+    own = roster.from_uploads([group, upload("submission_10", submitters=[{"name": "Anna", "email": "anna@example.edu", "sid": "S1"}])])
+    assert own == [roster.Student("S1", "Anna", "anna@example.edu"), roster.Student("S2", "Bo", "bo@example.edu")]
+    rows, unmatched = roster.match(own, [group])
+    assert [r.upload["id"] for r in rows] == ["submission_9", "submission_9"] and unmatched == []
+
+
+# --- exports -----------------------------------------------------------------------------------------
+
+def _rows(text: str) -> list[list[str]]:
+    assert text.startswith(exports.BOM), "Excel needs the byte order mark to read UTF-8"
+    return list(csv.reader(io.StringIO(text[1:])))
+
+
+def matched_class():
+    students = roster.parse("sid,name,email\nB1001,\"Lee, Anna\",anna@example.edu\nB1002,=HYPERLINK(\"x\"),bo@example.edu\n"
+                            "B1003,Cy,cy@example.edu\n")
+    graded = upload("anna", scores={"q1_load_data": [1, 1], "q2_class_names": [0.5, 1], "q3_normalize": [2, 2]},
+                    submitters=[{"sid": "B1001"}])
+    stopped = upload("bo", status="timeout", scores={"q1_load_data": [1, 1]}, submitters=[{"sid": "B1002"}],
+                     message="Stopped after 900 s", duplicate_of="")
+    return roster.match(students, [graded, stopped])
+
+
+def test_the_roster_gradebook_has_a_row_per_student_with_percent_and_missing():
+    rows, _ = matched_class()
+    table = _rows(exports.roster_gradebook_csv(rows, QUESTIONS, possible=4))
+    header = table[0]
+    assert header[:3] == ["sid", "name", "email"] and {"percent", "status", "message", "duplicate_of"} <= set(header)
+    got = [dict(zip(header, line)) for line in table[1:]]
+    assert [(g["sid"], g["total"], g["percent"], g["status"]) for g in got] == [
+        ("B1001", "3.5", "87.5", "graded"), ("B1002", "1", "25.0", "timeout"), ("B1003", "", "", "missing")]
+    assert got[1]["name"] == "'=HYPERLINK(\"x\")", "a name is never a formula"
+
+
+def test_canvas_csv_follows_the_gradebook_import_layout():
+    rows, _ = matched_class()
+    table = _rows(exports.canvas_csv(exports.lms_lines(rows), "Fashion-MNIST", 13))
+    # Canvas's own export columns, then the assignment; the optional Points Possible row.
+    assert table[0] == ["Student", "ID", "SIS User ID", "SIS Login ID", "Section", "Fashion-MNIST"]
+    assert table[1] == ["Points Possible", "", "", "", "", "13"]
+    assert table[2:] == [["Lee, Anna", "", "B1001", "", "", "3.5"], ["'=HYPERLINK(\"x\")", "", "B1002", "", "", "1"],
+                         ["Cy", "", "B1003", "", "", ""]]
+    assert all(len(line) == 6 for line in table)
+
+
+def test_moodle_csv_is_an_identifier_and_a_grade():
+    rows, _ = matched_class()
+    table = _rows(exports.moodle_csv(exports.lms_lines(rows), "Fashion-MNIST"))
+    assert table == [["ID number", "Email address", "Fashion-MNIST"],
+                     ["B1001", "anna@example.edu", "3.5"], ["B1002", "bo@example.edu", "1"]]
+
+
+def test_without_a_roster_each_submitter_is_a_line():
+    group = upload("g", scores={"q1_load_data": [1, 1]}, submitters=[{"name": "A", "sid": "S1", "email": "a@x.edu"},
+                                                                    {"name": "B", "sid": "S2", "email": "b@x.edu"}])
+    folder = upload("plain_notebook", scores={"q1_load_data": [0, 1]})
+    assert exports.lms_lines(records=[group, folder]) == [
+        ("A", "S1", "a@x.edu", 1.0), ("B", "S2", "b@x.edu", 1.0), ("plain_notebook", "", "", 0.0)]
+    moodle = _rows(exports.moodle_csv(exports.lms_lines(records=[group, folder]), "hw"))
+    assert [line[0] for line in moodle[1:]] == ["S1", "S2"], "a line with no identifier cannot be imported"
+
+
+def test_question_points_come_from_the_autograder_zip(tmp_path):
+    path = tmp_path / "autograder.zip"
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("tests/q1_load_data.py", 'name = "q1_load_data"\npoints = 1\n')
+        zf.writestr("tests/q3_normalize.py", 'name = "q3_normalize"\npoints = 2\nall_or_nothing = True\n')
+        zf.writestr("tests/__init__.py", "")
+        zf.writestr("otter_config.json", "{}")
+    assert exports.question_points(path) == {"q1_load_data": 1.0, "q3_normalize": 2.0}
+
+
+# --- feedback ----------------------------------------------------------------------------------------
+
+def results_json(challenge: bool = True) -> dict:
+    tests = [
+        {"name": "Public Tests", "visibility": "visible", "output": "q1_load_data results: All test cases passed!"},
+        {"name": "q1_load_data", "score": 1.0, "max_score": 1.0, "visibility": "after_published",
+         "output": "q1_load_data results: All test cases passed!"},
+        {"name": "q2_class_names", "score": 0.0, "max_score": 1.0, "visibility": "after_published",
+         "output": f"class_names[9] 應該是 \"Ankle boot\"。 / Expected class_names[9] == \"Ankle boot\", found {HOSTILE}."},
+        {"name": "q3_normalize", "score": 1.0, "max_score": 2.0, "visibility": "after_published",
+         "output": "q3_normalize: 一半 / half"},
+        {"name": "secret_check", "score": 0.0, "max_score": 0.0, "visibility": "hidden", "output": "NEVER SHOWN"},
+    ]
+    measured = {"accuracy": 0.8712, "threshold": 0.85, "challenge_accuracy": None, "challenge_threshold": 0.9,
+                "challenge_bonus": 0.0}
+    out = {"tests": tests, "score": 2.0, "extra_data": {contract.MEASURED_KEY: measured}}
+    if challenge:
+        measured.update(challenge_accuracy=0.9123, challenge_bonus=1.0)
+        tests.append({"name": contract.CHALLENGE_TEST, "score": 1.0, "max_score": 0, "visibility": "visible",
+                      "output": "挑戰模型的測試準確率是 0.9123 / Your challenge model scored 0.9123"})
+        out["leaderboard"] = [{"name": contract.LEADERBOARD_NAME, "value": 0.9123, "order": "desc"}]
+        out["score"] = 3.0
+    assert results.problems(out) == [], "the fixture is a valid Gradescope results.json"
+    return out
+
+
+class _Text(HTMLParser):
+    """The texts of a page's message blocks, and whether it loads or runs anything."""
+
+    def __init__(self):
+        super().__init__()
+        self.messages, self.active, self.tags = [], None, []
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append((tag, dict(attrs)))
+        if tag == "pre" and "message" in (dict(attrs).get("class") or ""):
+            self.active = []
+
+    def handle_endtag(self, tag):
+        if tag == "pre" and self.active is not None:
+            self.messages.append("".join(self.active))
+            self.active = None
+
+    def handle_data(self, data):
+        if self.active is not None:
+            self.active.append(data)
+
+
+def parsed(page: str) -> _Text:
+    p = _Text()
+    p.feed(page)
+    return p
+
+
+@pytest.mark.parametrize("language", ["zh-TW", "en"])
+def test_a_feedback_page_says_what_results_json_says(language):
+    res = results_json()
+    record = {"id": "anna", "status": "graded", "message": "",
+              "submitters": [{"name": HOSTILE, "email": "anna@example.edu", "sid": "B1001"}]}
+    page = feedback.page(record, res, language=language, assignment="fashion_mnist")
+    shown = parsed(page)
+    visible = [t["output"] for t in res["tests"] if t["visibility"] != "hidden"]
+    assert sorted(shown.messages) == sorted(visible), "every visible box's message, verbatim, and nothing else"
+    assert "NEVER SHOWN" not in page and "<script>" not in page
+    assert not [t for t, a in shown.tags if t in ("script", "link", "img", "iframe") or "src" in a or "href" in a]
+    assert "0.8712" in page and "0.85" in page and "0.9123" in page
+    assert "3 / 4" in page, "total as Gradescope shows it (bonus included), out of the questions' points"
+    assert "1 / 2" in page  # q3's partial score
+    if language == "zh-TW":
+        assert "評分回饋 / Grading feedback" in page and "達到門檻 / reached" in page and 'lang="zh-Hant-TW"' in page
+    else:
+        assert "Grading feedback" in page and "評分回饋" not in page and "達到門檻" not in page
+
+
+def test_feedback_without_a_challenge_or_results_still_says_what_happened():
+    page = feedback.page({"id": "bo", "status": "graded"}, results_json(challenge=False), language="en")
+    assert "No challenge model" in page
+    page = feedback.page({"id": "cy", "status": "invalid", "message": f"cy.ipynb is empty {HOSTILE}"}, None, language="zh-TW")
+    assert parsed(page).messages == [f"cy.ipynb is empty {HOSTILE}"] and "沒有評分結果" in page
+
+
+def test_feedback_pages_and_zip_per_student(tmp_path):
+    pages = {sid: feedback.page({"id": sid, "status": "graded"}, results_json(), language=lang)
+             for sid, lang in (("anna", "zh-TW"), ("bo", "en"), ("../evil", "en"))}
+    folder, bundle = feedback.write(tmp_path, pages)
+    names = sorted(p.name for p in folder.iterdir())
+    assert names == ["_evil.html", "anna.html", "bo.html"], "a hostile id cannot leave the folder"
+    with zipfile.ZipFile(bundle) as zf:
+        assert sorted(zf.namelist()) == names
+        assert zf.read("anna.html").decode("utf-8") == pages["anna"]
+
+
+def test_the_notebook_language_comes_from_its_metadata(tmp_path):
+    nb = tmp_path / "nb.ipynb"
+    nb.write_text(json.dumps({"cells": [], "metadata": {"fashion_kit": {"language": "en"}}}), encoding="utf-8")
+    assert feedback.language_of(nb) == "en"
+    nb.write_text(json.dumps({"cells": [], "metadata": {"fashion_kit": {"language": "<b>klingon"}}}), encoding="utf-8")
+    assert feedback.language_of(nb) == "zh-TW"
+    assert feedback.language_of(tmp_path / "missing.ipynb") == "zh-TW"
+
+
+# --- report ------------------------------------------------------------------------------------------
+
+def test_report_counts_partial_scores_lists_tied_hardest_and_the_leaderboard():
+    records = [
+        upload("a", scores={"q1_load_data": [1, 1], "q2_class_names": [0, 1], "q3_normalize": [0, 2]}, sandbox="bubblewrap"),
+        upload("b", status="timeout", scores={"q1_load_data": [1, 1], "q2_class_names": [1, 1], "q3_normalize": [0, 2]},
+               sandbox="none", message=HOSTILE),
+        upload("c", status="invalid"),
+        upload("d", scores={"q1_load_data": [1, 1], "q2_class_names": [0, 1], "q3_normalize": [2, 2]}, counted=False),
+    ]
+    result = SimpleNamespace(records=records, questions=QUESTIONS, skipped=0, interrupted=False)
+    means = report.mean_scores(records, QUESTIONS)
+    assert means["q2_class_names"] == (0.5, 1.0), "the stopped run's partial scores count; the duplicate does not"
+    assert report.hardest(records, QUESTIONS) == (["q3_normalize"], 0.0)
+    tied = [upload("x", scores={"q1_load_data": [0, 1], "q2_class_names": [0, 1], "q3_normalize": [2, 2]})]
+    assert report.hardest(tied, QUESTIONS) == (["q1_load_data", "q2_class_names"], 0.0)
+
+    boards = {"a": {"leaderboard": [{"name": contract.LEADERBOARD_NAME, "value": 0.91, "order": "desc"}]},
+              "b": {"leaderboard": [{"name": contract.LEADERBOARD_NAME, "value": 0.93, "order": "desc"}]}}
+    page = report.html_report(result, results_of=lambda r: boards.get(r["id"]))
+    assert [e[0] for e in report.leaderboard_entries(records, lambda r: boards.get(r["id"]))] == ["b", "a"]
+    assert "0.9300" in page and "without a sandbox" in page and "<table class=\"sortable\">" in page
+    assert HOSTILE not in page and "&lt;script&gt;" in page
+    assert page.count("<tr><td") >= 4, "one row per submission in the table"
+
+
+def test_default_jobs_follows_cores_and_memory():
+    per_job = resources.GRADING_PEAK_MB * resources.HEADROOM
+    assert resources.default_jobs(cores=16, available_mb=64 * 1024) == min(16, int(64 * 1024 // per_job))
+    assert resources.default_jobs(cores=2, available_mb=24 * 1024) == 2
+    assert resources.default_jobs(cores=16, available_mb=per_job * 3.5) == 3
+    assert resources.default_jobs(cores=8, available_mb=100) == 1, "always at least one"
+    assert resources.default_jobs() >= 1
