@@ -12,7 +12,9 @@ Everything is built in a staging folder first; the committed folders change only
 
 from __future__ import annotations
 
+import copy
 import io
+import re
 import shutil
 import subprocess
 import sys
@@ -165,15 +167,107 @@ def _hidden_tests_in(nb) -> list[str]:
 
 
 def assign_language(source_nb, lang: str, workdir: Path):
-    """Run Otter Assign on ``lang``'s view of the master; returns (student, solution, otter zip)."""
+    """Run Otter Assign on ``lang``'s view of the master; returns (student notebook, answer key,
+    otter zip). Otter's own autograder notebook, with its solution markup and every test in its
+    metadata, stays here in the build's scratch folder."""
     work = workdir / lang
     (work / "master").mkdir(parents=True)
     notebooks.write(notebooks.for_language(source_nb, lang), work / "master" / NOTEBOOK)
     _otter_assign(work / "master" / NOTEBOOK, work / "out")
-    student = notebooks.normalize(notebooks.read(work / "out" / "student" / NOTEBOOK))
-    solution = notebooks.normalize(notebooks.read(work / "out" / "autograder" / NOTEBOOK))
+    student = notebooks.read(work / "out" / "student" / NOTEBOOK)
+    student = notebooks.normalize(localize_boilerplate(student, lang))
     check_student_notebook(student)
-    return student, solution, next((work / "out" / "autograder").glob("*.zip"))
+    key = notebooks.normalize(answer_key(student, notebooks.read(work / "out" / "autograder" / NOTEBOOK)))
+    check_answer_key(key)
+    return student, key, next((work / "out" / "autograder").glob("*.zip"))
+
+
+# Otter's own cells around the end of the notebook, in Traditional Chinese. Each English text must
+# be found in the zh-TW notebook, so a new Otter wording stops the build instead of staying English.
+OTTER_BOILERPLATE_ZH = {
+    "To double-check your work, the cell below will rerun all of the autograder tests.":
+        "想再確認一次的話，下面的儲存格會重新執行所有的自動檢查。",
+    "## Submission": "## 匯出作業",
+    "Make sure you have run all cells in your notebook in order before running the cell below, so "
+    "that all images/graphs appear in the output. The cell below will generate a zip file for you "
+    "to submit. **Please save before exporting!**":
+        "執行下面的儲存格之前，請先依序執行筆記本裡的每一個儲存格，讓所有的圖都顯示出來。"
+        "下面的儲存格會做出一個要上傳的 zip 檔。**匯出之前請先儲存！**",
+    "# Save your notebook first, then run this cell to export your submission.":
+        "# 先儲存筆記本，再執行這個儲存格，做出要上傳的檔案。",
+}
+# The export instructions in the master's ASSIGNMENT CONFIG are written "中文 / English"; each
+# notebook keeps its own language's half.
+INSTRUCTIONS_SEPARATOR = " / "
+
+
+def localize_boilerplate(nb, lang: str):
+    """``nb`` (Otter's student notebook for ``lang``) with Otter's generated cells in ``lang``."""
+    nb = copy.deepcopy(nb)
+    for cell in nb.cells:
+        halves = [line.split(INSTRUCTIONS_SEPARATOR) for line in cell.source.split("\n")]
+        if cell.cell_type == "markdown" and "## Submission" in cell.source:
+            pick = 0 if lang == "zh-TW" else 1
+            cell.source = "\n".join(h[pick] if len(h) == 2 else INSTRUCTIONS_SEPARATOR.join(h) for h in halves)
+    if lang != "zh-TW":
+        return nb
+    for english, chinese in OTTER_BOILERPLATE_ZH.items():
+        cells = [c for c in nb.cells if english in c.source]
+        if len(cells) != 1:
+            raise BuildError(
+                f"Expected Otter's text {english!r} in exactly one cell of the zh-TW notebook, found "
+                f"{len(cells)}: update OTTER_BOILERPLATE_ZH in assign.py for this Otter version."
+            )
+        cells[0].source = cells[0].source.replace(english, chinese)
+    return nb
+
+
+SOLUTION_LINE_MARKERS = ("# BEGIN SOLUTION", "# BEGIN SOLUTION NO PROMPT", "# END SOLUTION")
+SOLUTION_SUFFIX = re.compile(r"\s*# SOLUTION\s*$")
+
+
+def solution_code(source: str) -> str:
+    """The code of one of Otter's solution cells without Otter's markup: no BEGIN/END SOLUTION
+    lines, no ``# SOLUTION`` suffixes and no ``\"\"\" # BEGIN PROMPT`` strings."""
+    kept, in_prompt = [], False
+    for line in source.split("\n"):
+        stripped = line.strip()
+        if stripped.startswith('""" # BEGIN PROMPT'):
+            in_prompt = True
+        elif stripped.startswith('""" # END PROMPT'):
+            in_prompt = False
+        elif not in_prompt and stripped not in SOLUTION_LINE_MARKERS:
+            kept.append(SOLUTION_SUFFIX.sub("", line))
+    return "\n".join(kept).strip("\n")
+
+
+ANSWER_TAG = "otter_answer_cell"
+SOLUTION_TAG = "otter_assign_solution_cell"
+
+
+def answer_key(student, otter_autograder_nb):
+    """The student notebook with every blank filled by its solution: exactly a perfect submission
+    (set-up cell and ``grader.check`` cells included), without Otter's markup and without tests."""
+    solutions = [solution_code(c.source) for c in otter_autograder_nb.cells
+                 if SOLUTION_TAG in c.metadata.get("tags", [])]
+    blanks = [c for c in student.cells if ANSWER_TAG in c.metadata.get("tags", [])]
+    if len(solutions) != len(blanks):
+        raise BuildError(f"Expected one solution for each of the {len(blanks)} blanks of the student "
+                         f"notebook, found {len(solutions)} solution cells.")
+    key = copy.deepcopy(student)
+    for cell, solution in zip((c for c in key.cells if ANSWER_TAG in c.metadata.get("tags", [])), solutions):
+        cell.source = solution
+        tags = [t for t in cell.metadata["tags"] if t != ANSWER_TAG]
+        if tags:
+            cell.metadata["tags"] = tags
+        else:
+            del cell.metadata["tags"]
+    # The tests live in the autograder only; the assignment's name stays, so the key grades as a
+    # submission of this assignment.
+    otter_metadata = key.metadata.get("otter", {})
+    for name in ("tests", "OK_FORMAT"):
+        otter_metadata.pop(name, None)
+    return key
 
 
 def check_student_notebook(nb) -> None:
@@ -185,6 +279,18 @@ def check_student_notebook(nb) -> None:
     for marker in ("# SOLUTION", "BEGIN SOLUTION", "END SOLUTION", "BEGIN PROMPT"):
         if marker in student_code:
             raise BuildError(f"The student notebook still contains the marker {marker!r}.")
+
+
+OTTER_MARKUP = ("# SOLUTION", "BEGIN SOLUTION", "END SOLUTION", "BEGIN PROMPT", "END PROMPT",
+                "BEGIN TESTS", "otter_assign_solution_cell", ANSWER_TAG)
+
+
+def check_answer_key(nb) -> None:
+    """An answer key must carry no Otter markup and no tests, neither in cells nor in metadata."""
+    text = notebooks.dumps(nb)
+    found = [marker for marker in OTTER_MARKUP if marker in text]
+    if found or "tests" in nb.metadata.get("otter", {}):
+        raise BuildError(f"The answer key still contains Otter's markup or tests: {found or ['metadata tests']}")
 
 
 def build(

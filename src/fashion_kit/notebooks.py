@@ -4,11 +4,18 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import re
 
 import nbformat
 
 LANGUAGES = ("zh-TW", "en")
 LANG_TAG = "lang:"
+# Inside code cells shared by both languages: a whole-line comment "# [zh-TW] ..." or "# [en] ..."
+# is kept (without its marker) only in that language's notebook, and the lines between
+# "# BEGIN zh-TW" and "# END zh-TW" exist only in the zh-TW notebook. So the students of each
+# language read comments in their language, and the code itself has one owner.
+COMMENT_MARKER = re.compile(r"^(?P<indent>\s*)# \[(?P<lang>[A-Za-z-]+)\] ?(?P<text>.*)$")
+BLOCK_MARKER = re.compile(r"^\s*# (?P<edge>BEGIN|END) (?P<lang>[A-Za-z]{2}(?:-[A-Za-z]+)?)\s*$")
 
 # The kernelspec every notebook of the kit carries; Otter's init cell needs a submission to match it.
 KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
@@ -21,13 +28,40 @@ def cell_language(cell) -> str | None:
     return None
 
 
+def code_for_language(source: str, lang: str) -> str:
+    """``source`` with only ``lang``'s comments and blocks (see COMMENT_MARKER, BLOCK_MARKER)."""
+    kept, block = [], None
+    for number, line in enumerate(source.split("\n"), start=1):
+        edge = BLOCK_MARKER.match(line)
+        if edge and edge["lang"] in LANGUAGES:
+            opening = edge["edge"] == "BEGIN"
+            if opening == (block is not None) or (not opening and edge["lang"] != block):
+                raise ValueError(f"line {number}: {line.strip()!r} does not pair with a BEGIN/END {edge['lang']} line")
+            block = edge["lang"] if opening else None
+            continue
+        if block not in (None, lang):
+            continue
+        comment = COMMENT_MARKER.match(line)
+        if comment and comment["lang"] in LANGUAGES:
+            if comment["lang"] == lang:
+                kept.append(f"{comment['indent']}# {comment['text']}".rstrip())
+            continue
+        kept.append(line)
+    if block is not None:
+        raise ValueError(f"# BEGIN {block} has no # END {block}")
+    return "\n".join(kept)
+
+
 def for_language(nb, lang: str):
-    """The master with only ``lang``'s narrative: cells tagged for another language are dropped."""
+    """The master with only ``lang``'s narrative: cells tagged for another language are dropped,
+    and shared code cells keep only ``lang``'s comments and blocks."""
     if lang not in LANGUAGES:
         raise ValueError(f"Unknown language {lang!r}; expected one of {', '.join(LANGUAGES)}.")
     nb = copy.deepcopy(nb)
     nb.cells = [c for c in nb.cells if cell_language(c) in (None, lang)]
     for cell in nb.cells:
+        if cell.cell_type == "code":
+            cell.source = code_for_language(cell.source, lang)
         tags = [t for t in cell.metadata.get("tags", []) if not t.startswith(LANG_TAG)]
         if tags:
             cell.metadata["tags"] = tags
