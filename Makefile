@@ -1,28 +1,41 @@
 # Two commands do everything on a fresh machine:
-#   make          build the assignment and grade the reference solution
-#   make test     run the whole test suite (make test-fast: the quick subset)
+#   make          install what instructors need (the runtime only), build the assignment and grade
+#                 the reference solution
+#   make test     add the development tools (pytest, Playwright, OpenCC, ...) and run the whole test
+#                 suite (make test-fast: the quick subset)
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
+# Each stamp says what the venv holds; the dev stamp implies the runtime one.
+RUNTIME_STAMP := $(VENV)/.installed
+DEV_STAMP := $(VENV)/.installed-dev
 
-.PHONY: all setup build test test-fast clean
+.PHONY: all setup setup-dev build test test-fast clean
 
 all: setup
 	$(BIN)/fashion-kit assign
 
-setup: $(VENV)/.installed
+setup: $(RUNTIME_STAMP)
 
-$(VENV)/.installed: pyproject.toml constraints.txt
+setup-dev: $(DEV_STAMP)
+
+$(VENV)/bin/python:
 	@$(PYTHON) -c 'import sys; v = sys.version_info[:2]; sys.exit(0 if (3, 11) <= v < (3, 14) else "Python 3.11 to 3.13 is needed (TensorFlow 2.21 has no wheel for others); found %d.%d. Run: make PYTHON=python3.11" % v)'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(RUNTIME_STAMP): pyproject.toml constraints.txt | $(VENV)/bin/python
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e .
+	touch $@
+
+$(DEV_STAMP): $(RUNTIME_STAMP)
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $@
 
-test: setup
+test: setup-dev
 	$(BIN)/python -m pytest
 
-test-fast: setup
+test-fast: setup-dev
 	$(BIN)/python -m pytest -m "not slow"
 
 clean:
