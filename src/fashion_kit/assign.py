@@ -13,28 +13,19 @@ Everything is built in a staging folder first; the committed folders change only
 from __future__ import annotations
 
 import copy
-import io
 import re
 import shutil
 import subprocess
 import sys
 import tempfile
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from . import data, notebooks, paths
+from .autograder_zip import BuildError, grading_requirements, write_autograder_zip  # noqa: F401
 
 NOTEBOOK = "fashion_mnist.ipynb"
 ZIP_NAME = "autograder.zip"
-# A fixed timestamp for every zip entry: the same inputs always give the same bytes.
-ZIP_DATE = (2020, 1, 1, 0, 0, 0)
-EXECUTABLES = ("setup.sh", "run_autograder")
-GRADING_PACKAGES = ("tensorflow-cpu", "keras", "otter-grader", "numpy", "matplotlib", "ipykernel", "h5py")
-
-
-class BuildError(RuntimeError):
-    """The build could not finish; nothing in the repository was changed."""
 
 
 @dataclass
@@ -51,108 +42,6 @@ def _otter_assign(master: Path, out: Path) -> None:
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         raise BuildError(f"otter assign failed on {master.name}:\n{proc.stdout}\n{proc.stderr}")
-
-
-# The grading image: Linux x86_64 with the Python setup.sh installs. Dependency markers are evaluated
-# for it, not for the machine running the build.
-GRADING_ENVIRONMENT = {
-    "python_version": "3.11", "python_full_version": "3.11.0", "sys_platform": "linux",
-    "platform_system": "Linux", "platform_machine": "x86_64", "os_name": "posix",
-    "implementation_name": "cpython", "platform_python_implementation": "CPython",
-}
-# Same wheel contents under another name: where the CPU build is not installed (macOS), read the other.
-SAME_DEPENDENCIES = {"tensorflow-cpu": "tensorflow"}
-
-
-def _canonical(name: str) -> str:
-    return name.lower().replace("_", "-").replace(".", "-")
-
-
-def grading_closure() -> set[str]:
-    """Every distribution the grading packages need in the grading image, read from the installed
-    packages' metadata (which ``constraints.txt`` pinned), extras included."""
-    from importlib import metadata
-
-    from packaging.requirements import Requirement
-
-    needed: set[str] = set()
-    todo = [(p, frozenset()) for p in GRADING_PACKAGES]
-    seen = set()
-    while todo:
-        name, extras = todo.pop()
-        if (name, extras) in seen:
-            continue
-        seen.add((name, extras))
-        needed.add(name)
-        try:
-            requires = metadata.requires(name)
-        except metadata.PackageNotFoundError:
-            try:
-                requires = metadata.requires(SAME_DEPENDENCIES[name])
-            except (KeyError, metadata.PackageNotFoundError):
-                raise BuildError(
-                    f"{name} is not installed, so its dependencies cannot be pinned for the grading "
-                    "image. Install the kit with: pip install -c constraints.txt -e '.[dev]'"
-                ) from None
-        for line in requires or []:
-            req = Requirement(line)
-            applies = req.marker is None or any(
-                req.marker.evaluate({**GRADING_ENVIRONMENT, "extra": extra}) for extra in (extras or {""})
-            )
-            if applies:
-                todo.append((_canonical(req.name), frozenset(req.extras)))
-    return needed
-
-
-def grading_requirements(constraints: Path) -> str:
-    """The grading image's requirements.txt: every package of the grading closure, each pinned to
-    the version ``constraints`` gives it, so the image is the same on every build."""
-    pins = {}
-    for line in constraints.read_text().splitlines():
-        name, sep, version = line.strip().partition("==")
-        if sep:
-            pins[_canonical(name)] = version
-    needed = grading_closure()
-    missing = sorted(needed - pins.keys())
-    if missing:
-        raise BuildError(
-            f"{constraints} pins no version for {', '.join(missing)}, which the grading image needs. "
-            "Add a name==version line for each."
-        )
-    return "".join(f"{p}=={pins[p]}\n" for p in sorted(needed))
-
-
-def _zip_entry(zf: zipfile.ZipFile, name: str, payload: bytes, executable: bool = False) -> None:
-    info = zipfile.ZipInfo(name, date_time=ZIP_DATE)
-    info.external_attr = (0o755 if executable else 0o644) << 16
-    # The .gz data files are already compressed; deflating them again only costs time.
-    info.compress_type = zipfile.ZIP_STORED if name.endswith(".gz") else zipfile.ZIP_DEFLATED
-    zf.writestr(info, payload)
-
-
-def write_autograder_zip(otter_zip: Path, target: Path, data_dir: Path) -> None:
-    """Otter's tests, with the kit's config, entry point, lean set-up and bundled data."""
-    gradescope = Path(__file__).parent / "gradescope"
-    entries: dict[str, tuple[bytes, bool]] = {}
-    with zipfile.ZipFile(otter_zip) as zf:
-        for name in zf.namelist():
-            if name.startswith("tests/"):
-                entries[name] = (zf.read(name), False)
-    entries["otter_config.json"] = (paths.OTTER_CONFIG.read_bytes(), False)
-    entries["requirements.txt"] = (grading_requirements(paths.CONSTRAINTS).encode(), False)
-    # Everything in gradescope/ runs inside the grading image, so all of it travels in the zip.
-    for path in sorted(gradescope.iterdir()):
-        if path.is_file() and not path.name.startswith("."):
-            entries[path.name] = (path.read_bytes(), path.name in EXECUTABLES)
-    entries["fashion_kit_data.py"] = ((Path(__file__).parent / "data.py").read_bytes(), False)
-    for name in data.FILES:
-        entries[f"data/fashion-mnist/{name}"] = ((data_dir / name).read_bytes(), False)
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as zf:
-        for name in sorted(entries):
-            payload, executable = entries[name]
-            _zip_entry(zf, name, payload, executable)
-    target.write_bytes(buffer.getvalue())
 
 
 def _hidden_tests_in(nb) -> list[str]:
@@ -321,7 +210,7 @@ def build(
                 # The tests are code, identical in every language: one autograder serves them all.
                 otter_zip = lang_zip
                 (stage / "autograder").mkdir(parents=True)
-                write_autograder_zip(otter_zip, stage / "autograder" / ZIP_NAME, data_dir)
+                write_autograder_zip(otter_zip, stage / "autograder" / ZIP_NAME, data_dir, master)
 
         results = None
         if verify:

@@ -1,43 +1,35 @@
-"""Grade one submission with the built autograder, exactly as Gradescope would.
+"""Grade one submission locally with a built autograder zip, exactly as Gradescope would.
 
-The submission is laid out the way Gradescope lays it out (``source/`` from the autograder zip,
-``submission/``, ``results/``) and the zip's own entry point, ``run_otter.py``, grades it in a child
-process. What Otter trips on is fixed first: the notebook gets the assignment's file name and
-kernelspec. The child runs in its own process group under a supervisor: a wall-clock limit, a memory
-limit on the whole process tree (the grader and the notebook's kernel), and a cap on the output it
-keeps. A notebook that hangs, eats memory or floods its output is stopped and reported instead of
-blocking, or starving, everything after it.
+The zip is unpacked into Gradescope's layout (``source/``, ``submission/``, ``results/``) and the
+grading core (:mod:`fashion_kit.grading.core`) grades it in a child process, in two phases: the
+notebook sandboxed (bubblewrap here; ``sandbox="none"`` only when the instructor asks for it), the
+grade decided outside. The child itself is supervised too, as a backstop: a grading that outlives
+its own limits, or is cancelled, is stopped and reported instead of blocking everything after it.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
-import subprocess
 import sys
 import tempfile
 import threading
-import time
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Sequence
 
-from . import notebooks
-# The supervision lives in grading.supervise; these names are kept for the callers of this module.
-from .grading.supervise import (  # noqa: F401
-    LOG_HEAD_BYTES, LOG_TAIL_BYTES, POLL_SECONDS, _CappedLog, _kill_tree, _supervise, _tree, tree_rss,
-)
+from . import contract, notebooks, settings as settings_module
+from .grading import sandbox as sandboxes, supervise
+from .settings import Settings
 
-NOTEBOOK = "fashion_mnist.ipynb"
-# Otter writes this test, and no scores, when it refuses to grade a submission.
-OTTER_ERROR_TEST = "Autograder Error"
-# The key gradescope/interrupted.py sets in results.json's extra_data when the zip stopped a run.
-STOPPED_KEY = "fashion_kit_stopped"
-# The zip's run_otter.py stops Otter itself at timeout_seconds and writes results for the questions
-# checked so far; the supervisor here kills only if that did not happen this much later.
-INNER_STOP_GRACE_SECONDS = 60
+NOTEBOOK = contract.NOTEBOOK
+# The core stops the notebook at the settings' time limit and then measures for a few seconds; the
+# supervisor here steps in only if that has not happened this much later.
+OUTER_GRACE_SECONDS = 120
+# ... and above the notebook's memory limit by this much (the core and its evaluator).
+OUTER_MEMORY_MARGIN_MB = 1024
 
 
 @dataclass
@@ -47,9 +39,9 @@ class Outcome:
     ``status`` is one of: graded (results.json was written); invalid (not a gradable notebook);
     wrong-assignment (a notebook made for another assignment); timeout and memory (stopped from
     outside, at the time or memory limit); interrupted (grading was cancelled); error (the autograder
-    died without results). ``message`` says what happened. A graded run that the zip's own
-    run_otter.py had to stop carries partial results and says why in ``stopped``: timeout, memory
-    (the kernel died) or error.
+    failed without results). ``message`` says what happened. A graded run whose notebook had to be
+    stopped carries partial results and says why in ``stopped``: timeout, memory, processes, disk or
+    error. ``sandbox`` is the isolation the notebook ran in: bubblewrap, user or none.
     """
 
     submission: str
@@ -61,6 +53,7 @@ class Outcome:
     scores: dict[str, tuple[float, float]] = field(default_factory=dict)
     peak_memory_mb: float = 0.0
     stopped: str = ""
+    sandbox: str = ""
 
     @property
     def score(self) -> float:
@@ -75,23 +68,33 @@ class SubmissionError(ValueError):
     """The file handed in is not a gradable notebook; the message says what was found."""
 
 
-def load_submission(path: Path):
+def load_submission(path: Path, max_bytes: int | None = None):
     """Read a submitted notebook, turning every way it can be broken into a clear message."""
     import nbformat
 
+    path = Path(path)
+    if path.is_dir():
+        raise SubmissionError(f"{path} is a folder; expected a Jupyter notebook (.ipynb) file.")
     if not path.is_file():
         raise SubmissionError(f"{path} does not exist.")
+    size = path.stat().st_size
+    if max_bytes is not None and size > max_bytes:
+        raise SubmissionError(
+            f"{path.name} is {size / 2**20:,.1f} MB, larger than the {max_bytes / 2**20:,.1f} MB limit (a notebook "
+            "for this assignment is normally well under 1 MB); clear its outputs and save it again."
+        )
     raw = path.read_bytes()
     if not raw.strip():
         raise SubmissionError(f"{path.name} is empty; expected a Jupyter notebook (.ipynb).")
     try:
         content = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise SubmissionError(f"{path.name} is not a Jupyter notebook: it is not valid JSON ({e}).") from e
-    if not isinstance(content, dict) or "cells" not in content:
+    except (UnicodeDecodeError, ValueError, RecursionError) as e:
+        reason = "it is nested too deeply" if isinstance(e, RecursionError) else str(e)
+        raise SubmissionError(f"{path.name} is not a Jupyter notebook: it is not valid JSON ({reason}).") from e
+    if not isinstance(content, dict) or not ({"cells", "worksheets"} & content.keys()):
         raise SubmissionError(f"{path.name} is JSON but not a Jupyter notebook: it has no 'cells'.")
     try:
-        return nbformat.reads(raw.decode("utf-8"), as_version=4)
+        return nbformat.reads(raw.decode("utf-8"), as_version=4)  # an old v3 notebook is converted
     except Exception as e:  # nbformat raises several unrelated types for malformed notebooks
         raise SubmissionError(f"{path.name} is not a valid Jupyter notebook: {e}") from e
 
@@ -102,11 +105,12 @@ def prepare_submission(nb):
     return nb
 
 
-def _scores(results: dict) -> dict[str, tuple[float, float]]:
+def scores(results: dict) -> dict[str, tuple[float, float]]:
+    """Each question's (score, possible) in a results.json; extra-credit tests are left out."""
     return {
         t["name"]: (float(t.get("score", 0)), float(t["max_score"]))
         for t in results.get("tests", [])
-        if "max_score" in t
+        if t.get("max_score")
     }
 
 
@@ -114,93 +118,96 @@ def grade(
     submission: Path | str,
     autograder_zip: Path | str,
     output_dir: Path | str | None = None,
-    timeout: float | None = None,
-    env: dict | None = None,
     *,
-    memory_limit_mb: float | None = None,
+    settings: Settings | None = None,
+    sandbox: str = "auto",
+    extra_files: Sequence[Path | str] = (),
+    env: dict | None = None,
     cancel: threading.Event | None = None,
+    workdir: Path | str | None = None,
 ) -> Outcome:
     """Grade ``submission`` (a notebook) with ``autograder_zip``; never raises for a bad submission.
 
-    ``timeout`` (seconds) and ``memory_limit_mb`` (resident memory of the grader and its kernel
-    together) stop a grading that goes too far; setting ``cancel`` stops it from another thread.
+    ``settings`` default to the zip's own; ``sandbox`` is "auto" (bubblewrap, refused with
+    :class:`~fashion_kit.grading.sandbox.SandboxUnavailable` when it is missing) or "none".
+    ``extra_files`` go next to the notebook (the challenge model, the student's saved model); only
+    the names the assignment knows are used. Temporary files go under ``workdir`` if given.
+    Setting ``cancel`` stops the grading from another thread.
     """
-    submission, started = Path(submission), time.monotonic()
+    submission = Path(submission)
+    settings = settings or settings_module.from_zip(autograder_zip)
+    box = sandboxes.choose(sandbox, settings=settings)  # refuse before any work if it is missing
     try:
-        nb = prepare_submission(load_submission(submission))
+        nb = prepare_submission(load_submission(submission, int(settings.max_notebook_mb * 2**20)))
     except SubmissionError as e:
-        return Outcome(str(submission), "invalid", str(e))
+        return Outcome(str(submission), "invalid", str(e), sandbox=box.name)
 
-    with tempfile.TemporaryDirectory(prefix="fashion-kit-grade-") as tmp:
-        ag_dir = Path(tmp) / "autograder"
+    with tempfile.TemporaryDirectory(prefix="fashion-kit-grade-", dir=workdir) as tmp:
+        tmp = Path(tmp)
+        ag_dir = tmp / "autograder"
         for sub in ("source", "submission", "results"):
             (ag_dir / sub).mkdir(parents=True)
         (ag_dir / "submission_metadata.json").write_text("{}")
         with zipfile.ZipFile(autograder_zip) as zf:
             zf.extractall(ag_dir / "source")
-        inner_timeout = _inner_timeout(ag_dir / "source" / "otter_config.json", timeout)
         notebooks.write(nb, ag_dir / "submission" / NOTEBOOK)
+        for extra in map(Path, extra_files):
+            if extra.name in contract.SUBMITTED_FILES and extra.name != NOTEBOOK and extra.is_file():
+                shutil.copyfile(extra, ag_dir / "submission" / extra.name)
+        settings_file = tmp / "settings.json"
+        settings_file.write_text(json.dumps(settings.to_dict()), encoding="utf-8")
 
-        proc = subprocess.Popen(
-            _dying_with_us([sys.executable, str(ag_dir / "source" / "run_otter.py"), str(ag_dir)]),
-            cwd=ag_dir,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            env={**os.environ, **(env or {})},
-            start_new_session=True,  # its own process group, apart from ours
+        command = [sys.executable, "-I", "-m", "fashion_kit.grading.core", str(ag_dir),
+                   "--sandbox", box.name, "--settings", str(settings_file), "--scratch", str(tmp)]
+        ran = supervise.run(
+            command, cwd=tmp, env={**os.environ, **(env or {})},
+            timeout=settings.timeout_seconds + OUTER_GRACE_SECONDS,
+            memory_limit_mb=settings.memory_limit_mb + OUTER_MEMORY_MARGIN_MB, cancel=cancel,
         )
-        log = _CappedLog(proc.stdout)
-        try:
-            outer = None if timeout is None else timeout + INNER_STOP_GRACE_SECONDS
-            stopped, peak = _supervise(proc, outer, memory_limit_mb, cancel)
-        finally:
-            _kill_tree(proc)
-            log.join()
-        log_text = log.text()
-        seconds = time.monotonic() - started
-
         results_path = ag_dir / "results" / "results.json"
         results = _read_results(results_path)
         if output_dir is not None and results is not None:
             Path(output_dir).mkdir(parents=True, exist_ok=True)
             shutil.copy(results_path, Path(output_dir) / "results.json")
+    return outcome_of(str(submission), results, ran, settings, box.name)
 
-    def outcome(status, message="", scores=None, stopped=""):
-        return Outcome(str(submission), status, message, results, seconds, log_text, scores or {}, peak / 2**20,
-                       stopped)
 
-    if stopped == "timeout":
+def outcome_of(submission: str, results: dict | None, ran: supervise.Supervised, settings: Settings,
+               sandbox: str) -> Outcome:
+    """Turn what the grading left into an :class:`Outcome` with a status and a message."""
+    def outcome(status, message="", found=None, stopped=""):
+        return Outcome(submission, status, message, results, ran.seconds, ran.log, found or {},
+                       ran.peak_rss_bytes / 2**20, stopped, sandbox)
+
+    outer = settings.timeout_seconds + OUTER_GRACE_SECONDS
+    if ran.stopped == "timeout":
         return outcome("timeout", f"Stopped after {outer:g} s: the notebook did not finish in time.")
-    if stopped == "memory":
-        return outcome(
-            "memory",
-            f"Stopped: the notebook used {peak / 2**20:,.0f} MB, more than the limit of "
-            f"{memory_limit_mb:,.0f} MB.",
-        )
-    if stopped == "interrupted":
+    if ran.stopped == "memory":
+        return outcome("memory", f"Stopped: the grading used {ran.peak_rss_bytes / 2**20:,.0f} MB, more than "
+                                 f"the limit of {settings.memory_limit_mb + OUTER_MEMORY_MARGIN_MB:,.0f} MB.")
+    if ran.stopped == "interrupted":
         return outcome("interrupted", "Grading was cancelled before it finished.")
-    if results is not None:
-        tests = {t.get("name"): t for t in results.get("tests", [])}
-        if OTTER_ERROR_TEST in tests:
-            return _refused(tests[OTTER_ERROR_TEST].get("output", ""), outcome)
-        # gradescope/interrupted.py marks a run the zip had to stop; its value is why.
-        kind = (results.get("extra_data") or {}).get(STOPPED_KEY)
-        if kind is not None:
-            scores = _scores(results)
-            points = sum(s for s, _ in scores.values())
-            kept = f" The questions checked before that keep their {points:g} points." if points else ""
-            messages = {
-                "timeout": f"Stopped after {inner_timeout:g} s: the notebook did not finish in time.",
-                "memory": "The notebook's kernel died while it ran (a cell crashed it, killed it or used too "
-                          "much memory).",
-                "error": "The autograder failed while the notebook ran; see grading.log.",
-            }
-            return outcome("graded", messages[kind] + kept, scores, stopped=kind)
-        return outcome("graded", "", _scores(results))
-    if "DeadKernelError" in log_text:
-        return outcome("error", "The notebook's kernel died while it ran (a cell crashed or killed Python).")
-    return outcome("error", f"The autograder exited with code {proc.returncode} and wrote no results.")
+    if results is None:
+        tail = ran.log.strip().splitlines()[-1:] or ["no output"]
+        return outcome("error", f"The autograder exited with code {ran.returncode} and wrote no results "
+                                f"({tail[0][:300]}).")
+    tests = {t.get("name"): t for t in results.get("tests", [])}
+    if contract.OTTER_ERROR_TEST in tests:
+        return _refused(tests[contract.OTTER_ERROR_TEST].get("output", ""), outcome)
+    kind = (results.get("extra_data") or {}).get(contract.STOPPED_KEY)
+    found = scores(results)
+    if kind is not None:
+        points = sum(s for s, _ in found.values())
+        kept = f" The questions checked before that keep their {points:g} points." if points else ""
+        messages = {
+            "timeout": f"Stopped after {settings.timeout_seconds:g} s: the notebook did not finish in time.",
+            "memory": "The notebook's kernel died while it ran (a cell crashed it, killed it or used too much memory).",
+            "processes": "Stopped: the notebook started more processes than the grader allows.",
+            "disk": "Stopped: the notebook wrote more to disk than the grader allows.",
+            "error": "The autograder failed while the notebook ran; see grading.log.",
+        }
+        return outcome("graded", messages.get(kind, messages["error"]) + kept, found, stopped=kind)
+    return outcome("graded", "", found)
 
 
 def _read_results(path: Path) -> dict | None:
@@ -212,19 +219,10 @@ def _read_results(path: Path) -> dict | None:
     return results if isinstance(results, dict) else None
 
 
-def _inner_timeout(config_path: Path, timeout: float | None) -> float | None:
-    """The zip's own time limit (run_otter.py reads it), lowered to ``timeout`` if that is shorter,
-    so a grading stopped early still gets results for what was checked; returns the limit in force."""
-    config = json.loads(config_path.read_text(encoding="utf-8"))
-    inner = config.get("fashion_kit", {}).get("timeout_seconds")
-    if timeout is not None and (inner is None or timeout < inner):
-        config.setdefault("fashion_kit", {})["timeout_seconds"] = inner = timeout
-        config_path.write_text(json.dumps(config, indent=4), encoding="utf-8")
-    return inner
-
-
 def _refused(otter_message: str, make) -> Outcome:
     """Turn Otter's refusal to grade (its "Autograder Error" test) into a status and a message."""
+    import re
+
     found = re.search(r"Received submission for assignment '(.*?)' \(this is assignment '(.*?)'\)", otter_message)
     if found:
         got, expected = found.groups()
@@ -235,24 +233,6 @@ def _refused(otter_message: str, make) -> Outcome:
         )
     detail = otter_message.split("\n\n", 1)[-1].strip() or "no reason given"
     return make("error", f"Otter refused to grade the notebook: {detail}")
-
-
-# Linux kills a process whose parent died if it asked with PR_SET_PDEATHSIG (kept across exec). It is
-# asked here, in a tiny first program, rather than in a preexec_fn, which is unsafe with threads.
-_PDEATHSIG_TRAMPOLINE = """\
-import ctypes, os, signal, sys
-ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
-if os.getppid() != int(sys.argv[1]):
-    sys.exit("the grading's parent died before it started")
-os.execv(sys.argv[2], sys.argv[2:])
-"""
-
-
-def _dying_with_us(command: list[str]) -> list[str]:
-    """``command``, made to die with this process, so a killed batch leaves no grading behind."""
-    if not sys.platform.startswith("linux"):
-        return command
-    return [sys.executable, "-c", _PDEATHSIG_TRAMPOLINE, str(os.getpid()), *command]
 
 
 def format_table(outcome: Outcome) -> str:

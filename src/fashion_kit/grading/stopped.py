@@ -1,27 +1,21 @@
-"""results.json for a grading run that was stopped before Otter could write its own.
+"""What the student reads when the notebook's run was stopped before Otter could finish.
 
-Three ways a run ends early: the time limit (``timeout_seconds``), the notebook's kernel dying (on
-Gradescope almost always the out-of-memory killer), or the autograder itself failing. In each case the
-student gets a message in both languages of the course saying what happened and which cell was running,
-every question Otter checked before that keeps its score (from :mod:`checkpoints`), and the questions
-never reached are listed with 0 points, so the total stays out of the assignment's full marks.
+A run ends early at the time limit (``timeout_seconds``), when the notebook's kernel dies (on
+Gradescope almost always the out-of-memory killer), when it starts more processes or writes more
+than the limits allow, or when the autograder itself fails. The student gets a message in both
+languages saying what happened and which cell was running; every question checked before keeps its
+score and the questions never reached get 0 (:mod:`verdicts` builds the results).
 """
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
-import checkpoints
-
-TIMEOUT, MEMORY, ERROR = "timeout", "memory", "error"
-# Where results.json says, for programs rather than people, why the run was stopped (Gradescope keeps
-# extra_data and shows it to nobody); fashion_kit.run reads it.
-STOPPED_KEY = "fashion_kit_stopped"
+TIMEOUT, MEMORY, PROCESSES, DISK, ERROR = "timeout", "memory", "processes", "disk", "error"
 
 TITLES = {
     TIMEOUT: "時間到了 / Time limit reached",
     MEMORY: "記憶體不足 / Out of memory",
+    PROCESSES: "程式開了太多行程 / Too many processes",
+    DISK: "寫入太多檔案 / Too much written to disk",
     ERROR: "評分沒有完成 / Grading did not finish",
 }
 
@@ -51,6 +45,24 @@ def duration(seconds: float) -> tuple[str, str]:
 def message(kind: str, cell: dict | None, limit_seconds: float | None = None) -> str:
     """What happened, for the student: Traditional Chinese first, then English."""
     zh_where, en_where = _where(cell)
+    kept_zh = "在這之前已經檢查過的題目都保留分數；後面沒有檢查到的題目是 0 分。"
+    kept_en = "Questions checked before that keep their score; the questions it never reached get 0."
+    if kind == PROCESSES:
+        return (
+            f"你的筆記本{zh_where}一直開新的行程（process），超過評分環境的上限，所以被停下來了。{kept_zh}\n"
+            "請不要在筆記本裡用 os.fork、subprocess 或 multiprocessing 開很多行程，修改後再重新上傳。\n\n"
+            f"Your notebook kept starting new processes {en_where}, more than the grader allows, so it was "
+            f"stopped. {kept_en}\nDo not start many processes (os.fork, subprocess, multiprocessing) in "
+            "the notebook; fix it and submit again."
+        )
+    if kind == DISK:
+        return (
+            f"你的筆記本{zh_where}寫入的檔案太大或太多，超過評分環境的上限，所以被停下來了。{kept_zh}\n"
+            "這份作業只需要存一個模型檔；請刪掉寫入大檔案的程式，修改後再重新上傳。\n\n"
+            f"Your notebook wrote too much to disk {en_where}, more than the grader allows, so it was "
+            f"stopped. {kept_en}\nThe assignment saves one model file; remove the code that writes large "
+            "files and submit again."
+        )
     if kind == TIMEOUT:
         zh_limit, en_limit = duration(limit_seconds)
         return (
@@ -79,43 +91,3 @@ def message(kind: str, cell: dict | None, limit_seconds: float | None = None) ->
         f"The autograder hit an error {en_where} and could not finish grading. Questions checked before "
         "that keep their score. Please tell your instructor or TA."
     )
-
-
-def results(kind: str, autograder_dir: Path, folder: Path, limit_seconds: float | None, log: str = "") -> dict:
-    """The results.json for a run stopped for ``kind``, from the checkpoints saved in ``folder``."""
-    from otter.nbmeta_config import NBMetadataConfig
-    from otter.run.run_autograder.autograder_config import AutograderConfig
-    from otter.test_files import create_test_file
-
-    source = Path(autograder_dir) / "source"
-    config = json.loads((source / "otter_config.json").read_text(encoding="utf-8"))
-    ag_config = AutograderConfig(config)
-    checked = checkpoints.checked_results(folder)
-    out = checked.to_gradescope_dict(ag_config) if checked is not None and checked.results else {"tests": []}
-    text = message(kind, checkpoints.running_cell(folder), limit_seconds)
-    out["output"] = text
-    out["extra_data"] = {**out.get("extra_data", {}), STOPPED_KEY: kind}
-    out["tests"].insert(0, {"name": TITLES[kind], "status": "failed", "visibility": "visible", "output": text})
-
-    done = set(checked.results) if checked is not None else set()
-    hidden_visibility = "after_published" if ag_config.show_hidden else "hidden"
-    for path in sorted(source.glob("tests/*.py"), key=_question_order):
-        test = create_test_file(str(path), NBMetadataConfig())
-        if test.name not in done:
-            out["tests"].append({
-                "name": test.name, "score": 0, "max_score": test.possible,
-                "visibility": hidden_visibility, "output": NOT_CHECKED,
-            })
-    if kind == ERROR and log:
-        # Only instructors see hidden tests: the traceback helps them, it would only confuse students.
-        out["tests"].append({
-            "name": "Autograder log (instructors only)", "status": "failed", "visibility": "hidden",
-            "output": log[-5000:],
-        })
-    return out
-
-
-def _question_order(path: Path) -> tuple:
-    # q2 before q10: compare the number in the name, not the text.
-    digits = "".join(ch for ch in path.stem.split("_")[0] if ch.isdigit())
-    return (int(digits) if digits else 0, path.stem)

@@ -1,0 +1,219 @@
+"""Grade one submission in two phases with a wall between them. The autograder's entry point.
+
+``python -I -m fashion_kit.grading.core AUTOGRADER_DIR --sandbox KIND`` grades the Gradescope
+layout in ``AUTOGRADER_DIR`` (``source/``, ``submission/``, ``results/``); Gradescope runs it as root
+with ``--sandbox user``, local grading with bubblewrap.
+
+1. Before anything of the student's runs, everything the grade depends on is fixed: the settings,
+   the questions and their points (the autograder's own tests), the data's checksums. Nothing of it
+   is read again later from a place the notebook could write.
+2. Phase 1 (untrusted) runs Otter on a copy of the submission in a work folder, inside the sandbox,
+   under the time, memory, process and disk limits; afterwards no process of it survives.
+3. Phase 2 (trusted) copies out what phase 1 left (as data, with size limits, following no link),
+   measures the saved models in a sandboxed evaluator, decides every question
+   (:mod:`verdicts`) and writes ``results/results.json``, where phase 1 could never write.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+from .. import contract as c
+from .. import data
+from .. import settings as settings_module
+from ..settings import Settings
+from . import layout, sandbox as sandboxes, supervise, verdicts
+from .stopped import DISK, ERROR, MEMORY, PROCESSES, TIMEOUT
+
+# What nbclient says when the kernel vanishes mid-cell; on Gradescope that is the out-of-memory killer.
+KERNEL_DIED = ("DeadKernelError", "Kernel died")
+# The evaluator reads a few small files; a minute is far more than it needs even on a loaded machine.
+EVALUATOR_TIMEOUT = 120
+EVALUATOR_MEMORY_MB = 2048
+# Of phase 1's output, what the instructor sees in the log.
+LOG_CHARS = 20000
+
+
+class AutograderBroken(RuntimeError):
+    """The autograder itself is incomplete (its tests or data); no student is to blame."""
+
+
+def read_questions(tests: Path) -> dict[str, float]:
+    """The graded questions and their points, from the autograder's own test files, in order."""
+    from otter.nbmeta_config import NBMetadataConfig
+    from otter.test_files import create_test_file
+
+    found = {}
+    for path in sorted(tests.glob("*.py"), key=lambda p: c.natural_key(p.stem)):
+        if path.stem == "__init__":
+            continue
+        test = create_test_file(str(path), NBMetadataConfig())
+        found[test.name] = float(test.possible)
+    if not found:
+        raise AutograderBroken(f"{tests} holds no tests; rebuild the autograder with fashion-kit assign.")
+    return found
+
+
+def grade(autograder_dir: Path, box: sandboxes.Sandbox, settings: Settings | None = None,
+          *, scratch: Path | None = None, log=print) -> dict:
+    """Grade the submission in ``autograder_dir`` and write its results.json; returns it."""
+    autograder_dir = Path(autograder_dir).resolve()
+    source = autograder_dir / "source"
+    settings = settings or settings_module.load(source / "otter_config.json")
+    questions = read_questions(source / "tests")
+    data_dir = source / "data" / "fashion-mnist"
+    wrong = data.problems(data_dir)
+    if wrong:
+        raise AutograderBroken("The autograder's Fashion-MNIST files are damaged: " + "; ".join(wrong))
+
+    with tempfile.TemporaryDirectory(prefix="fashion-kit-grading-", dir=scratch) as tmp:
+        tmp = Path(tmp)
+        tmp.chmod(0o711)  # the sandbox user may pass through to its work folder, not list ours
+        work, trusted = tmp / "work", tmp / "trusted"
+        trusted.mkdir(mode=0o700)
+        layout.make_work_folder(work, source, autograder_dir / "submission")
+        box.prepare(work)
+        python = Path(sys.executable)
+        command = box.command(
+            [str(python), "-I", "-m", "fashion_kit.grading.phase1", str(work), str(settings.seed)],
+            work=work, env=layout.phase1_env(work, python),
+        )
+        ran = supervise.run(
+            command, cwd=work, env=None, timeout=settings.timeout_seconds,
+            memory_limit_mb=settings.memory_limit_mb, max_processes=settings.max_processes,
+            watch_folder=work, max_folder_mb=settings.max_work_folder_mb, on_stop=box.kill_all,
+        )
+        box.kill_all()  # whatever happened, nothing of phase 1 outlives this line
+        log(ran.log[-LOG_CHARS:], end="" if ran.log.endswith("\n") else "\n")
+
+        phase1 = read_phase1(work, trusted, questions, ran)
+        facts = measure(work, trusted, data_dir, box, python)
+        results = verdicts.decide(questions, phase1, facts, settings, sandbox=box.name,
+                                  timeout=settings.timeout_seconds)
+        if phase1.stopped == ERROR:
+            results["tests"].append({"name": "Autograder log (instructors only)", "status": "failed",
+                                     "visibility": "hidden", "output": ran.log[-5000:]})
+    results_path = autograder_dir / "results" / "results.json"
+    results_path.parent.mkdir(parents=True, exist_ok=True)
+    results_path.write_text(json.dumps(results, indent=2, ensure_ascii=False), encoding="utf-8")
+    return results
+
+
+def read_phase1(work: Path, trusted: Path, questions: dict[str, float], ran: supervise.Supervised) -> verdicts.Phase1:
+    """What phase 1 left, read as untrusted data: Otter's results when it finished, else the
+    checkpoints and the reason it stopped."""
+    evidence = work / c.EVIDENCE_DIR
+    otter_results = None
+    if ran.stopped is None:
+        otter_results = layout.read_untrusted_json(work / c.WORK_RESULTS, "results.json", trusted)
+    if otter_results is not None:
+        phase1 = verdicts.read_otter_results(otter_results, questions)
+    else:
+        phase1 = verdicts.Phase1()
+        phase1.kernel = verdicts.read_kernel(layout.read_untrusted_json(evidence, c.CHECKED_FILE, trusted), questions)
+        phase1.stopped = _why_stopped(ran)
+        cell = layout.read_untrusted_json(evidence, c.RUNNING_FILE, trusted)
+        if isinstance(cell, dict) and isinstance(cell.get("cell"), int):
+            first = cell.get("first_line")
+            phase1.running_cell = {"cell": cell["cell"], "first_line": verdicts._text(first, 80)}
+    values = layout.read_untrusted_json(evidence, c.VALUES_FILE, trusted)
+    if isinstance(values, dict):
+        phase1.reported_test_acc = verdicts._number(values.get("test_acc"))
+    return phase1
+
+
+def _why_stopped(ran: supervise.Supervised) -> str:
+    if ran.stopped in (TIMEOUT, MEMORY, PROCESSES, DISK):
+        return ran.stopped
+    if ran.stopped is None and (ran.returncode == -9 or any(s in ran.log for s in KERNEL_DIED)):
+        return MEMORY
+    return ERROR
+
+
+def measure(work: Path, trusted: Path, data_dir: Path, box: sandboxes.Sandbox, python: Path) -> dict:
+    """Copy the evidence out of the work folder and measure it in the sandboxed evaluator."""
+    inputs = trusted / "inputs"
+    inputs.mkdir()
+    models, problems = {}, {}
+    wanted = [(work / c.EVIDENCE_DIR, c.MODEL_SNAPSHOT.format(question=q), q) for q in c.EVIDENCE_QUESTIONS]
+    wanted += [(work / c.WORK_SUBMISSION, name, "student") for name in c.MODEL_FILES]
+    wanted.append((work / c.WORK_SUBMISSION, c.CHALLENGE_FILE, "challenge"))
+    for folder, name, key in wanted:
+        if key in models:
+            continue  # the student's .keras wins over an .h5 of the same model
+        target = inputs / f"{key}{Path(name).suffix}"
+        problem = layout.copy_untrusted(folder, name, target, layout.MAX_MODEL_BYTES)
+        if problem is None:
+            models[key] = str(target)
+        elif problem != "missing":
+            problems[key] = f"{name}: {problem}"
+    own = None
+    if c.Q_EVALUATE in models and layout.copy_untrusted(
+            work / c.EVIDENCE_DIR, c.TEST_IMAGES_FILE, inputs / "test_images.npy", layout.MAX_IMAGES_BYTES) is None:
+        own = {"model": c.Q_EVALUATE, "path": str(inputs / "test_images.npy")}
+    for name in ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"):
+        shutil.copyfile(data_dir / name, inputs / name)
+    request = {
+        "data": str(inputs), "models": models,
+        "accuracy": [k for k in (c.Q_EVALUATE, c.Q_ACCURACY, "challenge") if k in models],
+        "same_weights": [["student", c.Q_SAVE_LOAD]] if {"student", c.Q_SAVE_LOAD} <= models.keys() else [],
+        "own_images": own,
+    }
+    facts = {"models": {}, "same_weights": {}, "own_images": None}
+    if models:
+        facts = _evaluate(request, inputs, box, python)
+    for key, problem in problems.items():
+        facts["models"][key] = {"error": problem}
+    return facts
+
+
+def _evaluate(request: dict, inputs: Path, box: sandboxes.Sandbox, python: Path) -> dict:
+    (inputs / "request.json").write_text(json.dumps(request), encoding="utf-8")
+    box.prepare(inputs)
+    env = {"HOME": str(inputs), "PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "TF_CPP_MIN_LOG_LEVEL": "3",
+           "CUDA_VISIBLE_DEVICES": "", "KERAS_HOME": str(inputs / ".keras"), "MPLBACKEND": "Agg"}
+    command = box.command(
+        [str(python), "-I", "-m", "fashion_kit.grading.evaluator", str(inputs / "request.json")],
+        work=inputs, env=env,
+    )
+    ran = supervise.run(command, cwd=inputs, env=None, timeout=EVALUATOR_TIMEOUT,
+                        memory_limit_mb=EVALUATOR_MEMORY_MB, on_stop=box.kill_all)
+    box.kill_all()
+    for line in reversed(ran.log.splitlines()):
+        try:
+            answer = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(answer, dict) and "models" in answer:
+            return answer
+    why = ran.stopped or f"exit code {ran.returncode}"
+    error = f"the grader's measurement failed ({why})"
+    return {"models": {k: {"error": error} for k in request["models"]}, "same_weights": {}, "own_images": None}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m fashion_kit.grading.core", description=__doc__.splitlines()[0])
+    p.add_argument("autograder_dir", nargs="?", default="/autograder")
+    p.add_argument("--sandbox", default="auto", choices=("auto", "bubblewrap", "user", "none"))
+    p.add_argument("--settings", help="a JSON file of settings to use instead of source/otter_config.json")
+    p.add_argument("--scratch", help="folder for temporary files (default: the system's)")
+    args = p.parse_args(argv)
+    settings = None
+    if args.settings:
+        settings = Settings().replace(**json.loads(Path(args.settings).read_text(encoding="utf-8")))
+    try:
+        box = sandboxes.choose(args.sandbox, settings=settings)
+        grade(Path(args.autograder_dir), box, settings, scratch=Path(args.scratch) if args.scratch else None)
+    except (sandboxes.SandboxUnavailable, AutograderBroken, settings_module.SettingsError) as e:
+        print(f"fashion-kit: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

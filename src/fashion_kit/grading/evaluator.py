@@ -1,0 +1,366 @@
+"""Phase 2's measurements: saved models read as data and measured, in a process of their own.
+
+``python -I -m fashion_kit.grading.evaluator`` reads one JSON request on stdin and prints one JSON
+answer on stdout (see :func:`answer`). It runs after the notebook's processes are dead, on copies of
+the files they left, inside the same kind of sandbox, so even a file crafted to break a parser can
+neither reach the grade's other inputs nor outlive the grading.
+
+A model file is read without Keras where it can be: a ``.keras`` file is a zip of ``config.json`` and
+an HDF5 file of weights, an ``.h5`` file is HDF5 with the configuration in its attributes. The
+lesson's layers (Flatten, Dense, Dropout, Reshape, Activation) are computed with NumPy, which
+executes nothing from the file and needs neither TensorFlow's import (seconds) nor its memory (half a
+gigabyte). Any other model (the challenge's CNN, a student's extra layer) is loaded with Keras,
+``safe_mode=True`` (no Lambda code), only when it is needed.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import os
+import re
+import sys
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+
+TEST_IMAGES, TEST_LABELS = "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"
+# Far above any model of this lesson (~1.2 MB with Adam's state) or the challenge's (a few MB).
+MAX_CONFIG_BYTES = 4 * 2**20
+MAX_WEIGHTS_BYTES = 256 * 2**20
+ACTIVATIONS = {
+    "linear": lambda z: z,
+    "relu": lambda z: np.maximum(z, 0),
+    "sigmoid": lambda z: 1 / (1 + np.exp(-z)),
+    "tanh": np.tanh,
+    "softmax": lambda z: _softmax(z),
+    "elu": lambda z: np.where(z > 0, z, np.expm1(np.minimum(z, 0))),
+    "softplus": lambda z: np.logaddexp(0, z),
+    "silu": lambda z: z / (1 + np.exp(-z)),
+    "swish": lambda z: z / (1 + np.exp(-z)),
+}
+
+
+class Unsupported(Exception):
+    """The file is a model, but not one made of the layers computed here: Keras must load it."""
+
+
+def _softmax(z):
+    e = np.exp(z - z.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def read_idx(path: Path) -> np.ndarray:
+    """An IDX file (the MNIST format) as an array: magic 0x0000 08 <ndim>, big-endian sizes."""
+    with gzip.open(path, "rb") as f:
+        raw = f.read()
+    if raw[:2] != b"\x00\x00" or raw[2] != 0x08:
+        raise ValueError(f"{path.name} is not an unsigned-byte IDX file (header {raw[:4].hex()}).")
+    ndim = raw[3]
+    shape = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+    return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(shape)
+
+
+def _snake(name: str) -> str:
+    """Keras's file path for a layer class: Dense -> dense, MaxPooling2D -> max_pooling2d."""
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name).lower()
+
+
+def _name(item) -> str:
+    """An optimizer, loss or metric as it appears in a compile config, as one lower-case name."""
+    if isinstance(item, str):
+        return item.lower()
+    if isinstance(item, dict):
+        config = item.get("config")
+        if item.get("class_name") == "function" and isinstance(config, str):
+            return config.lower()
+        return str(item.get("class_name") or (config or {}).get("name", "")).lower()
+    return type(item).__name__.lower()
+
+
+class ModelFile:
+    """What a saved model holds, read as data: its layers, weights, compile settings and steps."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.iterations: int | None = None
+        if zipfile.is_zipfile(self.path):
+            self._read_keras()
+        else:
+            self._read_h5()
+
+    # -- reading --------------------------------------------------------------------------------
+    def _read_keras(self):
+        import h5py
+
+        with zipfile.ZipFile(self.path) as zf:
+            sizes = {i.filename: i.file_size for i in zf.infolist()}
+            if sizes.get("config.json", MAX_CONFIG_BYTES + 1) > MAX_CONFIG_BYTES:
+                raise ValueError("config.json is missing or too large")
+            if sizes.get("model.weights.h5", MAX_WEIGHTS_BYTES + 1) > MAX_WEIGHTS_BYTES:
+                raise ValueError("model.weights.h5 is missing or too large")
+            config = json.loads(zf.read("config.json"))
+            weights = zf.read("model.weights.h5")
+        self._set_config(config, config.get("compile_config") if isinstance(config, dict) else None)
+        with h5py.File(io.BytesIO(weights), "r") as f:
+            counters: dict[str, int] = {}
+            self.weights = []
+            for layer in self.layers_config:
+                base = _snake(layer["class_name"])
+                n = counters.get(base, 0)
+                counters[base] = n + 1
+                group = f.get(f"layers/{base if n == 0 else f'{base}_{n}'}/vars")
+                arrays = [] if group is None else [np.array(group[k]) for k in sorted(group, key=int)]
+                self.weights.append(arrays)
+            steps = f.get("optimizer/vars/0")
+            if steps is not None and steps.shape == () and np.issubdtype(steps.dtype, np.integer):
+                self.iterations = int(steps[()])
+
+    def _read_h5(self):
+        import h5py
+
+        with h5py.File(self.path, "r") as f:
+            config = json.loads(f.attrs["model_config"])
+            training = f.attrs.get("training_config")
+            training = json.loads(training) if training is not None else None
+            compile_config = None
+            if isinstance(training, dict):
+                compile_config = {"optimizer": training.get("optimizer_config"), "loss": training.get("loss"),
+                                  "metrics": training.get("metrics")}
+            self._set_config(config, compile_config)
+            group = f["model_weights"]
+            self.weights = []
+            for layer in self.layers_config:
+                name = layer.get("config", {}).get("name", "")
+                if name not in group:
+                    self.weights.append([])
+                    continue
+                names = [n.decode() if isinstance(n, bytes) else n for n in group[name].attrs.get("weight_names", [])]
+                self.weights.append([np.array(group[name][n]) for n in names])
+            for key in ("optimizer_weights",):
+                for opt in (f[key].values() if key in f else []):
+                    if "iteration" in opt:
+                        self.iterations = int(opt["iteration"][()])
+
+    def _set_config(self, config, compile_config):
+        if not isinstance(config, dict) or config.get("class_name") not in ("Sequential", "Functional", "Model"):
+            raise Unsupported(f"a {config.get('class_name') if isinstance(config, dict) else 'non'} model")
+        layers = config.get("config", {}).get("layers", [])
+        if not isinstance(layers, list) or not all(isinstance(x, dict) for x in layers):
+            raise ValueError("the model's configuration has no list of layers")
+        if config["class_name"] == "Sequential":  # its file paths skip the input layer
+            layers = [x for x in layers if x.get("class_name") != "InputLayer"]
+        self.layers_config = layers
+        self.compile_config = compile_config if isinstance(compile_config, dict) else None
+
+    # -- facts ----------------------------------------------------------------------------------
+    def layers(self) -> list[list]:
+        """[class, units, activation] of each layer but the input, as the lesson describes them."""
+        out = []
+        for layer in self.layers_config:
+            if layer.get("class_name") == "InputLayer":
+                continue
+            config = layer.get("config", {})
+            activation = config.get("activation")
+            out.append([layer.get("class_name"), config.get("units"),
+                        activation if isinstance(activation, str) or activation is None else _name(activation)])
+        return out
+
+    def params(self) -> list[int]:
+        return [int(sum(int(np.prod(w.shape)) for w in ws)) for ws in self.weights]
+
+    def compile_facts(self) -> dict:
+        c = self.compile_config
+        if not c:
+            return {"compiled": False}
+        metrics = c.get("metrics") or []
+        metrics = metrics if isinstance(metrics, list) else [metrics]
+        return {"compiled": True, "optimizer": _name(c.get("optimizer")),
+                "loss": _name(c.get("loss")).replace("_", ""), "metrics": [_name(m) for m in metrics]}
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """The model's outputs for ``x``, computed layer by layer; Unsupported for other layers."""
+        for layer, weights in zip(self.layers_config, self.weights):
+            kind, config = layer.get("class_name"), layer.get("config", {})
+            if kind in ("InputLayer", "Dropout"):
+                continue
+            if kind == "Flatten":
+                x = x.reshape(len(x), -1)
+            elif kind == "Reshape":
+                x = x.reshape((len(x), *config["target_shape"]))
+            elif kind in ("Dense", "Activation"):
+                if kind == "Dense":
+                    if len(weights) not in (1, 2) or weights[0].ndim != 2 or x.shape[-1] != weights[0].shape[0]:
+                        raise ValueError(f"a Dense layer's weights do not fit its input {x.shape[1:]}")
+                    x = x @ weights[0] + (weights[1] if len(weights) == 2 else 0)
+                activation = config.get("activation") or "linear"
+                if not isinstance(activation, str) or activation not in ACTIVATIONS:
+                    raise Unsupported(f"the activation {activation!r}")
+                x = ACTIVATIONS[activation](x)
+            else:
+                raise Unsupported(f"the layer {kind}")
+        return x
+
+
+def _fit_input(x: np.ndarray, input_shape) -> np.ndarray:
+    """A model built for flattened images (784 values) gets them flattened."""
+    wanted = tuple(input_shape)
+    if wanted != x.shape[1:] and None not in wanted and int(np.prod(wanted)) == 28 * 28:
+        return x.reshape((-1,) + wanted)
+    return x
+
+
+def _accuracy(outputs: np.ndarray, labels: np.ndarray) -> float:
+    if outputs.shape != (len(labels), 10):
+        raise ValueError(f"the model outputs shape {outputs.shape}; expected ({len(labels)}, 10), one score per class")
+    return float(np.mean(np.argmax(outputs, axis=1) == labels))
+
+
+class Keras:
+    """Keras's own loader, imported on first use only (it costs seconds and half a gigabyte)."""
+
+    def __init__(self):
+        self._loaded = {}
+
+    def model(self, path: Path):
+        if path not in self._loaded:
+            os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+            import keras
+
+            self._loaded[path] = keras.models.load_model(str(path), safe_mode=True, compile=False)
+        return self._loaded[path]
+
+    def predict(self, path: Path, x: np.ndarray) -> np.ndarray:
+        model = self.model(path)
+        return np.asarray(model.predict(_fit_input(x, model.inputs[0].shape[1:]), batch_size=1000, verbose=0))
+
+    def weights(self, path: Path) -> list[np.ndarray]:
+        return [np.asarray(w) for w in self.model(path).weights]
+
+
+def _error(e: BaseException) -> str:
+    return f"{type(e).__name__}: {e}"[:300]
+
+
+def answer(request: dict) -> dict:
+    """Measure what ``request`` asks for. Every failure is reported as data, never raised.
+
+    request: {"data": folder with the t10k files, "models": {key: path}, "accuracy": [key, ...],
+              "same_weights": [[key, key], ...], "own_images": {"model": key, "path": .npy} | null}
+    answer:  {"models": {key: facts or {"error": ...}}, "same_weights": {"a|b": bool | error text},
+              "own_images": {"scale": [a, b], "accuracy": float} or {"error": ...}}
+    """
+    data = Path(request["data"])
+    images, labels = read_idx(data / TEST_IMAGES), read_idx(data / TEST_LABELS)
+    standard = images.astype(np.float32) / np.float32(255.0)
+    keras = Keras()
+    files: dict[str, ModelFile | None] = {}
+    out: dict = {"models": {}, "same_weights": {}, "own_images": None}
+
+    def predict(key: str, x: np.ndarray) -> np.ndarray:
+        path, model = Path(request["models"][key]), files.get(key)
+        if model is not None:
+            try:
+                return model.predict(_fit_input(x, _input_shape(model)))
+            except Unsupported:
+                pass
+        return keras.predict(path, x)
+
+    for key, path in request.get("models", {}).items():
+        path = Path(path)
+        try:
+            files[key] = ModelFile(path)
+            model = files[key]
+            facts = {"layers": model.layers(), "params": model.params(), "iterations": model.iterations,
+                     **model.compile_facts()}
+        except Unsupported as e:
+            files[key] = None
+            try:
+                loaded = keras.model(path)
+                facts = {"layers": [[type(x).__name__, None, None] for x in loaded.layers],
+                         "params": [int(x.count_params()) for x in loaded.layers], "iterations": None,
+                         "compiled": False, "note": f"read with Keras ({e})"}
+            except Exception as e2:
+                out["models"][key] = {"error": _error(e2)}
+                continue
+        except Exception as e:
+            files[key] = None
+            out["models"][key] = {"error": _error(e)}
+            continue
+        if key in request.get("accuracy", []):
+            try:
+                facts["accuracy"] = _accuracy(predict(key, standard), labels)
+            except Exception as e:
+                facts["accuracy_error"] = _error(e)
+        out["models"][key] = facts
+
+    for a, b in request.get("same_weights", []):
+        label = f"{a}|{b}"
+        if "error" in out["models"].get(a, {"error": 1}) or "error" in out["models"].get(b, {"error": 1}):
+            out["same_weights"][label] = "a model could not be read"
+            continue
+        try:
+            wa = _flat_weights(files.get(a), keras, request["models"][a])
+            wb = _flat_weights(files.get(b), keras, request["models"][b])
+            out["same_weights"][label] = len(wa) == len(wb) > 0 and all(
+                x.shape == y.shape and float(np.max(np.abs(x - y), initial=0)) <= 1e-6 for x, y in zip(wa, wb))
+        except Exception as e:
+            out["same_weights"][label] = _error(e)
+
+    own = request.get("own_images")
+    if own and "error" not in out["models"].get(own["model"], {"error": 1}):
+        try:
+            theirs = np.load(own["path"], allow_pickle=False)
+            if theirs.size != images.size or not np.issubdtype(theirs.dtype, np.number):
+                raise ValueError(f"test_images holds {theirs.shape} {theirs.dtype}, not the 10000 test images")
+            theirs = theirs.reshape(images.shape).astype(np.float64)
+            scale = _affine(images.astype(np.float64), theirs)
+            if scale is None:
+                raise ValueError("test_images is not the test set scaled by one factor, in the original order")
+            accuracy = _accuracy(predict(own["model"], theirs.astype(np.float32)), labels)
+            out["own_images"] = {"scale": scale, "accuracy": accuracy}
+        except Exception as e:
+            out["own_images"] = {"error": _error(e)}
+    return out
+
+
+def _input_shape(model: ModelFile):
+    for layer in model.layers_config:
+        build = layer.get("build_config", {}).get("input_shape") or layer.get("config", {}).get("batch_shape")
+        if build:
+            return build[1:]
+    return (28, 28)
+
+
+def _flat_weights(model: ModelFile | None, keras: Keras, path) -> list[np.ndarray]:
+    if model is None:
+        return keras.weights(Path(path))
+    return [w for ws in model.weights for w in ws]
+
+
+def _affine(raw: np.ndarray, theirs: np.ndarray) -> list[float] | None:
+    """[a, b] with theirs == a * raw + b (a > 0) to float32 precision, else None."""
+    x, y = raw.ravel(), theirs.ravel()
+    if not np.all(np.isfinite(y)):
+        return None
+    a = float(np.cov(x, y, bias=True)[0, 1] / x.var())
+    b = float(y.mean() - a * x.mean())
+    if a <= 0:
+        return None
+    gap = float(np.max(np.abs(y - (a * x + b))))
+    return [a, b] if gap <= 1e-5 * max(1.0, float(np.max(np.abs(y)))) else None
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``evaluator REQUEST.json`` (or the request on stdin): prints the answer as one JSON line."""
+    argv = sys.argv[1:] if argv is None else argv
+    request = json.loads(Path(argv[0]).read_text(encoding="utf-8") if argv else sys.stdin.read())
+    print(json.dumps(answer(request)), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
