@@ -311,3 +311,56 @@ def test_default_jobs_follows_cores_and_memory():
     assert resources.default_jobs(cores=16, available_mb=per_job * 3.5) == 3
     assert resources.default_jobs(cores=8, available_mb=100) == 1, "always at least one"
     assert resources.default_jobs() >= 1
+
+
+def test_the_counted_upload_is_the_students_grade_even_if_a_duplicate_scored_more():
+    students = [roster.Student("S100", "Anna", "anna@example.edu")]
+    counted = upload("s100_a", scores={"q1_load_data": [0, 1]}, submitters=[{"sid": "S100"}])
+    duplicate = upload("s100_b", scores={"q1_load_data": [1, 1]}, submitters=[{"sid": "S100"}],
+                       counted=False, duplicate_of="s100_a")
+    rows, _ = roster.match(students, [duplicate, counted])
+    assert rows[0].upload is counted and rows[0].uploads == ["s100_a", "s100_b"]
+
+
+def test_a_page_without_results_shows_the_batch_message_in_the_notebook_language():
+    record = {"id": "cy", "status": "invalid", "message": "cy.ipynb is empty.", "message_zh": "cy.ipynb 是空的。"}
+    assert parsed(feedback.page(record, None, language="zh-TW")).messages == ["cy.ipynb 是空的。", "cy.ipynb is empty."]
+    assert parsed(feedback.page(record, None, language="en")).messages == ["cy.ipynb is empty."]
+
+
+class Rec(SimpleNamespace):
+    """A batch record with the fields and properties exports.gradebook_csv reads."""
+
+    def __init__(self, id, status="graded", scores=None, submitters=(), **extra):
+        defaults = dict(original_name=f"{id}.ipynb", gradescope_id="", message="", message_zh="", counted=True,
+                        duplicate_of="", sandbox="bubblewrap", seconds=1.0)
+        super().__init__(id=id, status=status, scores=scores or {}, submitters=list(submitters), **{**defaults, **extra})
+
+    @property
+    def total(self):
+        return sum(s for s, _ in self.scores.values())
+
+    @property
+    def possible(self):
+        return sum(p for _, p in self.scores.values())
+
+
+def test_outputs_writes_every_takeaway_file(tmp_path):
+    from fashion_kit.classroom import outputs
+
+    students = roster.parse(ROSTER)
+    records = [Rec("submission_1", scores={"q1_load_data": [1, 1]}, submitters=[{"name": "M", "email": "", "sid": "B10901001"}]),
+               Rec("stray", original_name="stray.ipynb")]
+    res = {"submission_1": results_json()}
+    written = outputs.write(tmp_path, records, QUESTIONS, assignment="fashion_mnist", possible=4, students=students,
+                            results_of=lambda r: res.get(r.id), language_of=lambda r: "en")
+    names = {p.name for p in written.files}
+    assert names == {"students.csv", "unmatched.csv", "canvas.csv", "moodle.csv", "feedback", "feedback.zip"}
+    by_sid = {row[0]: row for row in _rows((tmp_path / "students.csv").read_text(encoding="utf-8"))[1:]}
+    assert by_sid["B10901002"][-3] == "missing" and by_sid["B10901001"][3] == "submission_1"
+    assert [row[0] for row in _rows((tmp_path / "unmatched.csv").read_text(encoding="utf-8"))[1:]] == ["stray"]
+    assert [line[2] for line in _rows((tmp_path / "canvas.csv").read_text(encoding="utf-8"))[2:]] == [
+        "B10901001", "B10901002", "B10901003"]
+    with zipfile.ZipFile(tmp_path / "feedback.zip") as zf:
+        assert sorted(zf.namelist()) == ["stray.html", "submission_1.html"]
+        assert "Expected class_names[9]" in zf.read("submission_1.html").decode("utf-8")

@@ -147,8 +147,10 @@ def page(record, results: dict | None, *, language: str = DEFAULT_LANGUAGE, assi
     if results is None:
         parts.append(f"<tr><th>{L('status')}</th><td>{esc(status or _label('not_graded', language))}</td></tr></table>")
         parts.append(f"<p class='notice'>{L('no_results')}</p>")
-        if message:
-            parts.append(f"<pre class='message'>{esc(message)}</pre>")
+        # The batch words its own messages in both languages: the Chinese one first on a zh-TW page.
+        message_zh = str(get(record, "message_zh", "") or "")
+        for text in ([message_zh] if language != "en" and message_zh else []) + ([message] if message else []):
+            parts.append(f"<pre class='message'>{esc(text)}</pre>")
         return _document(parts, language, sid)
 
     tests = visible_tests(results)

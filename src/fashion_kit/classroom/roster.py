@@ -221,12 +221,18 @@ def _total(upload) -> float:
         return 0.0
 
 
+def _preference(upload):
+    """Sort key of a student's uploads, best first: the one the batch counts as the student's grade
+    (not a duplicate), then the highest total, then the earliest id."""
+    return (get(upload, "counted", True) is False, -_total(upload), natural_key(str(get(upload, "id", ""))))
+
+
 def match(roster: list[Student], uploads) -> tuple[list[Row], list]:
     """One :class:`Row` per student (``missing`` when no upload is theirs), and the unmatched uploads.
 
     A group submission (several submitters) counts for each of them. When several uploads belong to
-    one student (a re-upload), the row takes the one with the highest total, the earliest id on a
-    tie, and ``Row.uploads`` names them all. A file name that fits several students matches none of
+    one student (a re-upload), the row takes the one the batch counts (``counted``, not a duplicate),
+    else the one with the highest total, the earliest id on a tie; ``Row.uploads`` names them all. A file name that fits several students matches none of
     them: it is listed as unmatched, for a person to decide.
     """
     rows = [Row(student) for student in roster]
@@ -239,9 +245,7 @@ def match(roster: list[Student], uploads) -> tuple[list[Row], list]:
         for i in found:
             row = rows[i]
             row.uploads.append(str(get(upload, "id", "")))
-            better = row.upload is None or _total(upload) > _total(row.upload) or (
-                _total(upload) == _total(row.upload)
-                and natural_key(str(get(upload, "id", ""))) < natural_key(str(get(row.upload, "id", ""))))
+            better = row.upload is None or _preference(upload) < _preference(row.upload)
             if better:
                 row.upload, row.matched_by = upload, how
     for row in rows:

@@ -1,0 +1,67 @@
+"""Everything the instructor takes away from a graded class, written in one call at the end of a batch.
+
+Next to the batch's own ``gradebook.csv`` (one row per upload), :func:`write` adds:
+
+* ``students.csv``: one row per student of the roster, ``missing`` when nothing of theirs was found
+  (only with a roster, given or carried by a Gradescope export);
+* ``unmatched.csv``: the uploads that match no student, as gradebook rows (only with a roster);
+* ``canvas.csv`` and ``moodle.csv``: the totals in the layouts those systems import;
+* ``feedback/<id>.html`` for every upload and ``feedback.zip`` of them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import exports, feedback, roster
+
+STUDENTS, UNMATCHED, CANVAS, MOODLE = "students.csv", "unmatched.csv", "canvas.csv", "moodle.csv"
+
+
+@dataclass
+class Written:
+    files: list[Path] = field(default_factory=list)
+    rows: list[roster.Row] = field(default_factory=list)  # one per student, with a roster
+    unmatched: list = field(default_factory=list)  # uploads no student matched
+
+
+def _atomic(path: Path, text: str) -> Path:
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", encoding="utf-8", newline="") as f:
+        f.write(text)
+    tmp.replace(path)
+    return path
+
+
+def write(out: Path | str, records, questions: list[str], *, assignment: str, possible: float,
+          students: list[roster.Student] | None = None, results_of=None, language_of=None) -> Written:
+    """Write the take-away files into ``out``.
+
+    ``records`` are the batch's per-upload records; ``possible`` the assignment's points (the sum of
+    :func:`exports.question_points`); ``students`` the roster (``roster.read`` or
+    ``roster.from_uploads``), None for none. ``results_of(record)`` returns an upload's results.json
+    content (or None) and ``language_of(record)`` its notebook's language; without them the pages say
+    there are no results, in both languages.
+    """
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    written = Written()
+    if students:
+        written.rows, written.unmatched = roster.match(students, records)
+        written.files.append(_atomic(out / STUDENTS, exports.roster_gradebook_csv(written.rows, questions, possible)))
+        written.files.append(_atomic(out / UNMATCHED, exports.gradebook_csv(written.unmatched, questions)))
+        lines = exports.lms_lines(rows=written.rows)
+    else:
+        lines = exports.lms_lines(records=records)
+    written.files.append(_atomic(out / CANVAS, exports.canvas_csv(lines, assignment, possible)))
+    written.files.append(_atomic(out / MOODLE, exports.moodle_csv(lines, assignment)))
+    pages = {}
+    for record in records:
+        sid = str(roster.get(record, "id", ""))
+        language = language_of(record) if language_of else feedback.DEFAULT_LANGUAGE
+        pages[sid] = feedback.page(record, results_of(record) if results_of else None, language=language,
+                                   assignment=assignment)
+    folder, bundle = feedback.write(out, pages)
+    written.files += [folder, bundle]
+    return written
