@@ -1,0 +1,495 @@
+"""The wall around phase 1: what the sandboxed code cannot reach, and that none of it outlives the run.
+
+Each check runs a small Python script in a sandbox the way the grading core does,
+``supervise.run(sandbox.command(...))``, and looks from outside at what it could and could not do.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import textwrap
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import psutil
+import pytest
+
+import fashion_kit
+from fashion_kit.grading import sandbox, supervise
+from fashion_kit.settings import Settings
+
+PYTHON = sys.executable
+ENV = {"HOME": "/tmp", "PATH": "/usr/bin:/bin", "FASHION_KIT_GIVEN": "yes"}
+# Small limits keep every check fast; the settings' own minimums.
+SMALL = Settings().replace(max_processes=64, max_work_folder_mb=16)
+
+needs_bwrap = pytest.mark.skipif(
+    shutil.which("bwrap") is None,
+    reason="bubblewrap is not installed (Debian/Ubuntu: apt-get install bubblewrap)",
+)
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="the unprivileged-user sandbox needs root")
+
+
+def script_command(box: sandbox.Sandbox, work: Path, code: str, *args: str, readable=()) -> list[str]:
+    return box.command([PYTHON, "-I", "-c", textwrap.dedent(code), *args], work=work, env=ENV, readable=readable)
+
+
+def run_in(box: sandbox.Sandbox, work: Path, code: str, *args: str, env=None, **limits) -> supervise.Supervised:
+    limits = {"timeout": 20, "memory_limit_mb": 2048, **limits}
+    return supervise.run(script_command(box, work, code, *args), cwd=work, env=env, on_stop=box.kill_all, **limits)
+
+
+def report(result: supervise.Supervised) -> dict:
+    """The JSON the script printed last."""
+    assert result.stopped is None and result.returncode == 0, result.log
+    return json.loads(result.log.strip().splitlines()[-1])
+
+
+def with_token(token: str) -> list[psutil.Process]:
+    """Running processes whose command line carries ``token``."""
+    found = []
+    for p in psutil.process_iter():
+        try:
+            if token in p.cmdline() and p.status() != psutil.STATUS_ZOMBIE:
+                found.append(p)
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            pass
+    return found
+
+
+# Forks a grandchild in a session of its own, which waits and then writes a file: a daemon.
+DAEMON = """
+    import os, sys, time
+    if os.fork() == 0:
+        os.setsid()
+        if os.fork() == 0:
+            open("daemon-ready", "w").close()
+            time.sleep(1.5)
+            open("escaped", "w").write("the daemon outlived the sandbox")
+            os._exit(0)
+        os._exit(0)
+    time.sleep(60)
+"""
+
+
+def kill_all_stops_a_daemon(box: sandbox.Sandbox, work: Path) -> None:
+    token = uuid.uuid4().hex
+    proc = subprocess.Popen(script_command(box, work, DAEMON, token), cwd=work, stdin=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 10
+        while not (work / "daemon-ready").exists():
+            assert time.monotonic() < deadline and proc.poll() is None, "the daemon did not start"
+            time.sleep(0.05)
+        assert len(with_token(token)) >= 2  # the script and its daemon run
+        box.kill_all()
+        box.kill_all()  # a second call is harmless
+        proc.wait(timeout=10)
+        time.sleep(2)  # past the moment the daemon would have written
+        assert not (work / "escaped").exists()
+        assert with_token(token) == []
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+# Forks sleeping children until something stops it; the guard ends it if nothing does.
+FORK_BOMB = """
+    import os, sys, time
+    made = 0
+    while made < 400:
+        try:
+            pid = os.fork()
+        except OSError as e:
+            print("fork refused:", e.strerror, "after", made, flush=True)
+            break
+        if pid == 0:
+            time.sleep(30)
+            os._exit(0)
+        made += 1
+    time.sleep(30)
+"""
+
+
+# ---- bubblewrap ----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def bwrap_box():
+    box = sandbox.Bubblewrap(SMALL)
+    yield box
+    box.kill_all()
+
+
+@pytest.fixture
+def work(tmp_path) -> Path:
+    folder = tmp_path / "work"
+    folder.mkdir()
+    return folder
+
+
+@needs_bwrap
+def test_auto_chooses_bubblewrap_here():
+    box = sandbox.choose("auto")
+    assert isinstance(box, sandbox.Bubblewrap) and box.name == "bubblewrap"
+
+
+@needs_bwrap
+def test_bubblewrap_has_no_network(bwrap_box, work):
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.1)
+    port = listener.getsockname()[1]
+    code = """
+        import json, socket, sys
+        out = {}
+        for host in ("127.0.0.1", "1.1.1.1"):
+            try:
+                socket.create_connection((host, int(sys.argv[1])), timeout=3).close()
+                out[host] = "connected"
+            except OSError as e:
+                out[host] = e.strerror
+        print(json.dumps(out))
+    """
+    found = report(run_in(bwrap_box, work, code, str(port)))
+    assert "connected" not in found.values(), found
+    with pytest.raises(TimeoutError):  # our listener on the host's loopback was never reached
+        listener.accept()
+    listener.close()
+
+
+@needs_bwrap
+def test_bubblewrap_shows_no_home_and_no_secret(bwrap_box, work, tmp_path, monkeypatch):
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "canary").write_text("the grader's private file")
+    monkeypatch.setenv("FASHION_KIT_TEST_SECRET", "s3cret")  # run() inherits ours: env=None
+    checkout_tests = Path(fashion_kit.__file__).resolve().parents[2] / "tests"
+    code = """
+        import json, os, sys
+        environ = dict(v.split("=", 1) for v in open("/proc/self/environ").read().split("\\0") if v)
+        try:
+            shadow = open("/etc/shadow").read()
+        except OSError as e:
+            shadow = e.strerror
+        print(json.dumps({"canary": os.path.exists(sys.argv[1]), "shadow": shadow,
+                          "tests": os.path.exists(sys.argv[2]), "env": environ}))
+    """
+    found = report(run_in(bwrap_box, work, code, str(home / "canary"), str(checkout_tests), env=None))
+    assert found["canary"] is False
+    assert found["tests"] is False or not checkout_tests.exists()
+    assert "root:" not in found["shadow"]  # as root, the sandbox's user owns root's files: they are covered
+    assert "FASHION_KIT_TEST_SECRET" not in found["env"]
+    # Exactly what was given; bubblewrap adds only PWD, the folder it starts in.
+    assert {k: v for k, v in found["env"].items() if k != "PWD"} == ENV
+
+
+@needs_bwrap
+def test_bubblewrap_writes_only_the_work_folder(bwrap_box, work):
+    kit = Path(fashion_kit.__file__).resolve().parent
+    targets = {"venv": Path(sys.prefix) / "escaped", "etc": Path("/etc/escaped"), "kit": kit / "escaped",
+               "parent": work.parent / "escaped", "work": work / "written"}
+    code = """
+        import json, sys
+        out = {}
+        for pair in sys.argv[1:]:
+            name, path = pair.split("=", 1)
+            try:
+                open(path, "w").write("x")
+                out[name] = "written"
+            except OSError as e:
+                out[name] = e.strerror
+        print(json.dumps(out))
+    """
+    found = report(run_in(bwrap_box, work, code, *[f"{k}={v}" for k, v in targets.items()]))
+    assert found["work"] == "written" and (work / "written").read_text() == "x"
+    for name in ("venv", "etc", "kit"):
+        assert found[name] != "written", name
+    # The folder above work is the sandbox's own scratch space if anything: nothing reaches the host.
+    assert [name for name, path in targets.items() if name != "work" and path.exists()] == []
+
+
+@needs_bwrap
+def test_bubblewrap_kill_all_leaves_no_daemon(bwrap_box, work):
+    kill_all_stops_a_daemon(bwrap_box, work)
+
+
+@needs_bwrap
+def test_bubblewrap_fork_bomb_is_stopped(bwrap_box, work):
+    token = uuid.uuid4().hex
+    result = run_in(bwrap_box, work, FORK_BOMB, token, max_processes=SMALL.max_processes)
+    assert result.stopped == "processes", result
+    assert with_token(token) == []
+
+
+@needs_bwrap
+def test_bubblewrap_caps_each_file_and_the_folder(bwrap_box, work):
+    one_big_file = """
+        import os
+        with open("big", "wb") as f:
+            try:
+                for _ in range(64):
+                    f.write(b"x" * 2**20)
+                    f.flush()
+            except OSError as e:
+                print("refused:", e.strerror)
+    """
+    result = run_in(bwrap_box, work, one_big_file)
+    assert "refused: File too large" in result.log
+    assert (work / "big").stat().st_size <= SMALL.max_work_folder_mb * 2**20
+    many_files = """
+        import time
+        for i in range(100):
+            open(f"part{i}", "wb").write(b"x" * 4 * 2**20)
+        time.sleep(30)
+    """
+    result = run_in(bwrap_box, work, many_files, watch_folder=work, max_folder_mb=SMALL.max_work_folder_mb)
+    assert result.stopped == "disk", result
+
+
+@needs_bwrap
+def test_bubblewrap_tmpfs_is_capped(bwrap_box, work):
+    code = """
+        written = 0
+        try:
+            with open("/tmp/fill", "wb") as f:
+                for _ in range(400):
+                    f.write(b"x" * 2**20)
+                    f.flush()
+                    written += 1
+        except OSError as e:
+            print("refused after", written, "MB:", e.strerror)
+    """
+    # The per-file cap would stop the write first; the tmpfs's own size is what is checked here.
+    roomy = sandbox.Bubblewrap(Settings().replace(max_work_folder_mb=1024))
+    result = run_in(roomy, work, code)
+    assert "No space left on device" in result.log, result.log
+
+
+def test_missing_bwrap_says_what_to_do(monkeypatch):
+    real_which = shutil.which
+    monkeypatch.setattr(shutil, "which", lambda name, *a, **k: None if name == "bwrap" else real_which(name, *a, **k))
+    with pytest.raises(sandbox.SandboxUnavailable) as caught:
+        sandbox.choose("auto")
+    message = str(caught.value)
+    assert "apt-get install bubblewrap" in message and "dnf install bubblewrap" in message
+    assert "--no-sandbox" in message and "Gradescope" in message
+
+
+def test_unknown_sandbox_kind_is_refused():
+    with pytest.raises(ValueError, match="auto, bubblewrap, user or none"):
+        sandbox.choose("docker")
+
+
+# ---- an unprivileged account ---------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def student_python():
+    """The account exists and may run this Python, which lives under /root (mode 0700) here."""
+    if os.geteuid() != 0:
+        pytest.skip("the unprivileged-user sandbox needs root")
+    if shutil.which("setfacl") is None:
+        pytest.skip("setfacl is not installed (Debian/Ubuntu: apt-get install acl); the account cannot reach "
+                    "this Python without it")
+    sandbox.ensure_user()
+    python = Path(PYTHON).resolve()
+    # The folders' ACLs as they were, to put back afterwards (removing the entry alone leaves a mask).
+    saved = subprocess.run(["getfacl", "--absolute-names", *map(str, python.parents)], capture_output=True,
+                           text=True, check=True).stdout
+    opened = sandbox.grant_traverse(python)
+    yield
+    if opened:
+        subprocess.run(["setfacl", "--restore=-"], input=saved, text=True, check=True)
+
+
+@pytest.fixture
+def user_work():
+    """A work folder the account can reach (pytest's own temporary folders are closed to others)."""
+    base = Path(tempfile.mkdtemp(prefix="fashion-kit-test-"))
+    base.chmod(0o755)
+    (base / "work").mkdir()
+    (base / "grader").mkdir()  # root's, beside the work folder
+    yield base / "work"
+    shutil.rmtree(base)
+
+
+@pytest.fixture
+def user_box(student_python, user_work):
+    box = sandbox.UnprivilegedUser(SMALL)
+    box.prepare(user_work)
+    yield box
+    box.kill_all()
+
+
+@needs_root
+def test_user_sandbox_prepares_and_confines(user_box, user_work, monkeypatch):
+    monkeypatch.setenv("FASHION_KIT_TEST_SECRET", "s3cret")
+    grader = user_work.parent / "grader"
+    code = """
+        import json, os, sys
+        out = {"uid": os.getuid(), "env": sorted(os.environ)}
+        for name, path in (("grader", sys.argv[1]), ("venv", sys.argv[2]), ("work", "written")):
+            try:
+                open(path, "w").write("x")
+                out[name] = "written"
+            except OSError as e:
+                out[name] = e.strerror
+        print(json.dumps(out))
+    """
+    found = report(run_in(user_box, user_work, code, str(grader / "escaped"), str(Path(sys.prefix) / "escaped"),
+                          env=None))
+    assert found["uid"] == user_box.uid != 0
+    assert found["work"] == "written"
+    assert found["grader"] == found["venv"] == "Permission denied"
+    assert "FASHION_KIT_TEST_SECRET" not in found["env"]
+    assert set(ENV) <= set(found["env"])
+
+
+@needs_root
+def test_user_sandbox_kill_all_stops_a_setsid_daemon(user_box, user_work):
+    kill_all_stops_a_daemon(user_box, user_work)
+    assert user_box.processes() == []
+
+
+@needs_root
+def test_user_sandbox_kills_what_outlives_a_finished_run(user_box, user_work):
+    # The script exits at once; its daemon would write 1.5 s later. run() ends with kill_all.
+    left_behind = DAEMON.replace("time.sleep(60)", "while not os.path.exists('daemon-ready'): time.sleep(0.01)")
+    result = run_in(user_box, user_work, left_behind)
+    assert result.stopped is None
+    time.sleep(2)
+    assert not (user_work / "escaped").exists()
+    assert user_box.processes() == []
+
+
+@needs_root
+def test_user_sandbox_fork_bomb_hits_the_process_limit(user_box, user_work):
+    result = run_in(user_box, user_work, FORK_BOMB, timeout=5)
+    assert "fork refused: Resource temporarily unavailable" in result.log, result.log
+    made = int(result.log.split("after")[-1].split()[0])
+    assert made < SMALL.max_processes
+    assert user_box.processes() == []
+
+
+@needs_root
+def test_user_sandbox_refuses_a_program_the_account_cannot_run(student_python, user_work):
+    closed = user_work.parent / "closed"
+    closed.mkdir(mode=0o700)
+    program = closed / "true"
+    shutil.copy(shutil.which("true"), program)
+    box = sandbox.UnprivilegedUser(SMALL)
+    box.prepare(user_work)
+    with pytest.raises(sandbox.SandboxUnavailable, match=f"cannot run {program}.*setfacl -m u:fashion-kit-student:x"):
+        box.command([str(program)], work=user_work, env=ENV)
+
+
+# ---- no sandbox ----------------------------------------------------------------------------------
+
+
+def test_no_sandbox_replaces_the_environment_and_kills_its_tree(work, monkeypatch):
+    monkeypatch.setenv("FASHION_KIT_TEST_SECRET", "s3cret")
+    box = sandbox.choose("none")
+    assert box.name == "none"
+    code = """
+        import json, os
+        print(json.dumps(sorted(os.environ)))
+    """
+    found = report(run_in(box, work, code, env=None))
+    assert "FASHION_KIT_TEST_SECRET" not in found and set(ENV) <= set(found)
+
+    token = uuid.uuid4().hex
+    code = """
+        import os, time
+        if os.fork() == 0:
+            open("child-ready", "w").close()
+            time.sleep(60)
+        time.sleep(60)
+    """
+    proc = subprocess.Popen(script_command(box, work, code, token), cwd=work, start_new_session=True)
+    deadline = time.monotonic() + 10
+    while not (work / "child-ready").exists():
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    box.kill_all()
+    box.kill_all()
+    proc.wait(timeout=10)
+    time.sleep(0.2)
+    assert with_token(token) == []
+
+
+# ---- the supervisor ------------------------------------------------------------------------------
+
+
+def supervised(code: str, tmp_path: Path, **limits) -> supervise.Supervised:
+    limits = {"timeout": 20, "memory_limit_mb": None, **limits}
+    return supervise.run([PYTHON, "-c", textwrap.dedent(code)], cwd=tmp_path, env=None, **limits)
+
+
+def test_supervisor_reports_a_normal_exit(tmp_path):
+    result = supervised("import sys; print('done'); sys.exit(3)", tmp_path)
+    assert result.stopped is None and result.returncode == 3 and "done" in result.log
+
+
+def test_supervisor_stops_at_the_memory_limit(tmp_path):
+    code = """
+        import time
+        hog = bytearray(400 * 2**20)
+        for i in range(0, len(hog), 4096):
+            hog[i] = 1
+        time.sleep(30)
+    """
+    result = supervised(code, tmp_path, memory_limit_mb=200)
+    assert result.stopped == "memory" and result.peak_rss_bytes > 200 * 2**20
+
+
+def test_supervisor_stops_at_the_time_limit(tmp_path):
+    result = supervised("import time; time.sleep(30)", tmp_path, timeout=0.5)
+    assert result.stopped == "timeout" and result.returncode is not None
+
+
+def test_supervisor_stops_when_cancelled(tmp_path):
+    cancel = threading.Event()
+    threading.Timer(0.3, cancel.set).start()
+    result = supervised("import time; time.sleep(30)", tmp_path, cancel=cancel)
+    assert result.stopped == "interrupted"
+
+
+def test_supervisor_caps_an_output_flood(tmp_path):
+    flood = "import os\nfor _ in range(800): os.write(1, b'x' * 65536)\nos.write(1, b'THE END')"
+    result = supervised(flood, tmp_path)
+    assert len(result.log) < supervise.LOG_HEAD_BYTES + supervise.LOG_TAIL_BYTES + 200  # 50 MB went in
+    assert "bytes of output dropped" in result.log and result.log.endswith("THE END")
+
+
+def test_supervisor_calls_on_stop_and_kills_the_tree(tmp_path):
+    token = uuid.uuid4().hex
+    code = """
+        import os, sys, time
+        if os.fork() == 0:
+            time.sleep(60)
+        time.sleep(60)
+    """
+    calls = []
+    result = supervise.run([PYTHON, "-c", textwrap.dedent(code), token], cwd=tmp_path, env=None, timeout=1,
+                           memory_limit_mb=None, on_stop=lambda: calls.append(len(with_token(token))))
+    assert result.stopped == "timeout"
+    assert calls == [2]  # called once, while the tree still ran
+    assert with_token(token) == []
+
+
+def test_folder_limit_counts_files_as_well_as_bytes(tmp_path, monkeypatch):
+    monkeypatch.setattr(supervise, "MAX_FOLDER_FILES", 50)
+    for i in range(40):
+        (tmp_path / f"f{i}").write_bytes(b"x" * 8192)
+    assert not supervise.folder_over(tmp_path, 1 * 2**20)
+    assert supervise.folder_over(tmp_path, 100 * 1024)  # 40 files of 8 KiB
+    for i in range(40, 60):
+        (tmp_path / f"f{i}").touch()
+    assert supervise.folder_over(tmp_path, 1 * 2**20)
