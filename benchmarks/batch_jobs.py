@@ -22,7 +22,8 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from fashion_kit import grade, paths
+from fashion_kit import paths
+from fashion_kit.classroom import batch
 
 
 def children_cpu() -> float:
@@ -36,7 +37,7 @@ def run(jobs: int, notebook: Path, n: int, work: Path) -> dict:
     for i in range(n):
         shutil.copy(notebook, source / f"student{i:02d}.ipynb")
     cpu, started = children_cpu(), time.monotonic()
-    result = grade.grade_class(source, out, jobs=jobs)
+    result = batch.grade_class(source, out, jobs=jobs)
     wall, cpu = time.monotonic() - started, children_cpu() - cpu
     bad = [r for r in result.records if r.status != "graded"]
     if bad:

@@ -1,5 +1,6 @@
 """Grading a whole class: input discovery, supervision (time, memory, output), the gradebook,
-resumption, the report, and one acceptance run of the CLI over a mixed class."""
+resumption, the report, and one acceptance run of the CLI over a mixed class. Tests that grade for
+real are marked slow; the rest use a fake grader (see tests/test_classroom.py for more)."""
 
 from __future__ import annotations
 
@@ -20,8 +21,10 @@ import nbformat
 import psutil
 import pytest
 
-from fashion_kit import grade, report, results, run
-from fashion_kit.submissions import InputError, discover
+from fashion_kit import report, results, run, settings as settings_module
+from fashion_kit.classroom import batch, exports, intake, store
+from fashion_kit.classroom.intake import InputError
+from fashion_kit.grading import supervise
 
 from .conftest import GRADING_JOBS, mutate
 
@@ -69,7 +72,7 @@ def bad_inputs(folder: Path, good: Path) -> dict[str, str]:
         "empty": "is empty",
         "truncated": "not valid JSON",
         "not_a_notebook": "no 'cells'",
-        "essay": "not a notebook",
+        "essay.pdf": "not a notebook (.ipynb) nor an exported zip",
         "no_notebook": "no notebook",
         "two_notebooks": "2 notebooks",
         "broken": "not a valid zip",
@@ -78,14 +81,18 @@ def bad_inputs(folder: Path, good: Path) -> dict[str, str]:
 
 
 def gradebook(out: Path) -> list[dict]:
-    with open(out / grade.GRADEBOOK, newline="", encoding="utf-8") as f:
+    with open(out / store.GRADEBOOK, newline="", encoding="utf-8-sig") as f:
         return list(csv.DictReader(f))
 
 
 def by_id(rows: list[dict]) -> dict[str, dict]:
-    ids = [r["submission"] for r in rows]
+    ids = [r["id"] for r in rows]
     assert len(ids) == len(set(ids)), f"duplicated rows: {ids}"
-    return {r["submission"]: r for r in rows}
+    return {r["id"]: r for r in rows}
+
+
+def discover(source: Path, out: Path, max_bytes: int) -> list[intake.Upload]:
+    return intake.discover(source, out, max_bytes)
 
 
 def tagged_processes(tag: str) -> list[psutil.Process]:
@@ -106,7 +113,10 @@ def cli(*args: str, tag: str, **kwargs) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kwargs)
 
 
-LIMITS = grade.Limits(timeout_seconds=120, memory_limit_mb=4096, max_notebook_mb=2)
+def limits(autograder_zip: Path, **overrides) -> settings_module.Settings:
+    """The zip's settings with the limits these tests use."""
+    values = {"timeout_seconds": 120, "memory_limit_mb": 4096, "max_notebook_mb": 2, **overrides}
+    return settings_module.from_zip(autograder_zip).replace(**values)
 
 
 # ---- discovery: no grading ----
@@ -121,23 +131,24 @@ def test_folder_of_notebooks_and_exports(tmp_path):
     export_zip(folder / "dup.zip", good)
     (folder / ".DS_Store").write_bytes(b"\0")
     tiny(folder / "__MACOSX" / "alice.ipynb", "x = 1")
-    subs = {s.id: s for s in discover(folder, tmp_path / "work", 2 * MB)}
-    assert sorted(subs) == ["alice", "bob", "carol", "dup.ipynb", "dup.zip"]
-    assert all(not s.problem and s.notebook.is_file() for s in subs.values())
+    subs = {s.id: s for s in discover(folder, tmp_path / "out", 2 * MB)}
+    assert sorted(subs) == ["alice", "bob", "carol", "dup", "dup-2"]
+    assert all(not s.status and s.notebook.is_file() for s in subs.values())
     assert nbformat.read(str(subs["bob"].notebook), 4).cells[0].source == "x = 1"
-    assert subs["bob"].digest == subs["dup.zip"].digest != subs["dup.ipynb"].digest
+    assert subs["bob"].digest == subs["dup-2"].digest != subs["dup"].digest
+    assert (subs["dup"].original_name, subs["dup-2"].original_name) == ("dup.ipynb", "dup.zip")
 
 
 def test_bad_inputs_are_submissions_with_a_problem(tmp_path):
     good = tiny(tmp_path / "good.ipynb", "x = 1")
     expected = bad_inputs(tmp_path / "class", good)
-    subs = {s.id: s for s in discover(tmp_path / "class", tmp_path / "work", 2 * MB)}
+    subs = {s.id: s for s in discover(tmp_path / "class", tmp_path / "out", 2 * MB)}
     assert set(subs) == set(expected)
-    # Content problems are left to the grader's reader (it answers before any process starts).
-    for name in ("empty", "truncated", "not_a_notebook"):
-        assert subs[name].notebook is not None
-    for name in ("essay", "no_notebook", "two_notebooks", "broken", "huge"):
-        assert subs[name].notebook is None and expected[name] in subs[name].problem, subs[name].problem
+    assert subs["essay.pdf"].status == "ignored"  # a PDF beside the notebooks is listed, not a failure
+    for name in set(expected) - {"essay.pdf"}:
+        assert subs[name].status == "invalid" and subs[name].notebook is None, name
+        assert expected[name] in subs[name].message, subs[name].message
+        assert subs[name].message_zh, name
 
 
 def gradescope_export(root: Path, good: Path) -> None:
@@ -170,26 +181,27 @@ def test_gradescope_export(tmp_path, packed):
         with zipfile.ZipFile(source, "w") as zf:
             for path in sorted(export.rglob("*")):
                 zf.write(path, path.relative_to(export.parent).as_posix())
-    subs = {s.id: s for s in discover(source, tmp_path / "work", 2 * MB)}
+    subs = {s.id: s for s in discover(source, tmp_path / "out", 2 * MB)}
     assert sorted(subs) == ["1001", "1002", "1003", "1004"]
-    assert subs["1001"].submitters == "Lin Mei <mei@example.edu>"
-    assert subs["1002"].submitters == "Chen Wei <wei@example.edu>; Wang Hao <hao@example.edu>"
-    assert subs["1001"].digest == subs["1002"].digest and not subs["1002"].problem
-    assert "no notebook" in subs["1003"].problem and "answers.txt" in subs["1003"].problem
-    assert "no files" in subs["1004"].problem  # listed in the metadata, nothing uploaded
+    assert subs["1001"].submitters == [{"name": "Lin Mei", "email": "mei@example.edu", "sid": "41"}]
+    assert [p["name"] for p in subs["1002"].submitters] == ["Chen Wei", "Wang Hao"]
+    assert subs["1001"].gradescope_id == "1001"
+    assert subs["1001"].digest == subs["1002"].digest and not subs["1002"].status
+    assert "no notebook" in subs["1003"].message and "answers.txt" in subs["1003"].message
+    assert "no files" in subs["1004"].message  # listed in the metadata, nothing uploaded
 
 
 def test_unusable_sources_are_refused_clearly(tmp_path):
     with pytest.raises(InputError, match="does not exist"):
-        discover(tmp_path / "nowhere", tmp_path / "work", MB)
+        discover(tmp_path / "nowhere", tmp_path / "out", MB)
     plain = tmp_path / "one.zip"
     with zipfile.ZipFile(plain, "w") as zf:
         zf.writestr("fashion_mnist.ipynb", "{}")
     with pytest.raises(InputError, match="not a Gradescope export"):
-        discover(plain, tmp_path / "work", MB)
+        discover(plain, tmp_path / "out", MB)
     (tmp_path / "empty").mkdir()
     with pytest.raises(InputError, match="holds no submissions"):
-        discover(tmp_path / "empty", tmp_path / "work", MB)
+        discover(tmp_path / "empty", tmp_path / "out", MB)
 
 
 # ---- supervision pieces: no grading ----
@@ -197,65 +209,90 @@ def test_unusable_sources_are_refused_clearly(tmp_path):
 def test_output_flood_is_capped(tmp_path):
     flood = "import os\nfor _ in range(800): os.write(1, b'x' * 65536)\nos.write(1, b'THE END')"
     proc = subprocess.Popen([sys.executable, "-c", flood], stdout=subprocess.PIPE)
-    log = run._CappedLog(proc.stdout)
+    log = supervise.CappedLog(proc.stdout)
     proc.wait()
     log.join()
     text = log.text()
-    assert len(text) < run.LOG_HEAD_BYTES + run.LOG_TAIL_BYTES + 200  # 50 MB went in
+    assert len(text) < supervise.LOG_HEAD_BYTES + supervise.LOG_TAIL_BYTES + 200  # 50 MB went in
     assert "bytes of output dropped" in text and text.endswith("THE END")
 
 
-def test_limits_come_from_otter_config():
-    limits = grade.Limits.from_config()
-    config = json.loads(grade.paths.OTTER_CONFIG.read_text())["fashion_kit"]
-    assert (limits.timeout_seconds, limits.memory_limit_mb, limits.max_notebook_mb) == (
-        config["timeout_seconds"], config["memory_limit_mb"], config["max_notebook_mb"])
+def test_limits_come_from_the_zip_and_the_command_line(tmp_path, monkeypatch):
+    zip_path = tmp_path / "ag.zip"
+    with zipfile.ZipFile(zip_path, "w") as zf:
+        zf.writestr("otter_config.json", json.dumps({"fashion_kit": {"timeout_seconds": 300, "memory_limit_mb": 3000}}))
+        zf.writestr("tests/q1.py", "")
+    seen = {}
+
+    def grade_class(source, out, autograder_zip, **kwargs):
+        seen.update(kwargs)
+        raise batch.BatchError("stop here")
+
+    monkeypatch.setattr(batch, "grade_class", grade_class)
+    from fashion_kit import cli
+
+    assert cli.main(["grade", str(tmp_path), "--autograder", str(zip_path), "--timeout", "60", "--no-sandbox"]) == 2
+    grading = seen["settings"]
+    assert (grading.timeout_seconds, grading.memory_limit_mb) == (60, 3000)  # the flag wins, the zip fills in
+    assert seen["sandbox"] == "none"
 
 
 def test_report_shows_rates_histogram_and_failures(tmp_path):
     full = {q: [1.0, 1.0] for q in QUESTIONS}
     half = {q: [1.0 if i % 2 else 0.0, 1.0] for i, q in enumerate(QUESTIONS)}
     records = [
-        grade.Record("a", "graded", scores=full), grade.Record("b", "graded", scores=half),
-        grade.Record("c", "timeout", "Stopped after 900 s <slow>"),
+        store.Record("a", "a.ipynb", "graded", scores=full), store.Record("b", "b.ipynb", "graded", scores=half),
+        store.Record("c", "c.ipynb", "timeout", "Stopped after 900 s <slow>"),
     ]
-    result = grade.BatchResult(records, QUESTIONS)
+    result = batch.BatchResult(records, QUESTIONS)
     assert report.pass_rates(records, QUESTIONS)["q1_load_data"] == 0.5
     assert report.pass_rates(records, QUESTIONS)["q2_class_names"] == 1.0
     page = report.html_report(result)
     images = [part.split('"', 1)[0] for part in page.split("data:image/png;base64,")[1:]]
     assert len(images) == 2 and all(base64.b64decode(i).startswith(b"\x89PNG") for i in images)
     assert "Stopped after 900 s &lt;slow&gt;" in page  # messages are escaped
-    rows = list(csv.DictReader(io.StringIO(grade.gradebook_csv(records, QUESTIONS))))
-    assert [(r["submission"], r["total"], r["status"]) for r in rows] == [
+    rows = list(csv.DictReader(io.StringIO(exports.gradebook_csv(records, QUESTIONS).lstrip(exports.BOM))))
+    assert [(r["id"], r["total"], r["status"]) for r in rows] == [
         ("a", "10", "graded"), ("b", "5", "graded"), ("c", "", "timeout")]
 
 
-def test_bad_inputs_get_rows_without_starting_a_grader(built, tmp_path, monkeypatch):
+def fake_autograder(path: Path, questions=QUESTIONS, **config) -> Path:
+    """A zip with what the batch reads from an autograder: its settings and its test files."""
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("otter_config.json", json.dumps({"fashion_kit": config}))
+        for q in questions:
+            zf.writestr(f"tests/{q}.py", "")
+    return path
+
+
+def test_bad_inputs_get_rows_without_starting_a_grader(tmp_path):
     def no_grading(*args, **kwargs):
         raise AssertionError("a submission that cannot be read must not be graded")
 
     good = tiny(tmp_path / "good.ipynb", "x = 1")
     expected = bad_inputs(tmp_path / "class", good)
-    monkeypatch.setattr(run.subprocess, "Popen", no_grading)
-    result = grade.grade_class(tmp_path / "class", tmp_path / "out", built.autograder_zip, limits=LIMITS)
+    zip_path = fake_autograder(tmp_path / "ag.zip")
+    result = batch.grade_class(tmp_path / "class", tmp_path / "out", zip_path, grade_fn=no_grading,
+                               settings=limits(zip_path), use_watchdog=False)
     rows = by_id(gradebook(tmp_path / "out"))
     assert set(rows) == set(expected) and not result.all_graded
     for name, words in expected.items():
-        assert rows[name]["status"] == "invalid" and words in rows[name]["message"], rows[name]
-        assert json.loads((tmp_path / "out" / name / grade.RECORD).read_text())["status"] == "invalid"
+        status = "ignored" if name == "essay.pdf" else "invalid"
+        assert rows[name]["status"] == status and words in rows[name]["message"], rows[name]
+        assert json.loads((tmp_path / "out" / name / store.RECORD).read_text())["status"] == status
 
 
-def test_a_grader_failure_is_one_row_not_a_crashed_batch(built, tmp_path, monkeypatch):
-    def fake_grade(notebook, *args, **kwargs):
-        if Path(notebook).stem == "b":
+def test_a_grader_failure_is_one_row_not_a_crashed_batch(tmp_path):
+    def fake_grade(notebook, autograder_zip, output_folder, **kwargs):
+        if Path(output_folder).name == "b":
             raise OSError("disk full")
-        return run.Outcome(str(notebook), "graded", scores={q: (1.0, 1.0) for q in QUESTIONS})
+        return run.Outcome(str(notebook), "graded", scores={q: (1.0, 1.0) for q in QUESTIONS}, sandbox="none")
 
     for name in ("a", "b", "c"):
         tiny(tmp_path / "class" / f"{name}.ipynb", "x = 1")
-    monkeypatch.setattr(run, "grade", fake_grade)
-    result = grade.grade_class(tmp_path / "class", tmp_path / "out", built.autograder_zip, limits=LIMITS)
+    zip_path = fake_autograder(tmp_path / "ag.zip")
+    result = batch.grade_class(tmp_path / "class", tmp_path / "out", zip_path, grade_fn=fake_grade,
+                               use_watchdog=False)
     rows = by_id(gradebook(tmp_path / "out"))
     assert {k: (r["status"], r["total"]) for k, r in rows.items()} == {
         "a": ("graded", "10"), "b": ("error", ""), "c": ("graded", "10")}
@@ -284,14 +321,15 @@ def hostile_batch(built, tmp_path_factory):
     tag = uuid.uuid4().hex
     os.environ["FASHION_KIT_TEST_TAG"] = tag  # inherited by every process the batch starts
     try:
-        limits = grade.Limits(timeout_seconds=150, memory_limit_mb=3000, max_notebook_mb=2)
-        result = grade.grade_class(work / "class", work / "out", built.autograder_zip, jobs=2, limits=limits)
+        grading = limits(built.autograder_zip, timeout_seconds=150, memory_limit_mb=3000)
+        result = batch.grade_class(work / "class", work / "out", built.autograder_zip, jobs=2, settings=grading)
     finally:
         del os.environ["FASHION_KIT_TEST_TAG"]
     time.sleep(2)
     return result, work / "out", tag
 
 
+@pytest.mark.slow
 def test_each_disaster_gets_its_status(hostile_batch):
     result, out, _ = hostile_batch
     rows = by_id(gradebook(out))
@@ -307,6 +345,7 @@ def test_each_disaster_gets_its_status(hostile_batch):
     assert not result.all_graded
 
 
+@pytest.mark.slow
 def test_nothing_of_the_batch_survives_it(hostile_batch):
     _, out, tag = hostile_batch
     assert tagged_processes(tag) == []
@@ -315,14 +354,17 @@ def test_nothing_of_the_batch_survives_it(hostile_batch):
             assert sum(f.stat().st_size for f in folder.iterdir()) < 2 * MB  # the flood was not kept
 
 
-def test_rerun_skips_what_is_recorded(hostile_batch, built, monkeypatch):
+@pytest.mark.slow
+def test_rerun_skips_what_is_recorded(hostile_batch, built):
     result, out, _ = hostile_batch
-    monkeypatch.setattr(run.subprocess, "Popen", lambda *a, **k: pytest.fail("nothing should be graded again"))
-    again = grade.grade_class(out.parent / "class", out, built.autograder_zip, limits=LIMITS)
+    grading = limits(built.autograder_zip, timeout_seconds=150, memory_limit_mb=3000)
+    again = batch.grade_class(out.parent / "class", out, built.autograder_zip, settings=grading,
+                              grade_fn=lambda *a, **k: pytest.fail("nothing should be graded again"))
     assert again.skipped == len(result.records)
     assert [r.status for r in again.records] == [r.status for r in result.records]
 
 
+@pytest.mark.slow
 def test_interrupted_batch_resumes_without_duplicates(built, tmp_path):
     """SIGKILL the batch once a first submission is recorded, then run it again: every submission
     gets exactly one row, what was recorded is not graded again, and no grading outlives the kill."""
@@ -335,12 +377,12 @@ def test_interrupted_batch_resumes_without_duplicates(built, tmp_path):
             "--jobs", "1", "--timeout", "600"]
     proc = cli(*args, tag=tag)
     deadline = time.monotonic() + 300
-    while not list(out.glob(f"student[0-4]/{grade.RECORD}")):
+    while not list(out.glob(f"student[0-4]/{store.RECORD}")):
         assert proc.poll() is None and time.monotonic() < deadline, proc.stdout.read()
         time.sleep(0.2)
     proc.kill()
     proc.wait()
-    first = {p.parent.name: p.stat().st_mtime_ns for p in out.glob(f"*/{grade.RECORD}")}
+    first = {p.parent.name: p.stat().st_mtime_ns for p in out.glob(f"*/{store.RECORD}")}
     rows = by_id(gradebook(out))
     assert set(rows) == set(first) and all(r["status"] for r in rows.values())  # no half rows
     time.sleep(3)  # the watchdog sweeps what the killed batch left
@@ -354,11 +396,12 @@ def test_interrupted_batch_resumes_without_duplicates(built, tmp_path):
         **{f"student{i}": "wrong-assignment" for i in range(4)}, "student5": "invalid", "student9": "timeout"}
     assert f"{len(first)} submissions already graded" in output
     for name, mtime in first.items():
-        assert (out / name / grade.RECORD).stat().st_mtime_ns == mtime, f"{name} was graded twice"
+        assert (out / name / store.RECORD).stat().st_mtime_ns == mtime, f"{name} was graded twice"
     assert proc.returncode == 1  # not everything could be graded
-    assert (out / grade.REPORT).is_file()
+    assert (out / store.REPORT).is_file()
 
 
+@pytest.mark.slow
 def test_ctrl_c_stops_the_batch_and_says_how_to_resume(built, tmp_path):
     tiny(tmp_path / "class" / "slow.ipynb", "import time\ntime.sleep(10**6)")
     tag = uuid.uuid4().hex
@@ -369,7 +412,7 @@ def test_ctrl_c_stops_the_batch_and_says_how_to_resume(built, tmp_path):
     output, _ = proc.communicate(timeout=60)
     assert proc.returncode == 130, output
     assert "Run the same command again" in output
-    assert not (tmp_path / "out" / "slow" / grade.RECORD).exists()  # not recorded: graded next time
+    assert not (tmp_path / "out" / "slow" / store.RECORD).exists()  # not recorded: graded next time
     time.sleep(2)
     assert tagged_processes(tag) == []
 
@@ -405,9 +448,9 @@ def test_grading_a_mixed_class(built, tmp_path):
     expected = {
         "solution_en": "graded", "solution_zh_exported": "graded", "stopped_before_fit": "graded",
         "wrong_names": "graded", "blank_zh": "graded", "blank_en": "graded",
-        "My notebook (final)": "graded", "no_assignment_name": "wrong-assignment",
+        "My_notebook_final": "graded", "no_assignment_name": "wrong-assignment",
         "other_homework": "wrong-assignment", "kernel_kill": "error", "memory_bomb": "memory", "exit": "error",
-        "bloated": "invalid", **{name: "invalid" for name in expected_bad},
+        "bloated": "invalid", **{name: "ignored" if name == "essay.pdf" else "invalid" for name in expected_bad},
     }
     assert len(expected) >= 20
 
@@ -421,7 +464,7 @@ def test_grading_a_mixed_class(built, tmp_path):
     assert {k: r["status"] for k, r in rows.items()} == expected, output
     for name in ("solution_en", "solution_zh_exported"):
         assert rows[name]["total"] == rows[name]["possible"] == "13", (name, rows[name])
-    for name in ("blank_zh", "blank_en", "My notebook (final)"):
+    for name in ("blank_zh", "blank_en", "My_notebook_final"):
         assert rows[name]["total"] == "0"
     for name in ("stopped_before_fit", "wrong_names"):
         assert rows[name]["q6_fit"] == rows[name]["q9_accuracy"] == "0" and 0 < float(rows[name]["total"]) < 13
@@ -429,16 +472,16 @@ def test_grading_a_mixed_class(built, tmp_path):
     for name, results_file in ((n, out / n / "results.json") for n in ("solution_en", "blank_en")):
         assert results.problems(json.loads(results_file.read_text())) == [], name
 
-    page = (out / grade.REPORT).read_text(encoding="utf-8")
-    assert page.count("data:image/png;base64,") == 2
+    page = (out / store.REPORT).read_text(encoding="utf-8")
+    assert page.count("data:image/png;base64,") >= 2
     for name, status in expected.items():
         if status != "graded":
-            assert f"<td>{name}</td>" in page
+            assert name in page
     assert "2 with full marks" in output or "; 2 with full marks" in output
 
     # Run again: everything is recorded, so nothing is graded and the gradebook is unchanged.
-    before = (out / grade.GRADEBOOK).read_text(encoding="utf-8")
+    before = (out / store.GRADEBOOK).read_text(encoding="utf-8")
     proc = cli(*args, tag=uuid.uuid4().hex)
     again, _ = proc.communicate(timeout=120)
     assert proc.returncode == 1 and f"{len(expected)} submissions already graded" in again
-    assert (out / grade.GRADEBOOK).read_text(encoding="utf-8") == before
+    assert (out / store.GRADEBOOK).read_text(encoding="utf-8") == before

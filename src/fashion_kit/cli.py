@@ -48,13 +48,29 @@ def run_output(submission: Path | str, output: Path | str | None) -> Path:
     return Path(output) if output else Path("graded") / Path(submission).stem
 
 
+def _say(text: str, style: str = "") -> None:
+    """Print text that may come from an upload: never read as markup, never a crash on odd characters."""
+    from rich.text import Text
+
+    from .classroom.ids import printable
+
+    console.print(Text(printable(str(text)), style=style))
+
+
 def cmd_run(args) -> int:
+    import tempfile
+
     from . import contract, run, settings
-    from .classroom import feedback
+    from .classroom import feedback, intake
+    from .classroom.ids import printable
 
     submission, autograder = Path(args.submission), Path(args.autograder)
+    if submission.is_dir():
+        _say(f"{submission} is a folder; expected the path of a submitted .ipynb file. To grade a folder of "
+             "submissions, use `fashion-kit grade`.", "red")
+        return EXIT_USAGE
     if not submission.is_file():
-        console.print(f"[red]No notebook at {submission}; expected the path of a submitted .ipynb file.[/red]")
+        _say(f"No notebook at {submission}; expected the path of a submitted .ipynb file.", "red")
         return EXIT_USAGE
     if not autograder.is_file():
         console.print(f"[red]No autograder at {autograder}. Build it first: fashion-kit assign[/red]")
@@ -62,18 +78,28 @@ def cmd_run(args) -> int:
     try:
         grading = settings.from_zip(autograder).replace(timeout_seconds=args.timeout)
     except settings.SettingsError as e:
-        console.print(f"[red]{e}[/red]")
+        _say(str(e), "red")
         return EXIT_USAGE
+    try:  # read as the batch reads an upload: size first, nesting before parsing, version 3 converted
+        checked, _ = intake.read_notebook_file(submission, int(grading.max_notebook_mb * 2**20))
+    except intake.Refused as e:
+        _say(f"invalid: {e.en}\n{e.zh}", "red")
+        return EXIT_NOT_GRADED
     out = run_output(submission, args.output)
     out.mkdir(parents=True, exist_ok=True)
     # The optional challenge model is handed in beside the notebook.
     challenge = submission.with_name(contract.CHALLENGE_FILE)
     extra_files = [challenge] if challenge.is_file() else []
-    with console.status(f"grading {submission}"):
+    # The grader reads the checked copy (converted if it was version 3), under the output folder.
+    with tempfile.TemporaryDirectory(prefix=".run-", dir=out) as work, \
+            console.status(f"grading {printable(str(submission))}"):
+        copy = Path(work) / contract.NOTEBOOK
+        copy.write_bytes(checked)
         outcome = run.grade(
-            submission, autograder, out, settings=grading,
+            copy, autograder, out, settings=grading,
             sandbox="none" if args.no_sandbox else "auto", extra_files=extra_files,
         )
+    outcome.submission = printable(str(submission))  # what was handed in, not the copy
     (out / RUN_LOG).write_text(outcome.log or "", encoding="utf-8")
     record = {"id": submission.stem, "status": outcome.status, "message": outcome.message, "submitters": []}
     results = outcome.results if outcome.results is not None else feedback.read_results(out / "results.json")
@@ -81,30 +107,50 @@ def cmd_run(args) -> int:
         feedback.page(record, results, language=feedback.language_of(submission), assignment=grading.assignment_name),
         encoding="utf-8",
     )
-    print(run.format_table(outcome))
+    print(printable(run.format_table(outcome)))
     if outcome.stopped:
-        console.print(f"[yellow]{markup_escape(outcome.message)}[/yellow]")
+        console.print(f"[yellow]{markup_escape(printable(outcome.message))}[/yellow]")
     failed = outcome.status != "graded" or bool(outcome.stopped)
     if failed and not outcome.stopped:
-        console.print(f"[red]{markup_escape(outcome.status)}: {markup_escape(outcome.message)}[/red]")
-    console.print(f"results:  {out / 'results.json'}\nlog:      {out / RUN_LOG}\nfeedback: {out / RUN_FEEDBACK}")
+        console.print(f"[red]{markup_escape(outcome.status)}: {markup_escape(printable(outcome.message))}[/red]")
+    _say(f"results:  {out / 'results.json'}\nlog:      {out / RUN_LOG}\nfeedback: {out / RUN_FEEDBACK}")
     return EXIT_NOT_GRADED if failed else EXIT_GRADED
 
 
 def cmd_grade(args) -> int:
-    import signal
+    from .classroom.schedule import Interrupts
 
+    # First of all: from here on, SIGINT and SIGTERM only ask the batch to stop (see schedule.py).
+    with Interrupts() as interrupts:
+        return _grade(args, interrupts)
+
+
+def _grade(args, interrupts) -> int:
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-    from . import grade, report
-    from .submissions import InputError
+    from . import report
+    from . import settings as settings_module
+    from .classroom import batch, lock, store
 
-    limits = grade.Limits.from_config()
-    for name in ("timeout_seconds", "memory_limit_mb", "max_notebook_mb"):
-        if getattr(args, name) is not None:
-            setattr(limits, name, getattr(args, name))
-    # A kill (SIGTERM) stops the batch as cleanly as Ctrl-C does.
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    resume = "Interrupted. Run the same command again to carry on where it stopped."
+    if not Path(args.autograder).is_file():
+        _say(f"No autograder at {args.autograder}. Build it first: fashion-kit assign", "red")
+        return EXIT_USAGE
+    try:
+        settings = settings_module.from_zip(args.autograder).replace(
+            timeout_seconds=args.timeout_seconds, memory_limit_mb=args.memory_limit_mb,
+            max_notebook_mb=args.max_notebook_mb)
+    except settings_module.SettingsError as e:
+        _say(str(e), "red")
+        return EXIT_USAGE
+    if not args.no_sandbox:  # refused once, before any work, rather than once per submission
+        from .grading import sandbox as sandboxes
+
+        try:
+            sandboxes.choose("auto", settings=settings)
+        except sandboxes.SandboxUnavailable as e:
+            _say(str(e), "red")
+            return EXIT_USAGE
     counts = {"done": 0, "failed": 0}
     progress = Progress(
         TextColumn("grading"), BarColumn(),
@@ -123,27 +169,32 @@ def cmd_grade(args) -> int:
         progress.start()
 
     def on_done(record):
-        counts["done" if record.status == "graded" else "failed"] += 1
+        if task is None:  # recorded before grading starts (invalid, ignored): not in the bar
+            return
+        counts["done" if not record.failed else "failed"] += 1
         left = progress.tasks[task].total - counts["done"] - counts["failed"]
         progress.update(task, advance=1, left=left, **counts)
 
     try:
-        result = grade.grade_class(
-            args.source, args.output, args.autograder, limits=limits,
-            jobs=grade.DEFAULT_JOBS if args.jobs is None else args.jobs,
-            force=args.force, retry_failed=args.retry_failed, on_start=on_start, on_done=on_done,
+        result = batch.grade_class(
+            args.source, args.output, args.autograder, settings=settings,
+            sandbox="none" if args.no_sandbox else "auto",
+            jobs=batch.DEFAULT_JOBS if args.jobs is None else args.jobs, force=args.force,
+            retry_failed=args.retry_failed, duplicates=args.duplicates, student=args.student,
+            stop=interrupts.event, on_start=on_start, on_done=on_done,
         )
-    except (InputError, grade.BatchError) as e:
-        console.print(f"[red]{e}[/red]")
-        return 2
+    except (batch.InputError, batch.BatchError, lock.Busy) as e:
+        _say(str(e), "red")
+        return EXIT_USAGE
     finally:
         progress.stop()
     out = Path(args.output)
-    (out / grade.REPORT).write_text(report.html_report(result), encoding="utf-8")
-    report.print_summary(result, console)
-    console.print(f"gradebook: {out / grade.GRADEBOOK}\nreport:    {out / grade.REPORT}")
-    if result.interrupted:
-        console.print("[yellow]Interrupted. Run the same command again to carry on where it stopped.[/yellow]")
+    if result.records:
+        store.write(out, store.REPORT, data=report.html_report(result))
+        report.print_summary(result, console)
+        _say(f"gradebook: {out / store.GRADEBOOK}\nreport:    {out / store.REPORT}")
+    if result.interrupted or interrupts.event.is_set():
+        _say(resume, "yellow")
         return 130
     return 0 if result.all_graded else 1
 
@@ -204,7 +255,9 @@ def parser() -> argparse.ArgumentParser:
 
     s = _command(sub, "run", "grade one submission with the built autograder, as Gradescope would")
     s.epilog = EXIT_CODES
-    s.add_argument("submission", help="a notebook (.ipynb); a challenge_model.keras beside it is graded too")
+    # Optional to argparse only so that a notebook named like an option (-rf.ipynb) is taken; see main().
+    s.add_argument("submission", nargs="?",
+                   help="a notebook (.ipynb); a challenge_model.keras beside it is graded too")
     s.add_argument("--autograder", default=str(paths.AUTOGRADER_ZIP), help=AUTOGRADER_HELP)
     s.add_argument("--output", "-o", help="folder for results.json, grading.log and feedback.html "
                    "(default: graded/<notebook name>/)")
@@ -225,6 +278,11 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--max-notebook-mb", type=float, help="larger notebooks are refused (default: otter_config.json)")
     s.add_argument("--force", action="store_true", help="grade again what was already graded")
     s.add_argument("--retry-failed", action="store_true", help="grade again what timed out, ran out of memory or crashed")
+    s.add_argument("--duplicates", choices=("latest", "highest", "both"), default="latest",
+                   help="a student who handed in more than once: which upload counts (default: latest); all are kept and flagged")
+    s.add_argument("--student", metavar="ID", help="grade again only this submission (its id in gradebook.csv)")
+    s.add_argument("--no-sandbox", action="store_true",
+                   help="run the notebooks without a sandbox (only for notebooks you trust; recorded in the gradebook)")
     s.set_defaults(func=cmd_grade)
 
     s = _command(sub, "check", "verify the committed notebooks are up to date with the master")
@@ -233,15 +291,29 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    p = parser()
+    try:
+        args, unknown = p.parse_known_args(argv)
+    except KeyboardInterrupt:
+        return 130
+    if args.command == "run" and args.submission is None and len(unknown) == 1 \
+            and (not unknown[0].startswith("--") or Path(unknown[0]).exists()):
+        args.submission, unknown = unknown[0], []  # a notebook named like an option: -rf.ipynb
+    if unknown:
+        p.error(f"unrecognized arguments: {' '.join(unknown)}")
+    if args.command == "run" and args.submission is None:
+        p.error("run: the following argument is required: submission")
     try:
         return args.func(args)
+    except KeyboardInterrupt:  # before a command's own handling of Ctrl-C was in place
+        console.print("Interrupted.")
+        return 130
     except Exception as e:  # every error reaches the user as one clear line, not a traceback
         from .assign import BuildError
         from .data import DataError
 
         if isinstance(e, (BuildError, DataError)):
-            console.print(f"[red]{e}[/red]")
+            _say(str(e), "red")
             return 1
         raise
 

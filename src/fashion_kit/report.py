@@ -25,6 +25,14 @@ from . import contract
 # Two means closer than this are a tie for "hardest question" (floating-point sums of halves).
 TIE = 1e-9
 NO_SANDBOX = "none"
+# Statuses that are no failure to grade: "ignored" is a file beside the submissions (a README).
+NOT_FAILED = ("graded", "ignored")
+
+
+def regraded_text(result) -> str:
+    """How many recorded submissions were graded again, and why ("" if none)."""
+    reasons = getattr(result, "regraded", None) or {}
+    return "; ".join(f"{n} because {why}" for why, n in sorted(reasons.items()))
 
 
 def _get(record, name, default=None):
@@ -190,7 +198,7 @@ def html_report(result, title: str = "Fashion-MNIST: class grading report", resu
     records, questions = list(result.records), list(result.questions)
     scored = counted(records)
     graded = [r for r in records if _get(r, "status") == "graded"]
-    failed = [r for r in records if _get(r, "status") != "graded"]
+    failed = [r for r in records if _get(r, "status") not in NOT_FAILED]
     totals = [total_of(r) for r in scored]
     possible = max((possible_of(r) for r in scored), default=0)
     statuses = Counter(str(_get(r, "status", "")) for r in records)
@@ -201,6 +209,8 @@ def html_report(result, title: str = "Fashion-MNIST: class grading report", resu
 
     summary = [("submissions", len(records)), ("graded", len(graded)), ("failed to grade", len(failed)),
                ("with scores (stopped runs' partial scores included)", len(scored))]
+    if regraded_text(result):
+        summary.append(("graded again", regraded_text(result)))
     if totals:
         summary += [
             ("mean score", f"{statistics.mean(totals):.2f} / {possible:g}"),
@@ -275,13 +285,15 @@ img {{ max-width: 100%; }}
 def print_summary(result, console: Console) -> None:
     records = list(result.records)
     graded = [r for r in records if _get(r, "status") == "graded"]
-    failed = [r for r in records if _get(r, "status") != "graded"]
+    failed = [r for r in records if _get(r, "status") not in NOT_FAILED]
     scored = counted(records)
     totals = [total_of(r) for r in scored]
     line = f"{len(records)} submissions: {len(graded)} graded, {len(failed)} failed to grade"
     if getattr(result, "skipped", 0):
         line += f" ({result.skipped} already graded, skipped)"
     console.print(line)
+    if regraded_text(result):
+        console.print(markup_escape(f"graded again: {regraded_text(result)}"))
     if totals:
         possible = max(possible_of(r) for r in scored)
         console.print(f"score: mean {statistics.mean(totals):.2f}, median {statistics.median(totals):g} "

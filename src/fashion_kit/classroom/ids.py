@@ -1,0 +1,66 @@
+"""Safe submission ids: data for people and programs, and the name of a folder in the output.
+
+An id is one path component from a fixed alphabet (ASCII letters, digits, ``.``, ``_``, ``-``; never
+starting with ``.`` or ``-``), unique among the batch's ids even ignoring case (macOS and Windows
+folders ignore it), and never the name of one of the batch's own outputs (``gradebook.csv``,
+``report.html``, ...). What the student uploaded and Gradescope's id are kept beside it as data, so
+nothing an upload is called can name a path.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+from .store import OUTPUT_NAMES
+
+MAX_LENGTH = 64
+_OUTSIDE_ALPHABET = re.compile(r"[^A-Za-z0-9._-]+")
+# Names Windows refuses for a file whatever its extension: an output folder may be copied there.
+_WINDOWS_DEVICES = {"con", "prn", "aux", "nul", *(f"com{i}" for i in range(10)), *(f"lpt{i}" for i in range(10))}
+FALLBACK = "submission"
+
+
+def printable(text: str) -> str:
+    """``text`` as any terminal, file or web page can show it: undecodable bytes and lone surrogates
+    (a file name in another encoding) become U+FFFD instead of crashing the writer."""
+    try:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+
+
+def base_id(name: str) -> str:
+    """The id ``name`` suggests: accents dropped, anything outside the alphabet an underscore."""
+    folded = unicodedata.normalize("NFKD", printable(name)).encode("ascii", "ignore").decode("ascii")
+    safe = _OUTSIDE_ALPHABET.sub("_", folded).strip("._-")[:MAX_LENGTH].rstrip("._-")
+    if not safe or _reserved(safe):
+        return f"{FALLBACK}_{safe}" if safe else FALLBACK
+    return safe
+
+
+def _reserved(candidate: str) -> bool:
+    low = candidate.lower()
+    return low in OUTPUT_NAMES or low.split(".", 1)[0] in _WINDOWS_DEVICES
+
+
+def assign(names: list[str]) -> list[str]:
+    """One safe id per name, in the same order: unique even ignoring case. Names are handled in
+    sorted order, so the same uploads always get the same ids, however the folder lists them."""
+    order = sorted(range(len(names)), key=lambda i: (printable(names[i]).casefold(), printable(names[i]), i))
+    taken: set[str] = set()
+    ids = [""] * len(names)
+    for i in order:
+        base = base_id(names[i])
+        candidate, n = base, 1
+        while candidate.lower() in taken:
+            n += 1
+            candidate = f"{base[:MAX_LENGTH - 6]}-{n}"
+        taken.add(candidate.lower())
+        ids[i] = candidate
+    return ids
+
+
+def is_safe(candidate: str) -> bool:
+    """Whether ``candidate`` could be an id (used to refuse ``--student`` values that are not)."""
+    return bool(candidate) and base_id(candidate) == candidate
