@@ -12,13 +12,22 @@ export DEBIAN_FRONTEND=noninteractive
 
 SOURCE=/autograder/source
 VENV=/opt/fashion-kit
+# The student's notebook runs as this account, which owns nothing and can log in nowhere; everything
+# it runs (Python and the packages) must therefore live where other users may read, not under /root.
+SANDBOX_USER=fashion-kit-student
+export UV_PYTHON_INSTALL_DIR=/opt/fashion-kit-python
 UV_VERSION=0.13.8
 # TensorFlow 2.21 supports Python 3.11 to 3.13; the kit is tested on 3.11. With uv pinned, the
 # patch release it installs is pinned too.
 PYTHON_VERSION=3.11
 
 apt-get update
-apt-get install -y --no-install-recommends ca-certificates python3 python3-venv
+apt-get install -y --no-install-recommends ca-certificates python3 python3-venv util-linux
+# The sandbox drops to the account with setpriv and sets its limits with prlimit (util-linux); some
+# releases ship setpriv as a package of its own.
+command -v setpriv >/dev/null || apt-get install -y --no-install-recommends setpriv
+id -u "$SANDBOX_USER" >/dev/null 2>&1 ||
+    useradd --system --no-create-home --shell /usr/sbin/nologin "$SANDBOX_USER"
 
 # uv from PyPI, in a venv of its own: Ubuntu 24.04's system pip refuses to install (PEP 668), and
 # its system Python (like 22.04's 3.10) is not the one the kit is tested on anyway.
@@ -29,6 +38,8 @@ UV=/opt/uv/bin/uv
 "$UV" python install "$PYTHON_VERSION"
 "$UV" venv --python "$PYTHON_VERSION" "$VENV"
 VIRTUAL_ENV="$VENV" "$UV" pip install --no-cache -r "$SOURCE/requirements.txt"
+# The kit itself, from the wheel in the zip: its dependencies are all pinned above.
+VIRTUAL_ENV="$VENV" "$UV" pip install --no-cache --no-deps "$SOURCE"/fashion_kit-*.whl
 "$VENV/bin/python" -m ipykernel install --name python3 --display-name "Python 3 (ipykernel)"
 
 pdf_enabled() {
@@ -45,3 +56,7 @@ fi
 # The image is built once and reused for every submission: leave no caches in it.
 apt-get clean
 rm -rf /var/lib/apt/lists/* /root/.cache/pip /root/.cache/uv
+
+# The zip's files (its tests and settings) are for the grader only: the sandboxed
+# notebook gets a copy of what it needs, in its work folder.
+chmod -R go-rwx "$SOURCE"
