@@ -364,3 +364,19 @@ def test_outputs_writes_every_takeaway_file(tmp_path):
     with zipfile.ZipFile(tmp_path / "feedback.zip") as zf:
         assert sorted(zf.namelist()) == ["stray.html", "submission_1.html"]
         assert "Expected class_names[9]" in zf.read("submission_1.html").decode("utf-8")
+
+
+def test_ignored_files_are_nobodys_submission():
+    records = [upload("anna", scores={"q1_load_data": [1, 1]}), upload("README.md", status="ignored")]
+    result = SimpleNamespace(records=records, questions=QUESTIONS, skipped=0, interrupted=False)
+    page = report.html_report(result)
+    assert "other files, ignored" in page and "<tr><th>failed to grade</th><td>0</td></tr>" in page
+
+
+def test_outputs_skip_ignored_files(tmp_path):
+    from fashion_kit.classroom import outputs
+
+    records = [Rec("anna", scores={"q1_load_data": [1, 1]}), Rec("README.md", status="ignored")]
+    outputs.write(tmp_path, records, QUESTIONS, assignment="hw", possible=4)
+    assert sorted(p.name for p in (tmp_path / "feedback").iterdir()) == ["anna.html"]
+    assert [line[0] for line in _rows((tmp_path / "canvas.csv").read_text(encoding="utf-8"))[2:]] == ["anna"]

@@ -25,6 +25,8 @@ from . import contract
 # Two means closer than this are a tie for "hardest question" (floating-point sums of halves).
 TIE = 1e-9
 NO_SANDBOX = "none"
+# A file in the upload folder that is no submission at all (a README, the roster): listed, not graded.
+IGNORED = "ignored"
 # Statuses that are no failure to grade: "ignored" is a file beside the submissions (a README).
 NOT_FAILED = ("graded", "ignored")
 
@@ -192,10 +194,17 @@ def _cell(value, sort_key=None) -> str:
     return f"<td{attr}>{html.escape(str(value))}</td>"
 
 
+def _split(result) -> tuple[list, list]:
+    """The submissions, and the files that were ignored as no submission at all."""
+    everything = list(result.records)
+    return ([r for r in everything if _get(r, "status") != IGNORED],
+            [r for r in everything if _get(r, "status") == IGNORED])
+
+
 def html_report(result, title: str = "Fashion-MNIST: class grading report", results_of=None) -> str:
     """The report of a batch ``result`` (``records``, ``questions``). ``results_of(record)`` returns
     a submission's results.json content (or None); with it, the challenge leaderboard is shown."""
-    records, questions = list(result.records), list(result.questions)
+    (records, ignored), questions = _split(result), list(result.questions)
     scored = counted(records)
     graded = [r for r in records if _get(r, "status") == "graded"]
     failed = [r for r in records if _get(r, "status") not in NOT_FAILED]
@@ -209,6 +218,8 @@ def html_report(result, title: str = "Fashion-MNIST: class grading report", resu
 
     summary = [("submissions", len(records)), ("graded", len(graded)), ("failed to grade", len(failed)),
                ("with scores (stopped runs' partial scores included)", len(scored))]
+    if ignored:
+        summary.append(("other files, ignored", ", ".join(record_id(r) for r in ignored)))
     if regraded_text(result):
         summary.append(("graded again", regraded_text(result)))
     if totals:
@@ -283,7 +294,7 @@ img {{ max-width: 100%; }}
 
 
 def print_summary(result, console: Console) -> None:
-    records = list(result.records)
+    records, ignored = _split(result)
     graded = [r for r in records if _get(r, "status") == "graded"]
     failed = [r for r in records if _get(r, "status") not in NOT_FAILED]
     scored = counted(records)
@@ -291,6 +302,8 @@ def print_summary(result, console: Console) -> None:
     line = f"{len(records)} submissions: {len(graded)} graded, {len(failed)} failed to grade"
     if getattr(result, "skipped", 0):
         line += f" ({result.skipped} already graded, skipped)"
+    if ignored:
+        line += f"; {len(ignored)} other file(s) ignored"
     console.print(line)
     if regraded_text(result):
         console.print(markup_escape(f"graded again: {regraded_text(result)}"))

@@ -245,6 +245,8 @@ def write(out: Path | str, pages: dict[str, str]) -> tuple[Path, Path]:
     """
     out = Path(out)
     folder = out / FOLDER
+    if folder.is_symlink():
+        raise OSError(f"refused to write feedback pages through the link {folder}.")
     folder.mkdir(parents=True, exist_ok=True)
     names: dict[str, str] = {}
     for sid in sorted(pages, key=contract.natural_key):
@@ -253,7 +255,9 @@ def write(out: Path | str, pages: dict[str, str]) -> tuple[Path, Path]:
         while name in names.values():  # two ids that differ only in unsafe characters
             name, n = f"{stem}-{n}.html", n + 1
         names[sid] = name
-        (folder / name).write_text(pages[sid], encoding="utf-8")
+        tmp = folder / f".{name}.tmp"
+        tmp.write_text(pages[sid], encoding="utf-8")
+        tmp.replace(folder / name)  # replaces a planted link rather than writing through it
     tmp = out / f".{ZIP}.tmp"
     with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
         for sid in sorted(names, key=lambda s: names[s]):

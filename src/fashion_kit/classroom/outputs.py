@@ -17,6 +17,9 @@ from pathlib import Path
 from . import exports, feedback, roster
 
 STUDENTS, UNMATCHED, CANVAS, MOODLE = "students.csv", "unmatched.csv", "canvas.csv", "moodle.csv"
+# Every name this module writes at the top of the output folder: no submission id may take one.
+NAMES = (STUDENTS, UNMATCHED, CANVAS, MOODLE, feedback.FOLDER, feedback.ZIP)
+IGNORED = "ignored"
 
 
 @dataclass
@@ -27,6 +30,8 @@ class Written:
 
 
 def _atomic(path: Path, text: str) -> Path:
+    if path.is_symlink():
+        raise OSError(f"refused to write through the link {path}.")
     tmp = path.with_name(f".{path.name}.tmp")
     with open(tmp, "w", encoding="utf-8", newline="") as f:
         f.write(text)
@@ -46,6 +51,8 @@ def write(out: Path | str, records, questions: list[str], *, assignment: str, po
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    # A file that was no submission at all (a README beside the notebooks) is nobody's work.
+    records = [r for r in records if roster.get(r, "status") != IGNORED]
     written = Written()
     if students:
         written.rows, written.unmatched = roster.match(students, records)
