@@ -69,7 +69,7 @@ def mutate(source: Path, target: Path, *edits: tuple[str, str]) -> Path:
 
 def _graded_and_checked(notebook, autograder_zip, out, env) -> run.Outcome:
     """Grade, then hold every results.json the suite produces to Gradescope's specification."""
-    outcome = run.grade(notebook, autograder_zip, out, 1800, env)
+    outcome = run.grade(notebook, autograder_zip, out, env=env)
     if outcome.results is not None:
         found = results.problems(outcome.results)
         assert not found, f"{notebook}: results.json breaks Gradescope's specification: {found}"

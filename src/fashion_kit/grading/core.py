@@ -93,8 +93,7 @@ def grade(autograder_dir: Path, box: sandboxes.Sandbox, settings: Settings | Non
 
         phase1 = read_phase1(work, trusted, questions, ran)
         facts = measure(work, trusted, data_dir, box, python)
-        results = verdicts.decide(questions, phase1, facts, settings, sandbox=box.name,
-                                  timeout=settings.timeout_seconds)
+        results = verdicts.decide(questions, phase1, facts, settings, sandbox=box.name)
         if phase1.stopped == ERROR:
             results["tests"].append({"name": "Autograder log (instructors only)", "status": "failed",
                                      "visibility": "hidden", "output": ran.log[-5000:]})

@@ -222,7 +222,7 @@ def evidence_verdict(question: str, facts: dict, possible: float, settings: Sett
 # -- results.json --------------------------------------------------------------------------------------
 
 def decide(questions: dict[str, float], phase1: Phase1, facts: dict, settings: Settings,
-           *, sandbox: str, timeout: float | None = None) -> dict:
+           *, sandbox: str) -> dict:
     """The final results.json (Gradescope's format) for one submission."""
     results: dict = {"tests": [], "stdout_visibility": "after_published",
                      "extra_data": {c.SANDBOX_KEY: sandbox}}
@@ -231,7 +231,7 @@ def decide(questions: dict[str, float], phase1: Phase1, facts: dict, settings: S
         results["score"] = 0
         return results
     if phase1.stopped:
-        text = stopped.message(phase1.stopped, phase1.running_cell, timeout)
+        text = stopped.message(phase1.stopped, phase1.running_cell, settings.timeout_seconds)
         results["output"] = text
         results["extra_data"][c.STOPPED_KEY] = phase1.stopped
         results["tests"].append({"name": stopped.TITLES[phase1.stopped], "status": "failed",
