@@ -33,7 +33,7 @@ def cmd_assign(args) -> int:
     console.print(f"autograder      {result.autograder_zip.relative_to(paths.ROOT)}")
     if result.solution_results is not None:
         outcome = run.Outcome("reference solution", "graded", results=result.solution_results)
-        outcome.scores = run._scores(result.solution_results)
+        outcome.scores = run.scores(result.solution_results)
         print("\nReference solution, graded by the new autograder:\n" + run.format_table(outcome))
     return 0
 
@@ -200,19 +200,20 @@ def _grade(args, interrupts) -> int:
 
 
 def cmd_check(args) -> int:
-    from . import assign
+    from . import assign, autograder_zip
 
     stale = [
-        name
+        f"{name} is out of date"
         for name, text in assign.expected_notebooks().items()
         if not (paths.ROOT / name).is_file() or (paths.ROOT / name).read_text(encoding="utf-8") != text
     ]
-    for name in stale:
-        console.print(f"[red]out of date: {name}[/red]")
+    stale += [f"{paths.AUTOGRADER_ZIP.relative_to(paths.ROOT)}: {why}" for why in autograder_zip.stale_reasons(paths.AUTOGRADER_ZIP)]
+    for problem in stale:
+        console.print(problem, style="red", markup=False)
     if stale:
-        console.print("Run `fashion-kit assign` and commit the result.")
+        console.print("Run `fashion-kit assign` (and commit student/ and solutions/).")
         return 1
-    console.print("student/ and solutions/ match the master notebook.")
+    console.print("student/, solutions/ and the autograder zip match the master notebook, otter_config.json and the kit.")
     return 0
 
 
