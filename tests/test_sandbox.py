@@ -282,6 +282,29 @@ def test_missing_bwrap_says_what_to_do(monkeypatch):
     assert "--no-sandbox" in message and "Gradescope" in message
 
 
+def test_no_bwrap_on_macos_says_so(monkeypatch):
+    monkeypatch.setattr(sys, "platform", "darwin")
+    monkeypatch.setattr(shutil, "which", lambda name, *a, **k: None)
+    with pytest.raises(sandbox.SandboxUnavailable, match="does not exist on macOS.*--no-sandbox"):
+        sandbox.Bubblewrap()
+
+
+@needs_bwrap
+def test_bubblewrap_that_cannot_run_is_reported_once(monkeypatch):
+    monkeypatch.setattr(sandbox, "_probed", {})
+    probes = []
+
+    def failing(self, argv, **k):
+        probes.append(argv)
+        return ["sh", "-c", "echo no namespaces >&2; exit 1"]
+
+    monkeypatch.setattr(sandbox.Bubblewrap, "command", failing)
+    for _ in range(2):  # the second answer comes from the first probe
+        with pytest.raises(sandbox.SandboxUnavailable, match="cannot make a sandbox here: no namespaces.*--no-sandbox"):
+            sandbox.choose("auto")
+    assert len(probes) == 1
+
+
 def test_unknown_sandbox_kind_is_refused():
     with pytest.raises(ValueError, match="auto, bubblewrap, user or none"):
         sandbox.choose("docker")
