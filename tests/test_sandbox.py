@@ -272,6 +272,17 @@ def test_bubblewrap_tmpfs_is_capped(bwrap_box, work):
     assert "No space left on device" in result.log, result.log
 
 
+@needs_bwrap
+def test_bubblewrap_runs_with_an_older_bwrap(work, monkeypatch):
+    # bwrap 0.6 (Ubuntu 22.04) knows neither --size nor --disable-userns.
+    known = sandbox._bwrap_options(shutil.which("bwrap")) - {"--size", "--disable-userns"}
+    monkeypatch.setattr(sandbox, "_bwrap_options", lambda bwrap: known)
+    box = sandbox.Bubblewrap(SMALL)
+    command = script_command(box, work, "print('{}')")
+    assert "--size" not in command and "--disable-userns" not in command
+    assert report(run_in(box, work, "print('{}')")) == {}
+
+
 def test_missing_bwrap_says_what_to_do(monkeypatch):
     real_which = shutil.which
     monkeypatch.setattr(shutil, "which", lambda name, *a, **k: None if name == "bwrap" else real_which(name, *a, **k))

@@ -168,6 +168,14 @@ def _masks_for(tree: str) -> tuple[tuple[str, str], ...]:
     return tuple(masks)
 
 
+@functools.lru_cache(maxsize=None)
+def _bwrap_options(bwrap: str) -> frozenset[str]:
+    """The options this bwrap knows: --size and --disable-userns are younger than some distributions'
+    bwrap (Ubuntu 22.04 has 0.6), which then runs without them."""
+    proc = subprocess.run([bwrap, "--help"], capture_output=True, text=True)
+    return frozenset(word for word in (proc.stdout + proc.stderr).split() if word.startswith("--"))
+
+
 class Bubblewrap(Sandbox):
     """Local grading: phase 1 in new namespaces with a read-only view of what it needs."""
 
@@ -188,7 +196,7 @@ class Bubblewrap(Sandbox):
         args = [
             self.prlimit, *_limits(self.settings), "--",
             self.bwrap,
-            "--unshare-all", "--unshare-user", "--disable-userns", "--cap-drop", "ALL",
+            "--unshare-all", "--unshare-user", *self._if_known("--disable-userns"), "--cap-drop", "ALL",
             "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_GID), "--hostname", "sandbox",
             "--die-with-parent", "--new-session",
             "--ro-bind", "/usr", "/usr",
@@ -204,8 +212,8 @@ class Bubblewrap(Sandbox):
             for kind, path in _masks_for("/etc"):
                 args += ["--tmpfs", path, "--remount-ro", path] if kind == "dir" else ["--ro-bind", "/dev/null", path]
         args += ["--proc", "/proc", "--dev", "/dev",
-                 "--size", str(SHM_MB * 2**20), "--tmpfs", "/dev/shm",
-                 "--size", str(TMP_MB * 2**20), "--tmpfs", "/tmp"]
+                 *self._if_known("--size", str(SHM_MB * 2**20)), "--tmpfs", "/dev/shm",
+                 *self._if_known("--size", str(TMP_MB * 2**20)), "--tmpfs", "/tmp"]
         bound = [Path("/usr"), Path("/etc")]
         extra = [Path(p) for p in readable]
         for path in extra:
@@ -222,6 +230,9 @@ class Bubblewrap(Sandbox):
         for key, value in _check_env(env):
             args += ["--setenv", key, value]
         return [*args, "--", *argv]
+
+    def _if_known(self, option: str, *values: str) -> list[str]:
+        return [option, *values] if option in _bwrap_options(self.bwrap) else []
 
     def kill_all(self):
         # Every process of the sandbox lives in its PID namespace, whose init is bwrap's child; when
