@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -57,12 +58,20 @@ def _say(text: str, style: str = "") -> None:
     console.print(Text(printable(str(text)), style=style))
 
 
+def _json_or_none(raw: bytes):
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return None
+
+
 def cmd_run(args) -> int:
     import tempfile
 
     from . import contract, run, settings
     from .classroom import feedback, intake
     from .classroom.ids import printable
+    from .grading.sandbox import SandboxUnavailable
 
     submission, autograder = Path(args.submission), Path(args.autograder)
     if submission.is_dir():
@@ -80,36 +89,49 @@ def cmd_run(args) -> int:
     except settings.SettingsError as e:
         _say(str(e), "red")
         return EXIT_USAGE
+    out = run_output(submission, args.output)
     try:  # read as the batch reads an upload: size first, nesting before parsing, version 3 converted
         checked, _ = intake.read_notebook_file(submission, int(grading.max_notebook_mb * 2**20))
     except intake.Refused as e:
         _say(f"invalid: {e.en}\n{e.zh}", "red")
+        # The student still gets a page saying why nothing was graded, and the log says the same.
+        out.mkdir(parents=True, exist_ok=True)
+        (out / RUN_LOG).write_text(f"invalid: {e.en}\n{e.zh}\n", encoding="utf-8")
+        record = {"id": submission.stem, "status": "invalid", "message": e.en, "message_zh": e.zh}
+        (out / RUN_FEEDBACK).write_text(
+            feedback.page(record, None, assignment=grading.assignment_name), encoding="utf-8")
         return EXIT_NOT_GRADED
-    out = run_output(submission, args.output)
+    language = feedback.language_of(_json_or_none(checked))
     out.mkdir(parents=True, exist_ok=True)
-    # The optional challenge model is handed in beside the notebook.
-    challenge = submission.with_name(contract.CHALLENGE_FILE)
-    extra_files = [challenge] if challenge.is_file() else []
+    # The files a student hands in beside the notebook (the challenge model, the saved model).
+    extra_files = [submission.with_name(name) for name in contract.SUBMITTED_FILES
+                   if name != contract.NOTEBOOK and submission.with_name(name).is_file()]
     # The grader reads the checked copy (converted if it was version 3), under the output folder.
-    with tempfile.TemporaryDirectory(prefix=".run-", dir=out) as work, \
-            console.status(f"grading {printable(str(submission))}"):
-        copy = Path(work) / contract.NOTEBOOK
-        copy.write_bytes(checked)
-        outcome = run.grade(
-            copy, autograder, out, settings=grading,
-            sandbox="none" if args.no_sandbox else "auto", extra_files=extra_files,
-        )
+    try:
+        with tempfile.TemporaryDirectory(prefix=".run-", dir=out) as work, \
+                console.status(f"grading {printable(str(submission))}"):
+            copy = Path(work) / contract.NOTEBOOK
+            copy.write_bytes(checked)
+            outcome = run.grade(
+                copy, autograder, out, settings=grading,
+                sandbox="none" if args.no_sandbox else "auto", extra_files=extra_files,
+            )
+    except SandboxUnavailable as e:
+        _say(f"{e}\nTo grade a notebook you trust without a sandbox, add --no-sandbox.", "red")
+        return EXIT_USAGE
     outcome.submission = printable(str(submission))  # what was handed in, not the copy
     (out / RUN_LOG).write_text(outcome.log or "", encoding="utf-8")
     record = {"id": submission.stem, "status": outcome.status, "message": outcome.message, "submitters": []}
     results = outcome.results if outcome.results is not None else feedback.read_results(out / "results.json")
     (out / RUN_FEEDBACK).write_text(
-        feedback.page(record, results, language=feedback.language_of(submission), assignment=grading.assignment_name),
+        feedback.page(record, results, language=language, assignment=grading.assignment_name),
         encoding="utf-8",
     )
     print(printable(run.format_table(outcome)))
     if outcome.stopped:
         console.print(f"[yellow]{markup_escape(printable(outcome.message))}[/yellow]")
+    if getattr(outcome, "sandbox", "") == "none":
+        _say("Graded without a sandbox: the notebook ran with this user's rights.", "yellow")
     failed = outcome.status != "graded" or bool(outcome.stopped)
     if failed and not outcome.stopped:
         console.print(f"[red]{markup_escape(outcome.status)}: {markup_escape(printable(outcome.message))}[/red]")
@@ -237,7 +259,8 @@ def _command(sub, name: str, summary: str) -> argparse.ArgumentParser:
 
 AUTOGRADER_HELP = "the autograder zip to grade with (default: %(default)s, built by `fashion-kit assign`)"
 EXIT_CODES = ("exit codes (run and grade): 0 every submission graded; 1 some submission could not be graded "
-              "(see its message and grading.log); 2 usage or input error (a missing file, a bad option); grade only: 130 interrupted (run it again to carry on)")
+              "(see its message and grading.log); 2 usage or input error (a missing file, a bad option); "
+              "grade only: 130 interrupted (run it again to carry on)")
 
 
 def parser() -> argparse.ArgumentParser:
