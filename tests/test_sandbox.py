@@ -424,6 +424,17 @@ def test_user_sandbox_refuses_a_program_the_account_cannot_run(student_python, u
         box.command([str(program)], work=user_work, env=ENV)
 
 
+@needs_root
+def test_user_sandbox_refuses_a_work_folder_the_account_cannot_reach(student_python, user_work):
+    hidden = user_work.parent / "closed" / "work"
+    hidden.mkdir(parents=True)
+    hidden.parent.chmod(0o700)
+    box = sandbox.UnprivilegedUser(SMALL)
+    box.prepare(hidden)  # the folder is the account's, the one above it is not open to it
+    with pytest.raises(sandbox.SandboxUnavailable, match=f"cannot enter {hidden}"):
+        box.command([PYTHON], work=hidden, env=ENV)
+
+
 # ---- no sandbox ----------------------------------------------------------------------------------
 
 
