@@ -1,0 +1,179 @@
+"""The `fashion-kit` command line: `run`'s defaults, outputs and exit codes (with the grading itself
+replaced, so these are fast), the exit codes `run` and `grade` share, `--version` and the help."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import zipfile
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from fashion_kit import cli, contract, run
+
+OUTPUT = "q1_load_data: 陣列形狀不對 / Expected training_images.shape == (60000, 28, 28), found <b>(1, 2)</b>"
+
+
+def autograder(tmp_path: Path, timeout=900) -> Path:
+    path = tmp_path / "autograder.zip"
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("otter_config.json", json.dumps({"assignment_name": "fashion_mnist",
+                                                     "fashion_kit": {"timeout_seconds": timeout}}))
+    return path
+
+
+def notebook(folder: Path, name="anna.ipynb", language="en") -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    path.write_text(json.dumps({"cells": [], "metadata": {"fashion_kit": {"language": language}},
+                                "nbformat": 4, "nbformat_minor": 5}), encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def fake_grade(monkeypatch):
+    """run.grade replaced: records how it was called and writes what a grading writes."""
+    calls = []
+    outcome = {"status": "graded", "message": "", "stopped": ""}
+
+    def grade(path, zip_path, out, **kwargs):
+        calls.append(SimpleNamespace(path=Path(path), zip=Path(zip_path), out=Path(out), **kwargs))
+        results = {"tests": [{"name": "q1_load_data", "score": 0.0, "max_score": 1.0, "visibility": "after_published",
+                              "output": OUTPUT}], "score": 0.0}
+        Path(out).mkdir(parents=True, exist_ok=True)
+        (Path(out) / "results.json").write_text(json.dumps(results), encoding="utf-8")
+        return SimpleNamespace(submission=str(path), results=results, log="kernel said hello\n",
+                               scores={"q1_load_data": (0.0, 1.0)}, seconds=1.0, peak_memory_mb=1.0, **outcome)
+
+    monkeypatch.setattr(run, "grade", grade)
+    monkeypatch.setattr(run, "format_table", lambda outcome: f"table of {outcome.status}")
+    return SimpleNamespace(calls=calls, outcome=outcome)
+
+
+def test_run_writes_results_log_and_feedback_to_graded_notebook_name(tmp_path, monkeypatch, fake_grade):
+    monkeypatch.chdir(tmp_path)
+    nb = notebook(tmp_path / "uploads", language="zh-TW")
+    (nb.parent / contract.CHALLENGE_FILE).write_bytes(b"model")
+    assert cli.main(["run", str(nb), "--autograder", str(autograder(tmp_path))]) == cli.EXIT_GRADED
+    (call,) = fake_grade.calls
+    assert call.out == Path("graded") / "anna"
+    assert call.sandbox == "auto" and call.settings.timeout_seconds == 900
+    assert call.extra_files == [nb.parent / contract.CHALLENGE_FILE], "the challenge model travels with its notebook"
+    out = tmp_path / "graded" / "anna"
+    assert (out / "results.json").is_file()
+    assert (out / "grading.log").read_text(encoding="utf-8") == "kernel said hello\n"
+    page = (out / "feedback.html").read_text(encoding="utf-8")
+    assert "評分回饋 / Grading feedback" in page, "in the notebook's language, English beside it"
+    assert "found &lt;b&gt;(1, 2)&lt;/b&gt;" in page and "<b>(1, 2)" not in page
+
+
+def test_run_options_override_the_defaults(tmp_path, fake_grade):
+    nb = notebook(tmp_path)
+    out = tmp_path / "elsewhere"
+    code = cli.main(["run", str(nb), "--autograder", str(autograder(tmp_path)), "--output", str(out),
+                     "--timeout", "30", "--no-sandbox"])
+    assert code == cli.EXIT_GRADED
+    (call,) = fake_grade.calls
+    assert call.out == out and call.sandbox == "none" and call.settings.timeout_seconds == 30
+    assert call.extra_files == []
+    assert {p.name for p in out.iterdir()} == {"results.json", "grading.log", "feedback.html"}
+    assert "Grading feedback" in (out / "feedback.html").read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("status, stopped", [("error", ""), ("timeout", ""), ("graded", "timeout")])
+def test_run_exits_1_when_the_submission_could_not_be_graded(tmp_path, fake_grade, status, stopped):
+    fake_grade.outcome.update(status=status, stopped=stopped, message="the kernel died")
+    out = tmp_path / "out"
+    assert cli.main(["run", str(notebook(tmp_path)), "--autograder", str(autograder(tmp_path)),
+                     "-o", str(out)]) == cli.EXIT_NOT_GRADED
+    assert (out / "grading.log").is_file(), "the log the message points to exists"
+
+
+def test_run_exits_2_on_bad_input_without_grading(tmp_path, fake_grade):
+    zip_path = autograder(tmp_path)
+    assert cli.main(["run", str(tmp_path / "missing.ipynb"), "--autograder", str(zip_path)]) == cli.EXIT_USAGE
+    assert cli.main(["run", str(notebook(tmp_path)), "--autograder", str(tmp_path / "none.zip")]) == cli.EXIT_USAGE
+    broken = tmp_path / "broken.zip"
+    broken.write_bytes(b"not a zip")
+    assert cli.main(["run", str(notebook(tmp_path)), "--autograder", str(broken)]) == cli.EXIT_USAGE
+    assert cli.main(["run", str(notebook(tmp_path)), "--autograder", str(zip_path), "--timeout", "0"]) == cli.EXIT_USAGE
+    assert fake_grade.calls == []
+    with pytest.raises(SystemExit) as e:
+        cli.main(["run"])
+    assert e.value.code == cli.EXIT_USAGE
+
+
+def test_an_invalid_notebook_exits_1_with_a_page_saying_why(tmp_path, fake_grade):
+    bad = tmp_path / "empty.ipynb"
+    bad.write_bytes(b"")
+    out = tmp_path / "out"
+    assert cli.main(["run", str(bad), "--autograder", str(autograder(tmp_path)), "-o", str(out)]) == cli.EXIT_NOT_GRADED
+    assert fake_grade.calls == []
+    log = (out / "grading.log").read_text(encoding="utf-8")
+    page = (out / "feedback.html").read_text(encoding="utf-8")
+    assert log.startswith("invalid:") and "沒有評分結果" in page and "No results" not in log
+
+
+def test_run_without_bubblewrap_says_so_and_exits_2(tmp_path, monkeypatch):
+    from fashion_kit.grading.sandbox import SandboxUnavailable
+
+    def no_sandbox(*args, **kwargs):
+        raise SandboxUnavailable("bubblewrap (bwrap) is not installed")
+
+    monkeypatch.setattr(run, "grade", no_sandbox)
+    assert cli.main(["run", str(notebook(tmp_path)), "--autograder", str(autograder(tmp_path)),
+                     "-o", str(tmp_path / "out")]) == cli.EXIT_USAGE
+
+
+def test_grade_exits_2_on_a_missing_input_like_run(tmp_path):
+    assert cli.main(["grade", str(tmp_path / "no-such-folder"), "--autograder", str(autograder(tmp_path)),
+                     "--output", str(tmp_path / "out")]) == cli.EXIT_USAGE
+
+
+def test_version_comes_from_the_package_metadata(capsys):
+    from importlib.metadata import version
+
+    with pytest.raises(SystemExit) as e:
+        cli.main(["--version"])
+    assert e.value.code == 0
+    assert capsys.readouterr().out.strip() == f"fashion-kit {version('fashion-kit')}"
+
+
+def _subcommands(parser: argparse.ArgumentParser) -> tuple[dict[str, argparse.ArgumentParser], dict[str, str]]:
+    action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return dict(action.choices), {c.dest: c.help for c in action._choices_actions}
+
+
+def _without_help(name: str) -> list[str]:
+    parser = cli.parser()
+    commands, summaries = _subcommands(parser)
+    sub = commands[name]
+    missing = [] if summaries.get(name) and sub.description else ["no description"]
+    for action in sub._actions + parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            continue
+        if not action.help or action.help == argparse.SUPPRESS:
+            missing.append(f"{'/'.join(action.option_strings) or action.dest} has no help")
+    return missing
+
+
+def test_the_commands_are_there():
+    assert set(_subcommands(cli.parser())[0]) >= {"data", "assign", "run", "grade", "check"}
+
+
+@pytest.mark.parametrize("name", sorted(set(_subcommands(cli.parser())[0]) - {"grade"}))
+def test_every_subcommand_has_a_description_and_every_option_help(name):
+    assert _without_help(name) == []
+
+
+@pytest.mark.xfail(strict=True, reason="grade's options are the class-intake code's; its --autograder has no help yet")
+def test_grade_has_a_description_and_every_option_help():
+    assert _without_help("grade") == []
+
+
+def test_help_documents_the_exit_codes():
+    commands, _ = _subcommands(cli.parser())
+    for name in ("run", "grade"):
+        assert "2 usage or input error" in commands[name].format_help()
