@@ -97,7 +97,7 @@ def cmd_run(args) -> int:
         # The student still gets a page saying why nothing was graded, and the log says the same.
         out.mkdir(parents=True, exist_ok=True)
         (out / RUN_LOG).write_text(f"invalid: {e.en}\n{e.zh}\n", encoding="utf-8")
-        record = {"id": submission.stem, "status": "invalid", "message": e.en, "message_zh": e.zh}
+        record = {"id": printable(submission.stem), "status": "invalid", "message": e.en, "message_zh": e.zh}
         (out / RUN_FEEDBACK).write_text(
             feedback.page(record, None, assignment=grading.assignment_name), encoding="utf-8")
         return EXIT_NOT_GRADED
@@ -121,7 +121,7 @@ def cmd_run(args) -> int:
         return EXIT_USAGE
     outcome.submission = printable(str(submission))  # what was handed in, not the copy
     (out / RUN_LOG).write_text(outcome.log or "", encoding="utf-8")
-    record = {"id": submission.stem, "status": outcome.status, "message": outcome.message, "submitters": []}
+    record = {"id": printable(submission.stem), "status": outcome.status, "message": outcome.message, "submitters": []}
     results = outcome.results if outcome.results is not None else feedback.read_results(out / "results.json")
     (out / RUN_FEEDBACK).write_text(
         feedback.page(record, results, language=language, assignment=grading.assignment_name),

@@ -30,7 +30,9 @@ def gradebook_csv(records, questions: list[str]) -> str:
     changes none of them.
     """
     buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
+    # Rows end in CRLF (RFC 4180): the csv module quotes a cell holding a character of the line
+    # ending, so a carriage return inside a name or a message cannot split a row.
+    writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerow([
         "id", "original_name", "gradescope_id", "submitters", "sids", "emails", *questions, "total",
         "possible", "percent", "status", "message", "message_zh", "counted", "duplicate_of", "sandbox", "seconds",

@@ -484,14 +484,14 @@ class _Reader:
         up.digest = _digest("ignored", shown, *[f"{f.name}:{f.size}" for f in files])
         return up
 
-    def _from_files(self, up: Upload, files: list[_Entry], where: tuple[str, str]) -> Upload:
+    def _from_files(self, up: Upload, files: list[_Entry], where: tuple[str, str], prefix: str = "") -> Upload:
         """The one notebook among ``files`` (directly, or inside the one zip there), with the model
         files found beside it."""
         notebooks = [e for e in files if e.base.lower().endswith(NOTEBOOK_SUFFIX)]
         models = [e for e in files if e.base.lower() in EXTRA_FILES]
         listing = ", ".join(ids.printable(e.base) for e in files[:8]) + (", ..." if len(files) > 8 else "")
         if len(notebooks) == 1:
-            return self._notebook(up, notebooks[0], models)
+            return self._notebook(up, notebooks[0], models, prefix)
         if len(notebooks) > 1:
             raise _both(f"{where[0]} holds {len(notebooks)} notebooks ({listing}); expected exactly one.",
                         f"{where[1]} 內有 {len(notebooks)} 個筆記本（{listing}）；應該只有一個。")
@@ -518,14 +518,15 @@ class _Reader:
                     raise _both(f"{where[0]} holds another zip and no notebook; expected the zip "
                                 "grader.export() makes.",
                                 f"{where[1]} 內是另一個 zip 檔而沒有筆記本；應為 grader.export() 產生的 zip 檔。")
-                return self._from_files(up, files + outside, where)
+                return self._from_files(up, files + outside, where, prefix=f"{up.original_name}: ")
         except zipfile.BadZipFile:
             raise _both(f"{where[0]} is not a valid zip file.", f"{where[1]} 不是有效的 zip 檔。") from None
         finally:
             spooled.unlink(missing_ok=True)
 
-    def _notebook(self, up: Upload, entry: _Entry, models: list[_Entry]) -> Upload:
-        shown = ids.printable(entry.name.rsplit("/", 1)[-1]) if "/" in entry.name else up.original_name
+    def _notebook(self, up: Upload, entry: _Entry, models: list[_Entry], prefix: str = "") -> Upload:
+        # Messages name what the student handed in: the file, or the file inside their zip.
+        shown = prefix + ids.printable(entry.name)
         raw = read_entry(entry, self.max_bytes)
         graded, _ = check_notebook(raw, shown)
         n = self._next()

@@ -1,0 +1,141 @@
+"""What the class-grading tests share: a fake autograder zip, a fake grader, notebooks, and a
+snapshot of a folder tree to prove nothing outside the output folder changed."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+import zipfile
+from pathlib import Path
+
+import nbformat
+
+from fashion_kit import run
+
+QUESTIONS = ["q1", "q2", "q3"]
+
+
+def fake_autograder(path: Path, questions=QUESTIONS, **config) -> Path:
+    """A zip with what the batch reads from an autograder: its settings and its test files."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("otter_config.json", json.dumps({"fashion_kit": config}))
+        for q in questions:
+            zf.writestr(f"tests/{q}.py", "")
+    return path
+
+
+def notebook_text(*cells: str) -> str:
+    return nbformat.writes(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells]))
+
+
+def write_notebook(path: Path, *cells: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(notebook_text(*cells), encoding="utf-8")
+    return path
+
+
+def v3_notebook_text(*cells: str) -> str:
+    return json.dumps({
+        "nbformat": 3, "nbformat_minor": 0, "metadata": {"name": ""},
+        "worksheets": [{"cells": [{"cell_type": "code", "input": c, "language": "python", "outputs": [],
+                                   "metadata": {}} for c in cells], "metadata": {}}],
+    })
+
+
+class FakeGrader:
+    """Grades by counting code cells: the first n questions get their point. Records each call, takes
+    exactly the keyword arguments the real grader takes, and gives up when ``cancel`` is set."""
+
+    def __init__(self, status: str = "graded"):
+        self.calls: list[dict] = []
+        self.status = status
+        self._lock = threading.Lock()
+
+    def __call__(self, notebook, autograder_zip, output_folder, *, settings, sandbox, extra_files, env, cancel):
+        import tempfile
+
+        with self._lock:
+            self.calls.append({
+                "notebook": Path(notebook), "output": Path(output_folder), "sandbox": sandbox,
+                "extra": {Path(p).name: Path(p).read_bytes() for p in extra_files}, "env": dict(env),
+                "tempdir": tempfile.gettempdir(), "settings": settings,
+                "zip": hashlib.sha256(Path(autograder_zip).read_bytes()).hexdigest(),
+            })
+        cells = len(json.loads(Path(notebook).read_text(encoding="utf-8"))["cells"])
+        scores = {q: (1.0 if i < cells else 0.0, 1.0) for i, q in enumerate(QUESTIONS)}
+        return run.Outcome(str(notebook), self.status, scores=scores,
+                           sandbox="none" if sandbox == "none" else "bubblewrap")
+
+    @property
+    def graded(self) -> list[str]:
+        return sorted(call["output"].name for call in self.calls)
+
+
+def snapshot(root: Path, skip: Path | None = None) -> dict[str, tuple]:
+    """Every file, folder and link under ``root`` (except ``skip``): kind, size and content hash."""
+    found = {}
+    for folder, dirs, files in os.walk(root):
+        if skip is not None and Path(folder) == skip:
+            dirs[:] = []
+            continue
+        for name in dirs + files:
+            path = Path(folder) / name
+            if skip is not None and path == skip:
+                continue
+            rel = os.fsencode(path.relative_to(root))
+            if path.is_symlink():
+                found[rel] = ("link", os.readlink(path))
+            elif path.is_dir():
+                found[rel] = ("dir",)
+            else:
+                found[rel] = ("file", hashlib.sha256(path.read_bytes()).hexdigest())
+    return found
+
+
+def zip_bytes(entries: dict[str, bytes | str], compression: int = zipfile.ZIP_STORED) -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression) as zf:
+        for name, data in entries.items():
+            zf.writestr(name, data)
+    return buffer.getvalue()
+
+
+DAMAGE = ("bad_crc", "smaller_size", "larger_size", "encrypted", "unknown_compression", "truncated",
+          "bad_central_header", "bad_local_header")
+
+
+def damage(raw: bytes, kind: str) -> bytes:
+    """``raw`` (a zip of one member, stored) damaged in one of the ways a zip can be."""
+    import struct
+
+    data = bytearray(raw)
+    central = data.find(b"PK\x01\x02")
+    if kind == "bad_crc":
+        data[14] ^= 0xFF
+        data[central + 16] ^= 0xFF
+    elif kind == "smaller_size":  # the headers say the member is smaller than it is
+        for offset in (22, central + 24):
+            struct.pack_into("<I", data, offset, 10)
+    elif kind == "larger_size":  # ... or far larger
+        for offset in (22, central + 24):
+            struct.pack_into("<I", data, offset, 2**31)
+    elif kind == "encrypted":
+        data[6] |= 1
+        data[central + 8] |= 1
+    elif kind == "unknown_compression":
+        struct.pack_into("<H", data, 8, 99)
+        struct.pack_into("<H", data, central + 10, 99)
+    elif kind == "truncated":
+        data = data[: len(data) // 2]
+    elif kind == "bad_central_header":
+        data[central:central + 4] = b"PK\x09\x09"
+    elif kind == "bad_local_header":
+        data[0:4] = b"XX\x03\x04"
+    else:
+        raise ValueError(kind)
+    return bytes(data)
