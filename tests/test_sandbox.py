@@ -326,21 +326,29 @@ def test_unknown_sandbox_kind_is_refused():
 
 @pytest.fixture(scope="module")
 def student_python():
-    """The account exists and may run this Python, which lives under /root (mode 0700) here."""
+    """An account of this test run's own that may run this Python, which lives under /root (mode 0700)
+    here; its name. The user sandbox kills by uid and limits processes per uid, so test runs at the
+    same time (pytest-xdist, or another checkout) must not share an account."""
     if os.geteuid() != 0:
         pytest.skip("the unprivileged-user sandbox needs root")
     if shutil.which("setfacl") is None:
         pytest.skip("setfacl is not installed (Debian/Ubuntu: apt-get install acl); the account cannot reach "
                     "this Python without it")
-    sandbox.ensure_user()
-    python = Path(PYTHON).resolve()
-    # The folders' ACLs as they were, to put back afterwards (removing the entry alone leaves a mask).
-    saved = subprocess.run(["getfacl", "--absolute-names", *map(str, python.parents)], capture_output=True,
-                           text=True, check=True).stdout
-    opened = sandbox.grant_traverse(python)
-    yield
-    if opened:
-        subprocess.run(["setfacl", "--restore=-"], input=saved, text=True, check=True)
+    account = f"fk-test-{os.getpid()}"
+    sandbox.ensure_user(account)
+    opened = sandbox.grant_traverse(Path(PYTHON).resolve(), account)
+    try:
+        yield account
+    finally:
+        sandbox.UnprivilegedUser(user=account).kill_all()
+        for folder in opened:
+            subprocess.run(["setfacl", "-x", f"u:{account}", str(folder)], check=True)
+            # The last named entry gone, the mask setfacl added is the only trace left: drop it too.
+            rest = subprocess.run(["getfacl", "--skip-base", "--omit-header", str(folder)], capture_output=True,
+                                  text=True).stdout
+            if not any(line.startswith(("user:", "group:")) and line.split(":")[1] for line in rest.splitlines()):
+                subprocess.run(["setfacl", "-b", str(folder)], check=True)
+        subprocess.run(["userdel", account], check=True)
 
 
 @pytest.fixture
@@ -356,7 +364,7 @@ def user_work():
 
 @pytest.fixture
 def user_box(student_python, user_work):
-    box = sandbox.UnprivilegedUser(SMALL)
+    box = sandbox.UnprivilegedUser(SMALL, user=student_python)
     box.prepare(user_work)
     yield box
     box.kill_all()
@@ -418,9 +426,9 @@ def test_user_sandbox_refuses_a_program_the_account_cannot_run(student_python, u
     closed.mkdir(mode=0o700)
     program = closed / "true"
     shutil.copy(shutil.which("true"), program)
-    box = sandbox.UnprivilegedUser(SMALL)
+    box = sandbox.UnprivilegedUser(SMALL, user=student_python)
     box.prepare(user_work)
-    with pytest.raises(sandbox.SandboxUnavailable, match=f"cannot run {program}.*setfacl -m u:fashion-kit-student:x"):
+    with pytest.raises(sandbox.SandboxUnavailable, match=f"cannot run {program}.*setfacl -m u:{student_python}:x"):
         box.command([str(program)], work=user_work, env=ENV)
 
 
@@ -429,7 +437,7 @@ def test_user_sandbox_refuses_a_work_folder_the_account_cannot_reach(student_pyt
     hidden = user_work.parent / "closed" / "work"
     hidden.mkdir(parents=True)
     hidden.parent.chmod(0o700)
-    box = sandbox.UnprivilegedUser(SMALL)
+    box = sandbox.UnprivilegedUser(SMALL, user=student_python)
     box.prepare(hidden)  # the folder is the account's, the one above it is not open to it
     with pytest.raises(sandbox.SandboxUnavailable, match=f"cannot enter {hidden}"):
         box.command([PYTHON], work=hidden, env=ENV)
