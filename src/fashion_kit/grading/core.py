@@ -158,7 +158,9 @@ def _why_stopped(ran: supervise.Supervised) -> str:
 
 def measure(work: Path, trusted: Path, data_dir: Path, box: sandboxes.Sandbox, python: Path) -> dict:
     """Copy the evidence out of the work folder and measure it in the sandboxed evaluator."""
-    inputs = trusted / "inputs"
+    # Beside the trusted folder, not in it: the evaluator runs as the sandbox's identity, which must
+    # enter this folder (on Gradescope, the unprivileged account cannot pass the 0700 trusted folder).
+    inputs = trusted.parent / "inputs"
     inputs.mkdir()
     models, problems = {}, {}
     wanted = [(work / c.EVIDENCE_DIR, c.MODEL_SNAPSHOT.format(question=q), q) for q in c.EVIDENCE_QUESTIONS]
