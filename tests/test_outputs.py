@@ -41,6 +41,9 @@ def test_roster_reads_header_variants_bom_and_extra_columns(tmp_path):
     ]
     semicolons = "學號;姓名;電子郵件\nB1;王大同;wang@example.edu\n"
     assert roster.parse(semicolons) == [roster.Student("B1", "王大同", "wang@example.edu")]
+    canvas_export = ("Student,ID,SIS User ID,SIS Login ID,Section,Quiz 1 (301)\n"
+                     "    Points Possible,,,,,10\n\"Lee, Anna\",1234,B10901002,alee,A,9\n")
+    assert roster.parse(canvas_export) == [roster.Student("B10901002", "Lee, Anna", "")]
     split = "SIS User ID,ID,First name,Last name,E-mail\nS77,999,Ada,Lovelace,ada@example.edu\n"
     assert roster.parse(split) == [roster.Student("S77", "Ada Lovelace", "ada@example.edu")]
 

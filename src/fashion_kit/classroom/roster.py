@@ -37,6 +37,8 @@ LAST_NAME_HEADERS = ("lastname", "surname", "familyname", "姓")
 EMAIL_HEADERS = ("email", "emailaddress", "mail", "電子郵件", "電子郵件地址", "信箱", "電子信箱")
 MAX_ROSTER_BYTES = 16 * 2**20
 MIN_TOKEN = 3
+# Lines of a Canvas gradebook export (usable as a roster) that are about the assignments, not a student.
+CANVAS_EXTRA_ROWS = ("pointspossible", "manualposting", "muted")
 
 
 class RosterError(ValueError):
@@ -138,6 +140,8 @@ def parse(text: str, where: str = "roster") -> list[Student]:
 
         name = cell(name_col) or " ".join(part for part in (cell(first_col), cell(last_col)) if part)
         student = Student(cell(sid_col), name, cell(email_col))
+        if not student.sid and not student.email and _fold(name) in CANVAS_EXTRA_ROWS:
+            continue
         if not student.sid and not student.email:
             raise RosterError(f"The roster {where}, line {number}, has neither a student id nor an email; "
                               "expected at least one of them for every student.")
