@@ -11,8 +11,9 @@ home, it has no network, and when phase 1 is over nothing it started survives. T
   runs as the unprivileged account ``SANDBOX_USER`` with no capabilities and resource limits.
 * :class:`NoSandbox` (``--no-sandbox``, explicit): phase 1 runs as is; recorded as such.
 
-A sandbox object serves one grading at a time: ``kill_all`` kills everything the object started
-(for :class:`UnprivilegedUser`, everything its account runs).
+``kill_all`` kills everything the object started (for :class:`UnprivilegedUser`, everything its
+account runs), so gradings that run at the same time each need an object of their own: ``choose``
+is cheap after its first call.
 """
 
 from __future__ import annotations
@@ -359,7 +360,11 @@ def _setpriv_has_pdeathsig(setpriv: str) -> bool:
 class UnprivilegedUser(Sandbox):
     """Gradescope: we are root in a container without user namespaces, so phase 1 runs as the
     account ``SANDBOX_USER``: no capabilities, no new privileges, no supplementary groups, and
-    rlimits on processes, core dumps and file size. It can write only what it owns (``work``)."""
+    rlimits on processes, core dumps and file size. It can write only what it owns (``work``) and
+    what every user may write (/tmp, /var/tmp, /dev/shm: each file there is capped by RLIMIT_FSIZE,
+    their total is not). Without namespaces the network stays reachable and ``readable`` is only
+    checked, not enforced: the account sees what any user sees. The process limit and ``kill_all``
+    work by uid, so an account serves one grading at a time (Gradescope grades one per container)."""
 
     name = "user"
 
