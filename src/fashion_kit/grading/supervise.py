@@ -126,13 +126,6 @@ def _watch(proc, deadline, memory_limit, max_processes, watch_folder, folder_lim
             return "interrupted", peak
 
 
-def _supervise(proc, timeout, memory_limit_mb, cancel) -> tuple[str | None, int]:
-    """Watch an already started ``proc`` for time, memory and cancellation (run.py's shape)."""
-    deadline = None if timeout is None else time.monotonic() + timeout
-    limit = None if memory_limit_mb is None else memory_limit_mb * 2**20
-    return _watch(proc, deadline, limit, None, None, None, cancel)
-
-
 def _tree(pid: int) -> list[psutil.Process]:
     try:
         root = psutil.Process(pid)
@@ -247,6 +240,3 @@ class CappedLog:
     def text(self) -> str:
         middle = f"\n[... {self._dropped:,} bytes of output dropped ...]\n".encode() if self._dropped else b""
         return (bytes(self._head) + middle + b"".join(self._tail)).decode("utf-8", errors="replace")
-
-
-_CappedLog = CappedLog  # the name run.py and its tests know
