@@ -352,6 +352,7 @@ def grant_traverse(path: Path, user: str = SANDBOX_USER) -> list[Path]:
     return changed
 
 
+@functools.lru_cache(maxsize=None)
 def _setpriv_has_pdeathsig(setpriv: str) -> bool:
     help_text = subprocess.run([setpriv, "--help"], capture_output=True, text=True).stdout
     return "--pdeathsig" in help_text
