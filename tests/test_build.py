@@ -1,5 +1,6 @@
 """The build: master → student/, solutions/, autograder.zip; deterministic, and all or nothing."""
 
+import ast
 import zipfile
 
 import pytest
@@ -24,7 +25,7 @@ def test_zip_carries_the_top_level_otter_config(built):
 def test_zip_bundles_data_tests_and_entry_point(built):
     with zipfile.ZipFile(built.autograder_zip) as zf:
         names = set(zf.namelist())
-    assert {"run_autograder", "run_otter.py", "setup.sh", "requirements.txt", "fashion_kit_data.py"} <= names
+    assert {"run_autograder", "setup.sh", "requirements.txt", "otter_config.json"} <= names
     assert {f"data/fashion-mnist/{f}" for f in assign.data.FILES} <= names
     questions = {n for n in names if n.startswith("tests/q")}
     assert len(questions) == 10
@@ -52,6 +53,53 @@ def test_student_notebook_has_no_solutions_or_hidden_tests(built, lang):
 def test_solution_notebook_keeps_solutions(built, lang):
     code = "\n".join(c.source for c in notebooks.read(built.solutions[lang]).cells)
     assert "Dense(128" in code and "/ 255.0" in code
+
+
+@pytest.mark.parametrize("lang", notebooks.LANGUAGES)
+def test_answer_key_is_the_student_notebook_with_every_blank_filled(built, lang):
+    """Exactly a perfect submission: the student's cells, set-up and grader.check cells included,
+    with the solution in each blank (it runs top to bottom: tests/test_notebooks.py)."""
+    student = notebooks.read(built.student[lang])
+    key = notebooks.read(built.solutions[lang])
+    assert [c.cell_type for c in key.cells] == [c.cell_type for c in student.cells]
+    filled = 0
+    for mine, theirs in zip(key.cells, student.cells):
+        if assign.ANSWER_TAG in theirs.metadata.get("tags", []):
+            filled += 1
+            blanks = [n for n in ast.walk(ast.parse(mine.source))
+                      if isinstance(n, ast.Constant) and n.value is Ellipsis]
+            assert not blanks and mine.source.strip(), f"an unfilled blank in the answer key:\n{mine.source}"
+        else:
+            assert mine.source == theirs.source
+    assert filled >= 10
+    assert sum(c.source.startswith("grader.check(") for c in key.cells) >= 9
+    assert 'otter.Notebook("fashion_mnist.ipynb")' in key.cells[2].source + key.cells[1].source
+
+
+@pytest.mark.parametrize("lang", notebooks.LANGUAGES)
+def test_answer_key_carries_no_otter_markup_and_no_tests(built, lang):
+    text = built.solutions[lang].read_text(encoding="utf-8")
+    for marker in ("# SOLUTION", "BEGIN SOLUTION", "END SOLUTION", "BEGIN PROMPT", "END PROMPT",
+                   "otter_assign_solution_cell", "otter_answer_cell", "BEGIN TEST CONFIG"):
+        assert marker not in text, f"solutions/{lang} still shows {marker!r}"
+    nb = notebooks.read(built.solutions[lang])
+    assert "tests" not in nb.metadata.get("otter", {}), "the tests live in the autograder only"
+    for hidden in ("test_normalized_values", "test_model_parameters", "test_param_count_values"):
+        assert hidden not in text
+    assign.check_answer_key(nb)  # the build's own check agrees
+
+
+def test_answer_key_check_refuses_markup():
+    nb = notebooks.read(paths.ROOT / "solutions" / "en" / assign.NOTEBOOK)
+    nb.cells[-1].source = "x = 1  # SOLUTION"
+    with pytest.raises(assign.BuildError, match="SOLUTION"):
+        assign.check_answer_key(nb)
+
+
+def test_solution_code_drops_otter_markup():
+    source = ('fashion = 1\n# BEGIN SOLUTION NO PROMPT\nx = 2\n# END SOLUTION\n""" # BEGIN PROMPT\nx = ...\n'
+              '""" # END PROMPT\ny = 3  # SOLUTION\nprint(x, y)')
+    assert assign.solution_code(source) == "fashion = 1\nx = 2\ny = 3\nprint(x, y)"
 
 
 def test_narrative_is_in_one_language_per_notebook(built):

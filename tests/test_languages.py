@@ -1,7 +1,11 @@
-"""Both languages, one source: every narrative cell exists in Traditional Chinese and English, and
-the Chinese is already in Taiwan's standard form (OpenCC's s2twp conversion leaves it unchanged)."""
+"""Both languages, one source: every narrative cell exists in Traditional Chinese and English, the
+Chinese is already in Taiwan's standard form (OpenCC's s2twp conversion leaves it unchanged), and the
+zh-TW notebook is Chinese throughout: Otter's own cells, the code comments and the pictures' words."""
 
+import io
 import re
+import tokenize
+import types
 
 import pytest
 
@@ -11,12 +15,14 @@ opencc = pytest.importorskip("opencc", reason="the language checks need OpenCC (
 
 CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
 # OpenCC's Taiwan phrase table turns 參數 (a model's parameters) into 引數 (the arguments of a function
-# call), a different idea: the word is masked before the comparison.
-KEEP = ("參數",)
+# call), a different idea, and 損失函數 into 損失函式, where Taiwan's machine-learning courses write
+# 損失函數 (a mathematical function, not a program's): these words are masked before the comparison.
+KEEP = ("參數", "損失函數")
 # Mainland terms with a different Taiwan word; s2twp catches most, this list names them clearly.
 MAINLAND = {"數據": "資料", "網絡": "網路", "程序": "程式", "信息": "資訊", "軟件": "軟體", "默認": "預設",
             "文件": "檔案", "代碼": "程式碼", "變量": "變數", "打印": "印出", "加載": "載入", "調用": "呼叫",
-            "內存": "記憶體", "對象": "物件", "數組": "陣列", "字符串": "字串", "視頻": "影片", "屏幕": "螢幕"}
+            "內存": "記憶體", "對象": "物件", "數組": "陣列", "字符串": "字串", "視頻": "影片", "屏幕": "螢幕",
+            "隨機數": "亂數", "損失函式": "損失函數"}
 
 
 @pytest.fixture(scope="module")
@@ -115,7 +121,7 @@ def test_no_mainland_terms(master):
 
 def test_the_check_catches_mainland_wording(converter):
     assert differences(converter, "用數據訓練網絡程序")
-    assert not differences(converter, "用資料訓練網路程式，算一算模型的參數")
+    assert not differences(converter, "用資料訓練網路程式，算一算模型的參數和損失函數")
 
 
 @pytest.mark.parametrize("lang", notebooks.LANGUAGES)
@@ -125,3 +131,108 @@ def test_student_notebook_carries_its_languages_narrative(master, lang):
     missing = [c.source[:60] for c in master.cells
                if notebooks.cell_language(c) == lang and c.source.strip() not in text]
     assert not missing, f"student/{lang} lacks these {lang} cells (rebuild with fashion-kit assign): {missing}"
+
+
+def comments(source: str) -> list[str]:
+    """The comments of a code cell (IPython's %magic lines read as plain Python first)."""
+    python = "\n".join("pass" if line.lstrip().startswith("%") else line for line in source.split("\n"))
+    return [tok.string for tok in tokenize.generate_tokens(io.StringIO(python).readline)
+            if tok.type == tokenize.COMMENT]
+
+
+@pytest.mark.parametrize("kind", ["student", "solutions"])
+def test_code_comments_are_in_the_notebooks_language(kind):
+    found = []
+    for lang in notebooks.LANGUAGES:
+        nb = notebooks.read(paths.ROOT / kind / lang / "fashion_mnist.ipynb")
+        for i, cell in enumerate(nb.cells):
+            if cell.cell_type != "code":
+                continue
+            for comment in comments(cell.source):
+                chinese = bool(CJK.search(comment))
+                if chinese != (lang == "zh-TW"):
+                    found.append(f"{kind}/{lang} cell {i}: {comment}")
+    assert not found, "Comments in the other language (write them as '# [zh-TW] ...' / '# [en] ...'):\n" + "\n".join(found)
+
+
+def test_comment_markers_pick_one_language():
+    source = "x = 1\n# [zh-TW] 中文\n    # [en] English\n# BEGIN zh-TW\nfont()\n# END zh-TW\ny = 2"
+    assert notebooks.code_for_language(source, "zh-TW") == "x = 1\n# 中文\nfont()\ny = 2"
+    assert notebooks.code_for_language(source, "en") == "x = 1\n    # English\ny = 2"
+    with pytest.raises(ValueError, match="END zh-TW"):
+        notebooks.code_for_language("# BEGIN zh-TW\nx = 1", "en")
+
+
+def test_zh_tw_student_notebook_has_no_english_narrative():
+    """Otter's own cells (check all, export) are translated by the build, like every other cell."""
+    nb = notebooks.read(paths.ROOT / "student" / "zh-TW" / "fashion_mnist.ipynb")
+    english = [c.source[:80] for c in nb.cells if c.cell_type == "markdown"
+               and re.sub(r"<!--.*?-->", "", c.source, flags=re.S).strip() and not CJK.search(c.source)]
+    assert not english, f"English-only cells in the zh-TW notebook: {english}"
+    for cell in nb.cells:
+        if cell.cell_type == "markdown" and "zip" in cell.source:
+            assert "Please save" not in cell.source and "See section" not in cell.source, cell.source
+
+
+# Code identifiers may appear in the pictures of either language: layer classes and activations.
+IDENTIFIERS = {"Flatten", "Dense", "relu", "softmax", "InputLayer"}
+ENGLISH_WORD = re.compile(r"[A-Za-z]{2,}")
+
+
+def picture_words(lang: str) -> list[str]:
+    """Every text drawn by the picture cells of ``lang``'s student notebook, run on small stand-ins
+    for the answers (random images, an untrained model of the right shape, a five-epoch history)."""
+    import matplotlib
+    import matplotlib.pyplot as plt
+    import numpy as np
+    from matplotlib.text import Text
+
+    from .test_notebooks import helpers_environment
+
+    matplotlib.use("Agg")
+    keras = pytest.importorskip("keras")
+    rng = np.random.default_rng(0)
+    images = rng.random((100, 28, 28))
+    labels = rng.integers(0, 10, 100)
+    model = keras.Sequential([keras.Input(shape=(28, 28)), keras.layers.Flatten(),
+                              keras.layers.Dense(128, activation="relu"), keras.layers.Dense(10, activation="softmax")])
+    words = []
+
+    def collect_and_close():
+        for number in plt.get_fignums():
+            figure = plt.figure(number)
+            words.extend(t.get_text() for t in figure.findobj(Text) if t.get_text().strip())
+        plt.close("all")
+
+    env = helpers_environment(lang)
+    env.update(training_images=images, training_labels=labels, test_images=images, test_labels=labels,
+               class_names=["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
+                            "Sneaker", "Bag", "Ankle boot"],
+               history=types.SimpleNamespace(history={"loss": [0.5, 0.4, 0.35, 0.32, 0.3],
+                                                      "accuracy": [0.8, 0.85, 0.86, 0.87, 0.88]}),
+               model=model, keras=keras)
+    nb = notebooks.read(paths.ROOT / "student" / lang / "fashion_mnist.ipynb")
+    cells = [c.source for c in nb.cells if c.cell_type == "code" and "with picture():" in c.source]
+    assert len(cells) >= 6
+    original_show = plt.show
+    plt.show = collect_and_close
+    try:
+        for source in cells:
+            exec(source, env)
+    finally:
+        plt.show = original_show
+        plt.close("all")
+    return words
+
+
+def test_zh_tw_pictures_speak_chinese():
+    pytest.importorskip("noto_cjk_sans_otc", reason="the Chinese pictures need the CJK font (the dev extra)")
+    words = picture_words("zh-TW")
+    assert any(CJK.search(w) for w in words)
+    english = sorted({w for text in words for w in ENGLISH_WORD.findall(text)} - IDENTIFIERS)
+    assert not english, f"English words in the zh-TW pictures: {english}"
+
+
+def test_en_pictures_have_no_chinese():
+    words = picture_words("en")
+    assert words and not [w for w in words if CJK.search(w)]

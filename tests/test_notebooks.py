@@ -1,11 +1,15 @@
-"""Both solution notebooks run top to bottom in a real Jupyter kernel, as a student runs them, and
-every picture cell draws its picture (saved as PNG files under the test's temporary folder)."""
+"""Both answer keys run top to bottom in a real Jupyter kernel, as a student runs them, and every
+picture cell draws its picture (saved as PNG files under the test's temporary folder). The zh-TW
+notebook finds or installs a CJK font, and its pictures are drawn with it."""
 
 import base64
 import importlib.util
+import json
 import os
 import shutil
+import subprocess
 import sys
+import textwrap
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -20,13 +24,27 @@ PICTURE_FAILED = "This picture needs your answers above"
 NO_CJK_FONT = "No Chinese font found"
 MISSING_GLYPH = "missing from font"
 PICTURE_CELL = "with picture():"
+KERAS_INPUT_WARNING = "Do not pass an `input_shape`"
+
+
+def write_public_tests(lang: str, folder: Path) -> list[str]:
+    """The student notebook's public tests as Otter test files in ``folder``/tests, as the notebook's
+    first cell does on Colab. The answer key carries no tests, so this is how its grader.check
+    cells find theirs: Otter reads a tests/ folder next to the notebook."""
+    tests = notebooks.read(paths.ROOT / "student" / lang / assign.NOTEBOOK).metadata.otter.tests
+    (folder / "tests").mkdir(parents=True, exist_ok=True)
+    for name, source in tests.items():
+        (folder / "tests" / f"{name}.py").write_text(source, encoding="utf-8")
+    return sorted(tests)
 
 
 def execute(lang: str, workdir: Path):
-    """Run solutions/<lang> in its own folder, under the file name Otter expects."""
+    """Run solutions/<lang> (the answer key) in its own folder, under the file name Otter expects,
+    with the public tests beside it."""
     workdir.mkdir(parents=True)
     target = workdir / assign.NOTEBOOK
     shutil.copy(paths.ROOT / "solutions" / lang / assign.NOTEBOOK, target)
+    write_public_tests(lang, workdir)
     nb = notebooks.read(target)
     client = nbclient.NotebookClient(
         nb, timeout=900, kernel_name="python3", resources={"metadata": {"path": str(workdir)}},
@@ -107,6 +125,15 @@ def test_chinese_pictures_use_a_chinese_font(executed):
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("lang", notebooks.LANGUAGES)
+def test_the_keras_input_warning_is_explained_and_quiet(executed, lang):
+    nb = executed[lang]
+    everything = "".join(text_outputs(c) for c in nb.cells)
+    assert KERAS_INPUT_WARNING not in everything, "Keras 3's input_shape warning reached the student"
+    assert "Flatten(input_shape=(28, 28))" in "".join(c.source for c in nb.cells), "the tutorial's line stays"
+
+
+@pytest.mark.slow
 def test_english_pictures_need_no_chinese_font(executed):
     everything = "".join(text_outputs(c) for c in executed["en"].cells)
     assert NO_CJK_FONT not in everything and MISSING_GLYPH not in everything
@@ -119,23 +146,57 @@ def test_challenge_does_not_train_unless_switched_on(executed, lang):
     assert "RUN_CHALLENGE is False" in text_outputs(cell)
 
 
-def helpers_source() -> str:
-    master = notebooks.read(paths.MASTER)
-    return next(c.source for c in master.cells if c.cell_type == "code" and "def find_cjk_font" in c.source)
+def helpers_source(lang: str = "en") -> str:
+    """The picture helpers as ``lang``'s student notebook has them."""
+    nb = notebooks.read(paths.ROOT / "student" / lang / assign.NOTEBOOK)
+    return next(c.source for c in nb.cells if c.cell_type == "code" and "def say(" in c.source)
 
 
-def render_with_helpers(lang: str, text: str) -> tuple[dict, list[str]]:
-    """Run the notebook's picture helpers, draw ``text`` as a title, and return the helpers'
-    namespace and matplotlib's warnings (a missing glyph is drawn as a box and warned about)."""
+def font_setup_source() -> str:
+    """The part of the zh-TW notebook's first cell that finds, or installs, a CJK font."""
+    first = next(c.source for c in notebooks.read(paths.MASTER).cells if "otter.Notebook(" in c.source)
+    block = first[first.index("# BEGIN zh-TW") + len("# BEGIN zh-TW"):first.index("# END zh-TW")]
+    return "import importlib.util\nimport sys\n" + notebooks.code_for_language(block, "zh-TW")
+
+
+class Shell:
+    """Stands in for IPython: records the %pip lines a cell runs instead of running them."""
+
+    def __init__(self):
+        self.magics = []
+
+    def run_line_magic(self, name, line, _stack_depth=1):
+        self.magics.append(f"%{name} {line}")
+
+    def __str__(self):
+        return "<ipykernel.zmqshell.ZMQInteractiveShell>"
+
+
+def helpers_environment(lang: str, shell: Shell | None = None) -> dict:
+    """The namespace of ``lang``'s notebook after its font set-up (zh-TW) and picture helpers ran."""
     import matplotlib
     import matplotlib.pyplot as plt
     import numpy as np
+    from IPython.core.inputtransformer2 import TransformerManager
 
     matplotlib.use("Agg")
-    env = {"LANG": lang, "plt": plt, "np": np}
+    shell = shell or Shell()
+    env = {"LANG": lang, "plt": plt, "np": np, "get_ipython": lambda: shell}
+    if lang == "zh-TW":
+        exec(TransformerManager().transform_cell(font_setup_source()), env)
+    exec(helpers_source(lang), env)
+    return env
+
+
+def render_with_helpers(lang: str, text: str, shell: Shell | None = None) -> tuple[dict, list[str]]:
+    """Run the notebook's font set-up and picture helpers, draw ``text`` as a title, and return the
+    helpers' namespace and matplotlib's warnings (a missing glyph is drawn as a box and warned about)."""
+    import matplotlib
+    import matplotlib.pyplot as plt
+
     with matplotlib.rc_context(), warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        exec(helpers_source(), env)
+        env = helpers_environment(lang, shell)
         fig = plt.figure()
         plt.title(env["say"](text, "English"))
         fig.canvas.draw()
@@ -146,20 +207,42 @@ def render_with_helpers(lang: str, text: str) -> tuple[dict, list[str]]:
 def test_chinese_labels_render_with_a_cjk_font():
     if importlib.util.find_spec("noto_cjk_sans_otc") is None:
         pytest.skip("no CJK font package installed (pip install -e '.[dev]' brings noto-cjk-sans-otc)")
-    env, caught = render_with_helpers("zh-TW", "短靴 T 恤／上衣 準確率")
+    shell = Shell()
+    env, caught = render_with_helpers("zh-TW", "短靴 T 恤／上衣 準確率", shell)
     assert env["CJK_FONT"], "the helpers found no CJK font although noto-cjk-sans-otc is installed"
+    assert not shell.magics, "a CJK font is there: the first cell must install nothing"
     assert env["label_names"]()[9] == "短靴"
     assert not [w for w in caught if MISSING_GLYPH in w], caught
 
 
-def test_pictures_fall_back_to_english_without_a_cjk_font(monkeypatch):
+def without_cjk_fonts(monkeypatch):
+    """A computer with no Chinese font: only matplotlib's own DejaVu fonts, no font package."""
     from matplotlib import font_manager
 
-    # A computer with no Chinese font: only matplotlib's own DejaVu fonts, no font package.
     monkeypatch.setitem(sys.modules, "noto_cjk_sans_otc", None)
     monkeypatch.setattr(font_manager.fontManager, "ttflist",
                         [f for f in font_manager.fontManager.ttflist if f.name.startswith("DejaVu")])
     monkeypatch.setattr(font_manager.fontManager, "addfont", lambda path: None)
+
+
+def test_without_a_cjk_font_the_first_cell_installs_the_pinned_one(monkeypatch, capsys):
+    without_cjk_fonts(monkeypatch)
+    shell = Shell()
+    helpers_environment("zh-TW", shell)
+    assert shell.magics == ["%pip install -q noto-cjk-sans-otc==0.0.1"]
+    assert "noto-cjk-sans-otc==0.0.1" in (paths.ROOT / "constraints.txt").read_text(), "the same pin as the kit's"
+    assert "安裝" in capsys.readouterr().out, "the cell says, in Chinese, that it installs a font"
+
+
+def test_the_english_notebook_installs_no_font(monkeypatch):
+    without_cjk_fonts(monkeypatch)
+    shell = Shell()
+    env = helpers_environment("en", shell)
+    assert not shell.magics and env["CJK_FONT"] is None
+
+
+def test_pictures_fall_back_to_english_when_no_font_could_be_installed(monkeypatch):
+    without_cjk_fonts(monkeypatch)  # and the install does nothing: offline, say
     env, caught = render_with_helpers("zh-TW", "短靴")
     assert env["CJK_FONT"] is None
     assert env["say"]("短靴", "Ankle boot") == "Ankle boot"
@@ -167,6 +250,74 @@ def test_pictures_fall_back_to_english_without_a_cjk_font(monkeypatch):
     env["class_names"] = ["a", "b", "c", "d", "e", "f", "g", "h", "i", "Ankle boot"]
     assert env["label_names"]()[9] == "Ankle boot"
     assert not [w for w in caught if MISSING_GLYPH in w], caught
+
+
+# Run in a fresh virtual environment: the zh-TW first cell's font set-up, the picture helpers, and a
+# Chinese title; prints what matplotlib resolved for each Chinese character.
+FRESH_VENV_SCRIPT = textwrap.dedent("""
+    import json, sys, warnings
+    import matplotlib
+    matplotlib.use("Agg")
+    from IPython.core.interactiveshell import InteractiveShell
+    from matplotlib.font_manager import FontProperties, fontManager
+    from matplotlib.ft2font import FT2Font
+
+    font_setup, helpers, text = json.load(open(sys.argv[1], encoding="utf-8"))
+    shell = InteractiveShell.instance()
+    for source in (font_setup, 'LANG = "zh-TW"\\nimport numpy as np\\nimport matplotlib.pyplot as plt', helpers):
+        result = shell.run_cell(source)
+        if not result.success:
+            raise SystemExit(f"the cell failed: {result.error_in_exec or result.error_before_exec}")
+    ns = shell.user_ns
+    plt = ns["plt"]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fig = plt.figure()
+        plt.title(ns["say"](text, "English"))
+        fig.canvas.draw()
+    candidates = fontManager._find_fonts_by_props(FontProperties(family=plt.rcParams["font.family"]))
+
+    def drawn_with(character):
+        for path in candidates:
+            font = FT2Font(path)
+            if ord(character) in font.get_charmap():
+                return font.family_name
+        return None
+
+    print("RESULT " + json.dumps({
+        "cjk_font": ns["CJK_FONT"],
+        "fonts": {c: drawn_with(c) for c in text if not c.isspace() and ord(c) > 0x2e80},
+        "warnings": [str(w.message) for w in caught],
+    }, ensure_ascii=False))
+""")
+
+
+@pytest.mark.slow
+def test_a_fresh_environment_gets_a_cjk_font_from_the_first_cell(tmp_path):
+    """No dev extras, no CJK font: the zh-TW first cell installs the pinned font package itself, and
+    matplotlib then draws every Chinese character of a title with that font, without warnings."""
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    python = venv / "bin" / "python"
+    install = subprocess.run(
+        [str(python), "-m", "pip", "install", "-q", "-c", str(paths.ROOT / "constraints.txt"),
+         "matplotlib", "ipython"], capture_output=True, text=True, timeout=900)
+    assert install.returncode == 0, install.stdout[-2000:] + install.stderr[-2000:]
+    probe = subprocess.run([str(python), "-c", "import noto_cjk_sans_otc"], capture_output=True)
+    assert probe.returncode != 0, "the fresh environment must start without the font package"
+    text = "短靴 準確率 第幾輪訓練"
+    inputs = tmp_path / "inputs.json"
+    inputs.write_text(json.dumps([font_setup_source(), helpers_source("zh-TW"), text]), encoding="utf-8")
+    script = tmp_path / "draw.py"
+    script.write_text(FRESH_VENV_SCRIPT, encoding="utf-8")
+    run = subprocess.run([str(python), str(script), str(inputs)], capture_output=True, text=True,
+                         timeout=900, cwd=tmp_path)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    assert "中文字型" in run.stdout, "the cell says in Chinese that it installs a font"
+    result = json.loads(run.stdout.split("RESULT ", 1)[1])
+    assert result["cjk_font"], result
+    assert all(font == result["cjk_font"] for font in result["fonts"].values()), result["fonts"]
+    assert not [w for w in result["warnings"] if MISSING_GLYPH in w or "Glyph" in w], result["warnings"]
 
 
 def test_picture_cells_say_what_is_missing_instead_of_failing(capsys):
@@ -208,6 +359,9 @@ def test_checks_work_on_colab(tmp_path, monkeypatch):
         monkeypatch.setitem(sys.modules, name, module)
     monkeypatch.setattr(otter_utils, "get_ipython", ColabShell)
     monkeypatch.chdir(tmp_path)
+    # The cell installs the notebook's failure formatter into Otter: undone after this test.
+    from otter.test_files.exception_test import ExceptionTestFile
+    monkeypatch.setattr(ExceptionTestFile, "_generate_error_message", ExceptionTestFile._generate_error_message)
 
     env = {"get_ipython": ColabShell}
     exec(TransformerManager().transform_cell(init), env)
