@@ -12,6 +12,8 @@ from html.parser import HTMLParser
 from types import SimpleNamespace
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from fashion_kit import contract, report, results
 from fashion_kit.classroom import exports, feedback, resources, roster
@@ -383,3 +385,19 @@ def test_outputs_skip_ignored_files(tmp_path):
     outputs.write(tmp_path, records, QUESTIONS, assignment="hw", possible=4)
     assert sorted(p.name for p in (tmp_path / "feedback").iterdir()) == ["anna.html"]
     assert [line[0] for line in _rows((tmp_path / "canvas.csv").read_text(encoding="utf-8"))[2:]] == ["anna"]
+
+
+json_values = st.recursive(st.none() | st.booleans() | st.floats() | st.integers() | st.text(max_size=20),
+                           lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
+                           max_leaves=20)
+test_boxes = st.lists(st.fixed_dictionaries({"name": json_values, "score": json_values, "max_score": json_values,
+                                              "output": json_values, "visibility": json_values}), max_size=5)
+
+
+@settings(max_examples=150, deadline=None)
+@given(tests=test_boxes | json_values, extra=json_values, score=json_values)
+def test_any_results_json_content_gives_a_page_and_never_unescaped_text(tests, extra, score):
+    page = feedback.page({"id": "x", "status": "graded"}, {"tests": tests, "score": score, "extra_data": extra},
+                         language="zh-TW")
+    shown = parsed(page)
+    assert not [t for t, _ in shown.tags if t in ("script", "img", "iframe", "object", "link")]

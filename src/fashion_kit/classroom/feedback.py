@@ -97,8 +97,25 @@ def _label(key: str, language: str) -> str:
 def _number(value) -> str:
     try:
         return f"{float(value):g}"
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return "?"
+
+
+def _float(value) -> float:
+    """A score as a number; anything else counts as 0 (a page is written whatever the file holds)."""
+    try:
+        number = float(value or 0)
+    except (TypeError, ValueError, OverflowError):
+        return 0.0
+    return number if number == number else 0.0  # NaN
+
+
+def _ratio(value):
+    try:
+        number = float(value)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    return number if number == number else None
 
 
 def _students(record) -> str:
@@ -115,7 +132,8 @@ def _students(record) -> str:
 
 def visible_tests(results: dict) -> list[dict]:
     """The result boxes a student sees once grades are published: all but the ``hidden`` ones."""
-    return [t for t in results.get("tests", []) or [] if isinstance(t, dict) and t.get("visibility") != "hidden"]
+    tests = results.get("tests")
+    return [t for t in tests if isinstance(t, dict) and t.get("visibility") != "hidden"] if isinstance(tests, list) else []
 
 
 def measured(results: dict) -> dict:
@@ -125,10 +143,11 @@ def measured(results: dict) -> dict:
 
 
 def _accuracy_line(value, threshold, language: str) -> str:
+    value, threshold = _ratio(value), _ratio(threshold)
     if value is None or threshold is None:
         return _label("not_measured", language)
-    verdict = _label("reached" if float(value) >= float(threshold) else "not_reached", language)
-    return f"{float(value):.4f} ({_label('threshold', language)} {float(threshold):.2f}): {verdict}"
+    verdict = _label("reached" if value >= threshold else "not_reached", language)
+    return f"{value:.4f} ({_label('threshold', language)} {threshold:.2f}): {verdict}"
 
 
 def page(record, results: dict | None, *, language: str = DEFAULT_LANGUAGE, assignment: str = "") -> str:
@@ -153,10 +172,11 @@ def page(record, results: dict | None, *, language: str = DEFAULT_LANGUAGE, assi
             parts.append(f"<pre class='message'>{esc(text)}</pre>")
         return _document(parts, language, sid)
 
-    tests = visible_tests(results)
+    tests = visible_tests(results) if isinstance(results, dict) else []
+    results = results if isinstance(results, dict) else {}
     scored = [t for t in tests if "max_score" in t and t.get("name") != contract.CHALLENGE_TEST]
-    possible = sum(float(t.get("max_score") or 0) for t in scored)
-    total = results.get("score", sum(float(t.get("score") or 0) for t in tests if "max_score" in t))
+    possible = sum(_float(t.get("max_score")) for t in scored)
+    total = results.get("score", sum(_float(t.get("score")) for t in tests if "max_score" in t))
     parts.append(f"<tr><th>{L('total')}</th><td class='total'>{esc(_number(total))} / {esc(_number(possible))}</td></tr>")
     if status and status != "graded":
         parts.append(f"<tr><th>{L('status')}</th><td>{esc(status)}</td></tr>")
@@ -184,7 +204,7 @@ def page(record, results: dict | None, *, language: str = DEFAULT_LANGUAGE, assi
             checked = esc(en)
         else:
             checked = f"{esc(zh)}<br><span class='en'>{esc(en)}</span>"
-        score, top = float(t.get("score") or 0), float(t.get("max_score") or 0)
+        score, top = _float(t.get("score")), _float(t.get("max_score"))
         css = "full" if score >= top else ("part" if score > 0 else "none")
         parts.append(f"<tr><td>{esc(name)}</td><td class='{css}'>{esc(_number(score))} / {esc(_number(top))}</td>"
                      f"<td>{checked}</td><td><pre class='message'>{esc(str(t.get('output', '')))}</pre></td></tr>")
