@@ -272,6 +272,19 @@ def test_bubblewrap_tmpfs_is_capped(bwrap_box, work):
     assert "No space left on device" in result.log, result.log
 
 
+LIMITS = """
+    import json, resource
+    print(json.dumps({name: resource.getrlimit(getattr(resource, "RLIMIT_" + name)) for name in ("CORE", "FSIZE", "NPROC")}))
+"""
+
+
+@needs_bwrap
+def test_bubblewrap_sets_core_and_file_size_limits(bwrap_box, work):
+    found = report(run_in(bwrap_box, work, LIMITS))
+    assert found["CORE"] == [0, 0]
+    assert found["FSIZE"] == [SMALL.max_work_folder_mb * 2**20] * 2
+
+
 @needs_bwrap
 def test_bubblewrap_runs_with_an_older_bwrap(work, monkeypatch):
     # bwrap 0.6 (Ubuntu 22.04) knows neither --size nor --disable-userns.
@@ -392,6 +405,13 @@ def test_user_sandbox_prepares_and_confines(user_box, user_work, monkeypatch):
     assert found["grader"] == found["venv"] == "Permission denied"
     assert "FASHION_KIT_TEST_SECRET" not in found["env"]
     assert set(ENV) <= set(found["env"])
+
+
+@needs_root
+def test_user_sandbox_sets_process_core_and_file_size_limits(user_box, user_work):
+    found = report(run_in(user_box, user_work, LIMITS))
+    assert found == {"CORE": [0, 0], "FSIZE": [SMALL.max_work_folder_mb * 2**20] * 2,
+                     "NPROC": [SMALL.max_processes] * 2}
 
 
 @needs_root
