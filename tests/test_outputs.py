@@ -401,3 +401,32 @@ def test_any_results_json_content_gives_a_page_and_never_unescaped_text(tests, e
                          language="zh-TW")
     shown = parsed(page)
     assert not [t for t, _ in shown.tags if t in ("script", "img", "iframe", "object", "link")]
+
+
+def test_for_batch_reads_the_roster_points_and_results_from_disk(tmp_path):
+    from fashion_kit import settings as settings_module
+    from fashion_kit.classroom import outputs
+
+    zip_path = tmp_path / "autograder.zip"
+    with zipfile.ZipFile(zip_path, "w") as zf:
+        for q, p in (("q1_load_data", 1), ("q2_class_names", 1), ("q3_normalize", 2)):
+            zf.writestr(f"tests/{q}.py", f'name = "{q}"\npoints = {p}\n')
+    out = tmp_path / "graded"
+    (out / "submission_1").mkdir(parents=True)
+    (out / "submission_1" / "results.json").write_text(json.dumps(results_json()), encoding="utf-8")
+    records = [Rec("submission_1", scores={"q1_load_data": [1, 1]}, language="en",
+                   submitters=[{"name": "Ming", "email": "ming@example.edu", "sid": "B10901001"}])]
+    result = SimpleNamespace(records=records, questions=QUESTIONS)
+    roster_file = tmp_path / "roster.csv"
+    roster_file.write_text(ROSTER, encoding="utf-8")
+
+    written = outputs.for_batch(out, result, zip_path, settings_module.Settings(), roster_file)
+    assert [r.status for r in written.rows] == ["graded", "missing", "missing"]
+    assert _rows((out / "canvas.csv").read_text(encoding="utf-8"))[1][-1] == "4", "points from the zip's questions"
+    page = (out / "feedback" / "submission_1.html").read_text(encoding="utf-8")
+    assert "Expected class_names[9]" in page and "評分回饋" not in page, "results.json from disk, the record's language"
+
+    own = outputs.for_batch(out, result, zip_path, settings_module.Settings())  # the export's own roster
+    assert [(r.student.sid, r.status) for r in own.rows] == [("B10901001", "graded")]
+    with pytest.raises(roster.RosterError):
+        outputs.for_batch(out, result, zip_path, settings_module.Settings(), tmp_path / "missing.csv")

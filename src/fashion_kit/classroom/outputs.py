@@ -72,3 +72,29 @@ def write(out: Path | str, records, questions: list[str], *, assignment: str, po
     folder, bundle = feedback.write(out, pages)
     written.files += [folder, bundle]
     return written
+
+
+def for_batch(out: Path | str, result, autograder_zip: Path | str, settings, roster_file: Path | str | None = None) -> Written:
+    """:func:`write` for a finished batch, as ``fashion-kit grade`` calls it.
+
+    The roster is ``roster_file`` (``--roster``) when given, else the one a Gradescope export carries
+    (none for a folder of notebooks); the points are the autograder's questions'; each upload's
+    results.json is read from ``<out>/<id>/``; a record's ``language`` (if the batch keeps one) picks
+    its page's language. Raises :class:`roster.RosterError` for an unusable roster file.
+    """
+    from .store import RESULTS
+
+    out = Path(out)
+    students = roster.read(roster_file) if roster_file else (roster.from_uploads(result.records) or None)
+    points = exports.question_points(autograder_zip)
+    possible = sum(points.get(q, 0.0) for q in result.questions) or sum(points.values())
+
+    def results_of(record):
+        return feedback.read_results(out / str(roster.get(record, "id", "")) / RESULTS)
+
+    def language_of(record):
+        language = roster.get(record, "language", None)
+        return language if language in feedback.LANGUAGES else feedback.DEFAULT_LANGUAGE
+
+    return write(out, result.records, list(result.questions), assignment=settings.assignment_name,
+                 possible=possible, students=students, results_of=results_of, language_of=language_of)
