@@ -109,7 +109,7 @@ FORK_BOMB = """
             pid = os.fork()
         except OSError as e:
             print("fork refused:", e.strerror, "after", made, flush=True)
-            break
+            sys.exit()  # its children still sleep: the sandbox's kill_all must end them
         if pid == 0:
             time.sleep(30)
             os._exit(0)
@@ -433,7 +433,7 @@ def test_user_sandbox_kills_what_outlives_a_finished_run(user_box, user_work):
 
 @needs_root
 def test_user_sandbox_fork_bomb_hits_the_process_limit(user_box, user_work):
-    result = run_in(user_box, user_work, FORK_BOMB, timeout=5)
+    result = run_in(user_box, user_work, FORK_BOMB, timeout=10)
     assert "fork refused: Resource temporarily unavailable" in result.log, result.log
     made = int(result.log.split("after")[-1].split()[0])
     assert made < SMALL.max_processes
