@@ -249,6 +249,8 @@ def html_report(result, title: str = "Fashion-MNIST: class grading report", resu
             + _cell(f"{pct:.1f}" if pct is not None else "", pct if pct is not None else -1)
             + _cell(_get(r, "message", "") or "") + "</tr>"
         )
+    question_rows = "".join(f"<tr><td>{esc(q)}</td><td>{means[q][0]:.2f}</td><td>{means[q][1]:g}</td>"
+                            f"<td>{100 * rates[q]:.0f}%</td></tr>" for q in questions)
     board = leaderboard_entries(records, results_of)
     board_block = (
         "<table><tr><th>rank</th><th>id</th><th>submitters</th><th>test accuracy</th></tr>"
@@ -278,7 +280,7 @@ img {{ max-width: 100%; }}
 <h2>Mean score per question</h2>
 <img alt="mean score per question" src="data:image/png;base64,{figs["means"]}">
 <table><tr><th>question</th><th>mean score</th><th>points</th><th>full points</th></tr>
-{"".join(f"<tr><td>{esc(q)}</td><td>{means[q][0]:.2f}</td><td>{means[q][1]:g}</td><td>{100 * rates[q]:.0f}%</td></tr>" for q in questions)}</table>
+{question_rows}</table>
 <h2>Scores</h2>
 <img alt="score histogram" src="data:image/png;base64,{figs["histogram"]}">
 <h2>Challenge leaderboard</h2>

@@ -235,7 +235,8 @@ def _document(parts: list[str], language: str, sid: str) -> str:
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{title}</title>
 <style>
-body {{ font-family: system-ui, "Noto Sans CJK TC", "Microsoft JhengHei", sans-serif; max-width: 60rem; margin: 2rem auto; padding: 0 1rem; color: #222; }}
+body {{ font-family: system-ui, "Noto Sans CJK TC", "Microsoft JhengHei", sans-serif; max-width: 60rem;
+       margin: 2rem auto; padding: 0 1rem; color: #222; }}
 table {{ border-collapse: collapse; margin: 0.5rem 0 1.5rem; width: 100%; }}
 th, td {{ border: 1px solid #ccc; padding: 0.3rem 0.6rem; text-align: left; vertical-align: top; }}
 th {{ background: #f3f3f3; }}

@@ -74,7 +74,8 @@ def write(out: Path | str, records, questions: list[str], *, assignment: str, po
     return written
 
 
-def for_batch(out: Path | str, result, autograder_zip: Path | str, settings, roster_file: Path | str | None = None) -> Written:
+def for_batch(out: Path | str, result, autograder_zip: Path | str, settings,
+              roster_file: Path | str | None = None) -> Written:
     """:func:`write` for a finished batch, as ``fashion-kit grade`` calls it.
 
     The roster is ``roster_file`` (``--roster``) when given, else the one a Gradescope export carries

@@ -236,8 +236,9 @@ def match(roster: list[Student], uploads) -> tuple[list[Row], list]:
 
     A group submission (several submitters) counts for each of them. When several uploads belong to
     one student (a re-upload), the row takes the one the batch counts (``counted``, not a duplicate),
-    else the one with the highest total, the earliest id on a tie; ``Row.uploads`` names them all. A file name that fits several students matches none of
-    them: it is listed as unmatched, for a person to decide.
+    else the one with the highest total, the earliest id on a tie; ``Row.uploads`` names them all.
+    A file name that fits several students matches none of them: it is listed as unmatched, for a
+    person to decide.
     """
     rows = [Row(student) for student in roster]
     unmatched = []
