@@ -180,7 +180,9 @@ document.querySelectorAll("table.sortable th").forEach(function (th, column) {
     }
     rows.sort(function (a, b) {
       var x = key(a), y = key(b);
-      var order = x[0] !== y[0] ? x[0] - y[0] : (x[1] < y[1] ? -1 : x[1] > y[1] ? 1 : 0);
+      // Numbers before text; text in natural order (student9 before student10).
+      var order = x[0] !== y[0] ? x[0] - y[0]
+        : x[0] === 0 ? x[1] - y[1] : x[1].localeCompare(y[1], undefined, {numeric: true});
       return ascending ? order : -order;
     });
     rows.forEach(function (row) { body.appendChild(row); });
