@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import zipfile
 from html.parser import HTMLParser
 from types import SimpleNamespace
@@ -430,3 +431,41 @@ def test_for_batch_reads_the_roster_points_and_results_from_disk(tmp_path):
     assert [(r.student.sid, r.status) for r in own.rows] == [("B10901001", "graded")]
     with pytest.raises(roster.RosterError):
         outputs.for_batch(out, result, zip_path, settings_module.Settings(), tmp_path / "missing.csv")
+
+
+@pytest.mark.browser
+def test_the_report_table_sorts_by_a_clicked_column(tmp_path):
+    """The inline script, run by a real browser (Debian's chromium, driven by Playwright)."""
+    from pathlib import Path
+
+    chromium = Path("/usr/bin/chromium")
+    if not chromium.exists():
+        message = "needs Debian's chromium at /usr/bin/chromium: apt-get update && apt-get install -y chromium"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    from playwright.sync_api import sync_playwright
+
+    records = [upload(f"s{i}", scores={"q1_load_data": [a, 1], "q2_class_names": [b, 1]})
+               for i, (a, b) in enumerate([(1, 0.5), (0, 1), (1, 1), (0, 0)], start=1)]
+    records.append(upload("s10", status="invalid"))
+    path = tmp_path / "report.html"
+    path.write_text(report.html_report(SimpleNamespace(records=records, questions=QUESTIONS[:2])), encoding="utf-8")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(chromium), args=["--no-sandbox", "--disable-gpu"])
+        page = browser.new_page()
+        errors = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(path.as_uri())
+
+        def column(i):
+            return page.eval_on_selector_all("table.sortable tbody tr", f"rows => rows.map(r => r.cells[{i}].textContent)")
+
+        page.click("table.sortable th:nth-child(6)")  # total: ascending, blanks first
+        assert column(5) == ["", "0", "1", "1.5", "2"]
+        page.click("table.sortable th:nth-child(6)")
+        assert column(0) == ["s3", "s1", "s2", "s4", "s10"]
+        page.click("table.sortable th:nth-child(1)")  # ids in natural order
+        assert column(0) == ["s1", "s2", "s3", "s4", "s10"]
+        browser.close()
+    assert errors == []
