@@ -469,3 +469,31 @@ def test_the_report_table_sorts_by_a_clicked_column(tmp_path):
         assert column(0) == ["s1", "s2", "s3", "s4", "s10"]
         browser.close()
     assert errors == []
+
+
+def test_for_batch_after_a_real_batch_with_a_fake_grader(tmp_path):
+    """The batch's own records and result (intake, ignored files, ids), graded by a stand-in."""
+    from fashion_kit import settings as settings_module
+    from fashion_kit.classroom import batch, outputs
+
+    from .classroom_fakes import FakeGrader, fake_autograder, write_notebook
+
+    source = tmp_path / "class"
+    write_notebook(source / "B10901001.ipynb", "a = 1", "b = 2", "c = 3")
+    write_notebook(source / "anna_lee.ipynb", "a = 1")
+    write_notebook(source / "who_is_this.ipynb", "a = 1", "b = 2")
+    (source / "README.md").write_text("not a submission", encoding="utf-8")
+    zip_path = fake_autograder(tmp_path / "autograder.zip")
+    out = tmp_path / "graded"
+    result = batch.grade_class(source, out, zip_path, grade_fn=FakeGrader(), jobs=1, use_watchdog=False)
+    roster_file = tmp_path / "roster.csv"
+    roster_file.write_text(ROSTER, encoding="utf-8")
+
+    written = outputs.for_batch(out, result, zip_path, settings_module.Settings(), roster_file)
+    assert [(r.student.sid, r.status, r.matched_by) for r in written.rows] == [
+        ("B10901001", "graded", "file name"), ("B10901002", "graded", "file name"), ("B10901003", "missing", "")]
+    assert [str(roster.get(u, "id")) for u in written.unmatched] == ["who_is_this"]
+    canvas = _rows((out / "canvas.csv").read_text(encoding="utf-8"))
+    assert canvas[1][-1] == "3" and [line[-1] for line in canvas[2:]] == ["3", "1", ""]
+    pages = sorted(p.name for p in (out / "feedback").iterdir())
+    assert pages == ["B10901001.html", "anna_lee.html", "who_is_this.html"], "the README gets no page"

@@ -89,6 +89,9 @@ def for_batch(out: Path | str, result, autograder_zip: Path | str, settings,
     students = roster.read(roster_file) if roster_file else (roster.from_uploads(result.records) or None)
     points = exports.question_points(autograder_zip)
     possible = sum(points.get(q, 0.0) for q in result.questions) or sum(points.values())
+    if not possible:  # a zip whose test files name no points: what the graded questions were worth
+        possible = max((sum(float(p) for _, p in (roster.get(r, "scores", None) or {}).values())
+                        for r in result.records), default=0.0)
 
     def results_of(record):
         return feedback.read_results(out / str(roster.get(record, "id", "")) / RESULTS)
