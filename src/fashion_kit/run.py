@@ -144,9 +144,13 @@ def grade(
 
     with tempfile.TemporaryDirectory(prefix="fashion-kit-grade-", dir=workdir) as tmp:
         tmp = Path(tmp)
+        # The sandbox's account may pass through to its work folder (the core makes it in here), but
+        # neither list this folder nor enter the Gradescope layout beside it (the hidden tests).
+        tmp.chmod(0o711)
         ag_dir = tmp / "autograder"
+        ag_dir.mkdir(mode=0o700)
         for sub in ("source", "submission", "results"):
-            (ag_dir / sub).mkdir(parents=True)
+            (ag_dir / sub).mkdir()
         (ag_dir / "submission_metadata.json").write_text("{}")
         with zipfile.ZipFile(autograder_zip) as zf:
             zf.extractall(ag_dir / "source")

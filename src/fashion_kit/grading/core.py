@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import sys
 import tempfile
@@ -86,6 +87,8 @@ def grade(autograder_dir: Path, box: sandboxes.Sandbox, settings: Settings | Non
     """Grade the submission in ``autograder_dir`` and write its results.json; returns it."""
     autograder_dir = Path(autograder_dir).resolve()
     source = autograder_dir / "source"
+    if os.geteuid() == 0:
+        source.chmod(0o700)  # the hidden tests and the grader's data: root's alone (setup.sh does it too)
     settings = settings or settings_module.load(source / "otter_config.json")
     questions = read_questions(source / "tests")
     data_dir = source / "data" / "fashion-mnist"
