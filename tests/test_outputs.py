@@ -497,3 +497,12 @@ def test_for_batch_after_a_real_batch_with_a_fake_grader(tmp_path):
     assert canvas[1][-1] == "3" and [line[-1] for line in canvas[2:]] == ["3", "1", ""]
     pages = sorted(p.name for p in (out / "feedback").iterdir())
     assert pages == ["B10901001.html", "anna_lee.html", "who_is_this.html"], "the README gets no page"
+
+
+def test_a_utf16_roster_with_its_byte_order_mark_is_read(tmp_path):
+    path = tmp_path / "roster.txt"
+    path.write_bytes("學號\t姓名\t電子郵件\nB1001\t王大同\twang@example.edu\n".encode("utf-16"))
+    assert roster.read(path) == [roster.Student("B1001", "王大同", "wang@example.edu")]
+    (tmp_path / "big5.csv").write_bytes("學號,姓名,email\nB1001,王大同,wang@example.edu\n".encode("big5"))
+    with pytest.raises(roster.RosterError, match="not UTF-8"):
+        roster.read(tmp_path / "big5.csv")

@@ -97,14 +97,12 @@ def read(path: Path | str) -> list[Student]:
     if len(raw) > MAX_ROSTER_BYTES:
         raise RosterError(f"The roster {path.name} is {len(raw) / 2**20:.0f} MB; expected a CSV file of at most "
                           f"{MAX_ROSTER_BYTES // 2**20} MB.")
-    for encoding in ("utf-8-sig", "utf-16"):
-        try:
-            text = raw.decode(encoding)
-            break
-        except UnicodeDecodeError:
-            continue
-    else:
-        raise RosterError(f"The roster {path.name} is not UTF-8 text; save it as \"CSV UTF-8\" and try again.")
+    # Excel saves "CSV UTF-8" with a byte-order mark, and "Unicode text" as UTF-16 with one.
+    encoding = "utf-16" if raw[:2] in (b"\xff\xfe", b"\xfe\xff") else "utf-8-sig"
+    try:
+        text = raw.decode(encoding)
+    except UnicodeDecodeError:
+        raise RosterError(f"The roster {path.name} is not UTF-8 text; save it as \"CSV UTF-8\" and try again.") from None
     return parse(text, path.name)
 
 
