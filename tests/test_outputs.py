@@ -42,7 +42,7 @@ def test_roster_reads_header_variants_bom_and_extra_columns(tmp_path):
         roster.Student("B10901002", "Anna Lee", "anna@example.edu"),
         roster.Student("B10901003", "Bo Wang", "bo@example.edu"),
     ]
-    semicolons = "學號;姓名;電子郵件\nB1;王大同;wang@example.edu\n"
+    semicolons = "\n\n學號;姓名;電子郵件\nB1;王大同;wang@example.edu\n"
     assert roster.parse(semicolons) == [roster.Student("B1", "王大同", "wang@example.edu")]
     canvas_export = ("Student,ID,SIS User ID,SIS Login ID,Section,Quiz 1 (301)\n"
                      "    Points Possible,,,,,10\n\"Lee, Anna\",1234,B10901002,alee,A,9\n")
@@ -58,6 +58,7 @@ def test_roster_reads_header_variants_bom_and_extra_columns(tmp_path):
     ("sid,name,email\nB1,Anna,anna@example.edu\nB1,Bo,bo@example.edu\n", "twice"),
     ("sid,name,email\n,Anna,\n", "neither a student id nor an email"),
     ("sid,name,email\nB1,Anna,not-an-address\n", "expected an email address"),
+    ("sid,name,email\nB1,\"Anna" + "x" * 200_000 + "\",a@example.edu\n", "not a readable CSV"),
 ])
 def test_a_bad_roster_is_one_clear_error(text, words):
     with pytest.raises(roster.RosterError, match=words):

@@ -108,12 +108,16 @@ def read(path: Path | str) -> list[Student]:
 
 def parse(text: str, where: str = "roster") -> list[Student]:
     """The students in a roster's text; see :func:`read`."""
-    text = text.lstrip("\ufeff")
+    text = text.lstrip("\ufeff").lstrip("\r\n")
     if not text.strip():
         raise RosterError(f"The roster {where} is empty; expected a header row (student id, name, email) and a row per student.")
     first_line = text.splitlines()[0]
     delimiter = max(",;\t", key=first_line.count) if any(d in first_line for d in ",;\t") else ","
-    rows = list(csv.reader(io.StringIO(text), delimiter=delimiter))
+    try:
+        rows = list(csv.reader(io.StringIO(text), delimiter=delimiter))
+    except csv.Error as e:  # a NUL byte, a field of megabytes: not a roster a program wrote
+        raise RosterError(f"The roster {where} is not a readable CSV file ({e}); expected a header row "
+                          "(student id, name, email) and a row per student.") from None
     header = [_fold(h) for h in rows[0]]
 
     def column(names) -> int | None:
