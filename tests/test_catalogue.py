@@ -1,30 +1,54 @@
-"""The catalogue of faulty submissions: every entry gets exactly the score it must get, per question.
+"""The catalogue of faulty and hostile submissions: every entry gets exactly the score it must get.
 
 tests/catalogue/catalogue.json describes each entry as edits of the reference solution; this module
 turns them into notebooks, grades them all with the real autograder (queued at once, graded in
 parallel by the session's ``grader``) and compares every question's score.
+
+The hostile entries attack the grader itself. Each is graded in both layouts: the local one
+(bubblewrap) and Gradescope's (``--sandbox user``: root, the notebook run as the unprivileged account).
+Besides its scores, every hostile grading is checked from outside: no process of it survives, nothing
+lands outside the work folder (in the instructor's folders, the kit, site-packages), no secret of the
+instructor's is read, and, locally, no connection gets out.
 """
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import json
+import os
+import shutil
+import site
+import socket
+import subprocess
+import sys
+import sysconfig
+import tempfile
+import threading
+import uuid
+import zipfile
 from pathlib import Path
 
 import jsonschema
 import nbformat
+import psutil
 import pytest
 
-from fashion_kit import assign, notebooks
+import fashion_kit
+from fashion_kit import assign, notebooks, results, run, settings as settings_module
+from fashion_kit.grading import sandbox, supervise
 
 from .test_grading import QUESTIONS
 
 CATALOGUE = Path(__file__).resolve().parent / "catalogue" / "catalogue.json"
 FIT = "history = model.fit(training_images, training_labels, epochs=5)"
-# How each entry trains: its own fit, one step per epoch (five epochs in history, no real learning),
-# or no fit at all. Entries whose verdict does not hinge on a trained model skip the minute of training.
+# How each entry trains: its own fit; five real epochs of one step each (the whole training set as one
+# batch: the optimizer takes five epochs' worth of steps, so q6's evidence holds, but the model learns
+# little); or no fit at all. Entries whose verdict does not hinge on a trained model skip the minute of
+# training.
 TRAINING_EDITS = {
     "full": [],
-    "quick": [{"replace": ["epochs=5)", "epochs=5, steps_per_epoch=1)"]}],
+    "quick": [{"replace": ["epochs=5)", "epochs=5, batch_size=60000)"]}],
     "none": [{"replace": [FIT, "history = None"]}],
 }
 # Entries identical to a core grading share its cached result instead of grading twice.
@@ -42,6 +66,8 @@ EDIT = {
                                             "source": {"type": "string"}}},
     ]
 }
+SCORES = {"type": "object", "additionalProperties": {"type": "number", "minimum": 0}}
+STOPPED = {"enum": ["timeout", "memory", "processes", "disk", "error"]}
 SCHEMA = {
     "type": "object",
     "required": ["entries"],
@@ -51,14 +77,29 @@ SCHEMA = {
         "additionalProperties": False,
         "properties": {
             "name": {"type": "string", "pattern": "^[a-z0-9-]+$"},
-            "kind": {"enum": ["mistake", "crash", "fake", "equivalent"]},
+            "kind": {"enum": ["mistake", "crash", "fake", "equivalent", "hostile"]},
             "why": {"type": "string", "minLength": 10},
             "training": {"enum": sorted(TRAINING_EDITS)},
             "edits": {"type": "array", "minItems": 1, "items": EDIT},
-            "scores": {"type": "object", "additionalProperties": {"type": "number", "minimum": 0}},
+            "scores": SCORES,
+            # Hostile entries only: settings changed for this grading (small limits keep a fork bomb or
+            # a full disk fast), why phase 1 must be stopped, and where Gradescope's layout differs.
+            "settings": {"type": "object"},
+            "stopped": STOPPED,
+            "user": {"type": "object", "required": ["why"], "additionalProperties": False, "properties": {
+                "why": {"type": "string", "minLength": 10},
+                "scores": SCORES,
+                "stopped": STOPPED,
+                "network": {"type": "boolean"},
+            }},
         },
     }}},
 }
+# Hostile entries name what only the test knows with these markers, replaced before grading: a
+# token that marks every process and file of the attack, a folder of the instructor's outside the
+# work folder, the instructor's home, a secret file in it, and a port the test listens on.
+MARKERS = ("@TOKEN@", "@OUTSIDE@", "@HOME@", "@CANARY@", "@PORT@")
+LAYOUTS = ("bubblewrap", "user")
 
 
 class CatalogueError(ValueError):
@@ -98,10 +139,12 @@ def apply(nb, edits: list[dict], entry: str):
     return nb
 
 
-def mutant(entry: dict, base: Path, target: Path) -> Path:
+def mutant(entry: dict, base: Path, target: Path, markers: dict[str, str] | None = None) -> Path:
     nb = apply(notebooks.read(base), TRAINING_EDITS[entry["training"]] + entry["edits"], entry["name"])
     for i, cell in enumerate(nb.cells):  # inserted cells need ids that are unique in the notebook
         cell["id"] = f"m{i:03d}"
+        for marker, value in (markers or {}).items():
+            cell.source = cell.source.replace(marker, value)
     target.parent.mkdir(parents=True, exist_ok=True)
     notebooks.write(nb, target)
     return target
@@ -111,30 +154,62 @@ def grading_name(entry: dict) -> str:
     return SHARED_NAMES.get(entry["name"], f"catalogue-{entry['name']}")
 
 
-ENTRIES = load()
+ALL_ENTRIES = load()
+# The faulty and equivalent submissions (graded the usual way) and the attacks on the grader.
+ENTRIES = [e for e in ALL_ENTRIES if e["kind"] != "hostile"]
+HOSTILE = [e for e in ALL_ENTRIES if e["kind"] == "hostile"]
+
+
+def expected(entry: dict, layout: str) -> tuple[dict, str, bool]:
+    """A hostile entry's expected scores, stopped kind ("" if none) and whether it reaches the network,
+    in ``layout``."""
+    scores, stopped, network = dict(entry["scores"]), entry.get("stopped", ""), False
+    if layout == "user" and "user" in entry:
+        scores.update(entry["user"].get("scores", {}))
+        stopped = entry["user"].get("stopped", stopped)
+        network = entry["user"].get("network", False)
+    return scores, stopped, network
 
 
 def test_catalogue_is_well_formed():
-    names = [e["name"] for e in ENTRIES]
+    names = [e["name"] for e in ALL_ENTRIES]
     assert len(names) == len(set(names)), "entry names must be unique"
-    for entry in ENTRIES:
-        assert set(entry["scores"]) == set(QUESTIONS), f"{entry['name']}: scores must name every question"
-        for question, score in entry["scores"].items():
-            assert score <= QUESTIONS[question], f"{entry['name']}: {question} can score at most {QUESTIONS[question]}"
-    kinds = {e["kind"] for e in ENTRIES}
-    assert kinds == {"mistake", "crash", "fake", "equivalent"}
-    for entry in ENTRIES:
+    for entry in ALL_ENTRIES:
+        for layout in LAYOUTS:
+            scores = expected(entry, layout)[0]
+            assert set(scores) == set(QUESTIONS), f"{entry['name']}: scores must name every question"
+            for question, score in scores.items():
+                assert score <= QUESTIONS[question], f"{entry['name']}: {question} can score at most {QUESTIONS[question]}"
+    kinds = {e["kind"] for e in ALL_ENTRIES}
+    assert kinds == {"mistake", "crash", "fake", "equivalent", "hostile"}
+    assert len(HOSTILE) >= 12, "the hostile section needs at least 12 attacks"
+    for entry in ALL_ENTRIES:
         if entry["kind"] == "equivalent":
             assert entry["scores"] == QUESTIONS, f"{entry['name']}: an equivalent answer must get full marks"
         else:
-            assert entry["scores"] != QUESTIONS, f"{entry['name']}: a faulty submission must lose points"
+            # For a hostile entry this also means a forged full mark can never pass for its expectation.
+            assert all(expected(entry, layout)[0] != QUESTIONS for layout in LAYOUTS), (
+                f"{entry['name']}: a faulty or hostile submission must lose points")
+        if entry["kind"] != "hostile":
+            assert not {"settings", "stopped", "user"} & entry.keys(), f"{entry['name']}: only hostile entries have those"
+            assert not any(m in json.dumps(entry["edits"]) for m in MARKERS), f"{entry['name']}: markers are for hostile entries"
+    for entry in HOSTILE:
+        settings_module.Settings().replace(**entry.get("settings", {}))  # a bad setting fails here
 
 
 def test_every_edit_still_fits_the_reference_solution(tmp_path):
     base = Path(__file__).resolve().parents[1] / "solutions" / "en" / assign.NOTEBOOK
-    for entry in ENTRIES:
-        nb = notebooks.read(mutant(entry, base, tmp_path / f"{entry['name']}.ipynb"))
+    markers = {"@TOKEN@": "0" * 32, "@OUTSIDE@": "/nowhere", "@HOME@": "/nowhere", "@CANARY@": "/nowhere/secret",
+               "@PORT@": "9"}
+    for entry in ALL_ENTRIES:
+        nb = notebooks.read(mutant(entry, base, tmp_path / f"{entry['name']}.ipynb", markers))
         assert nbformat.validate(nb) is None
+        for cell in nb.cells:
+            assert not any(m in cell.source for m in MARKERS), f"{entry['name']}: an unknown marker is left"
+            if cell.cell_type == "code":  # still Python (a %pip line is IPython's: read as pass)
+                lines = [line[: len(line) - len(line.lstrip())] + "pass" if line.lstrip().startswith("%") else line
+                         for line in cell.source.splitlines()]
+                compile("\n".join(lines), entry["name"], "exec")
 
 
 def test_a_stale_edit_is_reported_with_what_was_expected(tmp_path):
@@ -173,3 +248,249 @@ def test_entry_gets_exactly_its_expected_scores(grader, catalogue_submissions, e
     assert found == entry["scores"], (
         f"{entry['name']} ({entry['why']})\nexpected {entry['scores']}\nfound    {found}"
     )
+
+
+# ---- hostile entries: attacks on the grader, graded in both layouts -----------------------------------
+
+# Gradings in the user sandbox run one at a time, on this machine: kill_all kills every process of the
+# sandbox account, so two at once would kill each other's notebooks. The lock is a file, so a test
+# session that uses the same path waits for this one too.
+USER_SANDBOX_LOCK = Path(tempfile.gettempdir()) / "fashion-kit-user-sandbox.lock"
+_user_sandbox_thread_lock = threading.Lock()
+
+
+def _layout_unavailable(layout: str) -> str | None:
+    """Why ``layout`` cannot grade here, or None."""
+    try:
+        sandbox.choose("auto" if layout == "bubblewrap" else layout)
+    except sandbox.SandboxUnavailable as e:
+        return str(e)
+    if layout == "user" and shutil.which("setfacl") is None:
+        return "setfacl is not installed (Debian/Ubuntu: apt-get install acl); the account cannot reach this Python"
+    return None
+
+
+@pytest.fixture(scope="session")
+def gradescope_account():
+    """The user sandbox's account exists and may run this Python (which lives under /root, mode 0700,
+    on the reference machine); the ACL entries added are taken away again at the end."""
+    if os.geteuid() != 0:
+        pytest.skip("Gradescope's layout (the user sandbox) needs root; run the suite as root to grade it")
+    sandbox.ensure_user()
+    why = _layout_unavailable("user")
+    if why:
+        pytest.skip(why)
+    opened = sandbox.grant_traverse(Path(os.path.realpath(sys.executable)))
+    yield
+    for folder in opened:
+        subprocess.run(["setfacl", "-x", f"u:{sandbox.SANDBOX_USER}", str(folder)], check=False)
+
+
+def _site_folders() -> list[Path]:
+    found = {sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"], *site.getsitepackages()}
+    found.add(os.path.join(sys.base_prefix, "lib", f"python{sys.version_info.major}.{sys.version_info.minor}",
+                           "site-packages"))
+    return sorted(Path(f) for f in found if os.path.isdir(f))
+
+
+def _digest(path: Path) -> str | None:
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return None
+
+
+class Attack:
+    """What one hostile grading is watched with: a token, a folder outside the work folder, a secret in
+    the instructor's home, a listening socket; and, afterwards, what the attack left behind."""
+
+    def __init__(self, layout: str):
+        self.layout = layout
+        self.token = uuid.uuid4().hex
+        # Gradings go under a folder of their own, so a process left in it is found by its folder.
+        self.folder = Path(tempfile.mkdtemp(prefix=f"fashion-kit-hostile-{self.token[:8]}-"))
+        self.folder.chmod(0o711)  # the user sandbox's account passes through, as on Gradescope
+        self.outside = Path(tempfile.mkdtemp(prefix="fashion-kit-outside-"))
+        self.outside.chmod(0o755)  # an instructor's ordinary folder: others may read, not write
+        self.home = Path.home()
+        self.secret = uuid.uuid4().hex
+        self.canary_folder = self.home / f".fashion-kit-canary-{self.token}"
+        self.canary_folder.mkdir(mode=0o700)  # like ~/.ssh
+        self.canary = self.canary_folder / "secret.txt"
+        self.canary.write_text(self.secret, encoding="utf-8")
+        self.canary.chmod(0o644)
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.listener.settimeout(0.2)
+        self.connections: list[bytes] = []
+        self._listening = True
+        self._thread = threading.Thread(target=self._listen, daemon=True)
+        self._thread.start()
+        self.watched = {p / name: _digest(p / name) for p in _site_folders()
+                        for name in ("sitecustomize.py", "usercustomize.py")}
+
+    def _listen(self):
+        while self._listening:
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                continue
+            with conn:
+                conn.settimeout(2)
+                try:
+                    self.connections.append(conn.recv(100))
+                except OSError:
+                    self.connections.append(b"")
+
+    @property
+    def markers(self) -> dict[str, str]:
+        return {"@TOKEN@": self.token, "@OUTSIDE@": str(self.outside), "@HOME@": str(self.home),
+                "@CANARY@": str(self.canary), "@PORT@": str(self.listener.getsockname()[1])}
+
+    @property
+    def env(self) -> dict[str, str]:
+        """Given to the grader (never to phase 1): the sitecustomize/.pth payload acts only where
+        FASHION_KIT_HOSTILE holds this token, and the notebook looks for the canary's variable."""
+        return {"FASHION_KIT_HOSTILE": self.token, f"FASHION_KIT_CANARY_{self.token[:8]}": self.secret}
+
+    def survivors(self) -> list[str]:
+        """Processes of this grading still running: marked with the token, or working in its folder."""
+        found = []
+        for p in psutil.process_iter():
+            try:
+                if p.status() == psutil.STATUS_ZOMBIE:
+                    continue
+                cmdline = " ".join(p.cmdline())
+                try:
+                    cwd = p.cwd()
+                except (psutil.AccessDenied, psutil.ZombieProcess):
+                    cwd = ""
+                if self.token in cmdline or cwd.startswith(str(self.folder)):
+                    found.append(f"{p.pid} {cmdline[:200]}")
+            except (psutil.NoSuchProcess, psutil.AccessDenied):
+                pass
+        return found
+
+    def left_outside(self) -> list[str]:
+        """Files the attack wrote where it must not: anything in the outside folder, a file carrying the
+        token in the instructor's home, the kit, site-packages, /etc or the repository, a changed
+        sitecustomize.py."""
+        found = [str(p) for p in self.outside.rglob("*")]
+        kit = Path(fashion_kit.__file__).parent
+        for folder in [self.home, Path("/etc"), Path(__file__).resolve().parents[1], *_site_folders()]:
+            found += [str(p) for p in folder.glob(f"*{self.token}*")]
+        found += [str(p) for p in kit.rglob(f"*{self.token}*")]
+        found += [str(p) for p, digest in self.watched.items() if _digest(p) != digest]
+        return found
+
+    def clean_up(self):
+        """Take the test's own things away, and anything a successful attack left (after it was seen)."""
+        self._listening = False
+        self._thread.join(timeout=5)
+        self.listener.close()
+        for p in self.left_outside():
+            path = Path(p)
+            if path.is_file() and (self.token in path.name or path.is_relative_to(self.outside)):
+                path.unlink()
+            elif path.name in ("sitecustomize.py", "usercustomize.py") and self.watched.get(path) is None:
+                path.unlink()  # planted where there was none
+        shutil.rmtree(self.canary_folder, ignore_errors=True)
+        shutil.rmtree(self.outside, ignore_errors=True)
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def grade_as_gradescope(notebook: Path, autograder_zip: Path, settings, env: dict, folder: Path,
+                        output_dir: Path) -> run.Outcome:
+    """Grade ``notebook`` as Gradescope's ``run_autograder`` does: the zip unpacked into ``source/``,
+    the submission in ``submission/``, and ``python -I -m fashion_kit.grading.core DIR --sandbox user``
+    run as root. ``folder`` must let the sandbox account pass (mode 0711)."""
+    ag_dir = folder / "autograder"
+    for sub in ("source", "submission", "results"):
+        (ag_dir / sub).mkdir(parents=True)
+    with zipfile.ZipFile(autograder_zip) as zf:
+        zf.extractall(ag_dir / "source")
+    nb = run.prepare_submission(run.load_submission(notebook))
+    notebooks.write(nb, ag_dir / "submission" / assign.NOTEBOOK)
+    settings_file = folder / "settings.json"
+    settings_file.write_text(json.dumps(settings.to_dict()), encoding="utf-8")
+    command = [sys.executable, "-I", "-m", "fashion_kit.grading.core", str(ag_dir), "--sandbox", "user",
+               "--settings", str(settings_file), "--scratch", str(folder)]
+    ran = supervise.run(command, cwd=folder, env={**os.environ, **env},
+                        timeout=settings.timeout_seconds + run.OUTER_GRACE_SECONDS,
+                        memory_limit_mb=settings.memory_limit_mb + run.OUTER_MEMORY_MARGIN_MB)
+    found = run._read_results(ag_dir / "results" / "results.json")
+    if found is not None:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        shutil.copy(ag_dir / "results" / "results.json", output_dir / "results.json")
+    return run.outcome_of(str(notebook), found, ran, settings, "user")
+
+
+def grade_hostile(entry: dict, layout: str, base: Path, autograder_zip: Path, work: Path) -> dict:
+    """Build the entry's notebook, grade it in ``layout`` and look at what it left; returns the outcome
+    and what was seen from outside."""
+    attack = Attack(layout)
+    try:
+        notebook = mutant(entry, base, work / f"{entry['name']}-{layout}.ipynb", attack.markers)
+        settings = settings_module.from_zip(autograder_zip).replace(**entry.get("settings", {}))
+        out = work / f"{entry['name']}-{layout}-graded"
+        if layout == "bubblewrap":
+            outcome = run.grade(notebook, autograder_zip, out, settings=settings, sandbox="auto", env=attack.env,
+                                workdir=attack.folder)
+        else:
+            with _user_sandbox_thread_lock, open(USER_SANDBOX_LOCK, "w") as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX)
+                outcome = grade_as_gradescope(notebook, autograder_zip, settings, attack.env, attack.folder, out)
+        seen = {"survivors": attack.survivors(), "outside": attack.left_outside(),
+                "connections": list(attack.connections)}
+    finally:
+        attack.clean_up()
+    return {"outcome": outcome, **seen}
+
+
+def selected_hostile(session) -> list[tuple[dict, str]]:
+    """The (entry, layout) pairs this session will check, in the order they are to be graded."""
+    picked = {(item.callspec.params["entry"]["name"], item.callspec.params["layout"]) for item in session.items
+              if item.originalname == "test_hostile_entry_gets_exactly_its_expected_scores"}
+    # Layouts alternate, so the pool of two grades one in each at a time (user gradings wait for each other).
+    return [(e, layout) for e in HOSTILE for layout in LAYOUTS if (e["name"], layout) in picked]
+
+
+@pytest.fixture(scope="session")
+def hostile_gradings(request, built, grader, tmp_path_factory) -> dict:
+    """Every selected hostile grading queued at once in the session's pool."""
+    work = tmp_path_factory.mktemp("hostile")
+    layouts = {pair[1] for pair in selected_hostile(request.session)}
+    unavailable = {layout: _layout_unavailable(layout) for layout in layouts}
+    if "user" in layouts and unavailable["user"] is None:
+        request.getfixturevalue("gradescope_account")
+    futures = {}
+    for entry, layout in selected_hostile(request.session):
+        if unavailable[layout] is None:
+            futures[entry["name"], layout] = grader.submit_call(
+                f"hostile-{entry['name']}-{layout}", grade_hostile, entry, layout, built.solutions["en"],
+                built.autograder_zip, work)
+    return {"futures": futures, "unavailable": unavailable}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("entry", HOSTILE, ids=[e["name"] for e in HOSTILE])
+def test_hostile_entry_gets_exactly_its_expected_scores(hostile_gradings, entry, layout):
+    if layout == "user" and os.geteuid() != 0:
+        pytest.skip("Gradescope's layout (the user sandbox) needs root; run the suite as root to grade it")
+    if hostile_gradings["unavailable"].get(layout):
+        pytest.skip(f"the {layout} layout cannot grade here: {hostile_gradings['unavailable'][layout]}")
+    graded = hostile_gradings["futures"][entry["name"], layout].result()
+    outcome = graded["outcome"]
+    scores, stopped, network = expected(entry, layout)
+    assert outcome.status == "graded", outcome.message + outcome.log[-3000:]
+    assert outcome.sandbox == layout
+    found = {q: score for q, (score, _) in outcome.scores.items()}
+    assert found == scores, f"{entry['name']} in {layout} ({entry['why']})\nexpected {scores}\nfound    {found}"
+    # No bonus, no extra test: the total is exactly the questions' scores.
+    assert outcome.results["score"] == sum(scores.values()), outcome.results
+    assert not results.problems(outcome.results), results.problems(outcome.results)
+    assert outcome.stopped == stopped, f"{entry['name']} in {layout}: stopped {outcome.stopped!r}, expected {stopped!r}"
+    assert graded["survivors"] == [], f"{entry['name']} in {layout}: processes outlived the grading"
+    assert graded["outside"] == [], f"{entry['name']} in {layout}: files written outside the work folder"
+    assert bool(graded["connections"]) == network, (
+        f"{entry['name']} in {layout}: {len(graded['connections'])} connection(s) reached the test's port")
