@@ -6,6 +6,7 @@ Each check runs a small Python script in a sandbox the way the grading core does
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import shutil
@@ -495,6 +496,10 @@ def test_no_sandbox_replaces_the_environment_and_kills_its_tree(work, monkeypatc
     proc.wait(timeout=10)
     time.sleep(0.2)
     assert with_token(token) == []
+    pid_files = box._folder
+    del box
+    gc.collect()
+    assert not pid_files.exists()  # the sandbox's own bookkeeping leaves nothing behind
 
 
 # ---- the supervisor ------------------------------------------------------------------------------

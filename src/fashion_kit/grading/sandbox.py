@@ -29,6 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import weakref
 from pathlib import Path
 from typing import Callable, Iterable
 
@@ -480,21 +481,25 @@ class NoSandbox(Sandbox):
         super().__init__(settings)
         self.env = shutil.which("env") or "/usr/bin/env"
         self._pid_files: list[Path] = []
+        self._folder: Path | None = None
 
     def command(self, argv, *, work, env, readable=()):
-        # The first program writes its pid where kill_all finds it, then becomes the command.
-        fd, pid_file = tempfile.mkstemp(prefix="fashion-kit-run-", suffix=".pid")
-        os.close(fd)
-        self._pid_files.append(Path(pid_file))
+        # The first program writes its pid where kill_all finds it, then becomes the command. The pid
+        # files live in a folder of this object's own, removed with the object.
+        if self._folder is None:
+            self._folder = Path(tempfile.mkdtemp(prefix="fashion-kit-no-sandbox-"))
+            weakref.finalize(self, shutil.rmtree, self._folder, ignore_errors=True)
+        pid_file = self._folder / f"{len(self._pid_files)}.pid"
+        self._pid_files.append(pid_file)
         pairs = [f"{k}={v}" for k, v in _check_env(env)]
-        return ["/bin/sh", "-c", 'echo $$ > "$0" && exec "$@"', pid_file, self.env, "-i", *pairs, *argv]
+        return ["/bin/sh", "-c", 'echo $$ > "$0" && exec "$@"', str(pid_file), self.env, "-i", *pairs, *argv]
 
     def kill_all(self):
-        for pid_file in list(self._pid_files):
+        for pid_file in self._pid_files:
             try:
                 text, written = pid_file.read_text().strip(), pid_file.stat().st_mtime
             except OSError:
-                text, written = "", 0
+                continue  # not started (yet), or already dealt with
             if text.isdigit():
                 try:
                     # A pid is reused once its process is gone; ours was running when it wrote the file.
@@ -502,8 +507,7 @@ class NoSandbox(Sandbox):
                         supervise.kill_tree(int(text))
                 except psutil.NoSuchProcess:
                     pass
-            pid_file.unlink(missing_ok=True)
-            self._pid_files.remove(pid_file)
+                pid_file.unlink(missing_ok=True)
 
 
 # ---- choosing ------------------------------------------------------------------------------------
