@@ -279,8 +279,9 @@ FRESH_VENV_SCRIPT = textwrap.dedent("""
     candidates = fontManager._find_fonts_by_props(FontProperties(family=plt.rcParams["font.family"]))
 
     def drawn_with(character):
-        for path in candidates:
-            font = FT2Font(path)
+        for candidate in candidates:  # a FontPath (file and face of a collection), or a file name
+            face = getattr(candidate, "face_index", 0)
+            font = FT2Font(getattr(candidate, "path", candidate), face_index=face)
             if ord(character) in font.get_charmap():
                 return font.family_name
         return None
