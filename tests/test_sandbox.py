@@ -275,7 +275,8 @@ def test_bubblewrap_tmpfs_is_capped(bwrap_box, work):
 
 LIMITS = """
     import json, resource
-    print(json.dumps({name: resource.getrlimit(getattr(resource, "RLIMIT_" + name)) for name in ("CORE", "FSIZE", "NPROC")}))
+    names = ("CORE", "FSIZE", "NPROC")
+    print(json.dumps({name: resource.getrlimit(getattr(resource, "RLIMIT_" + name)) for name in names}))
 """
 
 

@@ -276,7 +276,10 @@ class Bubblewrap(Sandbox):
                 self.kill_all()
                 self._works.discard(str(Path(work).resolve()))
         if proc is None or proc.returncode != 0:
-            why = "it did not finish in 60 s" if proc is None else (proc.stderr.strip() or f"exit code {proc.returncode}")
+            if proc is None:
+                why = "it did not finish in 60 s"
+            else:
+                why = proc.stderr.strip() or f"exit code {proc.returncode}"
             raise SandboxUnavailable(
                 f"bubblewrap is installed but cannot make a sandbox here: {why}. It needs user namespaces: "
                 "check `sysctl kernel.unprivileged_userns_clone` (must be 1) and, on Ubuntu 24.04 and later, "
