@@ -434,6 +434,17 @@ def test_user_sandbox_kills_what_outlives_a_finished_run(user_box, user_work):
 
 
 @needs_root
+def test_user_sandbox_removes_what_the_account_left_in_shared_temporary_folders(user_box, user_work):
+    # Files there sit outside the work folder's limit and would fill the container's disk.
+    name = f"fashion-kit-leftover-{os.getpid()}"
+    script = (f"import os\nfor d in ('/tmp', '/dev/shm'):\n    open(os.path.join(d, {name!r}), 'w').write('x')\n"
+              f"os.makedirs('/tmp/{name}-dir/inner')")
+    result = run_in(user_box, user_work, script)
+    assert result.stopped is None, result.log
+    assert not any(Path(d, name).exists() for d in ("/tmp", "/dev/shm")) and not Path(f"/tmp/{name}-dir").exists()
+
+
+@needs_root
 def test_user_sandbox_fork_bomb_hits_the_process_limit(user_box, user_work):
     result = run_in(user_box, user_work, FORK_BOMB, timeout=10)
     assert "fork refused: Resource temporarily unavailable" in result.log, result.log

@@ -39,6 +39,8 @@ from ..settings import Settings
 from . import supervise
 
 SANDBOX_USER = "fashion-kit-student"
+# Where any account may write; the user sandbox's leftovers there are removed after each phase.
+SHARED_WRITABLE = ("/tmp", "/var/tmp", "/dev/shm")
 # Inside the bubblewrap sandbox phase 1 runs as this ordinary uid/gid, whoever grades.
 SANDBOX_UID = SANDBOX_GID = 1000
 # tmpfs memory belongs to no process, so the supervisor's memory limit cannot see it: each tmpfs
@@ -442,9 +444,29 @@ class UnprivilegedUser(Sandbox):
             self._kill_as_user()
             alive = self.processes()
             if not alive:
+                self._remove_leftovers()
                 return
             time.sleep(0.02)
         _log.warning("user sandbox: processes of %s survived kill_all: %s", self.user, [p.pid for p in alive])
+
+    def _remove_leftovers(self) -> None:
+        """What the account left where every user may write: it would fill the disk of the
+        container (and any grading after it) while staying outside the work folder's limit."""
+        for shared in SHARED_WRITABLE:
+            try:
+                entries = list(os.scandir(shared))
+            except OSError:
+                continue
+            for entry in entries:
+                try:
+                    if entry.stat(follow_symlinks=False).st_uid != self.uid:
+                        continue
+                    if entry.is_dir(follow_symlinks=False):
+                        shutil.rmtree(entry.path, ignore_errors=True)
+                    else:
+                        os.unlink(entry.path)
+                except OSError:
+                    pass
 
     def processes(self) -> list[psutil.Process]:
         """The account's processes that are still running (zombies hold no resources)."""
