@@ -156,7 +156,7 @@ def font_setup_source() -> str:
     """The part of the zh-TW notebook's first cell that finds, or installs, a CJK font."""
     first = next(c.source for c in notebooks.read(paths.MASTER).cells if "otter.Notebook(" in c.source)
     block = first[first.index("# BEGIN zh-TW") + len("# BEGIN zh-TW"):first.index("# END zh-TW")]
-    return "import importlib.util\nimport sys\n" + notebooks.code_for_language(block, "zh-TW")
+    return "import importlib.util\n" + notebooks.code_for_language(block, "zh-TW")
 
 
 class Shell:
