@@ -197,6 +197,7 @@ def test_student_fills_in_the_answers_and_everything_passes(jupyterlab, chromium
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             page.set_default_timeout(120_000)
+            sync_api.expect.set_options(timeout=120_000)  # a loaded machine renders slowly
             page.goto(f"{jupyterlab.base}/lab/tree/{notebook_path}?token={jupyterlab.token}")
             cells = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook .jp-Cell")
             sync_api.expect(cells.first).to_be_visible()
@@ -204,7 +205,8 @@ def test_student_fills_in_the_answers_and_everything_passes(jupyterlab, chromium
                                 "the notebook's kernel to start")
             wait_until(lambda: jupyterlab.kernel_state(kernel) == "idle", KERNEL_START_SECONDS,
                        "the kernel to be idle")
-            assert cells.count() == len(notebooks.read(paths.ROOT / "student" / lang / assign.NOTEBOOK).cells)
+            # Every cell in the page (no windowing), so the page's cells line up with the file's.
+            sync_api.expect(cells).to_have_count(len(notebooks.read(paths.ROOT / "student" / lang / assign.NOTEBOOK).cells))
 
             # Type each answer into its blank, replacing the "...": the editor's own text input,
             # inserted whole so that no auto-indent or auto-closed bracket changes it.
