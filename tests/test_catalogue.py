@@ -377,7 +377,7 @@ class Attack:
         found = [str(p) for p in self.outside.rglob("*")]
         kit = Path(fashion_kit.__file__).parent
         for folder in [self.home, Path("/etc"), Path(__file__).resolve().parents[1], *_site_folders()]:
-            found += [str(p) for p in folder.glob(f"*{self.token}*")]
+            found += [str(p) for p in folder.glob(f"*{self.token}*") if p != self.canary_folder]
         found += [str(p) for p in kit.rglob(f"*{self.token}*")]
         found += [str(p) for p, digest in self.watched.items() if _digest(p) != digest]
         return found
