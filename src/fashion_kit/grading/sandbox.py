@@ -230,7 +230,8 @@ class Bubblewrap(Sandbox):
                     continue
                 args += ["--ro-bind", str(real), str(target)]
                 bound.append(target)
-        args += ["--bind", str(work), str(work), "--chdir", str(work), "--clearenv"]
+        # bwrap's own root is a tmpfs: writable and counted in no process's memory unless made read-only.
+        args += ["--bind", str(work), str(work), "--remount-ro", "/", "--chdir", str(work), "--clearenv"]
         for key, value in _check_env(env):
             args += ["--setenv", key, value]
         return [*args, "--", *argv]
