@@ -139,6 +139,15 @@ def cmd_run(args) -> int:
     return EXIT_NOT_GRADED if failed else EXIT_GRADED
 
 
+INTERRUPTED = "Interrupted. Run the same command again to carry on where it stopped."
+
+
+def threading_is_main() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
+
+
 def cmd_grade(args) -> int:
     from .classroom.schedule import Interrupts
 
@@ -154,7 +163,7 @@ def _grade(args, interrupts) -> int:
     from . import settings as settings_module
     from .classroom import batch, lock, store
 
-    resume = "Interrupted. Run the same command again to carry on where it stopped."
+    resume = INTERRUPTED
     if not Path(args.autograder).is_file():
         _say(f"No autograder at {args.autograder}. Build it first: fashion-kit assign", "red")
         return EXIT_USAGE
@@ -315,10 +324,23 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = parser()
+    import signal
+
+    # Until a command installs its own handling, SIGTERM stops the program as Ctrl-C does.
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler) if threading_is_main() else None
     try:
+        return _main(argv)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _main(argv: list[str] | None) -> int:
+    try:
+        p = parser()
         args, unknown = p.parse_known_args(argv)
     except KeyboardInterrupt:
+        console.print(INTERRUPTED)
         return 130
     if args.command == "run" and args.submission is None and len(unknown) == 1 \
             and (not unknown[0].startswith("--") or Path(unknown[0]).exists()):
@@ -330,7 +352,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except KeyboardInterrupt:  # before a command's own handling of Ctrl-C was in place
-        console.print("Interrupted.")
+        console.print(INTERRUPTED)
         return 130
     except Exception as e:  # every error reaches the user as one clear line, not a traceback
         from .assign import BuildError

@@ -218,8 +218,11 @@ def read_notebook_file(path: Path, max_bytes: int) -> tuple[bytes, int]:
 
 
 def _load_yaml(raw: bytes):
+    """YAML, its flow nesting ([...], {...}) limited first: PyYAML's scanner is quadratic in it."""
     import yaml
 
+    if json_depth_exceeds(raw):
+        raise ValueError(f"it is nested more than {MAX_JSON_DEPTH} levels deep")
     return yaml.safe_load(raw)
 
 
