@@ -485,3 +485,113 @@ def test_grading_a_mixed_class(built, tmp_path):
     again, _ = proc.communicate(timeout=120)
     assert proc.returncode == 1 and f"{len(expected)} submissions already graded" in again
     assert (out / store.GRADEBOOK).read_text(encoding="utf-8") == before
+
+
+# ---- end to end: a Gradescope export killed halfway, resumed, then regraded after a zip change ----
+
+def with_threshold(source_zip: Path, target: Path, min_test_accuracy: float) -> Path:
+    """A copy of the autograder zip whose otter_config.json asks for another test accuracy."""
+    with zipfile.ZipFile(source_zip) as zin, zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as zout:
+        for info in zin.infolist():
+            data = zin.read(info)
+            if info.filename == "otter_config.json":
+                config = json.loads(data)
+                config.setdefault("fashion_kit", {})["min_test_accuracy"] = min_test_accuracy
+                data = json.dumps(config, indent=4).encode()
+            zout.writestr(info, data)
+    return target
+
+
+@pytest.mark.slow
+def test_a_gradescope_export_killed_resumed_and_regraded(built, tmp_path):
+    """12 submissions: 2 that train (one of them also uploaded twice by the same student, the copy
+    blank), blanks, hostile and broken uploads. Killed with SIGKILL halfway, resumed, then graded
+    again after the zip's q9 threshold is raised: every row is checked."""
+    solutions, students = built.solutions, built.student
+    export = tmp_path / "assignment_1_export"
+    uploads = {  # Gradescope id -> (student, how the upload is made)
+        "101": ("Lin Mei", lambda d: shutil_copy(solutions["en"], d / "fashion_mnist.ipynb")),
+        "102": ("Chen Wei", lambda d: export_zip(d / "fashion_mnist.zip", solutions["zh-TW"])),
+        "103": ("Lee Ann", lambda d: shutil_copy(students["en"], d / "fashion_mnist.ipynb")),
+        "104": ("Kao Yu", lambda d: shutil_copy(students["zh-TW"], d / "My notebook (final).ipynb")),
+        "105": ("Wang Hao", lambda d: tiny(d / "nb.ipynb", *HOSTILE["kernel_kill"])),
+        "106": ("Hsu Jie", lambda d: tiny(d / "nb.ipynb", "x = 1", assignment="hw03_regression")),
+        "107": ("Tsai Lan", lambda d: (d / "nb.ipynb").write_text("[" * 200_000)),
+        "108": ("Lo Ping", lambda d: (d / "fashion_mnist.zip").write_bytes(b"PK\x03\x04 not a zip")),
+        "109": ("Wu Fen", lambda d: (d / "fashion_mnist.ipynb").write_bytes(b"")),
+        "110": ("Lin Mei", lambda d: shutil_copy(students["en"], d / "fashion_mnist.ipynb")),  # a second, blank
+        "111": ("Yang Shu", lambda d: tiny(d / "nb.ipynb", "import time\ntime.sleep(10**6)")),
+        "112": ("Pan Rui", lambda d: (d / "answers.txt").write_text("I could not finish")),
+    }
+    metadata = []
+    for gid, (name, make) in uploads.items():
+        folder = export / f"submission_{gid}"
+        folder.mkdir(parents=True)
+        make(folder)
+        sid = "B" + str(abs(hash(name)) % 10**6)
+        created = "2026-11-28 10:00:00 +0800" if gid != "110" else "2026-11-28 12:00:00 +0800"
+        metadata.append(f"submission_{gid}:\n  :created_at: {created}\n  :submitters:\n"
+                        f"  - :name: {name}\n    :sid: '{sid}'\n    :email: {name.split()[1].lower()}@example.edu\n")
+    (export / intake.METADATA).write_text("".join(metadata), encoding="utf-8")
+    zip_path = tmp_path / "autograder.zip"
+    zip_path.write_bytes(built.autograder_zip.read_bytes())
+    out, tag = tmp_path / "out", uuid.uuid4().hex
+    args = [str(export), "-o", str(out), "--autograder", str(zip_path), "--jobs", str(GRADING_JOBS),
+            "--timeout", "300"]
+
+    proc = cli(*args, tag=tag)
+    deadline = time.monotonic() + 900
+    while len([p for p in out.glob(f"*/{store.RECORD}")
+               if json.loads(p.read_text())["status"] not in ("invalid", "ignored")]) < 3:
+        assert proc.poll() is None and time.monotonic() < deadline, proc.stdout.read()
+        time.sleep(0.5)
+    proc.kill()
+    proc.wait()
+    first = {p.parent.name: p.stat().st_mtime_ns for p in out.glob(f"*/{store.RECORD}")}
+    time.sleep(3)  # the watchdog sweeps what the killed batch left
+    assert tagged_processes(tag) == []
+
+    proc = cli(*args, tag=tag)
+    output, _ = proc.communicate(timeout=1800)
+    assert proc.returncode == 1, output  # some uploads cannot be graded
+    assert f"{len(first)} submissions already graded" in output
+    for name, mtime in first.items():
+        assert (out / name / store.RECORD).stat().st_mtime_ns == mtime, f"{name} was graded twice"
+    assert not (out / store.WORK).exists()
+
+    def check(rows: dict, threshold_raised: bool) -> None:
+        assert set(rows) == set(uploads)
+        status = {k: r["status"] for k, r in rows.items()}
+        assert status == {
+            "101": "graded", "102": "graded", "103": "graded", "104": "graded", "105": "error",
+            "106": "wrong-assignment", "107": "invalid", "108": "invalid", "109": "invalid", "110": "graded",
+            "111": "timeout", "112": "invalid"}, rows
+        for good in ("101", "102"):
+            if threshold_raised:
+                assert rows[good]["q9_accuracy"] == "0" and float(rows[good]["total"]) < float(rows[good]["possible"])
+            else:
+                assert rows[good]["total"] == rows[good]["possible"], rows[good]
+        for blank in ("103", "104", "110"):
+            assert rows[blank]["total"] == "0", rows[blank]
+        assert "nested more than" in rows["107"]["message"] and "not a valid zip" in rows["108"]["message"]
+        assert "is empty" in rows["109"]["message"] and "answers.txt" in rows["112"]["message"]
+        assert "hw03_regression" in rows["106"]["message"]
+        # Lin Mei handed in twice: both rows kept, the later (blank) one counts by default.
+        assert (rows["110"]["duplicate_of"], rows["110"]["counted"], rows["101"]["counted"]) == ("101", "yes", "no")
+        assert all(r["duplicate_of"] == "" for k, r in rows.items() if k != "110")
+        assert rows["101"]["submitters"] == "Lin Mei" and rows["101"]["emails"] == "mei@example.edu"
+        assert {r["sandbox"] for k, r in rows.items() if status[k] not in ("invalid",)} <= {"bubblewrap", "user"}
+
+    check(by_id(gradebook(out)), threshold_raised=False)
+
+    with_threshold(built.autograder_zip, zip_path, 0.99)  # the zip changes: q9 asks for 99%
+    proc = cli(*args, tag=tag)
+    output, _ = proc.communicate(timeout=1800)
+    assert proc.returncode == 1, output
+    assert "graded again" in output and "the autograder zip" in output
+    check(by_id(gradebook(out)), threshold_raised=True)
+
+
+def shutil_copy(source: Path, target: Path) -> Path:
+    target.write_bytes(source.read_bytes())
+    return target

@@ -10,7 +10,6 @@ import json
 import os
 import tempfile
 import tracemalloc
-import zipfile
 from pathlib import Path
 
 import pytest
@@ -19,7 +18,7 @@ from rich.console import Console
 from fashion_kit import cli, report, run
 from fashion_kit.classroom import batch, exports, grader, ids, intake, store
 
-from .classroom_fakes import (DAMAGE, QUESTIONS, FakeGrader, damage, fake_autograder, notebook_text, snapshot,
+from .classroom_fakes import (DAMAGE, FakeGrader, damage, fake_autograder, notebook_text, snapshot,
                               v3_notebook_text, write_notebook, zip_bytes)
 
 
