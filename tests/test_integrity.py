@@ -89,6 +89,17 @@ def test_evidence_never_raises_a_score_the_kernel_gave_less():
     assert output(results, "q4_model") == "q4_model results: All test cases passed!", "the kernel's own message"
 
 
+def test_otters_error_blocks_become_the_tests_own_message():
+    raw = ("q3_normalize results:\n    q3_normalize - 1 result:\n        ❌ Test case failed\n"
+           "        Error at line 7 in test q3_normalize:\n"
+           "                assert low == 0.0, f'...'\n"
+           "        AssertionError: 應該在 0 到 1 之間 / Expected 0 to 1, found 0 to 255.")
+    kernel = verdicts.read_kernel({"q3_normalize": {"score": 0, "output": raw}}, {"q3_normalize": 2.0})
+    text = kernel["q3_normalize"].output
+    assert "Expected 0 to 1, found 0 to 255." in text
+    assert "Error at line" not in text and "assert low" not in text and "AssertionError" not in text
+
+
 def test_kernel_scores_are_capped_at_the_autograders_own_points():
     phase1 = verdicts.Phase1(kernel=verdicts.read_kernel(
         {"q1_load_data": {"score": 100, "output": "x"}, "q2_class_names": {"score": -5},

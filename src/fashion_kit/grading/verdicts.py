@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from .. import contract as c
 from ..settings import Settings
 from . import stopped
+from .messages import clean_output
 
 # A check's message as the student sees it is cut to this length (it is written by their kernel).
 MAX_OUTPUT_CHARS = 6000
@@ -64,7 +65,7 @@ def read_kernel(found, questions: dict[str, float]) -> dict[str, Kernel]:
         entry = found.get(name)
         score = _number(entry.get("score")) if isinstance(entry, dict) else None
         if score is not None:
-            out[name] = Kernel(min(max(score, 0.0), possible), _text(entry.get("output")))
+            out[name] = Kernel(min(max(score, 0.0), possible), clean_output(_text(entry.get("output"))))
     return out
 
 
@@ -79,7 +80,7 @@ def read_otter_results(results, questions: dict[str, float]) -> Phase1:
     if c.OTTER_ERROR_TEST in by_name:
         phase1.refused = _text(by_name[c.OTTER_ERROR_TEST].get("output")) or "Otter refused to grade the notebook."
     if "Public Tests" in by_name:
-        phase1.public_box = _text(by_name["Public Tests"].get("output"))
+        phase1.public_box = clean_output(_text(by_name["Public Tests"].get("output")))
     return phase1
 
 
