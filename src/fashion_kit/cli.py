@@ -210,7 +210,7 @@ def _grade(args, interrupts) -> int:
         result = batch.grade_class(
             args.source, args.output, args.autograder, settings=settings,
             sandbox="none" if args.no_sandbox else "auto",
-            jobs=batch.DEFAULT_JOBS if args.jobs is None else args.jobs, force=args.force,
+            jobs=args.jobs, force=args.force,
             retry_failed=args.retry_failed, duplicates=args.duplicates, student=args.student,
             stop=interrupts.event, on_start=on_start, on_done=on_done,
         )
@@ -304,8 +304,8 @@ def parser() -> argparse.ArgumentParser:
     s.epilog = EXIT_CODES
     s.add_argument("source", help="a folder of notebooks / grader.export() zips, or a Gradescope export (zip or folder)")
     s.add_argument("--output", "-o", default="graded", help="folder for the gradebook, report and results (default: graded)")
-    s.add_argument("--autograder", default=str(paths.AUTOGRADER_ZIP))
-    s.add_argument("--jobs", "-j", type=int, default=None, help="submissions graded at once (default: one per core, at most 2)")
+    s.add_argument("--autograder", default=str(paths.AUTOGRADER_ZIP), help=AUTOGRADER_HELP)
+    s.add_argument("--jobs", "-j", type=int, default=None, help="submissions graded at once (default: one per core, as many as the available memory holds)")
     s.add_argument("--timeout", dest="timeout_seconds", type=float, help="seconds per submission (default: otter_config.json)")
     s.add_argument("--memory-limit", dest="memory_limit_mb", type=float, help="MB per submission (default: otter_config.json)")
     s.add_argument("--max-notebook-mb", type=float, help="larger notebooks are refused (default: otter_config.json)")

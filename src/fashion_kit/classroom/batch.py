@@ -20,7 +20,6 @@ from pathlib import Path, PurePosixPath
 
 from .. import contract, paths, settings as settings_module
 from . import exports, ids, intake, lock, schedule, store, watchdog
-from .schedule import DEFAULT_JOBS
 from .store import Record
 
 # Statuses a re-run with --retry-failed grades again: they may pass with more time, memory or luck.
@@ -78,7 +77,7 @@ def grade_class(
     grade_fn=None,
     settings: settings_module.Settings | None = None,
     sandbox: str = "auto",
-    jobs: int = DEFAULT_JOBS,
+    jobs: int | None = None,
     force: bool = False,
     retry_failed: bool = False,
     duplicates: str = "latest",
@@ -90,7 +89,7 @@ def grade_class(
 ) -> BatchResult:
     """Grade every upload in ``source`` into ``out`` with ``grade_fn`` (see :mod:`.grader`).
 
-    ``settings`` defaults to the zip's own; ``stop`` (set by SIGINT/SIGTERM, see
+    ``settings`` defaults to the zip's own, ``jobs`` to :func:`.resources.default_jobs`; ``stop`` (set by SIGINT/SIGTERM, see
     :class:`.schedule.Interrupts`) stops the batch at any point: the gradings in flight are cancelled
     and graded again next time, and the result has ``interrupted`` set. Without ``stop``, the batch
     installs its own signal handlers when it runs in the main thread. ``on_start(to_grade, skipped)``
@@ -105,6 +104,10 @@ def grade_class(
     out, autograder_zip = Path(out), Path(autograder_zip or paths.AUTOGRADER_ZIP)
     if not autograder_zip.is_file():
         raise BatchError(f"No autograder at {autograder_zip}. Build it first: fashion-kit assign")
+    if jobs is None:  # one per core, as many as the available memory holds
+        from .resources import default_jobs
+
+        jobs = default_jobs()
     if jobs < 1:
         raise BatchError(f"--jobs must be at least 1; found {jobs}.")
     if duplicates not in DUPLICATE_CHOICES:

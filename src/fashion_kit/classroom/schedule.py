@@ -9,16 +9,11 @@ the event instead: discovery between uploads, the scheduler between polls, each 
 
 from __future__ import annotations
 
-import os
 import signal
 import threading
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from typing import Callable, Iterable
 
-# Measured on the 2-core reference machine (docs/grading-a-class.md): one grading keeps less than one
-# core busy on average (0.4-0.7), so one grading per core fills the machine; more only queue for the
-# same cores, each with another 2+ GB of memory.
-DEFAULT_JOBS = max(1, min(os.cpu_count() or 1, 2))
 # How often the scheduler looks at the stop event while gradings run.
 POLL_SECONDS = 0.2
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
