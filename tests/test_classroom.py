@@ -361,6 +361,7 @@ def test_files_that_are_no_submission_are_ignored_not_failed(tmp_path, zip_path,
     assert {k: r["status"] for k, r in found.items()} == {
         "alice": "graded", "README.md": "ignored", "roster.csv": "ignored", "notes.txt": "ignored",
         "essay.pdf": "ignored"}
+    assert {k for k, r in found.items() if r["counted"] == "yes"} == {"alice"}
 
 
 def test_model_files_travel_with_their_notebook(tmp_path, zip_path):

@@ -135,10 +135,22 @@ def visible(name: str) -> bool:
     return not (name.startswith(".") or name in intake.IGNORED_PARTS)
 
 
+def holds_a_file(folder: Path) -> bool:
+    """Whether anything visible (a file or a link) is in ``folder`` or below."""
+    for child in folder.iterdir():
+        if visible(child.name) and (child.is_symlink() or not child.is_dir() or holds_a_file(child)):
+            return True
+    return False
+
+
 def expected_rows(source: Path) -> int:
     """Uploads, counted from the tree alone: each visible top-level entry, or in a Gradescope export
     each submission folder, each other entry, and each submission the metadata names with no folder."""
     top = [p for p in source.iterdir() if visible(p.name)]
+    if len(top) == 1 and top[0].is_dir() and not top[0].is_symlink() and (top[0] / intake.METADATA).is_file() \
+            and any(p.name.startswith("submission_") and not p.is_symlink() and p.is_dir() and holds_a_file(p)
+                    for p in top[0].iterdir()):
+        return expected_rows(top[0])  # an unpacked export in its one folder
     if not (source / intake.METADATA).is_file():
         return len(top)
     folders = {p.name for p in top if p.is_dir() and not p.is_symlink() and re.fullmatch(r"submission_.+", p.name, re.S)}

@@ -214,7 +214,8 @@ class _Batch:
             id=up.id, original_name=up.original_name, status=status, message=message, message_zh=message_zh,
             gradescope_id=up.gradescope_id, submitters=up.submitters,
             digest=store.resume_digest(up.digest, self.grading), grader_digest=self.grading,
-            sandbox=more.pop("sandbox", "" if up.notebook is None else self.sandbox), **more,
+            sandbox=more.pop("sandbox", "" if up.notebook is None else self.sandbox),
+            counted=status != "ignored", **more,  # a README is nobody's grade
         )
 
     def grade_one(self, up: intake.Upload) -> Record | None:
@@ -281,7 +282,7 @@ class _Batch:
                     store.save(self.out, r)
         grouped = {up.id for group in _same_student(self.uploads) for up in group}
         for r in self.records.values():  # a student who is no longer a duplicate
-            if r.id not in grouped and (r.duplicate_of or not r.counted):
+            if r.id not in grouped and r.status != "ignored" and (r.duplicate_of or not r.counted):
                 r.duplicate_of, r.counted = "", True
                 store.save(self.out, r)
 

@@ -351,8 +351,12 @@ def _export_root(entries: list[_Entry]) -> str | None:
         return ""
     tops = {_parts(e.name)[0] for e in entries}
     if len(tops) == 1:
+        # An unpacked export's one folder: its metadata beside submission folders. A lone student
+        # folder holding a metadata file but no submission folder is not one.
         top = tops.pop()
-        if any(e.name == f"{top}/{METADATA}" for e in entries):
+        has_metadata = any(e.name == f"{top}/{METADATA}" for e in entries)
+        if has_metadata and any(GRADESCOPE_FOLDER.fullmatch(_parts(e.name)[1]) for e in entries
+                                if len(_parts(e.name)) > 2):
             return top + "/"
     return None
 
