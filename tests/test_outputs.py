@@ -507,3 +507,48 @@ def test_a_utf16_roster_with_its_byte_order_mark_is_read(tmp_path):
     (tmp_path / "big5.csv").write_bytes("學號,姓名,email\nB1001,王大同,wang@example.edu\n".encode("big5"))
     with pytest.raises(roster.RosterError, match="not UTF-8"):
         roster.read(tmp_path / "big5.csv")
+
+
+def test_fashion_kit_grade_writes_the_take_away_files_with_the_roster(tmp_path, monkeypatch):
+    """The command itself, roster in hand: students.csv with the missing student, the LMS files, a
+    feedback page per upload, and no id that could be one of those names."""
+    from fashion_kit import cli
+    from fashion_kit.classroom import grader
+
+    from .classroom_fakes import FakeGrader, fake_autograder, write_notebook
+
+    monkeypatch.setattr(grader, "grade_function", lambda: FakeGrader())
+    source = tmp_path / "class"
+    write_notebook(source / "B10901001.ipynb", "a = 1", "b = 2", "c = 3")
+    write_notebook(source / "canvas.csv.ipynb", "a = 1")
+    roster_file = tmp_path / "roster.csv"
+    roster_file.write_text(ROSTER, encoding="utf-8")
+    out = tmp_path / "graded"
+    code = cli.main(["grade", str(source), "--output", str(out), "--autograder",
+                     str(fake_autograder(tmp_path / "autograder.zip")), "--roster", str(roster_file),
+                     "--no-sandbox", "--jobs", "1"])
+    assert code == 0
+    students = (out / "students.csv").read_text(encoding="utf-8-sig")
+    assert "B10901003" in students and "missing" in students
+    assert (out / "canvas.csv").is_file() and (out / "moodle.csv").is_file() and (out / "feedback.zip").is_file()
+    assert (out / "canvas.csv").read_text(encoding="utf-8-sig").count("\n") >= 4, "header, points and a row each"
+    pages = sorted(p.name for p in (out / "feedback").iterdir())
+    assert len(pages) == 2 and "canvas.csv.html" not in pages, pages
+
+
+def test_fashion_kit_grade_refuses_an_unreadable_roster_before_grading(tmp_path, monkeypatch):
+    from fashion_kit import cli
+    from fashion_kit.classroom import grader
+
+    from .classroom_fakes import fake_autograder, write_notebook
+
+    def never(*args, **kwargs):
+        raise AssertionError("nothing may be graded with a broken roster")
+
+    monkeypatch.setattr(grader, "grade_function", lambda: never)
+    write_notebook(tmp_path / "class" / "a.ipynb", "a = 1")
+    (tmp_path / "roster.csv").write_bytes("學號,姓名\nB1,王\n".encode("big5"))
+    code = cli.main(["grade", str(tmp_path / "class"), "--output", str(tmp_path / "out"), "--autograder",
+                     str(fake_autograder(tmp_path / "autograder.zip")), "--roster", str(tmp_path / "roster.csv"),
+                     "--no-sandbox"])
+    assert code == 2

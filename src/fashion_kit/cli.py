@@ -161,7 +161,7 @@ def _grade(args, interrupts) -> int:
 
     from . import report
     from . import settings as settings_module
-    from .classroom import batch, lock, store
+    from .classroom import batch, feedback, lock, outputs, roster, store
 
     resume = INTERRUPTED
     if not Path(args.autograder).is_file():
@@ -174,6 +174,12 @@ def _grade(args, interrupts) -> int:
     except settings_module.SettingsError as e:
         _say(str(e), "red")
         return EXIT_USAGE
+    if args.roster:  # a roster that cannot be read stops the batch before any grading
+        try:
+            roster.read(args.roster)
+        except roster.RosterError as e:
+            _say(str(e), "red")
+            return EXIT_USAGE
     if not args.no_sandbox:  # refused once, before any work, rather than once per submission
         from .grading import sandbox as sandboxes
 
@@ -221,9 +227,15 @@ def _grade(args, interrupts) -> int:
         progress.stop()
     out = Path(args.output)
     if result.records:
-        store.write(out, store.REPORT, data=report.html_report(result))
+        def results_of(record):
+            return feedback.read_results(store.inside(out, record.id, store.RESULTS))
+
+        store.write(out, store.REPORT, data=report.html_report(result, results_of=results_of))
+        written = outputs.for_batch(out, result, args.autograder, settings, args.roster)
         report.print_summary(result, console)
         _say(f"gradebook: {out / store.GRADEBOOK}\nreport:    {out / store.REPORT}")
+        for path in written.files:
+            _say(f"{path.name + ':':<10} {path}")
     if result.interrupted or interrupts.event.is_set():
         _say(resume, "yellow")
         return 130
@@ -305,6 +317,9 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("source", help="a folder of notebooks / grader.export() zips, or a Gradescope export (zip or folder)")
     s.add_argument("--output", "-o", default="graded", help="folder for the gradebook, report and results (default: graded)")
     s.add_argument("--autograder", default=str(paths.AUTOGRADER_ZIP), help=AUTOGRADER_HELP)
+    s.add_argument("--roster", help="the class list as CSV (student id, name, email): adds students.csv with "
+                   "a row per student, 'missing' for those who handed in nothing (default: the Gradescope "
+                   "export's own roster, if any)")
     s.add_argument("--jobs", "-j", type=int, default=None, help="submissions graded at once (default: one per core, as many as the available memory holds)")
     s.add_argument("--timeout", dest="timeout_seconds", type=float, help="seconds per submission (default: otter_config.json)")
     s.add_argument("--memory-limit", dest="memory_limit_mb", type=float, help="MB per submission (default: otter_config.json)")

@@ -23,6 +23,8 @@ STOPPED_KEY = "fashion_kit_stopped"
 SANDBOX_KEY = "fashion_kit_sandbox"
 # results.json's extra_data: out-of-kernel measurements (accuracies), for reports and feedback.
 MEASURED_KEY = "fashion_kit_measured"
+# results.json's extra_data: the language of the submitted notebook (zh-TW, en), for feedback pages.
+LANGUAGE_KEY = "fashion_kit_language"
 
 # Otter names the test it writes, and no scores, when it refuses to grade a submission.
 OTTER_ERROR_TEST = "Autograder Error"

@@ -22,8 +22,9 @@ from pathlib import Path
 
 from .. import contract
 from .roster import get
+from .store import FEEDBACK, FEEDBACK_ZIP
 
-FOLDER, ZIP = "feedback", "feedback.zip"
+FOLDER, ZIP = FEEDBACK, FEEDBACK_ZIP
 LANGUAGES = ("zh-TW", "en")  # the notebook languages (notebooks.LANGUAGES); zh-TW pages carry English too
 DEFAULT_LANGUAGE = "zh-TW"
 PUBLIC_TESTS = "Public Tests"  # Otter's box of the public checks' results

@@ -14,10 +14,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .. import contract
 from . import exports, feedback, roster
 
-STUDENTS, UNMATCHED, CANVAS, MOODLE = "students.csv", "unmatched.csv", "canvas.csv", "moodle.csv"
-# Every name this module writes at the top of the output folder: no submission id may take one.
+from .store import TAKE_AWAY
+
+STUDENTS, UNMATCHED, CANVAS, MOODLE, _ = TAKE_AWAY
+# Every name this module writes at the top of the output folder: no submission id may take one
+# (store.OUTPUT_NAMES holds them all).
 NAMES = (STUDENTS, UNMATCHED, CANVAS, MOODLE, feedback.FOLDER, feedback.ZIP)
 IGNORED = "ignored"
 
@@ -97,7 +101,9 @@ def for_batch(out: Path | str, result, autograder_zip: Path | str, settings,
         return feedback.read_results(out / str(roster.get(record, "id", "")) / RESULTS)
 
     def language_of(record):
-        language = roster.get(record, "language", None)
+        # The grader records the notebook's language in results.json (contract.LANGUAGE_KEY).
+        found = (results_of(record) or {}).get("extra_data") or {}
+        language = roster.get(record, "language", None) or found.get(contract.LANGUAGE_KEY)
         return language if language in feedback.LANGUAGES else feedback.DEFAULT_LANGUAGE
 
     return write(out, result.records, list(result.questions), assignment=settings.assignment_name,

@@ -25,7 +25,10 @@ FEEDBACK = "feedback"
 WORK = ".work"  # temporary copies and the grader's scratch folders; removed at start and end
 LOCK = ".lock"
 # No submission id may be one of these (compared ignoring case).
-OUTPUT_NAMES = {n.lower() for n in (RECORD, RESULTS, LOG, GRADEBOOK, REPORT, FEEDBACK, WORK, LOCK)}
+# The take-away files written next to the gradebook (outputs.py): no submission id may take one either.
+FEEDBACK_ZIP = "feedback.zip"
+TAKE_AWAY = ("students.csv", "unmatched.csv", "canvas.csv", "moodle.csv", FEEDBACK_ZIP)
+OUTPUT_NAMES = {n.lower() for n in (RECORD, RESULTS, LOG, GRADEBOOK, REPORT, FEEDBACK, WORK, LOCK, *TAKE_AWAY)}
 
 STATUSES = ("graded", "invalid", "wrong-assignment", "timeout", "memory", "error", "ignored")
 # Statuses that are not a failure to grade: the file was no submission at all.

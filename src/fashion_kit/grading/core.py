@@ -28,6 +28,7 @@ from pathlib import Path
 from .. import contract as c
 from .. import data
 from .. import settings as settings_module
+from ..notebooks import LANGUAGES
 from ..settings import Settings
 from . import layout, sandbox as sandboxes, supervise, verdicts
 from .stopped import DISK, ERROR, MEMORY, PROCESSES, TIMEOUT
@@ -124,6 +125,7 @@ def grade(autograder_dir: Path, box: sandboxes.Sandbox, settings: Settings | Non
         facts = measure(work, trusted, data_dir, box, python)
         clock.append(("measure", time.monotonic()))
         results = verdicts.decide(questions, phase1, facts, settings, sandbox=box.name)
+        results["extra_data"][c.LANGUAGE_KEY] = notebook_language(autograder_dir / "submission", trusted)
         if phase1.stopped == ERROR:
             results["tests"].append({"name": "Autograder log (instructors only)", "status": "failed",
                                      "visibility": "hidden", "output": ran.log[-5000:]})
@@ -134,6 +136,15 @@ def grade(autograder_dir: Path, box: sandboxes.Sandbox, settings: Settings | Non
     # One line for people and for benchmarks/run_benchmarks.py: where a grading's seconds went.
     log("fashion-kit timings: " + " ".join(f"{name}={t - before:.2f}" for (_, before), (name, t) in zip(clock, clock[1:])))
     return results
+
+
+def notebook_language(submission: Path, scratch: Path) -> str | None:
+    """The language the submitted notebook was handed out in (the build writes it into its metadata),
+    read from the upload itself, which phase 1 never touches."""
+    found = layout.read_untrusted_json(submission, c.NOTEBOOK, scratch)
+    for key in ("metadata", "fashion_kit", "language"):
+        found = found.get(key) if isinstance(found, dict) else None
+    return found if found in LANGUAGES else None
 
 
 def read_phase1(work: Path, trusted: Path, questions: dict[str, float], ran: supervise.Supervised) -> verdicts.Phase1:
