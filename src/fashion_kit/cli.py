@@ -114,7 +114,7 @@ def cmd_run(args) -> int:
             copy.write_bytes(checked)
             outcome = run.grade(
                 copy, autograder, out, settings=grading,
-                sandbox="none" if args.no_sandbox else "auto", extra_files=extra_files,
+                sandbox="none" if args.no_sandbox else "auto", extra_files=extra_files, workdir=work,
             )
     except SandboxUnavailable as e:
         _say(f"{e}\nTo grade a notebook you trust without a sandbox, add --no-sandbox.", "red")
