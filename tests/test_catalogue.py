@@ -179,7 +179,8 @@ def test_catalogue_is_well_formed():
             scores = expected(entry, layout)[0]
             assert set(scores) == set(QUESTIONS), f"{entry['name']}: scores must name every question"
             for question, score in scores.items():
-                assert score <= QUESTIONS[question], f"{entry['name']}: {question} can score at most {QUESTIONS[question]}"
+                assert score <= QUESTIONS[question], (
+                    f"{entry['name']}: {question} can score at most {QUESTIONS[question]}")
     kinds = {e["kind"] for e in ALL_ENTRIES}
     assert kinds == {"mistake", "crash", "fake", "equivalent", "hostile"}
     assert len(HOSTILE) >= 12, "the hostile section needs at least 12 attacks"
@@ -191,8 +192,10 @@ def test_catalogue_is_well_formed():
             assert all(expected(entry, layout)[0] != QUESTIONS for layout in LAYOUTS), (
                 f"{entry['name']}: a faulty or hostile submission must lose points")
         if entry["kind"] != "hostile":
-            assert not {"settings", "stopped", "user"} & entry.keys(), f"{entry['name']}: only hostile entries have those"
-            assert not any(m in json.dumps(entry["edits"]) for m in MARKERS), f"{entry['name']}: markers are for hostile entries"
+            assert not {"settings", "stopped", "user"} & entry.keys(), (
+                f"{entry['name']}: only hostile entries have settings, stopped or user")
+            assert not any(m in json.dumps(entry["edits"]) for m in MARKERS), (
+                f"{entry['name']}: markers are for hostile entries")
     for entry in HOSTILE:
         settings_module.Settings().replace(**entry.get("settings", {}))  # a bad setting fails here
 
@@ -259,14 +262,22 @@ USER_SANDBOX_LOCK = Path(tempfile.gettempdir()) / "fashion-kit-user-sandbox.lock
 _user_sandbox_thread_lock = threading.Lock()
 
 
+NEEDS_ROOT = "Gradescope's layout (the user sandbox) needs root; run the suite as root to grade it"
+
+
 def _layout_unavailable(layout: str) -> str | None:
-    """Why ``layout`` cannot grade here, or None."""
+    """Why ``layout`` cannot grade here, or None. As root, the user sandbox's account is created."""
     try:
+        if layout == "user":
+            if os.geteuid() != 0:
+                return NEEDS_ROOT
+            if shutil.which("setfacl") is None:
+                return ("setfacl is not installed (Debian/Ubuntu: apt-get install acl); the account cannot reach "
+                        "this Python")
+            sandbox.ensure_user()
         sandbox.choose("auto" if layout == "bubblewrap" else layout)
     except sandbox.SandboxUnavailable as e:
         return str(e)
-    if layout == "user" and shutil.which("setfacl") is None:
-        return "setfacl is not installed (Debian/Ubuntu: apt-get install acl); the account cannot reach this Python"
     return None
 
 
@@ -274,9 +285,6 @@ def _layout_unavailable(layout: str) -> str | None:
 def gradescope_account():
     """The user sandbox's account exists and may run this Python (which lives under /root, mode 0700,
     on the reference machine); the ACL entries added are taken away again at the end."""
-    if os.geteuid() != 0:
-        pytest.skip("Gradescope's layout (the user sandbox) needs root; run the suite as root to grade it")
-    sandbox.ensure_user()
     why = _layout_unavailable("user")
     if why:
         pytest.skip(why)
@@ -476,7 +484,7 @@ def hostile_gradings(request, built, grader, tmp_path_factory) -> dict:
 @pytest.mark.parametrize("entry", HOSTILE, ids=[e["name"] for e in HOSTILE])
 def test_hostile_entry_gets_exactly_its_expected_scores(hostile_gradings, entry, layout):
     if layout == "user" and os.geteuid() != 0:
-        pytest.skip("Gradescope's layout (the user sandbox) needs root; run the suite as root to grade it")
+        pytest.skip(NEEDS_ROOT)
     if hostile_gradings["unavailable"].get(layout):
         pytest.skip(f"the {layout} layout cannot grade here: {hostile_gradings['unavailable'][layout]}")
     graded = hostile_gradings["futures"][entry["name"], layout].result()
