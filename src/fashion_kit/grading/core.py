@@ -28,7 +28,6 @@ from pathlib import Path
 from .. import contract as c
 from .. import data
 from .. import settings as settings_module
-from ..notebooks import LANGUAGES
 from ..settings import Settings
 from . import layout, sandbox as sandboxes, supervise, verdicts
 from .stopped import DISK, ERROR, MEMORY, PROCESSES, TIMEOUT
@@ -144,7 +143,7 @@ def notebook_language(submission: Path, scratch: Path) -> str | None:
     found = layout.read_untrusted_json(submission, c.NOTEBOOK, scratch)
     for key in ("metadata", "fashion_kit", "language"):
         found = found.get(key) if isinstance(found, dict) else None
-    return found if found in LANGUAGES else None
+    return found if found in c.LANGUAGES else None
 
 
 def read_phase1(work: Path, trusted: Path, questions: dict[str, float], ran: supervise.Supervised) -> verdicts.Phase1:
