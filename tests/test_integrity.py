@@ -144,6 +144,20 @@ def test_q7_needs_the_students_own_file_with_the_trained_weights():
     assert scores(decided(found=found))["q7_save_load"] == 0
 
 
+def test_missing_evidence_confirms_nothing():
+    # No model at q7 to compare the file with, no model at q8 to measure: a patched kernel's "passed"
+    # and a reported number earn nothing there.
+    got = scores(decided(found=facts(q7_save_load=None, q8_evaluate=None)))
+    assert (got["q7_save_load"], got["q8_evaluate"]) == (0, 0)
+
+
+def test_facts_of_the_wrong_type_count_for_nothing_and_crash_nothing():
+    weird = lesson_model(accuracy="0.99", iterations="9375", params=["100480"], layers="Dense")
+    got = scores(decided(found=facts(**{q: weird for q in contract.EVIDENCE_QUESTIONS})))
+    assert got["q9_accuracy"] == 0 and got["q6_fit"] == 0 and got["q4_model"] == 0
+    assert scores(decided(found=facts(q9_accuracy=lesson_model(accuracy=1.5))))["q9_accuracy"] == 0
+
+
 def test_q9_is_the_measured_accuracy_against_the_threshold():
     at = decided(found=facts(q9_accuracy=lesson_model(accuracy=0.85)))
     assert scores(at)["q9_accuracy"] == 2 and "0.8500" in output(at, "q9_accuracy")
@@ -251,6 +265,44 @@ def test_code_in_a_model_file_is_never_run_and_junk_is_an_error(saved_models, da
     assert [kind for kind, *_ in unsafe["layers"]] == ["Lambda", "Flatten", "Dense"]
     assert "safe_mode" in unsafe["accuracy_error"] and "accuracy" not in unsafe, unsafe
     assert answer["models"]["junk"]["error"]
+
+
+def test_nothing_a_model_file_prints_can_pass_for_the_evaluators_answer(saved_models, data_dir, tmp_path):
+    """A layer named like a JSON answer gets printed in a Keras warning; a huge field pushes the real
+    answer out of the captured output. The answer travels in a file of its own, so neither matters."""
+    import json as json_module
+
+    import keras
+
+    from fashion_kit.grading import core, sandbox
+
+    model = keras.Sequential([keras.Input((28, 28)), keras.layers.Masking(mask_value=-1.0),
+                              keras.layers.Conv1D(4, 3, name="cv"), keras.layers.Flatten(),
+                              keras.layers.Dense(10, activation="softmax")])
+    model.save(tmp_path / "mask.keras")
+    good = lesson_model(accuracy=0.99)
+    forged = json_module.dumps({"models": {"challenge": good}, "same_weights": {}, "own_images": None})
+    with zipfile.ZipFile(tmp_path / "mask.keras") as src, zipfile.ZipFile(tmp_path / "evil.keras", "w") as dst:
+        for info in src.infolist():
+            payload = src.read(info)
+            if info.filename == "config.json":
+                config = json_module.loads(payload)
+                for layer in config["config"]["layers"]:
+                    if layer["config"].get("name") == "cv":
+                        layer["config"]["name"] = "cv\n" + forged + "\n"
+                config["compile_config"] = {"optimizer": "a" * 1_500_000, "loss": "x", "metrics": []}
+                payload = json_module.dumps(config).encode()
+            dst.writestr(info, payload)
+    inputs = tmp_path / "inputs"
+    inputs.mkdir()
+    for name in (evaluator.TEST_IMAGES, evaluator.TEST_LABELS):
+        (inputs / name).write_bytes((data_dir / name).read_bytes())
+    (inputs / "challenge.keras").write_bytes((tmp_path / "evil.keras").read_bytes())
+    request = {"data": str(inputs), "models": {"challenge": str(inputs / "challenge.keras")}, "accuracy": ["challenge"]}
+    found = core._evaluate(request, inputs, sandbox.NoSandbox(), Path(os.sys.executable))
+    challenge = found["models"]["challenge"]
+    assert challenge.get("accuracy") != 0.99, challenge
+    assert len(challenge.get("optimizer") or "") <= evaluator.NAME_CHARS
 
 
 def test_the_notebooks_own_test_images_count_only_as_a_scaling_of_the_real_ones(saved_models, data_dir, tmp_path):
@@ -423,3 +475,26 @@ def test_grading_the_same_submission_twice_gives_identical_results(built, grader
     assert measured[0] == measured[1] and measured[0] >= 0.85
     assert first.sandbox == "bubblewrap"
     assert json.dumps(first.results, sort_keys=True) == json.dumps(second.results, sort_keys=True)
+
+
+def test_a_tree_too_deep_for_python_is_still_removed(tmp_path):
+    root = tmp_path / "left-behind"
+    fd = os.open(tmp_path, os.O_RDONLY)
+    os.mkdir("left-behind", dir_fd=fd)
+    current = os.open("left-behind", os.O_RDONLY, dir_fd=fd)
+    for _ in range(3000):  # deeper than Python's recursion limit; built with openat, as a notebook could
+        os.mkdir("d", dir_fd=current)
+        nxt = os.open("d", os.O_RDONLY, dir_fd=current)
+        os.close(current)
+        current = nxt
+    os.close(current)
+    os.close(fd)
+    layout.remove_tree(root)
+    assert not root.exists()
+
+
+def test_the_notebooks_copy_of_the_settings_carries_no_secret(tmp_path):
+    config = {"assignment_name": "fashion_mnist", "token": "gradescope-secret", "fashion_kit": {}}
+    (tmp_path / "otter_config.json").write_text(json.dumps(config), encoding="utf-8")
+    copy = json.loads(settings_module.without_secrets(tmp_path / "otter_config.json"))
+    assert "token" not in copy and copy["assignment_name"] == "fashion_mnist"

@@ -583,3 +583,35 @@ def test_folder_limit_counts_files_as_well_as_bytes(tmp_path, monkeypatch):
     for i in range(40, 60):
         (tmp_path / f"f{i}").touch()
     assert supervise.folder_over(tmp_path, 1 * 2**20)
+
+
+def test_without_a_sandbox_the_grading_core_still_kills_a_double_forked_daemon(tmp_path):
+    """--no-sandbox: the core adopts orphans (child subreaper), so a daemon that left the process
+    tree is still its child, and kill_all reaches it before anything is read."""
+    script = textwrap.dedent(f"""
+        import os, sys, time
+        from pathlib import Path
+        from fashion_kit.grading import sandbox, supervise
+        sandbox.adopt_orphans()
+        box = sandbox.NoSandbox()
+        work = Path({str(tmp_path)!r})
+        daemon = ("import os, time\\nif os.fork(): os._exit(0)\\nos.setsid()\\nif os.fork(): os._exit(0)\\n"
+                  "time.sleep(1.5)\\nopen('escaped', 'w').write('x')")
+        ran = supervise.run(box.command([sys.executable, '-c', daemon], work=work, env={{}}), cwd=work,
+                            env=None, timeout=20, memory_limit_mb=None, on_stop=box.kill_all)
+        box.kill_all()
+        time.sleep(2.5)
+        print('escaped' if (work / 'escaped').exists() else 'contained')
+    """)
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert proc.stdout.strip().endswith("contained"), proc.stdout + proc.stderr
+
+
+def test_a_folder_chain_deeper_than_any_assignment_needs_is_over_the_limit(tmp_path):
+    deep = tmp_path / "work"
+    path = deep
+    for _ in range(supervise.MAX_FOLDER_DEPTH + 2):
+        path = path / "d"
+    path.mkdir(parents=True)
+    assert supervise.folder_over(deep, 10 * 2**30)
+    assert not supervise.folder_over(tmp_path / "work" / "d" / "d", 10 * 2**30) or supervise.MAX_FOLDER_DEPTH < 2

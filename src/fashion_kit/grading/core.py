@@ -37,6 +37,8 @@ KERNEL_DIED = ("DeadKernelError", "Kernel died")
 # The evaluator reads a few small files; a minute is far more than it needs even on a loaded machine.
 EVALUATOR_TIMEOUT = 120
 EVALUATOR_MEMORY_MB = 2048
+# Where the evaluator writes its answer, in its own folder (never its output, which a model can reach).
+ANSWER_FILE = "answer.json"
 # Of phase 1's output, what the instructor sees in the log.
 LOG_CHARS = 20000
 
@@ -98,8 +100,8 @@ def grade(autograder_dir: Path, box: sandboxes.Sandbox, settings: Settings | Non
         raise AutograderBroken("The autograder's Fashion-MNIST files are damaged: " + "; ".join(wrong))
 
     clock = [("start", time.monotonic())]
-    with tempfile.TemporaryDirectory(prefix="fashion-kit-grading-", dir=scratch) as tmp:
-        tmp = Path(tmp)
+    tmp = Path(tempfile.mkdtemp(prefix="fashion-kit-grading-", dir=scratch))
+    try:
         tmp.chmod(0o711)  # the sandbox user may pass through to its work folder, not list ours
         work, trusted = tmp / "work", tmp / "trusted"
         trusted.mkdir(mode=0o700)
@@ -128,10 +130,14 @@ def grade(autograder_dir: Path, box: sandboxes.Sandbox, settings: Settings | Non
         if phase1.stopped == ERROR:
             results["tests"].append({"name": "Autograder log (instructors only)", "status": "failed",
                                      "visibility": "hidden", "output": ran.log[-5000:]})
-    results_path = autograder_dir / "results" / "results.json"
-    results_path.parent.mkdir(parents=True, exist_ok=True)
-    results_path.write_text(json.dumps(results, indent=2, ensure_ascii=False), encoding="utf-8")
-    clock.append(("decide", time.monotonic()))
+        results_path = autograder_dir / "results" / "results.json"
+        results_path.parent.mkdir(parents=True, exist_ok=True)
+        partial = results_path.with_name(".results.json.partial")  # replaced, never written through a link
+        partial.write_text(json.dumps(results, indent=2, ensure_ascii=False), encoding="utf-8")
+        os.replace(partial, results_path)
+        clock.append(("decide", time.monotonic()))
+    finally:  # the grade is written first: nothing phase 1 left can stop it from being written
+        layout.remove_tree(tmp)
     # One line for people and for benchmarks/run_benchmarks.py: where a grading's seconds went.
     log("fashion-kit timings: " + " ".join(f"{name}={t - before:.2f}" for (_, before), (name, t) in zip(clock, clock[1:])))
     return results
@@ -222,19 +228,18 @@ def _evaluate(request: dict, inputs: Path, box: sandboxes.Sandbox, python: Path)
     env = {"HOME": str(inputs), "PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "TF_CPP_MIN_LOG_LEVEL": "3",
            "CUDA_VISIBLE_DEVICES": "", "KERAS_HOME": str(inputs / ".keras"), "MPLBACKEND": "Agg"}
     command = box.command(
-        [str(python), "-I", "-m", "fashion_kit.grading.evaluator", str(inputs / "request.json")],
+        [str(python), "-I", "-m", "fashion_kit.grading.evaluator", str(inputs / "request.json"),
+         str(inputs / ANSWER_FILE)],
         work=inputs, env=env,
     )
     ran = supervise.run(command, cwd=inputs, env=None, timeout=EVALUATOR_TIMEOUT,
                         memory_limit_mb=EVALUATOR_MEMORY_MB, on_stop=box.kill_all)
     box.kill_all()
-    for line in reversed(ran.log.splitlines()):
-        try:
-            answer = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(answer, dict) and "models" in answer:
-            return answer
+    answer = None
+    if ran.stopped is None and ran.returncode == 0:
+        answer = layout.read_untrusted_json(inputs, ANSWER_FILE, inputs.parent)
+    if isinstance(answer, dict) and isinstance(answer.get("models"), dict):
+        return answer
     why = ran.stopped or f"exit code {ran.returncode}"
     error = f"the grader's measurement failed ({why})"
     return {"models": {k: {"error": error} for k in request["models"]}, "same_weights": {}, "own_images": None}
@@ -252,10 +257,15 @@ def main(argv: list[str] | None = None) -> int:
         settings = Settings().replace(**json.loads(Path(args.settings).read_text(encoding="utf-8")))
     try:
         box = sandboxes.choose(args.sandbox, settings=settings)
+        if box.name == "none":
+            sandboxes.adopt_orphans()  # this process's own: what the notebook leaves becomes ours to kill
         grade(Path(args.autograder_dir), box, settings, scratch=Path(args.scratch) if args.scratch else None)
     except (sandboxes.SandboxUnavailable, AutograderBroken, settings_module.SettingsError) as e:
         print(f"fashion-kit: {e}", file=sys.stderr)
         return 2
+    except sandboxes.SandboxBreach as e:
+        print(f"fashion-kit: {e}; no grade was decided.", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -65,8 +65,23 @@ def read_idx(path: Path) -> np.ndarray:
 
 
 def _snake(name: str) -> str:
-    """Keras's file path for a layer class: Dense -> dense, MaxPooling2D -> max_pooling2d."""
-    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name).lower()
+    """Keras's file path for a layer class (keras.src.utils.naming.to_snake_case): Dense -> dense,
+    MaxPooling2D -> max_pooling2d, Conv1D -> conv1d."""
+    name = re.sub(r"\W+", "", name)
+    name = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", name)
+    return re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()
+
+
+# What a fact may look like: a name from a model file is cut to this length (it is the student's text).
+NAME_CHARS = 64
+
+
+def _short(value) -> str | None:
+    return value[:NAME_CHARS] if isinstance(value, str) else None
+
+
+def _whole(value) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def _name(item) -> str:
@@ -153,6 +168,8 @@ class ModelFile:
             raise ValueError("the model's configuration has no list of layers")
         if config["class_name"] == "Sequential":  # its file paths skip the input layer
             layers = [x for x in layers if x.get("class_name") != "InputLayer"]
+        elif not _is_chain(layers):
+            raise Unsupported("a functional model that is not a single chain of layers")
         self.layers_config = layers
         self.compile_config = compile_config if isinstance(compile_config, dict) else None
 
@@ -165,8 +182,8 @@ class ModelFile:
                 continue
             config = layer.get("config", {})
             activation = config.get("activation")
-            out.append([layer.get("class_name"), config.get("units"),
-                        activation if isinstance(activation, str) or activation is None else _name(activation)])
+            out.append([_short(layer.get("class_name")), _whole(config.get("units")),
+                        _short(activation if isinstance(activation, str) or activation is None else _name(activation))])
         return out
 
     def params(self) -> list[int]:
@@ -178,8 +195,9 @@ class ModelFile:
             return {"compiled": False}
         metrics = c.get("metrics") or []
         metrics = metrics if isinstance(metrics, list) else [metrics]
-        return {"compiled": True, "optimizer": _name(c.get("optimizer")),
-                "loss": _name(c.get("loss")).replace("_", ""), "metrics": [_name(m) for m in metrics]}
+        return {"compiled": True, "optimizer": _short(_name(c.get("optimizer"))),
+                "loss": _short(_name(c.get("loss")).replace("_", "")),
+                "metrics": [_short(_name(m)) for m in metrics[:16]]}
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         """The model's outputs for ``x``, computed layer by layer; Unsupported for other layers."""
@@ -203,6 +221,17 @@ class ModelFile:
             else:
                 raise Unsupported(f"the layer {kind}")
         return x
+
+
+def _is_chain(layers: list[dict]) -> bool:
+    """Whether each layer of a functional model takes its input from the one listed before it."""
+    for before, layer in zip(layers, layers[1:]):
+        nodes = layer.get("inbound_nodes") or []
+        found = json.dumps(nodes)
+        name = before.get("config", {}).get("name")
+        if len(nodes) != 1 or not isinstance(name, str) or json.dumps(name) not in found:
+            return False
+    return True
 
 
 def _fit_input(x: np.ndarray, input_shape) -> np.ndarray:
@@ -355,10 +384,18 @@ def _affine(raw: np.ndarray, theirs: np.ndarray) -> list[float] | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``evaluator REQUEST.json`` (or the request on stdin): prints the answer as one JSON line."""
+    """``evaluator REQUEST.json ANSWER.json``: measures, then writes the answer to ANSWER.json.
+
+    The answer goes to a file of its own, never to the output: what a model file makes Keras print
+    (a layer's name in a warning, say) must not be taken for the answer."""
+    import warnings
+
     argv = sys.argv[1:] if argv is None else argv
-    request = json.loads(Path(argv[0]).read_text(encoding="utf-8") if argv else sys.stdin.read())
-    print(json.dumps(answer(request)), flush=True)
+    request = json.loads(Path(argv[0]).read_text(encoding="utf-8"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        found = answer(request)
+    Path(argv[1]).write_text(json.dumps(found), encoding="utf-8")
     return 0
 
 

@@ -15,7 +15,7 @@ import stat
 from pathlib import Path
 
 from .. import contract as c
-from .. import data
+from .. import data, settings
 
 # The lesson's model file is about 1.2 MB with Adam's state, the challenge's a few MB; the notebook's
 # own test images are 31 MB as float32.
@@ -28,7 +28,8 @@ def make_work_folder(work: Path, source: Path, submission: Path) -> None:
     """Fill ``work`` with what phase 1 may see: the settings and tests (Otter needs them), the
     submission's files, an empty results folder, a home with the data set in its Keras cache."""
     (work / c.WORK_SOURCE).mkdir(parents=True)
-    shutil.copyfile(source / "otter_config.json", work / c.WORK_SOURCE / "otter_config.json")
+    (work / c.WORK_SOURCE / "otter_config.json").write_text(
+        settings.without_secrets(source / "otter_config.json"), encoding="utf-8")
     shutil.copytree(source / "tests", work / c.WORK_SOURCE / "tests")
     # The submission's files, never a link: a link could point phase 1 at anything of ours.
     shutil.copytree(submission, work / c.WORK_SUBMISSION, symlinks=True,
@@ -42,6 +43,19 @@ def make_work_folder(work: Path, source: Path, submission: Path) -> None:
     for name in data.FILES:
         shutil.copyfile(source / "data" / "fashion-mnist" / name, cache / name)
     (work / c.WORK_HOME / "tmp").mkdir()
+
+
+def remove_tree(path: Path) -> None:
+    """Remove what phase 1 may have left, however it is shaped: shutil.rmtree recurses (a chain of
+    folders thousands deep exhausts Python's stack), so ``rm -rf`` (which does not) finishes the job."""
+    import subprocess
+
+    try:
+        shutil.rmtree(path)
+    except FileNotFoundError:
+        pass
+    except (OSError, RecursionError):
+        subprocess.run(["rm", "-rf", "--", str(path)], check=False, stdin=subprocess.DEVNULL)
 
 
 def phase1_env(work: Path, python: Path) -> dict[str, str]:

@@ -33,6 +33,8 @@ POLL_SECONDS = 0.2
 # A watched folder with more entries than this counts as over its limit, whatever their size: each
 # poll walks the folder, and a million empty files cost inodes and time though they cost no bytes.
 MAX_FOLDER_FILES = 100_000
+# The assignment writes a few files at most two folders deep; the Keras cache sits four deep.
+MAX_FOLDER_DEPTH = 64
 
 STOPS = ("timeout", "memory", "processes", "disk", "interrupted")
 
@@ -161,13 +163,17 @@ def tree_rss(pid: int) -> int:
 
 
 def folder_over(folder: Path, limit_bytes: float) -> bool:
-    """Whether ``folder`` holds more than ``limit_bytes`` on disk, or more than MAX_FOLDER_FILES
-    entries. Counts allocated blocks (a sparse file costs what it occupies) and stops counting as
-    soon as either limit is passed, so a flooded folder is cheap to judge."""
-    used, entries, pending = 0, 0, [str(folder)]
+    """Whether ``folder`` holds more than ``limit_bytes`` on disk, more than MAX_FOLDER_FILES
+    entries, or folders nested deeper than MAX_FOLDER_DEPTH (a chain thousands deep defeats recursive
+    clean-up). Counts allocated blocks (a sparse file costs what it occupies) and stops counting as
+    soon as a limit is passed, so a flooded folder is cheap to judge."""
+    used, entries, pending = 0, 0, [(str(folder), 0)]
     while pending:
+        path, depth = pending.pop()
+        if depth > MAX_FOLDER_DEPTH:
+            return True
         try:
-            with os.scandir(pending.pop()) as it:
+            with os.scandir(path) as it:
                 for entry in it:
                     entries += 1
                     try:
@@ -176,7 +182,7 @@ def folder_over(folder: Path, limit_bytes: float) -> bool:
                         continue
                     used += st.st_blocks * 512
                     if entry.is_dir(follow_symlinks=False):
-                        pending.append(entry.path)
+                        pending.append((entry.path, depth + 1))
                     if used > limit_bytes or entries > MAX_FOLDER_FILES:
                         return True
         except OSError:  # vanished, or made unreadable by its owner: what is left is counted

@@ -87,8 +87,33 @@ def read_otter_results(results, questions: dict[str, float]) -> Phase1:
 # -- evidence verdicts: (points, message) --------------------------------------------------------------
 
 def _model(facts: dict, question: str) -> dict | None:
-    found = facts.get("models", {}).get(question)
-    return found if isinstance(found, dict) else None
+    """The evaluator's facts about one model, each of the expected type (anything else is dropped,
+    so no value can crash a verdict or pass for another)."""
+    found = facts.get("models", {}).get(question) if isinstance(facts.get("models"), dict) else None
+    if not isinstance(found, dict):
+        return None
+    if "error" in found:
+        return {"error": _text(str(found["error"]), 300)}
+    clean: dict = {}
+    layers = found.get("layers")
+    if isinstance(layers, list):
+        clean["layers"] = [list(x) for x in layers if isinstance(x, (list, tuple)) and len(x) == 3]
+    params = found.get("params")
+    if isinstance(params, list) and all(isinstance(p, int) and not isinstance(p, bool) for p in params):
+        clean["params"] = params
+    steps = found.get("iterations")
+    clean["iterations"] = steps if isinstance(steps, int) and not isinstance(steps, bool) else None
+    clean["compiled"] = found.get("compiled") is True
+    for key in ("optimizer", "loss"):
+        clean[key] = found.get(key) if isinstance(found.get(key), str) else None
+    metrics = found.get("metrics")
+    clean["metrics"] = [m for m in metrics if isinstance(m, str)] if isinstance(metrics, list) else []
+    accuracy = _number(found.get("accuracy"))
+    if accuracy is not None and 0.0 <= accuracy <= 1.0:
+        clean["accuracy"] = accuracy
+    elif "accuracy" in found or "accuracy_error" in found:
+        clean["accuracy_error"] = _text(str(found.get("accuracy_error", "no accuracy")), 300)
+    return clean
 
 
 def _no_model(question: str, found: dict | None) -> str:
@@ -163,8 +188,11 @@ def saved_file(facts: dict, possible: float, settings: Settings) -> tuple[float,
         return 0.0, (f"評分程式讀不到你存的模型檔（{student['error']}）。請用 model.save(...) 直接存 Keras 模型。 / "
                      f"Expected a model file the grader can load, found one it could not ({student['error']}). "
                      "Save the model itself with model.save(...).")
-    same = facts.get("same_weights", {}).get(f"student|{c.Q_SAVE_LOAD}")
-    if same is True or _model(facts, c.Q_SAVE_LOAD) is None:
+    trained = _model(facts, c.Q_SAVE_LOAD)
+    if trained is None or "error" in trained:
+        return 0.0, _no_model(c.Q_SAVE_LOAD, trained)  # nothing to compare the file with
+    same = (facts.get("same_weights") or {}).get(f"student|{c.Q_SAVE_LOAD}")
+    if same is True:
         return possible, None
     return 0.0, ("你存的模型檔和訓練好的 model 權重不一樣：請在訓練之後才存檔。 / Expected your saved file to hold "
                  "the weights of your trained model, found different ones: save after training.")
@@ -175,12 +203,14 @@ def evaluated(facts: dict, possible: float, settings: Settings, reported: float 
     standard preprocessing or on the notebook's own scaling of the test images."""
     m = _model(facts, c.Q_EVALUATE)
     if m is None or "error" in m or "accuracy" not in m:
-        return possible / 2, _no_model(c.Q_EVALUATE, m if m is None or "error" in m else
-                                       {"error": m.get("accuracy_error", "no accuracy")})
+        # Nothing measured, nothing confirmed: a reported number alone earns no point.
+        return 0.0, _no_model(c.Q_EVALUATE, m if m is None or "error" in m else
+                              {"error": m.get("accuracy_error", "no accuracy")})
     measured = [m["accuracy"]]
-    own = facts.get("own_images") or {}
-    if "accuracy" in own:
-        measured.append(own["accuracy"])
+    own = facts.get("own_images") if isinstance(facts.get("own_images"), dict) else {}
+    own_accuracy = _number(own.get("accuracy"))
+    if own_accuracy is not None:
+        measured.append(own_accuracy)
     if reported is not None and any(abs(reported - x) <= c.AGREEMENT_TOLERANCE for x in measured):
         return possible, None
     shown = "無 / none" if reported is None else f"{reported:.4f}"
