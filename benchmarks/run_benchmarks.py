@@ -78,19 +78,16 @@ STAGES = re.compile(r"^fashion-kit timings: (.*)$", re.MULTILINE)
 def grade_once(work: Path) -> tuple[float, int, dict[str, float]]:
     """One `fashion-kit run` of the reference solution: wall seconds, peak tree memory, stage times."""
     out = work / "kit-out"
-    cmd = [sys.executable, "-c",
-           "import sys; from fashion_kit import run; o = run.grade(sys.argv[1], sys.argv[2]); "
-           "sys.stdout.write(o.log); sys.exit(0 if o.status == 'graded' and o.score == o.possible else 1)",
-           str(SOLUTION), str(paths.AUTOGRADER_ZIP)]
+    cmd = [str(Path(sys.executable).parent / "fashion-kit"), "run", str(SOLUTION), "--output", str(out)]
     start = time.monotonic()
-    with open(out, "w") as log:
-        proc = subprocess.Popen(cmd, cwd=work, stdout=log, stderr=subprocess.DEVNULL)
-        meter = PeakMemory(proc.pid)
-        code = proc.wait()
+    proc = subprocess.Popen(cmd, cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    meter = PeakMemory(proc.pid)
+    code = proc.wait()
     peak, seconds = meter.stop(), time.monotonic() - start
+    log = (out / "grading.log").read_text(encoding="utf-8", errors="replace") if (out / "grading.log").is_file() else ""
     if code != 0:
-        raise RuntimeError(f"grading the reference solution failed:\n{out.read_text()[-3000:]}")
-    found = STAGES.findall(out.read_text())
+        raise RuntimeError(f"grading the reference solution failed (exit {code}):\n{log[-3000:]}")
+    found = STAGES.findall(log)
     stages = {k: float(v) for k, v in (part.split("=") for part in found[-1].split())} if found else {}
     return seconds, peak, stages
 

@@ -341,6 +341,9 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     import signal
 
+    from . import contract
+
+    contract.skip_slow_optional_modules()  # seconds of every command's start-up, for nothing it uses
     # Until a command installs its own handling, SIGTERM stops the program as Ctrl-C does.
     previous = signal.signal(signal.SIGTERM, signal.default_int_handler) if threading_is_main() else None
     try:
