@@ -411,12 +411,27 @@ class UnprivilegedUser(Sandbox):
         if entry.pw_uid == 0:
             raise SandboxUnavailable(f"The account {user} is root; it must be an unprivileged account.")
         self.user, self.uid, self.gid = user, entry.pw_uid, entry.pw_gid
+        self._lock: int | None = None
         self.prlimit = _tool("prlimit", "util-linux")
         self.setpriv = _tool("setpriv", "util-linux")
         self.env = _tool("env", "coreutils")
         self._pdeathsig = _setpriv_has_pdeathsig(self.setpriv)
 
+    def _hold_the_account(self) -> None:
+        """One grading at a time per account: kill_all kills every process of the account, so two
+        gradings sharing it would kill each other. The lock lives where only root can write (next to
+        the Python environment); it is taken by the process that prepares a work folder (the grading
+        core) and held until that process ends."""
+        import fcntl
+
+        if self._lock is not None:
+            return
+        path = Path(sys.prefix) / f".fashion-kit-{self.user}.lock"
+        self._lock = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        fcntl.flock(self._lock, fcntl.LOCK_EX)
+
     def prepare(self, work):
+        self._hold_the_account()
         work = Path(work)
         os.chown(work, self.uid, self.gid)
         for top, dirs, files in os.walk(work):
