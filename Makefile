@@ -13,6 +13,7 @@ DEV_STAMP := $(VENV)/.installed-dev
 .PHONY: all setup setup-dev build test test-fast clean
 
 all: setup
+	@command -v bwrap >/dev/null || echo "note: bubblewrap is not installed; grading students' notebooks locally needs it (Debian/Ubuntu: sudo apt-get install bubblewrap; Fedora: sudo dnf install bubblewrap)"
 	$(BIN)/fashion-kit assign
 
 setup: $(RUNTIME_STAMP)

@@ -215,10 +215,17 @@ def build(
         results = None
         if verify:
             from . import run
+            from .grading import sandbox as sandboxes
 
+            try:  # the reference solution is the instructor's own code: a sandbox is welcome, not needed
+                sandboxes.choose("auto")
+                sandbox = "auto"
+            except sandboxes.SandboxUnavailable:
+                sandbox = "none"
             progress("grading the reference solution with the new autograder")
             outcome = run.grade(
-                stage / "solutions" / notebooks.LANGUAGES[0] / NOTEBOOK, stage / "autograder" / ZIP_NAME
+                stage / "solutions" / notebooks.LANGUAGES[0] / NOTEBOOK, stage / "autograder" / ZIP_NAME,
+                sandbox=sandbox,
             )
             results = outcome.results
             if outcome.status != "graded" or outcome.score < outcome.possible:
