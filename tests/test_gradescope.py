@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from .conftest import mutate
-from fashion_kit import assign, results
+from fashion_kit import assign, autograder_zip, results
 
 GRADESCOPE = Path(assign.__file__).parent / "gradescope"
 POINTS = {
@@ -87,7 +87,7 @@ def test_shell_scripts_pass_shellcheck(script):
 
 
 def test_grading_image_pins_every_package_it_installs(tmp_path):
-    requirements = assign.grading_requirements(assign.paths.CONSTRAINTS)
+    requirements = autograder_zip.grading_requirements(assign.paths.CONSTRAINTS)
     lines = [line for line in requirements.splitlines() if line and not line.startswith("#")]
     assert all("==" in line for line in lines), lines
     names = {line.split("==")[0] for line in lines}

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import data, notebooks, paths
-from .autograder_zip import BuildError, grading_requirements, write_autograder_zip  # noqa: F401
+from .autograder_zip import BuildError, write_autograder_zip
 
 NOTEBOOK = "fashion_mnist.ipynb"
 ZIP_NAME = "autograder.zip"
