@@ -67,7 +67,7 @@ EDIT = {
     ]
 }
 SCORES = {"type": "object", "additionalProperties": {"type": "number", "minimum": 0}}
-STOPPED = {"enum": ["timeout", "memory", "processes", "disk", "error"]}
+STOPPED = {"enum": ["timeout", "memory", "memory-limit", "processes", "disk", "error"]}
 SCHEMA = {
     "type": "object",
     "required": ["entries"],

@@ -206,6 +206,7 @@ def outcome_of(submission: str, results: dict | None, ran: supervise.Supervised,
         messages = {
             "timeout": f"Stopped after {settings.timeout_seconds:g} s: the notebook did not finish in time.",
             "memory": "The notebook's kernel died while it ran (a cell crashed it, killed it or used too much memory).",
+            "memory-limit": f"Stopped: the notebook used more memory than the limit of {settings.memory_limit_mb:,.0f} MB.",
             "processes": "Stopped: the notebook started more processes than the grader allows.",
             "disk": "Stopped: the notebook wrote more to disk than the grader allows.",
             "error": "The autograder failed while the notebook ran; see grading.log.",

@@ -25,7 +25,8 @@ from .store import Record
 # Statuses a re-run with --retry-failed grades again: they may pass with more time, memory or luck.
 RETRYABLE = {"timeout", "memory", "error"}
 # Why the grader stopped a grading part-way (run.Outcome.stopped) -> the gradebook's status.
-STOPPED_STATUS = {"timeout": "timeout", "memory": "error", "error": "error"}
+STOPPED_STATUS = {"timeout": "timeout", "memory-limit": "memory", "memory": "error", "processes": "error",
+                  "disk": "error", "error": "error"}
 DUPLICATE_CHOICES = ("latest", "highest", "both")
 SANDBOX_CHOICES = ("auto", "none")
 # Why a recorded submission is graded again, for the summary.

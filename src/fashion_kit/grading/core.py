@@ -30,7 +30,7 @@ from .. import data
 from .. import settings as settings_module
 from ..settings import Settings
 from . import layout, sandbox as sandboxes, supervise, verdicts
-from .stopped import DISK, ERROR, MEMORY, PROCESSES, TIMEOUT
+from .stopped import DISK, ERROR, MEMORY, MEMORY_LIMIT, PROCESSES, TIMEOUT
 
 # What nbclient says when the kernel vanishes mid-cell; on Gradescope that is the out-of-memory killer.
 KERNEL_DIED = ("DeadKernelError", "Kernel died")
@@ -176,7 +176,9 @@ def read_phase1(work: Path, trusted: Path, questions: dict[str, float], ran: sup
 
 
 def _why_stopped(ran: supervise.Supervised) -> str:
-    if ran.stopped in (TIMEOUT, MEMORY, PROCESSES, DISK):
+    if ran.stopped == "memory":
+        return MEMORY_LIMIT
+    if ran.stopped in (TIMEOUT, PROCESSES, DISK):
         return ran.stopped
     if ran.stopped is None and (ran.returncode == -9 or any(s in ran.log for s in KERNEL_DIED)):
         return MEMORY

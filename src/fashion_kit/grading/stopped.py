@@ -10,10 +10,14 @@ score and the questions never reached get 0 (:mod:`verdicts` builds the results)
 from __future__ import annotations
 
 TIMEOUT, MEMORY, PROCESSES, DISK, ERROR = "timeout", "memory", "processes", "disk", "error"
+# MEMORY is a kernel that died (on Gradescope almost always the out-of-memory killer); MEMORY_LIMIT is
+# a notebook the grader itself stopped at its memory limit (memory_limit_mb).
+MEMORY_LIMIT = "memory-limit"
 
 TITLES = {
     TIMEOUT: "時間到了 / Time limit reached",
     MEMORY: "記憶體不足 / Out of memory",
+    MEMORY_LIMIT: "記憶體不足 / Out of memory",
     PROCESSES: "程式開了太多行程 / Too many processes",
     DISK: "寫入太多檔案 / Too much written to disk",
     ERROR: "評分沒有完成 / Grading did not finish",
@@ -42,11 +46,20 @@ def duration(seconds: float) -> tuple[str, str]:
     return f"{seconds / 60:.3g} 分鐘", f"{seconds / 60:.3g} minutes"
 
 
-def message(kind: str, cell: dict | None, limit_seconds: float | None = None) -> str:
+def message(kind: str, cell: dict | None, limit_seconds: float | None = None,
+            limit_mb: float | None = None) -> str:
     """What happened, for the student: Traditional Chinese first, then English."""
     zh_where, en_where = _where(cell)
     kept_zh = "在這之前已經檢查過的題目都保留分數；後面沒有檢查到的題目是 0 分。"
     kept_en = "Questions checked before that keep their score; the questions it never reached get 0."
+    if kind == MEMORY_LIMIT:
+        return (
+            f"你的筆記本{zh_where}用掉的記憶體超過評分程式的上限 {limit_mb:,.0f} MB，所以被停下來了。{kept_zh}\n"
+            "常見原因：把資料複製了很多份、模型太大，或 batch_size 太大。改小一點再重新上傳。\n\n"
+            f"Your notebook used more memory than the grader's limit of {limit_mb:,.0f} MB {en_where}, so it "
+            f"was stopped. {kept_en}\nCommon causes: many copies of the data, a very large model, or a very "
+            "large batch_size. Make them smaller and submit again."
+        )
     if kind == PROCESSES:
         return (
             f"你的筆記本{zh_where}一直開新的行程（process），超過評分環境的上限，所以被停下來了。{kept_zh}\n"

@@ -262,7 +262,8 @@ def decide(questions: dict[str, float], phase1: Phase1, facts: dict, settings: S
         results["score"] = 0
         return results
     if phase1.stopped:
-        text = stopped.message(phase1.stopped, phase1.running_cell, settings.timeout_seconds)
+        text = stopped.message(phase1.stopped, phase1.running_cell, settings.timeout_seconds,
+                               settings.memory_limit_mb)
         results["output"] = text
         results["extra_data"][c.STOPPED_KEY] = phase1.stopped
         results["tests"].append({"name": stopped.TITLES[phase1.stopped], "status": "failed",
