@@ -537,8 +537,9 @@ def test_a_gradescope_export_killed_resumed_and_regraded(built, tmp_path):
     zip_path = tmp_path / "autograder.zip"
     zip_path.write_bytes(built.autograder_zip.read_bytes())
     out, tag = tmp_path / "out", uuid.uuid4().hex
+    # Long enough for a training on a loaded 2-core machine; the sleeper waits it out in each run.
     args = [str(export), "-o", str(out), "--autograder", str(zip_path), "--jobs", str(GRADING_JOBS),
-            "--timeout", "300"]
+            "--timeout", "150"]
 
     proc = cli(*args, tag=tag)
     deadline = time.monotonic() + 900
@@ -548,7 +549,7 @@ def test_a_gradescope_export_killed_resumed_and_regraded(built, tmp_path):
         time.sleep(0.5)
     proc.kill()
     proc.wait()
-    first = {p.parent.name: p.stat().st_mtime_ns for p in out.glob(f"*/{store.RECORD}")}
+    first = {p.parent.name: graded_part(p) for p in out.glob(f"*/{store.RECORD}")}
     time.sleep(3)  # the watchdog sweeps what the killed batch left
     assert tagged_processes(tag) == []
 
@@ -556,8 +557,9 @@ def test_a_gradescope_export_killed_resumed_and_regraded(built, tmp_path):
     output, _ = proc.communicate(timeout=1800)
     assert proc.returncode == 1, output  # some uploads cannot be graded
     assert f"{len(first)} submissions already graded" in output
-    for name, mtime in first.items():
-        assert (out / name / store.RECORD).stat().st_mtime_ns == mtime, f"{name} was graded twice"
+    for name, grading in first.items():
+        # Its duplicate flags may change (a second upload of the same student lands), its grading not.
+        assert graded_part(out / name / store.RECORD) == grading, f"{name} was graded twice"
     assert not (out / store.WORK).exists()
 
     def check(rows: dict, threshold_raised: bool) -> None:
@@ -591,6 +593,12 @@ def test_a_gradescope_export_killed_resumed_and_regraded(built, tmp_path):
     assert proc.returncode == 1, output
     assert "graded again" in output and "the autograder zip" in output
     check(by_id(gradebook(out)), threshold_raised=True)
+
+
+def graded_part(record_file: Path) -> dict:
+    """A record without its duplicate flags: what one grading decided, and when."""
+    record = json.loads(record_file.read_text(encoding="utf-8"))
+    return {k: v for k, v in record.items() if k not in ("duplicate_of", "counted")}
 
 
 def shutil_copy(source: Path, target: Path) -> Path:

@@ -61,6 +61,8 @@ class SandboxBreach(RuntimeError):
 
 # Set by adopt_orphans() in a process that grades without a sandbox (the grading core's own process).
 _reaping = False
+# The accounts whose lock this process holds (UnprivilegedUser._hold_the_account), by name.
+_accounts_held: dict[str, int] = {}
 
 
 def adopt_orphans() -> None:
@@ -411,7 +413,6 @@ class UnprivilegedUser(Sandbox):
         if entry.pw_uid == 0:
             raise SandboxUnavailable(f"The account {user} is root; it must be an unprivileged account.")
         self.user, self.uid, self.gid = user, entry.pw_uid, entry.pw_gid
-        self._lock: int | None = None
         self.prlimit = _tool("prlimit", "util-linux")
         self.setpriv = _tool("setpriv", "util-linux")
         self.env = _tool("env", "coreutils")
@@ -420,15 +421,17 @@ class UnprivilegedUser(Sandbox):
     def _hold_the_account(self) -> None:
         """One grading at a time per account: kill_all kills every process of the account, so two
         gradings sharing it would kill each other. The lock lives where only root can write (next to
-        the Python environment); it is taken by the process that prepares a work folder (the grading
-        core) and held until that process ends."""
+        the Python environment); the first process that prepares a work folder for the account (the
+        grading core) takes it, and holds it until it ends. A process holds it once, however many
+        sandbox objects it makes: a second lock of its own would wait for the first for ever."""
         import fcntl
 
-        if self._lock is not None:
+        if self.user in _accounts_held:
             return
         path = Path(sys.prefix) / f".fashion-kit-{self.user}.lock"
-        self._lock = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-        fcntl.flock(self._lock, fcntl.LOCK_EX)
+        lock = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        _accounts_held[self.user] = lock
 
     def prepare(self, work):
         self._hold_the_account()
