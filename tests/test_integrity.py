@@ -153,6 +153,8 @@ def test_missing_evidence_confirms_nothing():
 
 def test_facts_of_the_wrong_type_count_for_nothing_and_crash_nothing():
     weird = lesson_model(accuracy="0.99", iterations="9375", params=["100480"], layers="Dense")
+    unnamed = lesson_model(layers=[[None, 128, None], ["Dense", None, "relu"]])
+    assert scores(decided(found=facts(q4_model=unnamed)))["q4_model"] == 0
     got = scores(decided(found=facts(**{q: weird for q in contract.EVIDENCE_QUESTIONS})))
     assert got["q9_accuracy"] == 0 and got["q6_fit"] == 0 and got["q4_model"] == 0
     assert scores(decided(found=facts(q9_accuracy=lesson_model(accuracy=1.5))))["q9_accuracy"] == 0

@@ -168,10 +168,10 @@ def read_phase1(work: Path, trusted: Path, questions: dict[str, float], ran: sup
         cell = layout.read_untrusted_json(evidence, c.RUNNING_FILE, trusted)
         if isinstance(cell, dict) and isinstance(cell.get("cell"), int):
             first = cell.get("first_line")
-            phase1.running_cell = {"cell": cell["cell"], "first_line": verdicts._text(first, 80)}
+            phase1.running_cell = {"cell": cell["cell"], "first_line": verdicts.text_of(first, 80)}
     values = layout.read_untrusted_json(evidence, c.VALUES_FILE, trusted)
     if isinstance(values, dict):
-        phase1.reported_test_acc = verdicts._number(values.get("test_acc"))
+        phase1.reported_test_acc = verdicts.number_of(values.get("test_acc"))
     return phase1
 
 

@@ -44,12 +44,12 @@ class Phase1:
     reported_test_acc: float | None = None
 
 
-def _text(value, limit: int = MAX_OUTPUT_CHARS) -> str:
+def text_of(value, limit: int = MAX_OUTPUT_CHARS) -> str:
     text = value if isinstance(value, str) else ""
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _number(value) -> float | None:
+def number_of(value) -> float | None:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         return None
     return float(value)
@@ -63,9 +63,9 @@ def read_kernel(found, questions: dict[str, float]) -> dict[str, Kernel]:
         return out
     for name, possible in questions.items():
         entry = found.get(name)
-        score = _number(entry.get("score")) if isinstance(entry, dict) else None
+        score = number_of(entry.get("score")) if isinstance(entry, dict) else None
         if score is not None:
-            out[name] = Kernel(min(max(score, 0.0), possible), clean_output(_text(entry.get("output"))))
+            out[name] = Kernel(min(max(score, 0.0), possible), clean_output(text_of(entry.get("output"))))
     return out
 
 
@@ -78,9 +78,9 @@ def read_otter_results(results, questions: dict[str, float]) -> Phase1:
     by_name = {t.get("name"): t for t in tests if isinstance(t, dict) and isinstance(t.get("name"), str)}
     phase1.kernel = read_kernel(by_name, questions)
     if c.OTTER_ERROR_TEST in by_name:
-        phase1.refused = _text(by_name[c.OTTER_ERROR_TEST].get("output")) or "Otter refused to grade the notebook."
+        phase1.refused = text_of(by_name[c.OTTER_ERROR_TEST].get("output")) or "Otter refused to grade the notebook."
     if "Public Tests" in by_name:
-        phase1.public_box = clean_output(_text(by_name["Public Tests"].get("output")))
+        phase1.public_box = clean_output(text_of(by_name["Public Tests"].get("output")))
     return phase1
 
 
@@ -93,7 +93,7 @@ def _model(facts: dict, question: str) -> dict | None:
     if not isinstance(found, dict):
         return None
     if "error" in found:
-        return {"error": _text(str(found["error"]), 300)}
+        return {"error": text_of(str(found["error"]), 300)}
     clean: dict = {}
     layers = found.get("layers")
     if isinstance(layers, list):
@@ -108,11 +108,11 @@ def _model(facts: dict, question: str) -> dict | None:
         clean[key] = found.get(key) if isinstance(found.get(key), str) else None
     metrics = found.get("metrics")
     clean["metrics"] = [m for m in metrics if isinstance(m, str)] if isinstance(metrics, list) else []
-    accuracy = _number(found.get("accuracy"))
+    accuracy = number_of(found.get("accuracy"))
     if accuracy is not None and 0.0 <= accuracy <= 1.0:
         clean["accuracy"] = accuracy
     elif "accuracy" in found or "accuracy_error" in found:
-        clean["accuracy_error"] = _text(str(found.get("accuracy_error", "no accuracy")), 300)
+        clean["accuracy_error"] = text_of(str(found.get("accuracy_error", "no accuracy")), 300)
     return clean
 
 
@@ -126,24 +126,32 @@ def _no_model(question: str, found: dict | None) -> str:
             f"({found['error']}).")
 
 
-def structure(facts: dict, possible: float, settings: Settings) -> tuple[float, str | None]:
-    m = _model(facts, c.Q_MODEL)
+def _snapshot(facts: dict, question: str) -> tuple[dict | None, tuple[float, str] | None]:
+    """The facts of the model saved at ``question``, or the verdict when there are none to judge."""
+    m = _model(facts, question)
     if m is None or "error" in m:
-        return 0.0, _no_model(c.Q_MODEL, m)
+        return None, (0.0, _no_model(question, m))
+    return m, None
+
+
+def structure(facts: dict, possible: float, settings: Settings) -> tuple[float, str | None]:
+    m, none = _snapshot(facts, c.Q_MODEL)
+    if none:
+        return none
     layers = [tuple(x) for x in m.get("layers", [])]
     dense = [p for (kind, *_), p in zip(layers, m.get("params", [])) if kind == "Dense"]
     if layers == [tuple(x) for x in c.EXPECTED_LAYERS] and dense == list(c.EXPECTED_PARAMS):
         return possible, None
-    shown = ", ".join(kind + (f"({units}, {act})" if units else "") for kind, units, act in layers)
+    shown = ", ".join(f"{kind}" + (f"({units}, {act})" if units else "") for kind, units, act in layers)
     return 0.0, (f"評分程式讀到的模型是 {shown}，參數 {dense}；應該是 Flatten、Dense(128, relu)、"
                  f"Dense(10, softmax)，參數 [100480, 1290]。 / Expected Flatten, Dense(128, relu), "
                  f"Dense(10, softmax) with [100480, 1290] parameters; the grader read {shown} with {dense}.")
 
 
 def compiled(facts: dict, possible: float, settings: Settings) -> tuple[float, str | None]:
-    m = _model(facts, c.Q_COMPILE)
-    if m is None or "error" in m:
-        return 0.0, _no_model(c.Q_COMPILE, m)
+    m, none = _snapshot(facts, c.Q_COMPILE)
+    if none:
+        return none
     if not m.get("compiled"):
         return 0.0, "評分程式讀到的模型沒有 compile。 / Expected a compiled model; the grader read one that was never compiled."
     ok = (m.get("optimizer") == "adam" and m.get("loss") == "sparsecategoricalcrossentropy"
@@ -167,9 +175,9 @@ def five_epochs(steps: int | None) -> bool:
 
 
 def trained(facts: dict, possible: float, settings: Settings) -> tuple[float, str | None]:
-    m = _model(facts, c.Q_FIT)
-    if m is None or "error" in m:
-        return 0.0, _no_model(c.Q_FIT, m)
+    m, none = _snapshot(facts, c.Q_FIT)
+    if none:
+        return none
     steps = m.get("iterations")
     if five_epochs(steps):
         return possible, None
@@ -188,9 +196,9 @@ def saved_file(facts: dict, possible: float, settings: Settings) -> tuple[float,
         return 0.0, (f"評分程式讀不到你存的模型檔（{student['error']}）。請用 model.save(...) 直接存 Keras 模型。 / "
                      f"Expected a model file the grader can load, found one it could not ({student['error']}). "
                      "Save the model itself with model.save(...).")
-    trained = _model(facts, c.Q_SAVE_LOAD)
-    if trained is None or "error" in trained:
-        return 0.0, _no_model(c.Q_SAVE_LOAD, trained)  # nothing to compare the file with
+    _, none = _snapshot(facts, c.Q_SAVE_LOAD)
+    if none:
+        return none  # nothing to compare the file with
     same = (facts.get("same_weights") or {}).get(f"student|{c.Q_SAVE_LOAD}")
     if same is True:
         return possible, None
@@ -208,7 +216,7 @@ def evaluated(facts: dict, possible: float, settings: Settings, reported: float 
                               {"error": m.get("accuracy_error", "no accuracy")})
     measured = [m["accuracy"]]
     own = facts.get("own_images") if isinstance(facts.get("own_images"), dict) else {}
-    own_accuracy = _number(own.get("accuracy"))
+    own_accuracy = number_of(own.get("accuracy"))
     if own_accuracy is not None:
         measured.append(own_accuracy)
     if reported is not None and any(abs(reported - x) <= c.AGREEMENT_TOLERANCE for x in measured):
@@ -222,10 +230,10 @@ def evaluated(facts: dict, possible: float, settings: Settings, reported: float 
 
 
 def accuracy(facts: dict, possible: float, settings: Settings) -> tuple[float, str]:
-    m = _model(facts, c.Q_ACCURACY)
     threshold = settings.min_test_accuracy
-    if m is None or "error" in m:
-        return 0.0, _no_model(c.Q_ACCURACY, m)
+    m, none = _snapshot(facts, c.Q_ACCURACY)
+    if none:
+        return none
     if "accuracy" not in m:
         error = m.get("accuracy_error", "")
         return 0.0, (f"評分程式沒辦法用你的模型預測測試資料（{error}）。 / Expected a model that predicts the "
