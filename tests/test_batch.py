@@ -21,7 +21,7 @@ import nbformat
 import psutil
 import pytest
 
-from fashion_kit import report, results, run, settings as settings_module
+from fashion_kit import questions, report, results, run, settings as settings_module
 from fashion_kit.classroom import batch, exports, intake, store
 from fashion_kit.classroom.intake import InputError
 from fashion_kit.grading import supervise
@@ -29,8 +29,7 @@ from fashion_kit.grading import supervise
 from .conftest import GRADING_JOBS, mutate
 
 MB = 2**20
-QUESTIONS = ["q1_load_data", "q2_class_names", "q3_normalize", "q4_model", "q5_compile", "q6_fit",
-             "q7_save_load", "q8_evaluate", "q9_accuracy", "q10_param_count"]
+QUESTIONS = list(questions.NAMES)
 
 
 def tiny(path: Path, *cells: str, assignment: str | None = "fashion_mnist") -> Path:

@@ -73,7 +73,7 @@ SCHEMA = {
     "required": ["entries"],
     "properties": {"entries": {"type": "array", "minItems": 20, "items": {
         "type": "object",
-        "required": ["name", "kind", "why", "training", "edits", "scores"],
+        "required": ["name", "kind", "why", "training", "edits"],
         "additionalProperties": False,
         "properties": {
             "name": {"type": "string", "pattern": "^[a-z0-9-]+$"},
@@ -161,9 +161,9 @@ HOSTILE = [e for e in ALL_ENTRIES if e["kind"] == "hostile"]
 
 
 def expected(entry: dict, layout: str) -> tuple[dict, str, bool]:
-    """A hostile entry's expected scores, stopped kind ("" if none) and whether it reaches the network,
-    in ``layout``."""
-    scores, stopped, network = dict(entry["scores"]), entry.get("stopped", ""), False
+    """An entry's expected scores (full marks but for the questions it names), its stopped kind ("" if
+    none) and whether it reaches the network, in ``layout``."""
+    scores, stopped, network = {**QUESTIONS, **entry.get("scores", {})}, entry.get("stopped", ""), False
     if layout == "user" and "user" in entry:
         scores.update(entry["user"].get("scores", {}))
         stopped = entry["user"].get("stopped", stopped)
@@ -177,7 +177,7 @@ def test_catalogue_is_well_formed():
     for entry in ALL_ENTRIES:
         for layout in LAYOUTS:
             scores = expected(entry, layout)[0]
-            assert set(scores) == set(QUESTIONS), f"{entry['name']}: scores must name every question"
+            assert set(scores) == set(QUESTIONS), f"{entry['name']}: scores names a question the master does not have"
             for question, score in scores.items():
                 assert score <= QUESTIONS[question], (
                     f"{entry['name']}: {question} can score at most {QUESTIONS[question]}")
@@ -186,7 +186,7 @@ def test_catalogue_is_well_formed():
     assert len(HOSTILE) >= 12, "the hostile section needs at least 12 attacks"
     for entry in ALL_ENTRIES:
         if entry["kind"] == "equivalent":
-            assert entry["scores"] == QUESTIONS, f"{entry['name']}: an equivalent answer must get full marks"
+            assert "scores" not in entry, f"{entry['name']}: an equivalent answer must get full marks"
         else:
             # For a hostile entry this also means a forged full mark can never pass for its expectation.
             assert all(expected(entry, layout)[0] != QUESTIONS for layout in LAYOUTS), (
@@ -248,9 +248,8 @@ def test_entry_gets_exactly_its_expected_scores(grader, catalogue_submissions, e
     outcome = grader(catalogue_submissions[entry["name"]])
     assert outcome.status == "graded", outcome.message + outcome.log[-3000:]
     found = {q: score for q, (score, _) in outcome.scores.items()}
-    assert found == entry["scores"], (
-        f"{entry['name']} ({entry['why']})\nexpected {entry['scores']}\nfound    {found}"
-    )
+    scores = expected(entry, "bubblewrap")[0]
+    assert found == scores, f"{entry['name']} ({entry['why']})\nexpected {scores}\nfound    {found}"
 
 
 # ---- hostile entries: attacks on the grader, graded in both layouts -----------------------------------
