@@ -21,11 +21,12 @@ import nbformat
 import psutil
 import pytest
 
-from fashion_kit import questions, report, results, run, settings as settings_module
+from fashion_kit import questions, report, run, settings as settings_module
 from fashion_kit.classroom import batch, exports, intake, store
 from fashion_kit.classroom.intake import InputError
 from fashion_kit.grading import supervise
 
+from . import gradescope_spec
 from .conftest import GRADING_JOBS, mutate
 
 MB = 2**20
@@ -470,7 +471,7 @@ def test_grading_a_mixed_class(built, tmp_path):
         assert rows[name]["q6_fit"] == rows[name]["q9_accuracy"] == "0" and 0 < float(rows[name]["total"]) < 13
     assert rows["wrong_names"]["q2_class_names"] == "0" and rows["stopped_before_fit"]["q2_class_names"] == "1"
     for name, results_file in ((n, out / n / "results.json") for n in ("solution_en", "blank_en")):
-        assert results.problems(json.loads(results_file.read_text())) == [], name
+        assert gradescope_spec.problems(json.loads(results_file.read_text())) == [], name
 
     page = (out / store.REPORT).read_text(encoding="utf-8")
     assert page.count("data:image/png;base64,") >= 2

@@ -35,9 +35,10 @@ import psutil
 import pytest
 
 import fashion_kit
-from fashion_kit import assign, notebooks, results, run, settings as settings_module
+from fashion_kit import assign, notebooks, run, settings as settings_module
 from fashion_kit.grading import sandbox, supervise
 
+from . import gradescope_spec
 from .test_grading import QUESTIONS
 
 CATALOGUE = Path(__file__).resolve().parent / "catalogue" / "catalogue.json"
@@ -495,7 +496,7 @@ def test_hostile_entry_gets_exactly_its_expected_scores(hostile_gradings, entry,
     assert found == scores, f"{entry['name']} in {layout} ({entry['why']})\nexpected {scores}\nfound    {found}"
     # No bonus, no extra test: the total is exactly the questions' scores.
     assert outcome.results["score"] == sum(scores.values()), outcome.results
-    assert not results.problems(outcome.results), results.problems(outcome.results)
+    assert not gradescope_spec.problems(outcome.results), gradescope_spec.problems(outcome.results)
     assert outcome.stopped == stopped, f"{entry['name']} in {layout}: stopped {outcome.stopped!r}, expected {stopped!r}"
     assert graded["survivors"] == [], f"{entry['name']} in {layout}: processes outlived the grading"
     assert graded["outside"] == [], f"{entry['name']} in {layout}: files written outside the work folder"

@@ -16,8 +16,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fashion_kit import contract, report, results
+from fashion_kit import contract, report
 from fashion_kit.classroom import exports, feedback, resources, roster
+
+from . import gradescope_spec
 
 QUESTIONS = ["q1_load_data", "q2_class_names", "q3_normalize"]
 HOSTILE = "<script>alert('x')</script> & \"quotes\""
@@ -206,7 +208,7 @@ def results_json(challenge: bool = True) -> dict:
                       "output": "挑戰模型的測試準確率是 0.9123 / Your challenge model scored 0.9123"})
         out["leaderboard"] = [{"name": contract.LEADERBOARD_NAME, "value": 0.9123, "order": "desc"}]
         out["score"] = 3.0
-    assert results.problems(out) == [], "the fixture is a valid Gradescope results.json"
+    assert gradescope_spec.problems(out) == [], "the fixture is a valid Gradescope results.json"
     return out
 
 

@@ -244,9 +244,17 @@ class _Batch:
                 seconds=round(outcome.seconds, 1), peak_memory_mb=round(outcome.peak_memory_mb),
                 sandbox=getattr(outcome, "sandbox", "") or self.sandbox,
             )
-        except Exception as e:
+        except Exception as e:  # a bug of the kit's, not the student's: its traceback goes to the log
+            import traceback
+
             detail = ids.printable(f"{type(e).__name__}: {e}")[:500]
-            return self._record(up, "error", f"Grading failed: {detail}", f"批改失敗：{detail}")
+            try:
+                store.write(self.out, up.id, store.LOG, data="".join(traceback.format_exception(e)))
+            except OSError:
+                pass  # the row below still says what happened
+            return self._record(
+                up, "error", f"Grading failed inside fashion-kit ({detail}); the traceback is in grading.log.",
+                f"fashion-kit 批改時出錯（{detail}），錯誤的詳細紀錄在 grading.log。")
 
     def finish(self, record: Record, on_done) -> None:
         store.save(self.out, record)

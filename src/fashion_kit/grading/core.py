@@ -85,14 +85,14 @@ def _declared(path: Path) -> tuple[str | None, float | None]:
     return (name, points) if ok else (None, None)
 
 
-def grade(autograder_dir: Path, box: sandboxes.Sandbox, settings: Settings | None = None,
-          *, scratch: Path | None = None, log=print) -> dict:
-    """Grade the submission in ``autograder_dir`` and write its results.json; returns it."""
+def grade(autograder_dir: Path, box: sandboxes.Sandbox, *, scratch: Path | None = None, log=print) -> dict:
+    """Grade the submission in ``autograder_dir`` and write its results.json; returns it. The grading's
+    settings are the ones the sandbox was built with, so its walls and the supervisor's limits agree."""
     autograder_dir = Path(autograder_dir).resolve()
     source = autograder_dir / "source"
     if os.geteuid() == 0:
         source.chmod(0o700)  # the hidden tests and the grader's data: root's alone (setup.sh does it too)
-    settings = settings or settings_module.load(source / "otter_config.json")
+    settings = box.settings
     questions = read_questions(source / "tests")
     data_dir = source / "data" / "fashion-mnist"
     wrong = data.problems(data_dir)
@@ -254,14 +254,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--settings", help="a JSON file of settings to use instead of source/otter_config.json")
     p.add_argument("--scratch", help="folder for temporary files (default: the system's)")
     args = p.parse_args(argv)
-    settings = None
-    if args.settings:
-        settings = Settings().replace(**json.loads(Path(args.settings).read_text(encoding="utf-8")))
     try:
+        # The settings first: the sandbox is built with the same limits the supervisor enforces.
+        if args.settings:
+            settings = Settings().replace(**json.loads(Path(args.settings).read_text(encoding="utf-8")))
+        else:
+            settings = settings_module.load(Path(args.autograder_dir) / "source" / "otter_config.json")
         box = sandboxes.choose(args.sandbox, settings=settings)
         if box.name == "none":
             sandboxes.adopt_orphans()  # this process's own: what the notebook leaves becomes ours to kill
-        grade(Path(args.autograder_dir), box, settings, scratch=Path(args.scratch) if args.scratch else None)
+        grade(Path(args.autograder_dir), box, scratch=Path(args.scratch) if args.scratch else None)
     except (sandboxes.SandboxUnavailable, AutograderBroken, settings_module.SettingsError) as e:
         print(f"fashion-kit: {e}", file=sys.stderr)
         return 2
