@@ -176,16 +176,6 @@ def test_without_a_roster_each_submitter_is_a_line():
     assert [line[0] for line in moodle[1:]] == ["S1", "S2"], "a line with no identifier cannot be imported"
 
 
-def test_question_points_come_from_the_autograder_zip(tmp_path):
-    path = tmp_path / "autograder.zip"
-    with zipfile.ZipFile(path, "w") as zf:
-        zf.writestr("tests/q1_load_data.py", 'name = "q1_load_data"\npoints = 1\n')
-        zf.writestr("tests/q3_normalize.py", 'name = "q3_normalize"\npoints = 2\nall_or_nothing = True\n')
-        zf.writestr("tests/__init__.py", "")
-        zf.writestr("otter_config.json", "{}")
-    assert exports.question_points(path) == {"q1_load_data": 1.0, "q3_normalize": 2.0}
-
-
 # --- feedback ----------------------------------------------------------------------------------------
 
 def results_json(challenge: bool = True) -> dict:
