@@ -27,7 +27,6 @@ from .store import FEEDBACK, FEEDBACK_ZIP
 FOLDER, ZIP = FEEDBACK, FEEDBACK_ZIP
 LANGUAGES = ("zh-TW", "en")  # the notebook languages (notebooks.LANGUAGES); zh-TW pages carry English too
 DEFAULT_LANGUAGE = "zh-TW"
-PUBLIC_TESTS = "Public Tests"  # Otter's box of the public checks' results
 
 # Words on the page: (Traditional Chinese, English).
 LABELS = {
