@@ -26,7 +26,6 @@ import sysconfig
 import tempfile
 import threading
 import uuid
-import zipfile
 from pathlib import Path
 
 import jsonschema
@@ -37,6 +36,7 @@ import pytest
 import fashion_kit
 from fashion_kit import assign, notebooks, run, settings as settings_module
 from fashion_kit.grading import sandbox, supervise
+from fashion_kit.grading.layout import make_gradescope_folder
 
 from . import gradescope_spec
 from .test_grading import QUESTIONS
@@ -411,13 +411,8 @@ def grade_as_gradescope(notebook: Path, autograder_zip: Path, settings, env: dic
     """Grade ``notebook`` as Gradescope's ``run_autograder`` does: the zip unpacked into ``source/``,
     the submission in ``submission/``, and ``python -I -m fashion_kit.grading.core DIR --sandbox user``
     run as root. ``folder`` must let the sandbox account pass (mode 0711)."""
-    ag_dir = folder / "autograder"
-    for sub in ("source", "submission", "results"):
-        (ag_dir / sub).mkdir(parents=True)
-    with zipfile.ZipFile(autograder_zip) as zf:
-        zf.extractall(ag_dir / "source")
-    nb = run.prepare_submission(run.load_submission(notebook))
-    notebooks.write(nb, ag_dir / "submission" / assign.NOTEBOOK)
+    ag_dir = make_gradescope_folder(folder / "autograder", autograder_zip,
+                                    run.prepare_submission(notebooks.read(notebook)))
     settings_file = folder / "settings.json"
     settings_file.write_text(json.dumps(settings.to_dict()), encoding="utf-8")
     command = [sys.executable, "-I", "-m", "fashion_kit.grading.core", str(ag_dir), "--sandbox", "user",

@@ -80,18 +80,11 @@ def _say(text: str, style: str = "") -> None:
     console.print(Text(printable(str(text)), style=style))
 
 
-def _json_or_none(raw: bytes):
-    try:
-        return json.loads(raw)
-    except ValueError:
-        return None
-
-
 def cmd_run(args) -> int:
     import tempfile
 
     from . import contract, run, settings
-    from .classroom import feedback, intake
+    from .classroom import feedback
     from .classroom.ids import printable
     from .grading.sandbox import SandboxUnavailable
 
@@ -112,39 +105,33 @@ def cmd_run(args) -> int:
         _say(str(e), "red")
         return EXIT_USAGE
     out = run_output(submission, args.output)
-    try:  # read as the batch reads an upload: size first, nesting before parsing, version 3 converted
-        checked, _ = intake.read_notebook_file(submission, int(grading.max_notebook_mb * 2**20))
-    except intake.Refused as e:
-        _say(f"invalid: {e.en}\n{e.zh}", "red")
-        # The student still gets a page saying why nothing was graded, and the log says the same.
-        out.mkdir(parents=True, exist_ok=True)
-        (out / RUN_LOG).write_text(f"invalid: {e.en}\n{e.zh}\n", encoding="utf-8")
-        record = {"id": printable(submission.stem), "status": "invalid", "message": e.en, "message_zh": e.zh}
-        (out / RUN_FEEDBACK).write_text(
-            feedback.page(record, None, assignment=grading.assignment_name), encoding="utf-8")
-        return EXIT_NOT_GRADED
-    language = feedback.language_of(_json_or_none(checked))
     out.mkdir(parents=True, exist_ok=True)
     # The files a student hands in beside the notebook (the challenge model, the saved model).
     extra_files = [submission.with_name(name) for name in contract.SUBMITTED_FILES
                    if name != contract.NOTEBOOK and submission.with_name(name).is_file()]
-    # The grader reads the checked copy (converted if it was version 3), under the output folder.
     try:
         with tempfile.TemporaryDirectory(prefix=".run-", dir=out) as work, \
                 console.status(f"grading {printable(str(submission))}"):
-            copy = Path(work) / contract.NOTEBOOK
-            copy.write_bytes(checked)
             outcome = run.grade(
-                copy, autograder, out, settings=grading,
+                submission, autograder, out, settings=grading,
                 sandbox="none" if args.no_sandbox else "auto", extra_files=extra_files, workdir=work,
             )
     except SandboxUnavailable as e:
         _say(f"{e}\nTo grade a notebook you trust without a sandbox, add --no-sandbox.", "red")
         return EXIT_USAGE
-    outcome.submission = printable(str(submission))  # what was handed in, not the copy
+    outcome.submission = printable(str(submission))
+    record = {"id": printable(submission.stem), "status": outcome.status, "message": outcome.message,
+              "message_zh": outcome.message_zh, "submitters": []}
+    if outcome.status == "invalid":  # the student still gets a page saying why nothing was graded
+        _say(f"invalid: {outcome.message}\n{outcome.message_zh}", "red")
+        (out / RUN_LOG).write_text(f"invalid: {outcome.message}\n{outcome.message_zh}\n", encoding="utf-8")
+        (out / RUN_FEEDBACK).write_text(feedback.page(record, None, assignment=grading.assignment_name),
+                                        encoding="utf-8")
+        return EXIT_NOT_GRADED
     (out / RUN_LOG).write_text(outcome.log or "", encoding="utf-8")
-    record = {"id": printable(submission.stem), "status": outcome.status, "message": outcome.message, "submitters": []}
     results = outcome.results if outcome.results is not None else feedback.read_results(out / "results.json")
+    # The grader records the notebook's language in its results, read from the upload itself.
+    language = ((results or {}).get("extra_data") or {}).get(contract.LANGUAGE_KEY) or feedback.DEFAULT_LANGUAGE
     (out / RUN_FEEDBACK).write_text(
         feedback.page(record, results, language=language, assignment=grading.assignment_name),
         encoding="utf-8",

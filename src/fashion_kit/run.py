@@ -15,13 +15,15 @@ import shutil
 import sys
 import tempfile
 import threading
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
+import nbformat
+
 from . import contract, notebooks, settings as settings_module
-from .grading import sandbox as sandboxes, supervise
+from .classroom import intake
+from .grading import layout, sandbox as sandboxes, supervise
 from .settings import Settings
 
 NOTEBOOK = contract.NOTEBOOK
@@ -54,6 +56,7 @@ class Outcome:
     peak_memory_mb: float = 0.0
     stopped: str = ""
     sandbox: str = ""
+    message_zh: str = ""  # the message in Traditional Chinese, when there is one
 
     @property
     def score(self) -> float:
@@ -62,41 +65,6 @@ class Outcome:
     @property
     def possible(self) -> float:
         return sum(p for _, p in self.scores.values())
-
-
-class SubmissionError(ValueError):
-    """The file handed in is not a gradable notebook; the message says what was found."""
-
-
-def load_submission(path: Path, max_bytes: int | None = None):
-    """Read a submitted notebook, turning every way it can be broken into a clear message."""
-    import nbformat
-
-    path = Path(path)
-    if path.is_dir():
-        raise SubmissionError(f"{path} is a folder; expected a Jupyter notebook (.ipynb) file.")
-    if not path.is_file():
-        raise SubmissionError(f"{path} does not exist.")
-    size = path.stat().st_size
-    if max_bytes is not None and size > max_bytes:
-        raise SubmissionError(
-            f"{path.name} is {size / 2**20:,.1f} MB, larger than the {max_bytes / 2**20:,.1f} MB limit (a notebook "
-            "for this assignment is normally well under 1 MB); clear its outputs and save it again."
-        )
-    raw = path.read_bytes()
-    if not raw.strip():
-        raise SubmissionError(f"{path.name} is empty; expected a Jupyter notebook (.ipynb).")
-    try:
-        content = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError, RecursionError) as e:
-        reason = "it is nested too deeply" if isinstance(e, RecursionError) else str(e)
-        raise SubmissionError(f"{path.name} is not a Jupyter notebook: it is not valid JSON ({reason}).") from e
-    if not isinstance(content, dict) or not ({"cells", "worksheets"} & content.keys()):
-        raise SubmissionError(f"{path.name} is JSON but not a Jupyter notebook: it has no 'cells'.")
-    try:
-        return nbformat.reads(raw.decode("utf-8"), as_version=4)  # an old v3 notebook is converted
-    except Exception as e:  # nbformat raises several unrelated types for malformed notebooks
-        raise SubmissionError(f"{path.name} is not a valid Jupyter notebook: {e}") from e
 
 
 def prepare_submission(nb):
@@ -139,10 +107,11 @@ def grade(
     workdir = Path(workdir).absolute() if workdir is not None else None
     settings = settings or settings_module.from_zip(autograder_zip)
     box = sandboxes.choose(sandbox, settings=settings)  # refuse before any work if it is missing
-    try:
-        nb = prepare_submission(load_submission(submission, int(settings.max_notebook_mb * 2**20)))
-    except SubmissionError as e:
-        return Outcome(str(submission), "invalid", str(e), sandbox=box.name)
+    try:  # the one check of a notebook, the same as the batch's for an upload
+        checked, _ = intake.read_notebook_file(submission, int(settings.max_notebook_mb * 2**20))
+    except intake.Refused as e:
+        return Outcome(str(submission), "invalid", e.en, message_zh=e.zh, sandbox=box.name)
+    nb = prepare_submission(nbformat.reads(checked.decode("utf-8"), as_version=4))
 
     with tempfile.TemporaryDirectory(prefix="fashion-kit-grade-", dir=workdir) as tmp:
         tmp = Path(tmp).absolute()
@@ -151,15 +120,7 @@ def grade(
         tmp.chmod(0o711)
         ag_dir = tmp / "autograder"
         ag_dir.mkdir(mode=0o700)
-        for sub in ("source", "submission", "results"):
-            (ag_dir / sub).mkdir()
-        (ag_dir / "submission_metadata.json").write_text("{}")
-        with zipfile.ZipFile(autograder_zip) as zf:
-            zf.extractall(ag_dir / "source")
-        notebooks.write(nb, ag_dir / "submission" / NOTEBOOK)
-        for extra in map(Path, extra_files):
-            if extra.name in contract.SUBMITTED_FILES and extra.name != NOTEBOOK and extra.is_file():
-                shutil.copyfile(extra, ag_dir / "submission" / extra.name)
+        layout.make_gradescope_folder(ag_dir, autograder_zip, nb, extra_files)
         settings_file = tmp / "settings.json"
         settings_file.write_text(json.dumps(settings.to_dict()), encoding="utf-8")
 
@@ -170,7 +131,7 @@ def grade(
             timeout=settings.timeout_seconds + OUTER_GRACE_SECONDS,
             memory_limit_mb=settings.memory_limit_mb + OUTER_MEMORY_MARGIN_MB, cancel=cancel,
         )
-        results_path = ag_dir / "results" / "results.json"
+        results_path = ag_dir / contract.WORK_RESULTS / "results.json"
         results = _read_results(results_path)
         if output_dir is not None and results is not None:
             Path(output_dir).mkdir(parents=True, exist_ok=True)
