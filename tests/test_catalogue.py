@@ -420,7 +420,7 @@ def grade_as_gradescope(notebook: Path, autograder_zip: Path, settings, env: dic
     ran = supervise.run(command, cwd=folder, env={**os.environ, **env},
                         timeout=settings.timeout_seconds + run.OUTER_GRACE_SECONDS,
                         memory_limit_mb=settings.memory_limit_mb + run.OUTER_MEMORY_MARGIN_MB)
-    found = run._read_results(ag_dir / "results" / "results.json")
+    found = run.read_results(ag_dir / "results" / "results.json")
     if found is not None:
         output_dir.mkdir(parents=True, exist_ok=True)
         shutil.copy(ag_dir / "results" / "results.json", output_dir / "results.json")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -129,7 +128,7 @@ def cmd_run(args) -> int:
                                         encoding="utf-8")
         return EXIT_NOT_GRADED
     (out / RUN_LOG).write_text(outcome.log or "", encoding="utf-8")
-    results = outcome.results if outcome.results is not None else feedback.read_results(out / "results.json")
+    results = outcome.results if outcome.results is not None else run.read_results(out / "results.json")
     # The grader records the notebook's language in its results, read from the upload itself.
     language = ((results or {}).get("extra_data") or {}).get(contract.LANGUAGE_KEY) or feedback.DEFAULT_LANGUAGE
     (out / RUN_FEEDBACK).write_text(
@@ -170,9 +169,9 @@ def cmd_grade(args) -> int:
 def _grade(args, interrupts) -> int:
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-    from . import report
+    from . import report, run
     from . import settings as settings_module
-    from .classroom import batch, feedback, lock, outputs, roster, store
+    from .classroom import batch, lock, outputs, roster, store
 
     resume = INTERRUPTED
     if not Path(args.autograder).is_file():
@@ -237,7 +236,7 @@ def _grade(args, interrupts) -> int:
     out = Path(args.output)
     if result.records:
         def results_of(record):
-            return feedback.read_results(store.inside(out, record.id, store.RESULTS))
+            return run.read_results(store.inside(out, record.id, store.RESULTS))
 
         store.write(out, store.REPORT, data=report.html_report(result, results_of=results_of))
         written = outputs.for_batch(out, result, args.autograder, settings, args.roster)

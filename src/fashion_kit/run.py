@@ -132,7 +132,7 @@ def grade(
             memory_limit_mb=settings.memory_limit_mb + OUTER_MEMORY_MARGIN_MB, cancel=cancel,
         )
         results_path = ag_dir / contract.WORK_RESULTS / "results.json"
-        results = _read_results(results_path)
+        results = read_results(results_path)
         if output_dir is not None and results is not None:
             Path(output_dir).mkdir(parents=True, exist_ok=True)
             shutil.copy(results_path, Path(output_dir) / "results.json")
@@ -178,10 +178,11 @@ def outcome_of(submission: str, results: dict | None, ran: supervise.Supervised,
     return outcome("graded", "", found)
 
 
-def _read_results(path: Path) -> dict | None:
-    """results.json, or None if there is none or it was cut short (a run killed while writing it)."""
+def read_results(path: Path | str) -> dict | None:
+    """A results.json's content, or None if there is none, it was cut short (a run killed while
+    writing it) or it holds no object. The kit's one reader of results files."""
     try:
-        results = json.loads(path.read_text(encoding="utf-8"))
+        results = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
     return results if isinstance(results, dict) else None

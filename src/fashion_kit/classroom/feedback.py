@@ -267,12 +267,3 @@ def write(out: Path | str, pages: dict[str, str]) -> tuple[Path, Path]:
             zf.writestr(info, pages[sid].encode("utf-8"))
     tmp.replace(out / ZIP)
     return folder, out / ZIP
-
-
-def read_results(path: Path | str) -> dict | None:
-    """A results.json's content, or None when it is missing or unreadable."""
-    try:
-        value = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return value if isinstance(value, dict) else None

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .. import contract
+from .. import contract, run
 from ..questions import points_in_autograder
 from . import exports, feedback, roster
 
@@ -99,7 +99,7 @@ def for_batch(out: Path | str, result, autograder_zip: Path | str, settings,
                         for r in result.records), default=0.0)
 
     def results_of(record):
-        return feedback.read_results(out / str(roster.get(record, "id", "")) / RESULTS)
+        return run.read_results(out / str(roster.get(record, "id", "")) / RESULTS)
 
     def language_of(record):
         # The grader records the notebook's language in results.json (contract.LANGUAGE_KEY).
