@@ -23,7 +23,7 @@ import nbformat
 
 from . import contract, notebooks, settings as settings_module
 from .classroom import intake
-from .grading import layout, sandbox as sandboxes, supervise
+from .grading import layout, sandbox as sandboxes, stopped, supervise
 from .settings import Settings
 
 NOTEBOOK = contract.NOTEBOOK
@@ -142,9 +142,9 @@ def grade(
 def outcome_of(submission: str, results: dict | None, ran: supervise.Supervised, settings: Settings,
                sandbox: str) -> Outcome:
     """Turn what the grading left into an :class:`Outcome` with a status and a message."""
-    def outcome(status, message="", found=None, stopped=""):
+    def outcome(status, message="", found=None, stopped="", message_zh=""):
         return Outcome(submission, status, message, results, ran.seconds, ran.log, found or {},
-                       ran.peak_rss_bytes / 2**20, stopped, sandbox)
+                       ran.peak_rss_bytes / 2**20, stopped, sandbox, message_zh)
 
     outer = settings.timeout_seconds + OUTER_GRACE_SECONDS
     if ran.stopped == "timeout":
@@ -165,16 +165,12 @@ def outcome_of(submission: str, results: dict | None, ran: supervise.Supervised,
     found = scores(results)
     if kind is not None:
         points = sum(s for s, _ in found.values())
-        kept = f" The questions checked before that keep their {points:g} points." if points else ""
-        messages = {
-            "timeout": f"Stopped after {settings.timeout_seconds:g} s: the notebook did not finish in time.",
-            "memory": "The notebook's kernel died while it ran (a cell crashed it, killed it or used too much memory).",
-            "memory-limit": f"Stopped: the notebook used more memory than the limit of {settings.memory_limit_mb:,.0f} MB.",
-            "processes": "Stopped: the notebook started more processes than the grader allows.",
-            "disk": "Stopped: the notebook wrote more to disk than the grader allows.",
-            "error": "The autograder failed while the notebook ran; see grading.log.",
-        }
-        return outcome("graded", messages.get(kind, messages["error"]) + kept, found, stopped=kind)
+        zh, en = stopped.summary(kind, timeout_seconds=settings.timeout_seconds,
+                                 memory_limit_mb=settings.memory_limit_mb)
+        if points:
+            zh += f"之前檢查過的題目保留 {points:g} 分。"
+            en += f" The questions checked before that keep their {points:g} points."
+        return outcome("graded", en, found, stopped=kind, message_zh=zh)
     return outcome("graded", "", found)
 
 
