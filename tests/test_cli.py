@@ -203,3 +203,24 @@ def test_run_and_grade_share_the_limit_options_named_like_the_settings():
         assert {settings.option(key) for key in settings.LIMITS} <= options, command
         args = sub.parse_args(["x.ipynb", "--max-processes", "100", "--memory-limit-mb", "300"])
         assert cli.limits_of(args)["max_processes"] == 100 and cli.limits_of(args)["memory_limit_mb"] == 300
+
+
+def test_every_error_of_the_kits_is_one_message_and_its_exit_code(tmp_path, capsys):
+    from fashion_kit import errors
+
+    bad = tmp_path / "bad.zip"
+    with zipfile.ZipFile(bad, "w") as zf:
+        zf.writestr("otter_config.json", json.dumps({"fashion_kit": {"timeout_seconds": -1}}))
+    (tmp_path / "class").mkdir()
+    assert cli.main(["grade", str(tmp_path / "class"), "--autograder", str(bad), "-o", str(tmp_path / "out")]) == 2
+    printed = capsys.readouterr()
+    assert "timeout_seconds must be a number" in printed.err and "Traceback" not in printed.err
+    from fashion_kit import autograder_zip, data, questions, settings
+    from fashion_kit.classroom import batch, intake, lock, roster
+    from fashion_kit.grading import core, sandbox
+
+    usage = (settings.SettingsError, roster.RosterError, batch.BatchError, intake.InputError, lock.Busy,
+             sandbox.SandboxUnavailable, questions.NoQuestions, core.AutograderBroken)
+    assert all(issubclass(e, errors.KitError) and e.exit_code == cli.EXIT_USAGE for e in usage)
+    not_done = (autograder_zip.BuildError, data.DataError, sandbox.SandboxBreach)
+    assert all(issubclass(e, errors.NotDone) and e.exit_code == cli.EXIT_NOT_GRADED for e in not_done)

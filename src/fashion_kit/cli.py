@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.markup import escape as markup_escape
 
 from . import paths
+from .errors import KitError
 
 console = Console(stderr=True)
 
@@ -98,11 +99,7 @@ def cmd_run(args) -> int:
     if not autograder.is_file():
         console.print(f"[red]No autograder at {autograder}. Build it first: fashion-kit assign[/red]")
         return EXIT_USAGE
-    try:
-        grading = settings.from_zip(autograder).replace(**limits_of(args))
-    except settings.SettingsError as e:
-        _say(str(e), "red")
-        return EXIT_USAGE
+    grading = settings.from_zip(autograder).replace(**limits_of(args))
     out = run_output(submission, args.output)
     out.mkdir(parents=True, exist_ok=True)
     # The files a student hands in beside the notebook (the challenge model, the saved model).
@@ -171,31 +168,19 @@ def _grade(args, interrupts) -> int:
 
     from . import report, run
     from . import settings as settings_module
-    from .classroom import batch, lock, outputs, roster, store
+    from .classroom import batch, outputs, roster, store
 
     resume = INTERRUPTED
     if not Path(args.autograder).is_file():
         _say(f"No autograder at {args.autograder}. Build it first: fashion-kit assign", "red")
         return EXIT_USAGE
-    try:
-        settings = settings_module.from_zip(args.autograder).replace(**limits_of(args))
-    except settings_module.SettingsError as e:
-        _say(str(e), "red")
-        return EXIT_USAGE
+    settings = settings_module.from_zip(args.autograder).replace(**limits_of(args))
     if args.roster:  # a roster that cannot be read stops the batch before any grading
-        try:
-            roster.read(args.roster)
-        except roster.RosterError as e:
-            _say(str(e), "red")
-            return EXIT_USAGE
+        roster.read(args.roster)
     if not args.no_sandbox:  # refused once, before any work, rather than once per submission
         from .grading import sandbox as sandboxes
 
-        try:
-            sandboxes.choose("auto", settings=settings)
-        except sandboxes.SandboxUnavailable as e:
-            _say(str(e), "red")
-            return EXIT_USAGE
+        sandboxes.choose("auto", settings=settings)
     counts = {"done": 0, "failed": 0}
     progress = Progress(
         TextColumn("grading"), BarColumn(),
@@ -228,9 +213,6 @@ def _grade(args, interrupts) -> int:
             retry_failed=args.retry_failed, duplicates=args.duplicates, student=args.student,
             stop=interrupts.event, on_start=on_start, on_done=on_done,
         )
-    except (batch.InputError, batch.BatchError, lock.Busy) as e:
-        _say(str(e), "red")
-        return EXIT_USAGE
     finally:
         progress.stop()
     out = Path(args.output)
@@ -377,14 +359,9 @@ def _main(argv: list[str] | None) -> int:
     except KeyboardInterrupt:  # before a command's own handling of Ctrl-C was in place
         console.print(INTERRUPTED)
         return 130
-    except Exception as e:  # every error reaches the user as one clear line, not a traceback
-        from .assign import BuildError
-        from .data import DataError
-
-        if isinstance(e, (BuildError, DataError)):
-            _say(str(e), "red")
-            return 1
-        raise
+    except KitError as e:  # every error of the kit's reaches the user as one clear message
+        _say(str(e), "red")
+        return e.exit_code
 
 
 if __name__ == "__main__":

@@ -18,6 +18,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from .errors import KitError
+
 
 @dataclass(frozen=True)
 class Question:
@@ -98,7 +100,7 @@ def points_in_master(master: Path | str) -> dict[str, float]:
     return {b["name"]: float(b.get("points", 0)) for b in blocks_in_master(master) if not b.get("manual")}
 
 
-class NoQuestions(ValueError):
+class NoQuestions(KitError, ValueError):
     """The autograder's tests are missing or do not declare their questions; the message says which."""
 
 

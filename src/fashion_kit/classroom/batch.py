@@ -17,6 +17,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..errors import KitError
 from .. import contract, paths, settings as settings_module
 from ..questions import NoQuestions, points_in_autograder
 from . import exports, ids, intake, lock, schedule, store, watchdog
@@ -35,7 +36,7 @@ REASON_GRADER = "the autograder zip, the settings or the sandbox changed"
 REASON_UPLOAD = "the upload changed"
 
 
-class BatchError(RuntimeError):
+class BatchError(KitError, RuntimeError):
     """The batch could not start; the message says why."""
 
 

@@ -24,6 +24,7 @@ import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path, PurePath
 
+from ..errors import KitError
 from ..contract import natural_key
 
 MISSING = "missing"
@@ -41,7 +42,7 @@ MIN_TOKEN = 3
 CANVAS_EXTRA_ROWS = ("pointspossible", "manualposting", "muted")
 
 
-class RosterError(ValueError):
+class RosterError(KitError, ValueError):
     """The roster file cannot be used; the message says what was expected and what was found."""
 
 

@@ -25,6 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from ..errors import KitError
 from .. import contract as c
 from .. import data
 from .. import questions as questions_module
@@ -44,7 +45,7 @@ ANSWER_FILE = "answer.json"
 LOG_CHARS = 20000
 
 
-class AutograderBroken(RuntimeError):
+class AutograderBroken(KitError, RuntimeError):
     """The autograder itself is incomplete (its tests or data); no student is to blame."""
 
 
@@ -230,12 +231,12 @@ def main(argv: list[str] | None = None) -> int:
         if box.name == "none":
             sandboxes.adopt_orphans()  # this process's own: what the notebook leaves becomes ours to kill
         grade(Path(args.autograder_dir), box, scratch=Path(args.scratch) if args.scratch else None)
-    except (sandboxes.SandboxUnavailable, AutograderBroken, settings_module.SettingsError) as e:
-        print(f"fashion-kit: {e}", file=sys.stderr)
-        return 2
     except sandboxes.SandboxBreach as e:
         print(f"fashion-kit: {e}; no grade was decided.", file=sys.stderr)
-        return 1
+        return e.exit_code
+    except KitError as e:  # the settings, the sandbox or the autograder itself: nobody's grade
+        print(f"fashion-kit: {e}", file=sys.stderr)
+        return e.exit_code
     return 0
 
 
