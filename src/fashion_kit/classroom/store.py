@@ -28,7 +28,10 @@ LOCK = ".lock"
 # The take-away files written next to the gradebook (outputs.py): no submission id may take one either.
 FEEDBACK_ZIP = "feedback.zip"
 TAKE_AWAY = ("students.csv", "unmatched.csv", "canvas.csv", "moodle.csv", FEEDBACK_ZIP)
-OUTPUT_NAMES = {n.lower() for n in (RECORD, RESULTS, LOG, GRADEBOOK, REPORT, FEEDBACK, WORK, LOCK, *TAKE_AWAY)}
+# What a batch that did not finish writes instead of the first two (the others are not written then).
+PARTIAL_TAKE_AWAY = ("students.partial.csv", "unmatched.partial.csv")
+OUTPUT_NAMES = {n.lower() for n in (RECORD, RESULTS, LOG, GRADEBOOK, REPORT, FEEDBACK, WORK, LOCK, *TAKE_AWAY,
+                                    *PARTIAL_TAKE_AWAY)}
 
 STATUSES = ("graded", "invalid", "wrong-assignment", "timeout", "memory", "error", "ignored")
 # Statuses that are not a failure to grade: the file was no submission at all.
