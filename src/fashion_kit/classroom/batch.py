@@ -216,7 +216,7 @@ class _Batch:
     def _record(self, up: intake.Upload, status: str, message: str = "", message_zh: str = "", **more) -> Record:
         return Record(
             id=up.id, original_name=up.original_name, status=status, message=message, message_zh=message_zh,
-            gradescope_id=up.gradescope_id, submitters=up.submitters,
+            gradescope_id=up.gradescope_id, submitters=up.submitters, identity=list(up.identity),
             digest=store.resume_digest(up.digest, self.grading), grader_digest=self.grading,
             sandbox=more.pop("sandbox", "" if up.notebook is None else self.sandbox),
             counted=status != "ignored", **more,  # a README is nobody's grade

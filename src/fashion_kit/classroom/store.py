@@ -61,6 +61,7 @@ class Record:
     sandbox: str = ""
     duplicate_of: str = ""  # the id of the first upload of the same student, if this is another
     counted: bool = True  # whether this row is the student's grade (see --duplicates)
+    identity: list[str] = field(default_factory=list)  # the notebook metadata's author, for the roster
 
     @property
     def total(self) -> float:
