@@ -308,7 +308,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--match", metavar="REGEX",
                    help="how the LMS names the uploads: a regular expression searched in each upload's name, with "
                    "named groups sid, email, login, canvas_id, name, first_name or last_name, e.g. "
-                   "'^[a-z]+_(late_)?(?P<canvas_id>[0-9]+)_' for Canvas's downloads (default: ids and names "
+                   "'^[^_]+_(late_)?(?P<canvas_id>[0-9]+)_' for Canvas's downloads (default: ids and names "
                    "found anywhere in the file name)")
     s.add_argument("--jobs", "-j", type=int, default=None, help="submissions graded at once (default: one per core, as many as the available memory holds)")
     s.add_argument("--timeout", dest="timeout_seconds", type=float, help="seconds per submission (default: otter_config.json)")

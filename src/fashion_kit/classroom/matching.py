@@ -6,7 +6,7 @@ An upload is matched, in this order, by
 2. the instructor's pattern (``--match REGEX``, like nbgrader's ``FileNameCollector``): a regular
    expression searched in the upload's original name, whose named groups (``sid``, ``email``,
    ``login``, ``canvas_id``, ``name``, ``first_name``, ``last_name``) say what they captured, e.g.
-   ``^[a-z]+_(late_)?(?P<canvas_id>\\d+)_\\d+_`` for Canvas's ``leeanna_12345_67890_hw.ipynb``;
+   ``^[^_]+_(late_)?(?P<canvas_id>[0-9]+)_`` for Canvas's ``leeanna_12345_67890_hw.ipynb``;
 3. a student id, email or login found anywhere in the file name or in the notebook's metadata
    (``HW1_B10901001.ipynb``, ``hw1b10901001.ipynb``), never inside a longer run of digits or letters;
 4. the student's name in the file name: in either order, with or without spaces, commas or
@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import difflib
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import PurePath
 
@@ -38,6 +39,7 @@ MIN_NAME = 4  # a Latin name key ("boli" for Bo Li); a CJK name needs 2 characte
 PATTERN_GROUPS = {"sid": "sid", "student_id": "sid", "email": "email", "login": "login", "username": "login",
                   "canvas_id": "canvas_id", "name": "name", "first_name": "first_name", "last_name": "last_name"}
 IDENTIFIERS = ("sid", "email", "login", "canvas_id")
+_CJK_RUN = re.compile(r"([\u1100-\u11ff\u2e80-\u9fff\uac00-\ud7af\uf900-\ufaff]+)")
 _SEPARATORS = re.compile(r"[\s_\-.,()\[\]{}+~#&!@'’]+")
 
 
@@ -74,7 +76,7 @@ def compile_pattern(text: str | None) -> re.Pattern | None:
         raise PatternError(
             f"--match {text!r} needs named groups among {', '.join(f'(?P<{g}>...)' for g in PATTERN_GROUPS)}; "
             f"found {', '.join(sorted(unknown)) if unknown else 'none'}. Example for Canvas's downloads: "
-            "'^[a-z]+_(late_)?(?P<canvas_id>[0-9]+)_'.")
+            "'^[^_]+_(late_)?(?P<canvas_id>[0-9]+)_'.")
     return pattern
 
 
@@ -83,15 +85,15 @@ def _tokens(text: str) -> list[str]:
     folded = fold_keep(text)
     words = []
     for part in _SEPARATORS.split(folded):
-        words += [w for w in re.split(r"((?:[\u1100-\u11ff\u2e80-\u9fff\uac00-\ud7af\uf900-\ufaff])+)", part) if w]
+        words += [w for w in _CJK_RUN.split(part) if w]
     return words
 
 
 def fold_keep(text: str) -> str:
-    """NFKC and case folded, separators kept (for finding ids inside a name)."""
-    import unicodedata
-
-    return unicodedata.normalize("NFKC", text).casefold()
+    """Case and accents folded (``José`` and ``jose`` alike), full-width forms made narrow, separators
+    kept (for finding ids inside a name)."""
+    plain = "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
+    return unicodedata.normalize("NFKC", plain).casefold()
 
 
 def _stem(name: str) -> str:
@@ -193,7 +195,7 @@ def _by_names(texts: list[str], index: _Index) -> set[int]:
     grams = set()
     for text in texts:
         words = _tokens(text)
-        for n in range(1, 5):
+        for n in range(1, len(words) + 1):
             grams |= {"".join(words[k:k + n]) for k in range(len(words) - n + 1)}
     joined = ["".join(_SEPARATORS.split(fold_keep(t))) for t in texts]
     found = set()
