@@ -17,7 +17,7 @@ import pytest
 
 from fashion_kit.classroom import exports, matching, outputs, roster
 
-from .test_roster import CANVAS, CANVAS_NO_SIS, CANVAS_NO_SIS_USER_ID, MOODLE, canvas_uploads
+from .test_roster import CANVAS, CANVAS_CLASS, CANVAS_NO_SIS, CANVAS_NO_SIS_USER_ID, MOODLE, canvas_uploads
 
 QUESTIONS = ["q1", "q2", "q3"]
 
@@ -183,3 +183,113 @@ def test_feedback_zip_holds_one_page_per_student_of_the_roster_named_by_sid(tmp_
     assert (tmp_path / "feedback" / "unmatched" / "untitled.html").is_file()
     unmatched = _rows((tmp_path / "unmatched.csv").read_text(encoding="utf-8"))
     assert unmatched[0][-1] == "closest students" and unmatched[1][0] == "untitled"
+
+
+# --- the command, as an instructor runs it -----------------------------------------------------------
+
+def canvas_class(folder):
+    """The Canvas class's uploads as files (a README beside them), each with as many cells as points."""
+    import json
+
+    from .classroom_fakes import write_notebook
+
+    for i, (upload_id, name) in enumerate(CANVAS_CLASS.items()):
+        path = write_notebook(folder / name, *[f"x = {k}" for k in range(1 + i % 3)])
+        if upload_id == "notebook":
+            nb = json.loads(path.read_text(encoding="utf-8"))
+            nb["metadata"]["authors"] = [{"name": "Jisoo Park"}]
+            path.write_text(json.dumps(nb), encoding="utf-8")
+    (folder / "README.md").write_text("uploads downloaded from Canvas", encoding="utf-8")
+    return folder
+
+
+def grade(tmp_path, monkeypatch, fake, *extra):
+    from fashion_kit import cli
+    from fashion_kit.classroom import grader
+
+    from .classroom_fakes import fake_autograder
+
+    monkeypatch.setattr(grader, "grade_function", lambda: fake)
+    out = tmp_path / "graded"
+    code = cli.main(["grade", str(tmp_path / "class"), "--output", str(out), "--autograder",
+                     str(fake_autograder(tmp_path / "autograder.zip")), "--roster", str(CANVAS), "--no-sandbox",
+                     "--jobs", "1", *extra])
+    return code, out
+
+
+def test_fashion_kit_grade_a_canvas_class_every_student_matched(tmp_path, monkeypatch, capsys):
+    from .classroom_fakes import FakeGrader
+
+    canvas_class(tmp_path / "class")
+    code, out = grade(tmp_path, monkeypatch, FakeGrader(), "--match", r"^[^_]+_(late_)?(?P<canvas_id>[0-9]+)_")
+    assert code == 0
+    err = capsys.readouterr().err
+    # Not a terminal: a plain line per grading, with the time left from the gradings measured.
+    assert "[1/11] " in err and "[11/11] " in err and "all graded" in err, err
+    table = _rows((out / "students.csv").read_text(encoding="utf-8"))
+    status = {line[1]: line[table[0].index("status")] for line in table[1:]}
+    assert status.pop("Thi Mai Nguyen") == "missing" and set(status.values()) == {"graded"} and len(status) == 10
+    by = {line[1]: line[table[0].index("matched_by")] for line in table[1:]}
+    assert by["Anna Lee"] == by["John Smith"] == "pattern" and by["Jisoo Park"] == "file name"
+    got = canvas_import((out / "canvas.csv").read_text(encoding="utf-8"), roster.read(CANVAS))
+    assert len(got) == 11 and got["12352"] == "" and all(got[k] for k in got if k != "12352")
+    with zipfile.ZipFile(out / "feedback.zip") as zf:
+        assert sorted(zf.namelist()) == sorted(f"B109010{i:02d}.html" for i in range(1, 12))
+    assert (out / "王小明").is_dir(), "a Chinese file name gives a readable id"
+    report = (out / "report.html").read_text(encoding="utf-8")
+    assert report.index("Students without an upload") < report.index("Every submission")
+    assert "Untitled.ipynb" in report and "Thi Mai Nguyen (B10901008)" in report
+    assert "moodle.csv: identify users by ID number (useridnumber)." in err
+    assert "10 submissions" not in err and "11 submissions: 11 graded" in err, "a README is no submission"
+
+
+def test_an_interrupted_batch_says_its_outputs_are_partial(tmp_path, monkeypatch, capsys):
+    import os
+    import signal
+
+    from .classroom_fakes import FakeGrader
+
+    class StoppedAtTheSecond(FakeGrader):
+        def __call__(self, *args, **kwargs):
+            outcome = super().__call__(*args, **kwargs)
+            if len(self.calls) == 2:
+                os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C, during the second grading
+            return outcome
+
+    canvas_class(tmp_path / "class")
+    code, out = grade(tmp_path, monkeypatch, StoppedAtTheSecond())
+    assert code == 130
+    names = {p.name for p in out.iterdir()}
+    assert {"students.partial.csv", "unmatched.partial.csv"} <= names
+    assert not names & {"canvas.csv", "moodle.csv", "feedback.zip", "students.csv"}
+    report = (out / "report.html").read_text(encoding="utf-8")
+    assert "Partial results" in report
+    assert "The batch is not finished" in capsys.readouterr().err
+    table = _rows((out / "students.partial.csv").read_text(encoding="utf-8"))
+    assert "pending" in [line[table[0].index("status")] for line in table[1:]]
+
+    code, out = grade(tmp_path, monkeypatch, FakeGrader())  # run again: it finishes, and the files are final
+    assert code == 0 and (out / "canvas.csv").is_file() and not (out / "students.partial.csv").exists()
+
+
+def test_without_a_roster_nothing_unidentifiable_is_written(tmp_path, monkeypatch, capsys):
+    from fashion_kit import cli
+    from fashion_kit.classroom import grader
+
+    from .classroom_fakes import FakeGrader, fake_autograder, write_notebook
+
+    monkeypatch.setattr(grader, "grade_function", lambda: FakeGrader())
+    write_notebook(tmp_path / "class" / "a.ipynb", "x = 1")
+    code = cli.main(["grade", str(tmp_path / "class"), "--output", str(tmp_path / "out"), "--autograder",
+                     str(fake_autograder(tmp_path / "autograder.zip")), "--no-sandbox", "--jobs", "1"])
+    assert code == 0 and not (tmp_path / "out" / "canvas.csv").exists()
+    assert "canvas.csv not written: no student has a Canvas ID" in capsys.readouterr().err
+
+
+def test_a_bad_pattern_stops_before_grading(tmp_path, monkeypatch, capsys):
+    from .classroom_fakes import FakeGrader
+
+    canvas_class(tmp_path / "class")
+    fake = FakeGrader()
+    code, _ = grade(tmp_path, monkeypatch, fake, "--match", r"^(\d+)_")
+    assert code == 2 and fake.calls == [] and "named groups" in capsys.readouterr().err

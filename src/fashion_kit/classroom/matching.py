@@ -267,20 +267,19 @@ def match(roster: list[Student], uploads, pattern: re.Pattern | str | None = Non
     return rows, unmatched
 
 
-def closest(upload, roster: list[Student], n: int = 3) -> list[Student]:
-    """The roster entries whose ids or names look most like the upload's name, best first."""
-    texts = ["".join(_SEPARATORS.split(fold_keep(t))) for t in _texts(upload)]
-    if not texts:
-        return []
+def closest(upload, roster: list[Student], n: int = 3, cutoff: float = 0.75) -> list[Student]:
+    """The roster entries whose ids or names look most like a part of the upload's name, best first."""
+    pieces = set()
+    for text in _texts(upload):
+        words = _tokens(text)
+        pieces |= {"".join(words[k:k + m]) for m in range(1, len(words) + 1) for k in range(len(words) - m + 1)}
+    pieces = {p for p in pieces if len(p) >= MIN_TOKEN}
     scored = []
     for s in roster:
-        keys = name_keys(s) | {identifier(getattr(s, k)).split("@")[0] for k in ("sid", "login", "email")} - {""}
-        best = 0.0
-        for key in keys:
-            for text in texts:
-                m = difflib.SequenceMatcher(None, key, text)
-                # How much of the key the name holds, in order: a name with more words still scores.
-                best = max(best, sum(b.size for b in m.get_matching_blocks()) / max(len(key), 1) if key else 0.0)
-        scored.append((best, s))
+        keys = name_keys(s) | {identifier(getattr(s, k)).split("@")[0] for k in ("sid", "login", "email")}
+        keys = {k for k in keys if len(k) >= MIN_TOKEN}
+        best = max((difflib.SequenceMatcher(None, k, p).ratio() for k in keys for p in pieces), default=0.0)
+        if best >= cutoff:
+            scored.append((best, s))
     scored.sort(key=lambda pair: -pair[0])
-    return [s for score, s in scored[:n] if score >= 0.5]
+    return [s for _, s in scored[:n]]

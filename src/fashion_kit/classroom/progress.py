@@ -26,7 +26,7 @@ class Estimate:
         self.total, self.jobs, self.clock = total, max(1, jobs), clock
         self.durations: list[float] = []
         self.done = 0
-        self.last = clock()  # when the last grading ended (or the batch started)
+        self.started = self.last = clock()  # self.last: when the last grading ended
 
     def finished(self, seconds: float) -> None:
         self.done += 1
@@ -39,9 +39,12 @@ class Estimate:
         left = self.total - self.done
         if left <= 0:
             return 0.0
-        if not self.durations:
+        if self.durations:
+            mean = statistics.mean(self.durations)
+        elif self.done:  # gradings that measured no time of their own: the wall clock's
+            mean = (self.last - self.started) * min(self.jobs, self.total) / self.done
+        else:
             return None
-        mean = statistics.mean(self.durations)
         rounds = math.ceil(left / min(self.jobs, left))
         # The gradings running now started about when the last one ended.
         return max(rounds * mean - (self.clock() - self.last), 0.0)
@@ -81,7 +84,8 @@ class Reporter:
 
     def start(self, total: int, skipped: int) -> None:
         if skipped:
-            self.console.print(f"{skipped} submissions already graded: skipped (--force grades them again)")
+            self.console.print(f"{skipped} submissions already graded: skipped (--force grades them again)",
+                               soft_wrap=True)
         self.estimate = Estimate(total, min(self.jobs, total) if total else self.jobs)
         if not total:
             return
@@ -94,7 +98,7 @@ class Reporter:
             self.task = self.progress.add_task("grading", total=total, done=0, failed=0, left=total)
             self.progress.start()
         else:
-            self.console.print(f"grading {total} submission(s), {min(self.jobs, total)} at a time", highlight=False)
+            self.console.print(f"grading {total} submission(s), {min(self.jobs, total)} at a time", soft_wrap=True)
 
     def done(self, record) -> None:
         if self.estimate is None:  # recorded before grading starts (invalid, ignored): not counted here
@@ -109,7 +113,8 @@ class Reporter:
         self.console.print(Text(
             f"[{self.estimate.done}/{self.estimate.total}] {printable(record.id)}: {record.status}{score} "
             f"({record.seconds:.0f} s); "
-            + (f"{left} remaining, {duration(self.estimate.seconds_left())}" if left else "all graded")))
+            + (f"{left} remaining, {duration(self.estimate.seconds_left())}" if left else "all graded")),
+            soft_wrap=True)
 
     def stop(self) -> None:
         if self.progress is not None:
