@@ -164,46 +164,28 @@ def cmd_grade(args) -> int:
 
 
 def _grade(args, interrupts) -> int:
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
     from . import report, run
     from . import settings as settings_module
-    from .classroom import batch, outputs, roster, store
+    from .classroom import batch, matching, outputs, progress, roster, store
 
     resume = INTERRUPTED
     if not Path(args.autograder).is_file():
         _say(f"No autograder at {args.autograder}. Build it first: fashion-kit assign", "red")
         return EXIT_USAGE
     settings = settings_module.from_zip(args.autograder).replace(**limits_of(args))
-    if args.roster:  # a roster that cannot be read stops the batch before any grading
+    # A roster or a pattern that cannot be used stops the batch before any grading.
+    if args.roster:
         roster.read(args.roster)
+    matching.compile_pattern(args.match)
     if not args.no_sandbox:  # refused once, before any work, rather than once per submission
         from .grading import sandbox as sandboxes
 
         sandboxes.choose("auto", settings=settings)
-    counts = {"done": 0, "failed": 0}
-    progress = Progress(
-        TextColumn("grading"), BarColumn(),
-        TextColumn("[green]{task.fields[done]} done[/green] [red]{task.fields[failed]} failed[/red] "
-                   "{task.fields[left]} remaining"),
-        TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
-        console=console,
-    )
-    task = None
+    if args.jobs is None:
+        from .classroom.resources import default_jobs
 
-    def on_start(total, skipped):
-        nonlocal task
-        if skipped:
-            console.print(f"{skipped} submissions already graded: skipped (--force grades them again)")
-        task = progress.add_task("grading", total=total, done=0, failed=0, left=total)
-        progress.start()
-
-    def on_done(record):
-        if task is None:  # recorded before grading starts (invalid, ignored): not in the bar
-            return
-        counts["done" if not record.failed else "failed"] += 1
-        left = progress.tasks[task].total - counts["done"] - counts["failed"]
-        progress.update(task, advance=1, left=left, **counts)
+        args.jobs = default_jobs()
+    reporter = progress.Reporter(console, jobs=args.jobs)
 
     try:
         result = batch.grade_class(
@@ -211,21 +193,23 @@ def _grade(args, interrupts) -> int:
             sandbox="none" if args.no_sandbox else "auto",
             jobs=args.jobs, force=args.force,
             retry_failed=args.retry_failed, duplicates=args.duplicates, student=args.student,
-            stop=interrupts.event, on_start=on_start, on_done=on_done,
+            stop=interrupts.event, on_start=reporter.start, on_done=reporter.done,
         )
     finally:
-        progress.stop()
+        reporter.stop()
     out = Path(args.output)
     if result.records:
         def results_of(record):
             return run.read_results(store.inside(out, record.id, store.RESULTS))
 
-        store.write(out, store.REPORT, data=report.html_report(result, results_of=results_of))
-        written = outputs.for_batch(out, result, args.autograder, settings, args.roster)
-        report.print_summary(result, console)
+        written = outputs.for_batch(out, result, args.autograder, settings, args.roster, args.match)
+        store.write(out, store.REPORT, data=report.html_report(result, results_of=results_of, roster=written))
+        report.print_summary(result, console, roster=written)
         _say(f"gradebook: {out / store.GRADEBOOK}\nreport:    {out / store.REPORT}")
         for path in written.files:
             _say(f"{path.name + ':':<10} {path}")
+        for note in written.notes:
+            _say(note, "yellow")
     if result.interrupted or interrupts.event.is_set():
         _say(resume, "yellow")
         return 130
@@ -306,9 +290,15 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("source", help="a folder of notebooks / grader.export() zips, or a Gradescope export (zip or folder)")
     s.add_argument("--output", "-o", default="graded", help="folder for the gradebook, report and results (default: graded)")
     s.add_argument("--autograder", default=str(paths.AUTOGRADER_ZIP), help=AUTOGRADER_HELP)
-    s.add_argument("--roster", help="the class list as CSV (student id, name, email): adds students.csv with "
-                   "a row per student, 'missing' for those who handed in nothing (default: the Gradescope "
-                   "export's own roster, if any)")
+    s.add_argument("--roster", help="the class list as CSV: a Canvas gradebook export, a Moodle participants "
+                   "export, a Gradescope roster or any sheet with a student id, a name and an email; adds "
+                   "students.csv with a row per student, 'missing' for those who handed in nothing (default: "
+                   "the Gradescope export's own roster, if any)")
+    s.add_argument("--match", metavar="REGEX",
+                   help="how the LMS names the uploads: a regular expression searched in each upload's name, with "
+                   "named groups sid, email, login, canvas_id, name, first_name or last_name, e.g. "
+                   "'^[^_]+_(late_)?(?P<canvas_id>[0-9]+)_' for Canvas's downloads (default: ids and names "
+                   "found anywhere in the file name)")
     s.add_argument("--jobs", "-j", type=int, default=None, help="submissions graded at once (default: one per core, as many as the available memory holds)")
     add_limit_options(s)
     s.add_argument("--force", action="store_true", help="grade again what was already graded")
