@@ -456,3 +456,16 @@ def test_a_second_batch_on_the_same_output_is_refused(tmp_path, zip_path, fake, 
         assert cli.main(["grade", str(tmp_path / "class"), "-o", str(tmp_path / "out"),
                          "--autograder", str(zip_path), "--no-sandbox"]) == 2
     assert "Another `fashion-kit grade`" in capsys.readouterr().err
+
+
+def test_a_bug_in_the_kit_is_one_row_with_its_traceback_in_the_log(tmp_path, zip_path):
+    class Broken(FakeGrader):
+        def __call__(self, *args, **kwargs):
+            raise TypeError("grade() got an unexpected keyword argument 'cancel'")
+
+    write_notebook(tmp_path / "in" / "anna.ipynb", "x = 1")
+    result = grade(tmp_path / "in", tmp_path / "out", zip_path, Broken())
+    (record,) = result.records
+    assert record.status == "error" and "grading.log" in record.message and "TypeError" in record.message
+    log = (tmp_path / "out" / record.id / store.LOG).read_text(encoding="utf-8")
+    assert "Traceback (most recent call last)" in log and "in __call__" in log

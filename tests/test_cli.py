@@ -58,7 +58,7 @@ def test_run_writes_results_log_and_feedback_to_graded_notebook_name(tmp_path, m
     (nb.parent / contract.CHALLENGE_FILE).write_bytes(b"model")
     assert cli.main(["run", str(nb), "--autograder", str(autograder(tmp_path))]) == cli.EXIT_GRADED
     (call,) = fake_grade.calls
-    assert call.out == Path("graded") / "anna"
+    assert call.out == tmp_path / "graded" / "anna", "absolute: the grading runs in folders of its own"
     assert call.sandbox == "auto" and call.settings.timeout_seconds == 900
     assert call.extra_files == [nb.parent / contract.CHALLENGE_FILE], "the challenge model travels with its notebook"
     out = tmp_path / "graded" / "anna"
@@ -176,3 +176,26 @@ def test_help_documents_the_exit_codes():
     commands, _ = _subcommands(cli.parser())
     for name in ("run", "grade"):
         assert "2 usage or input error" in commands[name].format_help()
+
+
+def test_run_prints_no_results_path_when_the_grading_wrote_none(tmp_path, monkeypatch, fake_grade, capsys):
+    monkeypatch.setattr(run, "grade", lambda path, zip_path, out, **kw: SimpleNamespace(
+        submission=str(path), results=None, log="", scores={}, seconds=1.0, peak_memory_mb=1.0,
+        status="error", message="the autograder exited with code 1", stopped="", sandbox="bubblewrap"))
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["run", str(notebook(tmp_path)), "--autograder", str(autograder(tmp_path))]) == cli.EXIT_NOT_GRADED
+    printed = capsys.readouterr()
+    lines = (printed.out + printed.err).splitlines()
+    assert not [line for line in lines if line.startswith("results:")], lines
+    assert any(line.startswith("log:") for line in lines), lines
+
+
+def test_run_and_grade_share_the_limit_options_named_like_the_settings():
+    from fashion_kit import settings
+
+    for command in ("run", "grade"):
+        sub = next(a for a in cli.parser()._actions if isinstance(a, argparse._SubParsersAction)).choices[command]
+        options = {o for action in sub._actions for o in action.option_strings}
+        assert {settings.option(key) for key in settings.LIMITS} <= options, command
+        args = sub.parse_args(["x.ipynb", "--max-processes", "100", "--memory-limit-mb", "300"])
+        assert cli.limits_of(args)["max_processes"] == 100 and cli.limits_of(args)["memory_limit_mb"] == 300

@@ -45,8 +45,30 @@ RUN_LOG, RUN_FEEDBACK = "grading.log", "feedback.html"
 
 
 def run_output(submission: Path | str, output: Path | str | None) -> Path:
-    """Where `run` writes: ``--output``, else ``graded/<notebook name>/`` in the current folder."""
-    return Path(output) if output else Path("graded") / Path(submission).stem
+    """Where `run` writes: ``--output``, else ``graded/<notebook name>/`` in the current folder; always
+    absolute, since the grading's child processes run in folders of their own."""
+    return (Path(output) if output else Path("graded") / Path(submission).stem).resolve()
+
+
+# Shorter spellings of the limit options, kept for the commands people already have in their notes.
+LIMIT_ALIASES = {"timeout_seconds": ("--timeout",), "memory_limit_mb": ("--memory-limit",)}
+
+
+def add_limit_options(command: argparse.ArgumentParser) -> None:
+    """The limits of one grading, the same options for `run` and `grade`, named like the settings."""
+    from . import settings
+
+    for key in settings.LIMITS:
+        command.add_argument(
+            settings.option(key), *LIMIT_ALIASES.get(key.name, ()), dest=key.name, type=float, default=None,
+            metavar=key.metadata["limit"].upper(),
+            help=f"{key.metadata['help']} (default: the zip's otter_config.json)")
+
+
+def limits_of(args) -> dict:
+    from . import settings
+
+    return {key.name: getattr(args, key.name) for key in settings.LIMITS}
 
 
 def _say(text: str, style: str = "") -> None:
@@ -73,7 +95,7 @@ def cmd_run(args) -> int:
     from .classroom.ids import printable
     from .grading.sandbox import SandboxUnavailable
 
-    submission, autograder = Path(args.submission), Path(args.autograder)
+    submission, autograder = Path(args.submission).absolute(), Path(args.autograder).absolute()
     if submission.is_dir():
         _say(f"{submission} is a folder; expected the path of a submitted .ipynb file. To grade a folder of "
              "submissions, use `fashion-kit grade`.", "red")
@@ -85,7 +107,7 @@ def cmd_run(args) -> int:
         console.print(f"[red]No autograder at {autograder}. Build it first: fashion-kit assign[/red]")
         return EXIT_USAGE
     try:
-        grading = settings.from_zip(autograder).replace(timeout_seconds=args.timeout)
+        grading = settings.from_zip(autograder).replace(**limits_of(args))
     except settings.SettingsError as e:
         _say(str(e), "red")
         return EXIT_USAGE
@@ -135,7 +157,9 @@ def cmd_run(args) -> int:
     failed = outcome.status != "graded" or bool(outcome.stopped)
     if failed and not outcome.stopped:
         console.print(f"[red]{markup_escape(outcome.status)}: {markup_escape(printable(outcome.message))}[/red]")
-    _say(f"results:  {out / 'results.json'}\nlog:      {out / RUN_LOG}\nfeedback: {out / RUN_FEEDBACK}")
+    written = [("results:", out / "results.json")] if (out / "results.json").is_file() else []
+    written += [("log:", out / RUN_LOG), ("feedback:", out / RUN_FEEDBACK)]
+    _say("\n".join(f"{label:<9} {path}" for label, path in written))
     return EXIT_NOT_GRADED if failed else EXIT_GRADED
 
 
@@ -168,9 +192,7 @@ def _grade(args, interrupts) -> int:
         _say(f"No autograder at {args.autograder}. Build it first: fashion-kit assign", "red")
         return EXIT_USAGE
     try:
-        settings = settings_module.from_zip(args.autograder).replace(
-            timeout_seconds=args.timeout_seconds, memory_limit_mb=args.memory_limit_mb,
-            max_notebook_mb=args.max_notebook_mb)
+        settings = settings_module.from_zip(args.autograder).replace(**limits_of(args))
     except settings_module.SettingsError as e:
         _say(str(e), "red")
         return EXIT_USAGE
@@ -306,8 +328,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--autograder", default=str(paths.AUTOGRADER_ZIP), help=AUTOGRADER_HELP)
     s.add_argument("--output", "-o", help="folder for results.json, grading.log and feedback.html "
                    "(default: graded/<notebook name>/)")
-    s.add_argument("--timeout", type=float, default=None,
-                   help="seconds before grading is stopped (default: the zip's otter_config.json)")
+    add_limit_options(s)
     s.add_argument("--no-sandbox", action="store_true",
                    help="run the notebook without a sandbox (only for notebooks you trust)")
     s.set_defaults(func=cmd_run)
@@ -321,9 +342,7 @@ def parser() -> argparse.ArgumentParser:
                    "a row per student, 'missing' for those who handed in nothing (default: the Gradescope "
                    "export's own roster, if any)")
     s.add_argument("--jobs", "-j", type=int, default=None, help="submissions graded at once (default: one per core, as many as the available memory holds)")
-    s.add_argument("--timeout", dest="timeout_seconds", type=float, help="seconds per submission (default: otter_config.json)")
-    s.add_argument("--memory-limit", dest="memory_limit_mb", type=float, help="MB per submission (default: otter_config.json)")
-    s.add_argument("--max-notebook-mb", type=float, help="larger notebooks are refused (default: otter_config.json)")
+    add_limit_options(s)
     s.add_argument("--force", action="store_true", help="grade again what was already graded")
     s.add_argument("--retry-failed", action="store_true", help="grade again what timed out, ran out of memory or crashed")
     s.add_argument("--duplicates", choices=("latest", "highest", "both"), default="latest",

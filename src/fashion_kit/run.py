@@ -134,7 +134,9 @@ def grade(
     the names the assignment knows are used. Temporary files go under ``workdir`` if given.
     Setting ``cancel`` stops the grading from another thread.
     """
-    submission = Path(submission)
+    # Absolute: the grading core runs in a folder of its own.
+    submission, autograder_zip = Path(submission).absolute(), Path(autograder_zip).absolute()
+    workdir = Path(workdir).absolute() if workdir is not None else None
     settings = settings or settings_module.from_zip(autograder_zip)
     box = sandboxes.choose(sandbox, settings=settings)  # refuse before any work if it is missing
     try:
@@ -143,7 +145,7 @@ def grade(
         return Outcome(str(submission), "invalid", str(e), sandbox=box.name)
 
     with tempfile.TemporaryDirectory(prefix="fashion-kit-grade-", dir=workdir) as tmp:
-        tmp = Path(tmp)
+        tmp = Path(tmp).absolute()
         # The sandbox's account may pass through to its work folder (the core makes it in here), but
         # neither list this folder nor enter the Gradescope layout beside it (the hidden tests).
         tmp.chmod(0o711)

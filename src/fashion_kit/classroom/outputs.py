@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import contract
+from ..questions import points_in_autograder
 from . import exports, feedback, roster
 
 from .store import TAKE_AWAY
@@ -48,7 +49,7 @@ def write(out: Path | str, records, questions: list[str], *, assignment: str, po
     """Write the take-away files into ``out``.
 
     ``records`` are the batch's per-upload records; ``possible`` the assignment's points (the sum of
-    :func:`exports.question_points`); ``students`` the roster (``roster.read`` or
+    :func:`fashion_kit.questions.points_in_autograder`); ``students`` the roster (``roster.read`` or
     ``roster.from_uploads``), None for none. ``results_of(record)`` returns an upload's results.json
     content (or None) and ``language_of(record)`` its notebook's language; without them the pages say
     there are no results, in both languages.
@@ -91,7 +92,7 @@ def for_batch(out: Path | str, result, autograder_zip: Path | str, settings,
 
     out = Path(out)
     students = roster.read(roster_file) if roster_file else (roster.from_uploads(result.records) or None)
-    points = exports.question_points(autograder_zip)
+    points = points_in_autograder(autograder_zip)
     possible = sum(points.get(q, 0.0) for q in result.questions) or sum(points.values())
     if not possible:  # a zip whose test files name no points: what the graded questions were worth
         possible = max((sum(float(p) for _, p in (roster.get(r, "scores", None) or {}).values())
