@@ -82,7 +82,7 @@ def connect(target: str, config_path: Path | str | None = None) -> Cluster:
             raise ClusterError(f"No Dask scheduler answers at {address} ({e}). Start one with `dask scheduler` "
                                "and its workers with `dask worker ADDRESS --nthreads 1`, or check the address.") from None
         try:  # one dead worker is bad luck, two are the submission's doing (see cluster_worker)
-            client.run_on_scheduler(_set_allowed_failures, ALLOWED_FAILURES)
+            client.run_on_scheduler(cluster_worker.set_allowed_failures, ALLOWED_FAILURES)
         except Exception:
             pass  # refused by this scheduler: cluster_worker still stops after MAX_WORKERS_LOST deaths
         cluster = Cluster(client, address)
@@ -97,10 +97,6 @@ def connect(target: str, config_path: Path | str | None = None) -> Cluster:
         cluster = _start_jobqueue(target, knobs)
     _wait_for_a_worker(cluster)
     return cluster
-
-
-def _set_allowed_failures(dask_scheduler, allowed: int) -> None:
-    dask_scheduler.allowed_failures = allowed
 
 
 def _start_jobqueue(system: str, knobs: dict) -> Cluster:

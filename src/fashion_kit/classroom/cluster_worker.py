@@ -27,7 +27,11 @@ from distributed import get_client, get_worker
 from distributed.diagnostics.plugin import WorkerPlugin
 
 from .. import contract
-from . import store, watchdog
+
+# The workers and the scheduler import this module to unpickle the kit: seconds saved on each.
+contract.skip_slow_optional_modules()
+
+from . import store, watchdog  # noqa: E402
 
 # A submission whose grading stopped this many workers is marked failed instead of tried again.
 MAX_WORKERS_LOST = 2
@@ -165,3 +169,8 @@ def cancel_all(kit_name: str) -> int:
     for cancel in list(kit.cancels.values()):
         cancel.set()
     return len(kit.cancels)
+
+
+def set_allowed_failures(allowed: int, dask_scheduler=None) -> None:
+    """Run on the scheduler: how many workers may die running a task before it is given up."""
+    dask_scheduler.allowed_failures = allowed
