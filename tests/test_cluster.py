@@ -319,3 +319,82 @@ def test_the_command_refuses_a_bad_cluster_config_before_grading(tmp_path):
                               capture_output=True, text=True, timeout=120)
         assert proc.returncode == 2 and words in proc.stderr, proc.stderr
     assert not (tmp_path / "out").exists()
+
+
+# ---- real gradings: the cluster's gradebook is the local pool's, a worker killed or not ----
+
+def grading_processes(worker_pid: int) -> list:
+    """The gradings a worker process runs now (the grading core under it)."""
+    import psutil
+
+    try:
+        children = psutil.Process(worker_pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        return []
+    found = []
+    for child in children:
+        try:
+            if "fashion_kit.grading.core" in " ".join(child.cmdline()):
+                found.append(child)
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+            pass
+    return found
+
+
+def graded_columns(rows: list[dict]) -> dict[str, dict]:
+    """What a grading decides, without what differs from run to run (the time, the regrade note)."""
+    skip = {"seconds", "message", "message_zh"}
+    return {r["id"]: {k: v for k, v in r.items() if k not in skip} for r in rows}
+
+
+@pytest.mark.slow
+def test_real_gradings_on_loopback_workers_match_the_local_pool(built, tmp_path):
+    """The reference, a blank, a mistake and a broken upload, graded by the local pool and then by
+    two `dask worker` processes with the same sandbox, one of them killed mid-grading."""
+    from .conftest import mutate
+
+    cls = tmp_path / "class"
+    cls.mkdir()
+    (cls / "reference.ipynb").write_bytes(built.solutions["en"].read_bytes())
+    (cls / "blank.ipynb").write_bytes(built.student["zh-TW"].read_bytes())
+    mutate(built.solutions["en"], cls / "mistake.ipynb",
+           ("history = model.fit(training_images, training_labels, epochs=5)", "raise RuntimeError('no time')"))
+    (cls / "broken.ipynb").write_text('{"cells": [', encoding="utf-8")
+
+    def grade(out: Path, *extra: str) -> subprocess.Popen:
+        return subprocess.Popen([sys.executable, "-m", "fashion_kit", "grade", str(cls), "-o", str(out),
+                                 "--autograder", str(built.autograder_zip), *extra],
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+    local = grade(tmp_path / "local", "--jobs", "2")
+    output, _ = local.communicate(timeout=1500)
+    assert local.returncode == 1, output  # the broken upload
+    expected = graded_columns(gradebook(tmp_path / "local"))
+    assert expected["reference"]["total"] == expected["reference"]["possible"] and expected["blank"]["total"] == "0"
+    assert expected["broken"]["status"] == "invalid" and 0 < float(expected["mistake"]["total"]) < 13
+
+    lc = LoopbackCluster(tmp_path)
+    try:
+        lc.start_scheduler()
+        lc.start_workers(2)
+        remote = grade(tmp_path / "remote", "--cluster", lc.address)
+        workers = [p for p in worker_processes(lc) if "nanny" not in " ".join(p.cmdline()) and p.pid not in
+                   {w.pid for w in lc.workers}]
+        deadline = time.monotonic() + 600
+        victim = None
+        while victim is None:  # the first worker seen grading is killed, grading and all
+            assert remote.poll() is None and time.monotonic() < deadline, lc.logs()
+            victim = next((w for w in workers if grading_processes(w.pid)), None)
+            time.sleep(0.5)
+        time.sleep(3)
+        victim.kill()
+        output, _ = remote.communicate(timeout=1500)
+    finally:
+        lc.stop()
+    assert remote.returncode == 1, output + lc.logs()
+    rows = gradebook(tmp_path / "remote")
+    assert len(rows) == len({r["id"] for r in rows}) == 4
+    assert graded_columns(rows) == expected
+    again = [r["id"] for r in rows if "Graded again on" in r["message"]]
+    assert len(again) == 1, [r["message"] for r in rows]
+    assert "workers" in output  # the progress bar's count of workers alive
