@@ -171,6 +171,7 @@ class RecordingGrader(FakeGrader):
             "zip": str(autograder_zip), "zip_sha256": hashlib.sha256(Path(autograder_zip).read_bytes()).hexdigest(),
             "extra": {Path(p).name: Path(p).read_text(encoding="utf-8", errors="replace") for p in kwargs["extra_files"]},
             "sandbox": kwargs["sandbox"], "env": kwargs["env"], "settings": kwargs["settings"].to_dict(),
+            "slurm_job": os.environ.get("SLURM_JOB_ID", ""),  # set when a Slurm job runs the grading
         }
         self.log_dir.mkdir(parents=True, exist_ok=True)
         (self.log_dir / f"{uuid.uuid4().hex}.json").write_text(json.dumps(entry), encoding="utf-8")

@@ -398,3 +398,124 @@ def test_real_gradings_on_loopback_workers_match_the_local_pool(built, tmp_path)
     again = [r["id"] for r in rows if "Graded again on" in r["message"]]
     assert len(again) == 1, [r["message"] for r in rows]
     assert "workers" in output  # the progress bar's count of workers alive
+
+
+# ---- a real single-node Slurm: the workers are Slurm jobs started by dask-jobqueue ----
+
+SLURM_DAEMONS = ("munged", "slurmctld", "slurmd", "sbatch", "squeue")
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class SingleNodeSlurm:
+    """munged, slurmctld and slurmd on this machine, with their files in one folder and ports of their own."""
+
+    def __init__(self, root: Path):
+        import shutil as sh
+        import socket
+
+        missing = [d for d in SLURM_DAEMONS if sh.which(d) is None and not Path(f"/usr/sbin/{d}").exists()]
+        if missing:
+            pytest.skip(f"Slurm is not installed ({', '.join(missing)} missing; Debian: apt-get install slurm-wlm munge)")
+        if os.geteuid() != 0:
+            pytest.skip("a single-node Slurm needs root here: slurmd starts the jobs as their users")
+        if not Path("/etc/munge/munge.key").is_file():
+            pytest.skip("munge has no key (/etc/munge/munge.key); reinstall munge to make one")
+        self.root, self.host = root, socket.gethostname()
+        for d in ("state", "spool", "log", "run"):
+            (root / d).mkdir(parents=True, exist_ok=True)
+        self.socket = root / "run" / "munge.socket"
+        self.conf = root / "slurm.conf"
+        self.conf.write_text("\n".join([
+            "ClusterName=fashionkittest", f"SlurmctldHost={self.host}", "SlurmUser=root", "SlurmdUser=root",
+            "AuthType=auth/munge", f"AuthInfo=socket={self.socket}",
+            f"StateSaveLocation={root}/state", f"SlurmdSpoolDir={root}/spool",
+            f"SlurmctldPidFile={root}/run/slurmctld.pid", f"SlurmdPidFile={root}/run/slurmd.pid",
+            f"SlurmctldLogFile={root}/log/slurmctld.log", f"SlurmdLogFile={root}/log/slurmd.log",
+            f"SlurmctldPort={free_port()}", f"SlurmdPort={free_port()}",
+            "ProctrackType=proctrack/linuxproc", "TaskPlugin=task/none", "JobAcctGatherType=jobacct_gather/none",
+            "SelectType=select/cons_tres", "SelectTypeParameters=CR_Core_Memory", "ReturnToService=2", "MpiDefault=none",
+            f"NodeName={self.host} CPUs={os.cpu_count()} RealMemory=8000 State=UNKNOWN",
+            f"PartitionName=fashionkit Nodes={self.host} Default=YES MaxTime=INFINITE State=UP", ""]))
+        self.env = {**os.environ, "SLURM_CONF": str(self.conf)}
+        self.procs = [
+            subprocess.Popen(["munged", "-F", "--force", f"--socket={self.socket}", f"--pid-file={root}/run/munged.pid",
+                              f"--log-file={root}/log/munged.log", f"--seed-file={root}/run/munged.seed"],
+                             start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT),
+        ]
+        self._wait(lambda: self.socket.exists(), "munged")
+        for daemon in ("slurmctld", "slurmd"):
+            self.procs.append(subprocess.Popen([daemon, "-D", "-f", str(self.conf)], env=self.env, start_new_session=True,
+                                               stdout=open(root / "log" / f"{daemon}.out", "ab"), stderr=subprocess.STDOUT))
+        self._wait(lambda: " idle" in subprocess.run(["sinfo", "-h", "-o", "%P %t"], env=self.env, capture_output=True,
+                                                     text=True).stdout, "an idle Slurm node")
+
+    def _wait(self, ready, what: str) -> None:
+        deadline = time.monotonic() + START_SECONDS
+        while not ready():
+            if time.monotonic() > deadline or any(p.poll() is not None for p in self.procs):
+                self.stop()
+                pytest.skip(f"{what} did not start here: {self.logs()[-1500:]}")
+            time.sleep(0.3)
+
+    def logs(self) -> str:
+        return "\n".join(f"--- {p.name}\n{p.read_text(errors='replace')[-2000:]}" for p in sorted((self.root / "log").glob("*")))
+
+    def stop(self) -> None:
+        subprocess.run(["scancel", "--partition=fashionkit"], env=self.env, capture_output=True)
+        for proc in reversed(self.procs):
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+                try:
+                    proc.wait(10)
+                except subprocess.TimeoutExpired:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                    proc.wait()
+
+
+@pytest.fixture
+def slurm(tmp_path):
+    s = SingleNodeSlurm(tmp_path / "slurm")
+    yield s
+    s.stop()
+
+
+@pytest.mark.slow
+def test_a_class_graded_by_slurm_jobs(slurm, tmp_path, monkeypatch):
+    """--cluster slurm: dask-jobqueue submits the workers with sbatch, they grade, the jobs end with the batch."""
+    monkeypatch.setenv("SLURM_CONF", str(slurm.conf))  # sbatch and squeue, as the instructor's shell has them
+    small_class(tmp_path / "class")
+    zip_path = fake_autograder(tmp_path / "ag.zip")
+    config = tmp_path / "cluster.toml"
+    config.write_text("\n".join([
+        "[slurm]", "cores = 1", 'memory = "2GB"', 'walltime = "00:20:00"', 'queue = "fashionkit"', "jobs = 2",
+        'interface = "lo"', f'local_directory = "{tmp_path / "nodes"}"',
+        f'job_script_prologue = ["export PYTHONPATH={ROOT}", "cd {tmp_path}"]',  # the workers import the fake grader
+        f'job_extra_directives = ["--output={tmp_path}/slurm-%j.out"]', ""]), encoding="utf-8")
+    grader = RecordingGrader(tmp_path / "log")
+    stop = threading.Event()
+    settings = settings_module.from_zip(zip_path)
+    with cluster.session("slurm", config, zip_path, settings, "none", stop, grade_fn=grader,
+                         use_watchdog=False) as remote:
+        assert remote.cluster.jobqueue.job_script().count("#SBATCH -p fashionkit") == 1
+        result = batch.grade_class(tmp_path / "class", tmp_path / "out", zip_path, grade_fn=remote, settings=settings,
+                                   sandbox="none", jobs=remote.in_flight(), stop=stop, use_watchdog=False)
+        workers = remote.cluster.workers_alive()
+    rows = {r["id"]: (r["status"], r["total"]) for r in gradebook(tmp_path / "out")}
+    assert rows == {"alice": ("graded", "3"), "bob": ("graded", "2"), "carol": ("graded", "3"), "dave": ("graded", "1"),
+                    "erin": ("graded", "3"), "broken": ("invalid", "")}, slurm.logs()
+    assert not result.interrupted and workers >= 1
+    # Graded inside Slurm jobs: each grading process is a job's worker (SLURM_JOB_ID in its environment).
+    log = grader.log()
+    assert len(log) == 5 and all(e["slurm_job"] for e in log), log
+    assert list(tmp_path.glob("slurm-*.out")), "no job ran"
+    deadline = time.monotonic() + 60
+    while subprocess.run(["squeue", "-h"], env=slurm.env, capture_output=True, text=True).stdout.strip():
+        assert time.monotonic() < deadline, "the Slurm jobs outlived the batch"
+        time.sleep(1)
