@@ -64,6 +64,8 @@ class Cluster:
     def close(self) -> None:
         try:
             self.client.close(timeout=10)
+        except Exception:
+            pass  # a scheduler that is gone cannot be told goodbye
         finally:
             if self.jobqueue is not None:
                 self.jobqueue.close()
@@ -160,6 +162,8 @@ class RemoteGrader:
         except CancelledError:
             graded = None
         except Exception as e:
+            if self._scheduler_gone():  # not this submission's fault: graded when the batch runs again
+                return run.Outcome(str(notebook), "interrupted", "The scheduler went away.")
             return self._failed(notebook, e)
         if graded is None:
             return run.Outcome(str(notebook), "interrupted", "Grading was cancelled before it finished.")
