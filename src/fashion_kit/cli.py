@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from contextlib import ExitStack
 from pathlib import Path
 
 from rich.console import Console
@@ -177,26 +178,41 @@ def _grade(args, interrupts) -> int:
     if args.roster:
         roster.read(args.roster)
     matching.compile_pattern(args.match)
-    if not args.no_sandbox:  # refused once, before any work, rather than once per submission
+    if not args.no_sandbox and not args.cluster:  # refused once, before any work (on a cluster: by each worker)
         from .grading import sandbox as sandboxes
 
         sandboxes.choose("auto", settings=settings)
+    # On a cluster (--cluster) the workers grade; the batch, its records and its outputs stay here.
+    cluster_session, remote = ExitStack(), None
+    if args.cluster:
+        try:
+            from .classroom import cluster as clusters
+        except ImportError as e:
+            _say(f"--cluster needs Dask ({e}); install it with: pip install 'fashion-kit[cluster]'", "red")
+            return EXIT_USAGE
+        remote = cluster_session.enter_context(clusters.session(
+            args.cluster, args.cluster_config, args.autograder, settings,
+            "none" if args.no_sandbox else "auto", interrupts.event))
+        args.jobs = args.jobs or remote.in_flight()
     if args.jobs is None:
         from .classroom.resources import default_jobs
 
         args.jobs = default_jobs()
-    reporter = progress.Reporter(console, jobs=args.jobs)
+    reporter = progress.Reporter(console, jobs=args.jobs,
+                                 columns=[remote.progress_column()] if remote is not None else [])
 
     try:
         result = batch.grade_class(
             args.source, args.output, args.autograder, settings=settings,
             sandbox="none" if args.no_sandbox else "auto",
             jobs=args.jobs, force=args.force,
+            grade_fn=remote, use_watchdog=remote is None,
             retry_failed=args.retry_failed, duplicates=args.duplicates, student=args.student,
             stop=interrupts.event, on_start=reporter.start, on_done=reporter.done,
         )
     finally:
         reporter.stop()
+        cluster_session.close()
     out = Path(args.output)
     if result.records:
         def results_of(record):
@@ -210,6 +226,8 @@ def _grade(args, interrupts) -> int:
             _say(f"{path.name + ':':<10} {path}")
         for note in written.notes:
             _say(note, "yellow")
+    if remote is not None and remote.lost:
+        resume = f"{remote.lost}\n{INTERRUPTED}"
     if result.interrupted or interrupts.event.is_set():
         _say(resume, "yellow")
         return 130
@@ -308,6 +326,11 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--student", metavar="ID", help="grade again only this submission (its id in gradebook.csv)")
     s.add_argument("--no-sandbox", action="store_true",
                    help="run the notebooks without a sandbox (only for notebooks you trust; recorded in the gradebook)")
+    s.add_argument("--cluster", metavar="ADDRESS|slurm|pbs|sge",
+                   help="grade on a Dask cluster: a scheduler's address (tcp://host:8786), or a batch system whose "
+                   "workers start as jobs (needs --cluster-config); see docs/grading-on-a-cluster.md")
+    s.add_argument("--cluster-config", metavar="FILE",
+                   help="TOML file with the batch jobs' cores, memory, walltime, queue and account (--cluster slurm|pbs|sge)")
     s.set_defaults(func=cmd_grade)
 
     s = _command(sub, "check", "verify the committed notebooks are up to date with the master")

@@ -75,8 +75,8 @@ class _EtaColumn(ProgressColumn):
 class Reporter:
     """``on_start`` and ``on_done`` for :func:`.batch.grade_class`, printing to a rich console."""
 
-    def __init__(self, console, jobs: int):
-        self.console, self.jobs = console, jobs
+    def __init__(self, console, jobs: int, columns=()):
+        self.console, self.jobs, self.columns = console, jobs, list(columns)  # columns: more for the bar
         self.estimate: Estimate | None = None
         self.counts = {"done": 0, "failed": 0}
         self.progress = None
@@ -94,7 +94,7 @@ class Reporter:
                 TextColumn("grading"), BarColumn(),
                 TextColumn("[green]{task.fields[done]} done[/green] [red]{task.fields[failed]} failed[/red] "
                            "{task.fields[left]} remaining"),
-                TimeElapsedColumn(), _EtaColumn(lambda: self.estimate), console=self.console)
+                TimeElapsedColumn(), _EtaColumn(lambda: self.estimate), *self.columns, console=self.console)
             self.task = self.progress.add_task("grading", total=total, done=0, failed=0, left=total)
             self.progress.start()
         else:
