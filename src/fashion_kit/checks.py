@@ -69,7 +69,7 @@ def describe_array(value) -> dict:
     found = {"type": "ndarray", "shape": list(value.shape), "dtype": str(value.dtype), "kind": value.dtype.kind}
     if value.dtype.kind not in "biuf" or value.size == 0:
         return found
-    plain, scaled, exact = hashlib.sha256(), hashlib.sha256(), True
+    plain, scaled, exact = hashlib.sha256(), hashlib.sha256(), value.dtype.kind == "f"
     low, high, total = math.inf, -math.inf, 0.0
     rows = value.reshape(len(value), -1) if value.ndim else value.reshape(1, 1)
     for start in range(0, len(rows), SLICE):
@@ -394,36 +394,43 @@ def check_q5_compile(values, public=False) -> tuple:
 
 def five_epochs_of(fits, iterations):
     """Why the recorded fit() calls are not five epochs over the training images, or None. Each fit
-    records the examples it trained on (after a validation split), its batch size and its epochs; the
-    optimizer's steps must be what those fits take."""
+    records the examples handed to it, whether they are the training images, its batch size, its
+    validation split and the epochs and steps per epoch it did; the steps must be what that batch
+    size takes over the examples actually fitted (after the split), and the optimizer's steps must be
+    what the fits took."""
+    unreadable = "fit 的紀錄看不懂。 / Expected a record of model.fit(...), found something else."
     if not isinstance(fits, list) or not fits:
         return "沒有看到 model.fit(...)。 / Expected a call of model.fit(...), found none."
-    steps = 0
-    epochs = 0
+    steps = epochs = 0
     for fit in fits:
         if not isinstance(fit, dict):
-            return "fit 的紀錄看不懂。 / Expected a record of model.fit(...), found something else."
-        examples, batch, done = fit.get("examples"), fit.get("batch_size"), fit.get("epochs_done")
-        if not all(isinstance(x, int) and not isinstance(x, bool) and x > 0 for x in (examples, batch, done)):
-            return "fit 的紀錄看不懂。 / Expected a record of model.fit(...), found something else."
-        if fit.get("images") != "training_images":
-            return ("model.fit(...) 應該用 training_images 和 training_labels 訓練。 / Expected model.fit(...) to "
-                    "train on training_images and training_labels, found other data.")
-        validation = fit.get("validation_split") or 0
-        if not (isinstance(validation, (int, float)) and 0 <= validation < 1):
-            return "fit 的紀錄看不懂。 / Expected a record of model.fit(...), found something else."
-        fitted = TRAINING_EXAMPLES - int(TRAINING_EXAMPLES * validation)
-        if examples != fitted:
-            return (f"model.fit(...) 訓練了 {examples} 張圖片，不是全部的訓練資料。 / Expected model.fit(...) to "
-                    f"train on the training images ({fitted} after the validation split), found {examples}.")
-        steps += math.ceil(examples / batch) * done
+            return unreadable
+        examples, batch, done, per_epoch = (fit.get(k) for k in ("examples", "batch_size", "epochs_done", "steps"))
+        split = fit.get("validation_split") or 0.0
+        if not all(isinstance(x, int) and not isinstance(x, bool) and x > 0 for x in (examples, batch, per_epoch)) \
+                or not isinstance(done, int) or isinstance(done, bool) or done < 0 \
+                or not isinstance(split, (int, float)) or not 0 <= split < 1:
+            return unreadable
+        if fit.get("images") != "training_images" or examples != TRAINING_EXAMPLES:
+            return ("model.fit(...) 應該用全部的 training_images 和 training_labels 訓練。 / Expected model.fit(...) "
+                    f"to train on the {TRAINING_EXAMPLES} training images, found {examples} other ones."
+                    if fit.get("images") != "training_images" else
+                    f"model.fit(...) 訓練了 {examples} 張圖片，不是全部的訓練資料。 / Expected model.fit(...) to "
+                    f"train on the {TRAINING_EXAMPLES} training images, found {examples}.")
+        # Keras keeps ceil(n × (1 − split)) examples for training; other rounding is accepted too.
+        kept = {math.ceil(examples * (1 - split)), int(examples * (1 - split)), examples - int(examples * split)}
+        if per_epoch not in {math.ceil(k / batch) for k in kept}:
+            return (f"fit 每個 epoch 走了 {per_epoch} 步，和批次大小 {batch} 對不上。 / Expected "
+                    f"{math.ceil(max(kept) / batch)} steps per epoch at batch size {batch}, found {per_epoch}.")
+        steps += per_epoch * done
         epochs += done
     if epochs != EXPECTED_EPOCHS:
         return (f"應該訓練 5 個 epoch，但 model.fit(...) 訓練了 {epochs} 個。 / Expected 5 epochs of training, "
                 f"found {epochs}.")
     if iterations != steps:
         return (f"模型的最佳化器更新了 {iterations} 次，和 fit 的 {steps} 次不一樣。 / Expected the optimizer to have "
-                f"taken the {steps} steps of those fits, found {iterations}.")
+                f"taken the {steps} steps of those fits (9375 for 5 epochs at the default batch size), found "
+                f"{iterations}.")
     return None
 
 
