@@ -578,6 +578,28 @@ def test_grading_the_same_submission_twice_gives_identical_results(built, grader
     assert json.dumps(first.results, sort_keys=True) == json.dumps(second.results, sort_keys=True)
 
 
+@pytest.mark.slow
+def test_machine_load_changes_no_grade(built, tmp_path):
+    """The same submission graded on an otherwise idle machine, then with both cores kept busy by
+    other processes: the same results.json (each model's measurement is counted in CPU seconds)."""
+    import subprocess
+    import sys
+
+    from fashion_kit import run
+
+    first = run.grade(built.solutions["en"], built.autograder_zip, tmp_path / "idle")
+    spinners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(os.cpu_count() or 2)]
+    try:
+        second = run.grade(built.solutions["en"], built.autograder_zip, tmp_path / "loaded")
+    finally:
+        for p in spinners:
+            p.kill()
+            p.wait()
+    assert first.status == second.status == "graded", first.log[-3000:] + second.log[-3000:]
+    assert first.score == first.possible
+    assert json.dumps(first.results, sort_keys=True) == json.dumps(second.results, sort_keys=True)
+
+
 def test_a_tree_too_deep_for_python_is_still_removed(tmp_path):
     root = tmp_path / "left-behind"
     fd = os.open(tmp_path, os.O_RDONLY)
