@@ -248,7 +248,7 @@ def test_results_follow_gradescope_spec_in_every_shape():
 def test_no_score_of_the_kernel_is_read_by_phase_2():
     """Otter's results and the checkpoints are written by the kernel; the judge reads neither."""
     source = Path(core.__file__).read_text(encoding="utf-8") + Path(verdicts.__file__).read_text(encoding="utf-8")
-    assert contract.CHECKED_FILE not in source and "CHECKED_FILE" not in source
+    assert "checked.json" not in source and "CHECKED_FILE" not in source
     assert '"score"' not in Path(core.__file__).read_text(encoding="utf-8")
 
 

@@ -39,7 +39,6 @@ CHALLENGE_TEST, LEADERBOARD_NAME = "Challenge bonus", "Challenge test accuracy"
 WORK_SOURCE, WORK_SUBMISSION, WORK_RESULTS, WORK_HOME = "source", "submission", "results", "home"
 # Inside the work folder: what the kernel leaves for the trusted phase, read as data only.
 EVIDENCE_DIR = "evidence"
-CHECKED_FILE = "checked.json"  # the questions checked so far: name -> score, possible, message
 RUNNING_FILE = "running.json"  # the student's code cell that is about to run
 # Of every question, what the grader's cell collected right after it was answered (checks.collect_*).
 QUESTION_VALUES = "{question}.json"

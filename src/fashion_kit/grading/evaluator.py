@@ -1,9 +1,11 @@
 """Phase 2's measurements: saved models read as data and measured, in a process of their own.
 
-``python -I -m fashion_kit.grading.evaluator`` reads one JSON request on stdin and prints one JSON
-answer on stdout (see :func:`answer`). It runs after the notebook's processes are dead, on copies of
-the files they left, inside the same kind of sandbox, so even a file crafted to break a parser can
-neither reach the grade's other inputs nor outlive the grading.
+``python -I -m fashion_kit.grading.evaluator REQUEST ANSWER CPU_SECONDS`` measures one model file and
+writes its facts to ANSWER (see :func:`answer`). Each model gets a process of its own, limited in
+CPU seconds; it runs after the notebook's processes are dead, on copies of the files they left,
+inside the same kind of sandbox, so even a file crafted to break a parser can neither reach the
+grade's other inputs nor outlive the grading. The facts are the ones the checks compare
+(:mod:`fashion_kit.checks`), read as Keras reads the file.
 
 A model file is read without Keras where it can be: a ``.keras`` file is a zip of ``config.json`` and
 an HDF5 file of weights, an ``.h5`` file is HDF5 with the configuration in its attributes. The
@@ -75,16 +77,9 @@ def _snake(name: str) -> str:
     return re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()
 
 
-# What a fact may look like: a name from a model file is cut to this length (it is the student's text).
+# What a fact may look like: a name from a model file is cut to this length (it is the student's
+# text); checks.layer_rows and checks.compile_facts cut them.
 NAME_CHARS = 64
-
-
-def _short(value) -> str | None:
-    return value[:NAME_CHARS] if isinstance(value, str) else None
-
-
-def _whole(value) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 class ModelFile:
