@@ -84,6 +84,9 @@ SCHEMA = {
             "training": {"enum": sorted(TRAINING_EDITS)},
             "edits": {"type": "array", "minItems": 1, "items": EDIT},
             "scores": SCORES,
+            # What the challenge file must earn: the bonus, a place on the leaderboard.
+            "challenge": {"type": "object", "additionalProperties": False, "required": ["bonus", "leaderboard"],
+                          "properties": {"bonus": {"type": "boolean"}, "leaderboard": {"type": "boolean"}}},
             # Hostile entries only: settings changed for this grading (small limits keep a fork bomb or
             # a full disk fast), why phase 1 must be stopped, and where Gradescope's layout differs.
             "settings": {"type": "object"},
@@ -252,6 +255,10 @@ def test_entry_gets_exactly_its_expected_scores(grader, catalogue_submissions, e
     found = {q: score for q, (score, _) in outcome.scores.items()}
     scores = expected(entry, "bubblewrap")[0]
     assert found == scores, f"{entry['name']} ({entry['why']})\nexpected {scores}\nfound    {found}"
+    if "challenge" in entry:
+        bonus = outcome.results["score"] - sum(scores.values())
+        assert (bonus > 0, "leaderboard" in outcome.results) == (
+            entry["challenge"]["bonus"], entry["challenge"]["leaderboard"]), outcome.results.get("extra_data")
 
 
 # ---- hostile entries: attacks on the grader, graded in both layouts -----------------------------------

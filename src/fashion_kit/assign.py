@@ -21,7 +21,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import data, notebooks, paths
+from . import check_code, data, notebooks, paths
 from .autograder_zip import BuildError, write_autograder_zip
 
 NOTEBOOK = "fashion_mnist.ipynb"
@@ -61,7 +61,9 @@ def assign_language(source_nb, lang: str, workdir: Path):
     metadata, stays here in the build's scratch folder."""
     work = workdir / lang
     (work / "master").mkdir(parents=True)
-    notebooks.write(notebooks.for_language(source_nb, lang), work / "master" / NOTEBOOK)
+    # The master's tests say CHECK(question): each becomes the kit's own check code (check_code).
+    view = check_code.expand_notebook(notebooks.for_language(source_nb, lang))
+    notebooks.write(view, work / "master" / NOTEBOOK)
     _otter_assign(work / "master" / NOTEBOOK, work / "out")
     student = notebooks.read(work / "out" / "student" / NOTEBOOK)
     student = notebooks.normalize(without_otter_markup(localize_boilerplate(student, lang)))
