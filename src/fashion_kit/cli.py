@@ -188,11 +188,10 @@ def _grade(args, interrupts) -> int:
         except sandboxes.SandboxUnavailable as e:
             _say(str(e), "red")
             return EXIT_USAGE
-    if args.jobs is None:
-        from .classroom.resources import default_jobs
+    from .classroom.resources import default_jobs
 
-        args.jobs = default_jobs()
-    reporter = progress.Reporter(console, jobs=args.jobs)
+    # How many gradings run at once, for the time left (the batch decides the same way).
+    reporter = progress.Reporter(console, jobs=args.jobs or default_jobs())
 
     try:
         result = batch.grade_class(
