@@ -26,7 +26,6 @@ import sysconfig
 import tempfile
 import threading
 import uuid
-import zipfile
 from pathlib import Path
 
 import jsonschema
@@ -35,9 +34,11 @@ import psutil
 import pytest
 
 import fashion_kit
-from fashion_kit import assign, notebooks, results, run, settings as settings_module
+from fashion_kit import assign, notebooks, run, settings as settings_module
 from fashion_kit.grading import sandbox, supervise
+from fashion_kit.grading.layout import make_gradescope_folder
 
+from . import gradescope_spec
 from .test_grading import QUESTIONS
 
 CATALOGUE = Path(__file__).resolve().parent / "catalogue" / "catalogue.json"
@@ -73,7 +74,7 @@ SCHEMA = {
     "required": ["entries"],
     "properties": {"entries": {"type": "array", "minItems": 20, "items": {
         "type": "object",
-        "required": ["name", "kind", "why", "training", "edits", "scores"],
+        "required": ["name", "kind", "why", "training", "edits"],
         "additionalProperties": False,
         "properties": {
             "name": {"type": "string", "pattern": "^[a-z0-9-]+$"},
@@ -161,9 +162,9 @@ HOSTILE = [e for e in ALL_ENTRIES if e["kind"] == "hostile"]
 
 
 def expected(entry: dict, layout: str) -> tuple[dict, str, bool]:
-    """A hostile entry's expected scores, stopped kind ("" if none) and whether it reaches the network,
-    in ``layout``."""
-    scores, stopped, network = dict(entry["scores"]), entry.get("stopped", ""), False
+    """An entry's expected scores (full marks but for the questions it names), its stopped kind ("" if
+    none) and whether it reaches the network, in ``layout``."""
+    scores, stopped, network = {**QUESTIONS, **entry.get("scores", {})}, entry.get("stopped", ""), False
     if layout == "user" and "user" in entry:
         scores.update(entry["user"].get("scores", {}))
         stopped = entry["user"].get("stopped", stopped)
@@ -177,7 +178,7 @@ def test_catalogue_is_well_formed():
     for entry in ALL_ENTRIES:
         for layout in LAYOUTS:
             scores = expected(entry, layout)[0]
-            assert set(scores) == set(QUESTIONS), f"{entry['name']}: scores must name every question"
+            assert set(scores) == set(QUESTIONS), f"{entry['name']}: scores names a question the master does not have"
             for question, score in scores.items():
                 assert score <= QUESTIONS[question], (
                     f"{entry['name']}: {question} can score at most {QUESTIONS[question]}")
@@ -186,7 +187,7 @@ def test_catalogue_is_well_formed():
     assert len(HOSTILE) >= 12, "the hostile section needs at least 12 attacks"
     for entry in ALL_ENTRIES:
         if entry["kind"] == "equivalent":
-            assert entry["scores"] == QUESTIONS, f"{entry['name']}: an equivalent answer must get full marks"
+            assert "scores" not in entry, f"{entry['name']}: an equivalent answer must get full marks"
         else:
             # For a hostile entry this also means a forged full mark can never pass for its expectation.
             assert all(expected(entry, layout)[0] != QUESTIONS for layout in LAYOUTS), (
@@ -248,9 +249,8 @@ def test_entry_gets_exactly_its_expected_scores(grader, catalogue_submissions, e
     outcome = grader(catalogue_submissions[entry["name"]])
     assert outcome.status == "graded", outcome.message + outcome.log[-3000:]
     found = {q: score for q, (score, _) in outcome.scores.items()}
-    assert found == entry["scores"], (
-        f"{entry['name']} ({entry['why']})\nexpected {entry['scores']}\nfound    {found}"
-    )
+    scores = expected(entry, "bubblewrap")[0]
+    assert found == scores, f"{entry['name']} ({entry['why']})\nexpected {scores}\nfound    {found}"
 
 
 # ---- hostile entries: attacks on the grader, graded in both layouts -----------------------------------
@@ -411,13 +411,8 @@ def grade_as_gradescope(notebook: Path, autograder_zip: Path, settings, env: dic
     """Grade ``notebook`` as Gradescope's ``run_autograder`` does: the zip unpacked into ``source/``,
     the submission in ``submission/``, and ``python -I -m fashion_kit.grading.core DIR --sandbox user``
     run as root. ``folder`` must let the sandbox account pass (mode 0711)."""
-    ag_dir = folder / "autograder"
-    for sub in ("source", "submission", "results"):
-        (ag_dir / sub).mkdir(parents=True)
-    with zipfile.ZipFile(autograder_zip) as zf:
-        zf.extractall(ag_dir / "source")
-    nb = run.prepare_submission(run.load_submission(notebook))
-    notebooks.write(nb, ag_dir / "submission" / assign.NOTEBOOK)
+    ag_dir = make_gradescope_folder(folder / "autograder", autograder_zip,
+                                    run.prepare_submission(notebooks.read(notebook)))
     settings_file = folder / "settings.json"
     settings_file.write_text(json.dumps(settings.to_dict()), encoding="utf-8")
     command = [sys.executable, "-I", "-m", "fashion_kit.grading.core", str(ag_dir), "--sandbox", "user",
@@ -425,7 +420,7 @@ def grade_as_gradescope(notebook: Path, autograder_zip: Path, settings, env: dic
     ran = supervise.run(command, cwd=folder, env={**os.environ, **env},
                         timeout=settings.timeout_seconds + run.OUTER_GRACE_SECONDS,
                         memory_limit_mb=settings.memory_limit_mb + run.OUTER_MEMORY_MARGIN_MB)
-    found = run._read_results(ag_dir / "results" / "results.json")
+    found = run.read_results(ag_dir / "results" / "results.json")
     if found is not None:
         output_dir.mkdir(parents=True, exist_ok=True)
         shutil.copy(ag_dir / "results" / "results.json", output_dir / "results.json")
@@ -496,7 +491,7 @@ def test_hostile_entry_gets_exactly_its_expected_scores(hostile_gradings, entry,
     assert found == scores, f"{entry['name']} in {layout} ({entry['why']})\nexpected {scores}\nfound    {found}"
     # No bonus, no extra test: the total is exactly the questions' scores.
     assert outcome.results["score"] == sum(scores.values()), outcome.results
-    assert not results.problems(outcome.results), results.problems(outcome.results)
+    assert not gradescope_spec.problems(outcome.results), gradescope_spec.problems(outcome.results)
     assert outcome.stopped == stopped, f"{entry['name']} in {layout}: stopped {outcome.stopped!r}, expected {stopped!r}"
     assert graded["survivors"] == [], f"{entry['name']} in {layout}: processes outlived the grading"
     assert graded["outside"] == [], f"{entry['name']} in {layout}: files written outside the work folder"

@@ -16,8 +16,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fashion_kit import contract, report, results
+from fashion_kit import contract, report
 from fashion_kit.classroom import exports, feedback, matching, resources, roster
+
+from . import gradescope_spec
 
 QUESTIONS = ["q1_load_data", "q2_class_names", "q3_normalize"]
 HOSTILE = "<script>alert('x')</script> & \"quotes\""
@@ -178,16 +180,6 @@ def test_without_a_roster_each_submitter_is_a_line():
     assert canvas.text is None and canvas.left_out == ["plain_notebook"], "no row without an identifier"
 
 
-def test_question_points_come_from_the_autograder_zip(tmp_path):
-    path = tmp_path / "autograder.zip"
-    with zipfile.ZipFile(path, "w") as zf:
-        zf.writestr("tests/q1_load_data.py", 'name = "q1_load_data"\npoints = 1\n')
-        zf.writestr("tests/q3_normalize.py", 'name = "q3_normalize"\npoints = 2\nall_or_nothing = True\n')
-        zf.writestr("tests/__init__.py", "")
-        zf.writestr("otter_config.json", "{}")
-    assert exports.question_points(path) == {"q1_load_data": 1.0, "q3_normalize": 2.0}
-
-
 # --- feedback ----------------------------------------------------------------------------------------
 
 def results_json(challenge: bool = True) -> dict:
@@ -210,7 +202,7 @@ def results_json(challenge: bool = True) -> dict:
                       "output": "挑戰模型的測試準確率是 0.9123 / Your challenge model scored 0.9123"})
         out["leaderboard"] = [{"name": contract.LEADERBOARD_NAME, "value": 0.9123, "order": "desc"}]
         out["score"] = 3.0
-    assert results.problems(out) == [], "the fixture is a valid Gradescope results.json"
+    assert gradescope_spec.problems(out) == [], "the fixture is a valid Gradescope results.json"
     return out
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -11,6 +10,7 @@ from rich.console import Console
 from rich.markup import escape as markup_escape
 
 from . import paths
+from .errors import KitError
 
 console = Console(stderr=True)
 
@@ -45,8 +45,30 @@ RUN_LOG, RUN_FEEDBACK = "grading.log", "feedback.html"
 
 
 def run_output(submission: Path | str, output: Path | str | None) -> Path:
-    """Where `run` writes: ``--output``, else ``graded/<notebook name>/`` in the current folder."""
-    return Path(output) if output else Path("graded") / Path(submission).stem
+    """Where `run` writes: ``--output``, else ``graded/<notebook name>/`` in the current folder; always
+    absolute, since the grading's child processes run in folders of their own."""
+    return (Path(output) if output else Path("graded") / Path(submission).stem).resolve()
+
+
+# Shorter spellings of the limit options, kept for the commands people already have in their notes.
+LIMIT_ALIASES = {"timeout_seconds": ("--timeout",), "memory_limit_mb": ("--memory-limit",)}
+
+
+def add_limit_options(command: argparse.ArgumentParser) -> None:
+    """The limits of one grading, the same options for `run` and `grade`, named like the settings."""
+    from . import settings
+
+    for key in settings.LIMITS:
+        command.add_argument(
+            settings.option(key), *LIMIT_ALIASES.get(key.name, ()), dest=key.name, type=float, default=None,
+            metavar=key.metadata["limit"].upper(),
+            help=f"{key.metadata['help']} (default: the zip's otter_config.json)")
+
+
+def limits_of(args) -> dict:
+    from . import settings
+
+    return {key.name: getattr(args, key.name) for key in settings.LIMITS}
 
 
 def _say(text: str, style: str = "") -> None:
@@ -58,22 +80,15 @@ def _say(text: str, style: str = "") -> None:
     console.print(Text(printable(str(text)), style=style))
 
 
-def _json_or_none(raw: bytes):
-    try:
-        return json.loads(raw)
-    except ValueError:
-        return None
-
-
 def cmd_run(args) -> int:
     import tempfile
 
     from . import contract, run, settings
-    from .classroom import feedback, intake
+    from .classroom import feedback
     from .classroom.ids import printable
     from .grading.sandbox import SandboxUnavailable
 
-    submission, autograder = Path(args.submission), Path(args.autograder)
+    submission, autograder = Path(args.submission).absolute(), Path(args.autograder).absolute()
     if submission.is_dir():
         _say(f"{submission} is a folder; expected the path of a submitted .ipynb file. To grade a folder of "
              "submissions, use `fashion-kit grade`.", "red")
@@ -84,45 +99,35 @@ def cmd_run(args) -> int:
     if not autograder.is_file():
         console.print(f"[red]No autograder at {autograder}. Build it first: fashion-kit assign[/red]")
         return EXIT_USAGE
-    try:
-        grading = settings.from_zip(autograder).replace(timeout_seconds=args.timeout)
-    except settings.SettingsError as e:
-        _say(str(e), "red")
-        return EXIT_USAGE
+    grading = settings.from_zip(autograder).replace(**limits_of(args))
     out = run_output(submission, args.output)
-    try:  # read as the batch reads an upload: size first, nesting before parsing, version 3 converted
-        checked, _ = intake.read_notebook_file(submission, int(grading.max_notebook_mb * 2**20))
-    except intake.Refused as e:
-        _say(f"invalid: {e.en}\n{e.zh}", "red")
-        # The student still gets a page saying why nothing was graded, and the log says the same.
-        out.mkdir(parents=True, exist_ok=True)
-        (out / RUN_LOG).write_text(f"invalid: {e.en}\n{e.zh}\n", encoding="utf-8")
-        record = {"id": printable(submission.stem), "status": "invalid", "message": e.en, "message_zh": e.zh}
-        (out / RUN_FEEDBACK).write_text(
-            feedback.page(record, None, assignment=grading.assignment_name), encoding="utf-8")
-        return EXIT_NOT_GRADED
-    language = feedback.language_of(_json_or_none(checked))
     out.mkdir(parents=True, exist_ok=True)
     # The files a student hands in beside the notebook (the challenge model, the saved model).
     extra_files = [submission.with_name(name) for name in contract.SUBMITTED_FILES
                    if name != contract.NOTEBOOK and submission.with_name(name).is_file()]
-    # The grader reads the checked copy (converted if it was version 3), under the output folder.
     try:
         with tempfile.TemporaryDirectory(prefix=".run-", dir=out) as work, \
                 console.status(f"grading {printable(str(submission))}"):
-            copy = Path(work) / contract.NOTEBOOK
-            copy.write_bytes(checked)
             outcome = run.grade(
-                copy, autograder, out, settings=grading,
+                submission, autograder, out, settings=grading,
                 sandbox="none" if args.no_sandbox else "auto", extra_files=extra_files, workdir=work,
             )
     except SandboxUnavailable as e:
         _say(f"{e}\nTo grade a notebook you trust without a sandbox, add --no-sandbox.", "red")
         return EXIT_USAGE
-    outcome.submission = printable(str(submission))  # what was handed in, not the copy
+    outcome.submission = printable(str(submission))
+    record = {"id": printable(submission.stem), "status": outcome.status, "message": outcome.message,
+              "message_zh": outcome.message_zh, "submitters": []}
+    if outcome.status == "invalid":  # the student still gets a page saying why nothing was graded
+        _say(f"invalid: {outcome.message}\n{outcome.message_zh}", "red")
+        (out / RUN_LOG).write_text(f"invalid: {outcome.message}\n{outcome.message_zh}\n", encoding="utf-8")
+        (out / RUN_FEEDBACK).write_text(feedback.page(record, None, assignment=grading.assignment_name),
+                                        encoding="utf-8")
+        return EXIT_NOT_GRADED
     (out / RUN_LOG).write_text(outcome.log or "", encoding="utf-8")
-    record = {"id": printable(submission.stem), "status": outcome.status, "message": outcome.message, "submitters": []}
-    results = outcome.results if outcome.results is not None else feedback.read_results(out / "results.json")
+    results = outcome.results if outcome.results is not None else run.read_results(out / "results.json")
+    # The grader records the notebook's language in its results, read from the upload itself.
+    language = ((results or {}).get("extra_data") or {}).get(contract.LANGUAGE_KEY) or feedback.DEFAULT_LANGUAGE
     (out / RUN_FEEDBACK).write_text(
         feedback.page(record, results, language=language, assignment=grading.assignment_name),
         encoding="utf-8",
@@ -135,7 +140,9 @@ def cmd_run(args) -> int:
     failed = outcome.status != "graded" or bool(outcome.stopped)
     if failed and not outcome.stopped:
         console.print(f"[red]{markup_escape(outcome.status)}: {markup_escape(printable(outcome.message))}[/red]")
-    _say(f"results:  {out / 'results.json'}\nlog:      {out / RUN_LOG}\nfeedback: {out / RUN_FEEDBACK}")
+    written = [("results:", out / "results.json")] if (out / "results.json").is_file() else []
+    written += [("log:", out / RUN_LOG), ("feedback:", out / RUN_FEEDBACK)]
+    _say("\n".join(f"{label:<9} {path}" for label, path in written))
     return EXIT_NOT_GRADED if failed else EXIT_GRADED
 
 
@@ -157,37 +164,23 @@ def cmd_grade(args) -> int:
 
 
 def _grade(args, interrupts) -> int:
-    from . import report
+    from . import report, run
     from . import settings as settings_module
-    from .classroom import batch, feedback, lock, matching, outputs, progress, roster, store
+    from .classroom import batch, matching, outputs, progress, roster, store
 
     resume = INTERRUPTED
     if not Path(args.autograder).is_file():
         _say(f"No autograder at {args.autograder}. Build it first: fashion-kit assign", "red")
         return EXIT_USAGE
-    try:
-        settings = settings_module.from_zip(args.autograder).replace(
-            timeout_seconds=args.timeout_seconds, memory_limit_mb=args.memory_limit_mb,
-            max_notebook_mb=args.max_notebook_mb)
-    except settings_module.SettingsError as e:
-        _say(str(e), "red")
-        return EXIT_USAGE
-    if args.roster or args.match:  # a roster or a pattern that cannot be used stops the batch before any grading
-        try:
-            if args.roster:
-                roster.read(args.roster)
-            matching.compile_pattern(args.match)
-        except (roster.RosterError, matching.PatternError) as e:
-            _say(str(e), "red")
-            return EXIT_USAGE
+    settings = settings_module.from_zip(args.autograder).replace(**limits_of(args))
+    # A roster or a pattern that cannot be used stops the batch before any grading.
+    if args.roster:
+        roster.read(args.roster)
+    matching.compile_pattern(args.match)
     if not args.no_sandbox:  # refused once, before any work, rather than once per submission
         from .grading import sandbox as sandboxes
 
-        try:
-            sandboxes.choose("auto", settings=settings)
-        except sandboxes.SandboxUnavailable as e:
-            _say(str(e), "red")
-            return EXIT_USAGE
+        sandboxes.choose("auto", settings=settings)
     from .classroom.resources import default_jobs
 
     # How many gradings run at once, for the time left (the batch decides the same way).
@@ -201,15 +194,12 @@ def _grade(args, interrupts) -> int:
             retry_failed=args.retry_failed, duplicates=args.duplicates, student=args.student,
             stop=interrupts.event, on_start=reporter.start, on_done=reporter.done,
         )
-    except (batch.InputError, batch.BatchError, lock.Busy) as e:
-        _say(str(e), "red")
-        return EXIT_USAGE
     finally:
         reporter.stop()
     out = Path(args.output)
     if result.records:
         def results_of(record):
-            return feedback.read_results(store.inside(out, record.id, store.RESULTS))
+            return run.read_results(store.inside(out, record.id, store.RESULTS))
 
         written = outputs.for_batch(out, result, args.autograder, settings, args.roster, args.match)
         store.write(out, store.REPORT, data=report.html_report(result, results_of=results_of, roster=written))
@@ -289,8 +279,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--autograder", default=str(paths.AUTOGRADER_ZIP), help=AUTOGRADER_HELP)
     s.add_argument("--output", "-o", help="folder for results.json, grading.log and feedback.html "
                    "(default: graded/<notebook name>/)")
-    s.add_argument("--timeout", type=float, default=None,
-                   help="seconds before grading is stopped (default: the zip's otter_config.json)")
+    add_limit_options(s)
     s.add_argument("--no-sandbox", action="store_true",
                    help="run the notebook without a sandbox (only for notebooks you trust)")
     s.set_defaults(func=cmd_run)
@@ -310,9 +299,7 @@ def parser() -> argparse.ArgumentParser:
                    "'^[^_]+_(late_)?(?P<canvas_id>[0-9]+)_' for Canvas's downloads (default: ids and names "
                    "found anywhere in the file name)")
     s.add_argument("--jobs", "-j", type=int, default=None, help="submissions graded at once (default: one per core, as many as the available memory holds)")
-    s.add_argument("--timeout", dest="timeout_seconds", type=float, help="seconds per submission (default: otter_config.json)")
-    s.add_argument("--memory-limit", dest="memory_limit_mb", type=float, help="MB per submission (default: otter_config.json)")
-    s.add_argument("--max-notebook-mb", type=float, help="larger notebooks are refused (default: otter_config.json)")
+    add_limit_options(s)
     s.add_argument("--force", action="store_true", help="grade again what was already graded")
     s.add_argument("--retry-failed", action="store_true", help="grade again what timed out, ran out of memory or crashed")
     s.add_argument("--duplicates", choices=("latest", "highest", "both"), default="latest",
@@ -361,14 +348,9 @@ def _main(argv: list[str] | None) -> int:
     except KeyboardInterrupt:  # before a command's own handling of Ctrl-C was in place
         console.print(INTERRUPTED)
         return 130
-    except Exception as e:  # every error reaches the user as one clear line, not a traceback
-        from .assign import BuildError
-        from .data import DataError
-
-        if isinstance(e, (BuildError, DataError)):
-            _say(str(e), "red")
-            return 1
-        raise
+    except KitError as e:  # every error of the kit's reaches the user as one clear message
+        _say(str(e), "red")
+        return e.exit_code
 
 
 if __name__ == "__main__":

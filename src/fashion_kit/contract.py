@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import re
 
+from .questions import WITH_SNAPSHOT
+
 NOTEBOOK = "fashion_mnist.ipynb"
 # The languages a notebook is handed out in (the build writes one into the notebook's metadata).
 LANGUAGES = ("zh-TW", "en")
@@ -44,11 +46,9 @@ TEST_IMAGES_FILE = "test_images.npy"  # the notebook's own test_images at questi
 # Of a question with evidence, the grader saves `model` right after the question is answered.
 MODEL_SNAPSHOT = "{question}.keras"
 
-# The questions whose verdict also needs evidence from outside the kernel.
-Q_MODEL, Q_COMPILE, Q_FIT, Q_SAVE_LOAD, Q_EVALUATE, Q_ACCURACY = (
-    "q4_model", "q5_compile", "q6_fit", "q7_save_load", "q8_evaluate", "q9_accuracy",
-)
-EVIDENCE_QUESTIONS = (Q_MODEL, Q_COMPILE, Q_FIT, Q_SAVE_LOAD, Q_EVALUATE, Q_ACCURACY)
+# The questions whose verdict also needs evidence from outside the kernel (the question registry's).
+EVIDENCE_QUESTIONS = WITH_SNAPSHOT
+Q_MODEL, Q_COMPILE, Q_FIT, Q_SAVE_LOAD, Q_EVALUATE, Q_ACCURACY = EVIDENCE_QUESTIONS
 
 # The lesson's model and its training, as the evidence must show them.
 EXPECTED_LAYERS = (("Flatten", None, None), ("Dense", 128, "relu"), ("Dense", 10, "softmax"))

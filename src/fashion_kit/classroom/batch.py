@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import tempfile
 import threading
-import zipfile
 from collections import Counter
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
+from ..errors import KitError
 from .. import contract, paths, settings as settings_module
+from ..questions import NoQuestions, points_in_autograder
 from . import exports, ids, intake, lock, schedule, store, watchdog
 from .store import Record
 
@@ -35,7 +36,7 @@ REASON_GRADER = "the autograder zip, the settings or the sandbox changed"
 REASON_UPLOAD = "the upload changed"
 
 
-class BatchError(RuntimeError):
+class BatchError(KitError, RuntimeError):
     """The batch could not start; the message says why."""
 
 
@@ -62,13 +63,11 @@ class BatchResult:
 
 
 def questions_in(autograder_zip: Path) -> list[str]:
-    """The graded questions, in natural order: the test files the autograder carries."""
+    """The graded questions, in natural order, as the autograder's own tests declare them."""
     try:
-        with zipfile.ZipFile(autograder_zip) as zf:
-            names = [PurePosixPath(n).stem for n in zf.namelist() if n.startswith("tests/") and n.endswith(".py")]
-    except (OSError, zipfile.BadZipFile) as e:
-        raise BatchError(f"{autograder_zip} is not a readable autograder zip ({e}). Build it again: fashion-kit assign") from None
-    return sorted((n for n in names if n != "__init__"), key=contract.natural_key)
+        return list(points_in_autograder(autograder_zip))
+    except NoQuestions as e:
+        raise BatchError(str(e)) from None
 
 
 def grade_class(
@@ -247,9 +246,17 @@ class _Batch:
                 seconds=round(outcome.seconds, 1), peak_memory_mb=round(outcome.peak_memory_mb),
                 sandbox=getattr(outcome, "sandbox", "") or self.sandbox,
             )
-        except Exception as e:
+        except Exception as e:  # a bug of the kit's, not the student's: its traceback goes to the log
+            import traceback
+
             detail = ids.printable(f"{type(e).__name__}: {e}")[:500]
-            return self._record(up, "error", f"Grading failed: {detail}", f"批改失敗：{detail}")
+            try:
+                store.write(self.out, up.id, store.LOG, data="".join(traceback.format_exception(e)))
+            except OSError:
+                pass  # the row below still says what happened
+            return self._record(
+                up, "error", f"Grading failed inside fashion-kit ({detail}); the traceback is in grading.log.",
+                f"fashion-kit 批改時出錯（{detail}），錯誤的詳細紀錄在 grading.log。")
 
     def finish(self, record: Record, on_done) -> None:
         store.save(self.out, record)

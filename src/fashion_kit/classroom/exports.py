@@ -101,23 +101,6 @@ def percent(total: float | None, possible: float | None) -> str:
     return f"{100 * total / possible:.1f}"
 
 
-def question_points(autograder_zip) -> dict[str, float]:
-    """Each question's points, from the test files the autograder zip carries (``points = N``)."""
-    import re
-    import zipfile
-    from pathlib import PurePosixPath
-
-    points = {}
-    with zipfile.ZipFile(autograder_zip) as zf:
-        for name in zf.namelist():
-            path = PurePosixPath(name)
-            if path.parent.name == "tests" and path.suffix == ".py" and path.stem != "__init__":
-                found = re.search(r"^points\s*=\s*([0-9.]+)\s*$", zf.read(name).decode("utf-8", "replace"), re.M)
-                if found:
-                    points[path.stem] = float(found.group(1))
-    return points
-
-
 def _csv(rows) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")

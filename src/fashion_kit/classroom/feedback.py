@@ -25,15 +25,15 @@ import re
 import zipfile
 from pathlib import Path
 
-from .. import contract
+from .. import contract, questions
 from .roster import get
 from .store import FEEDBACK, FEEDBACK_ZIP
 
 FOLDER, ZIP = FEEDBACK, FEEDBACK_ZIP
+PUBLIC_TESTS = "Public Tests"  # Otter's box of the public checks' results
 UNMATCHED = "unmatched"  # feedback/unmatched/: pages of uploads no student of the roster matched
 LANGUAGES = ("zh-TW", "en")  # the notebook languages (notebooks.LANGUAGES); zh-TW pages carry English too
 DEFAULT_LANGUAGE = "zh-TW"
-PUBLIC_TESTS = "Public Tests"  # Otter's box of the public checks' results
 
 # Words on the page: (Traditional Chinese, English).
 LABELS = {
@@ -83,27 +83,6 @@ ADVICE = {
               "fails, then hand it in again."),
 }
 _CJK_TEXT = re.compile(r"[\u2e80-\u9fff\uac00-\ud7af\uf900-\ufaff\u3000-\u303f\uff00-\uffef]")
-
-# What each question checks, for students (the assignment's table in README.md, in both languages).
-CHECKS = {
-    "q1_load_data": ("用 load_data() 載入 Fashion-MNIST：四個陣列的形狀與標籤 0 到 9",
-                     "Fashion-MNIST loaded with load_data(): the four arrays' shapes and labels 0 to 9"),
-    "q2_class_names": ("依標籤順序列出 10 個類別名稱（標籤 9 是 Ankle boot）",
-                       "the 10 class names in label order (label 9 is Ankle boot)"),
-    "q3_normalize": ("兩組圖片都除以 255.0，數值在 0 到 1 之間", "both image sets divided by 255.0, values from 0 to 1"),
-    "q4_model": ("模型依序是 Flatten(28×28)、Dense(128, relu)、Dense(10, softmax)（全對才給分）",
-                 "the model Flatten(28×28) → Dense(128, relu) → Dense(10, softmax) (all or nothing)"),
-    "q5_compile": ("compile 用 adam、sparse_categorical_crossentropy 與 accuracy",
-                   "compiled with adam, sparse_categorical_crossentropy and accuracy"),
-    "q6_fit": ("訓練 5 個 epoch，並保留 history", "trained for 5 epochs, history kept"),
-    "q7_save_load": ("存成 fashion_mnist_model.keras，再讀回成 loaded_model",
-                     "saved as fashion_mnist_model.keras and loaded back as loaded_model"),
-    "q8_evaluate": ("用 model.evaluate(...) 算出 test_loss 與 test_acc", "test_loss and test_acc from model.evaluate(...)"),
-    "q9_accuracy": ("評分程式用自己的測試資料評估你存的模型，準確率要達到門檻",
-                    "the grader evaluates your saved model on its own copy of the test set; it must reach the threshold"),
-    "q10_param_count": ("手算參數數量：784×128+128、128×10+10 與總和",
-                        "the parameter count by hand: 784×128+128, 128×10+10 and their sum"),
-}
 
 
 def language_of(notebook) -> str:
@@ -268,8 +247,9 @@ def page(record, results: dict | None, *, language: str = DEFAULT_LANGUAGE, assi
                  f"<th>{L('checked')}</th><th>{L('message')}</th></tr>")
     for t in scored:
         name = str(t.get("name", ""))
-        zh, en = CHECKS.get(name, ("", ""))
-        if not zh:
+        question = questions.BY_NAME.get(name)
+        zh, en = question.checks if question else ("", "")
+        if not question:
             checked = ""
         elif language == "en":
             checked = esc(en)
@@ -388,12 +368,3 @@ def _write_pages(folder: Path, pages: dict[str, str]) -> dict[str, str]:
         if old.name not in names.values():
             old.unlink()
     return names
-
-
-def read_results(path: Path | str) -> dict | None:
-    """A results.json's content, or None when it is missing or unreadable."""
-    try:
-        value = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return value if isinstance(value, dict) else None

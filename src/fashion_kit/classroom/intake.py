@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Callable
 
+from ..errors import KitError
 from .. import contract
 from . import ids, store
 
@@ -48,7 +49,7 @@ NOTEBOOK_SUFFIX, ZIP_SUFFIX = ".ipynb", ".zip"
 EXTRA_FILES = {name.lower(): name for name in contract.SUBMITTED_FILES if name != contract.NOTEBOOK}
 
 
-class InputError(ValueError):
+class InputError(KitError, ValueError):
     """The source is none of the accepted layouts; the message says what was expected and found."""
 
 

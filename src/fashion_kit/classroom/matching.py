@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import PurePath
 
 from ..contract import natural_key
+from ..errors import KitError
 from .roster import Student, fold, full_name, get, identifier, is_cjk
 
 MISSING = "missing"
@@ -43,7 +44,7 @@ _CJK_RUN = re.compile(r"([\u1100-\u11ff\u2e80-\u9fff\uac00-\ud7af\uf900-\ufaff]+
 _SEPARATORS = re.compile(r"[\s_\-.,()\[\]{}+~#&!@'’]+")
 
 
-class PatternError(ValueError):
+class PatternError(KitError, ValueError):
     """The ``--match`` pattern is not usable; the message says why."""
 
 

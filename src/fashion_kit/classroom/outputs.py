@@ -20,7 +20,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .. import contract
+from .. import contract, run
+from ..questions import points_in_autograder
 from . import exports, feedback, matching, roster
 from .store import PARTIAL_TAKE_AWAY, TAKE_AWAY
 
@@ -67,7 +68,7 @@ def write(out: Path | str, records, questions: list[str], *, assignment: str, po
     """Write the take-away files into ``out``.
 
     ``records`` are the batch's per-upload records; ``possible`` the assignment's points (the sum of
-    :func:`exports.question_points`); ``students`` the roster (``roster.read`` or
+    :func:`fashion_kit.questions.points_in_autograder`); ``students`` the roster (``roster.read`` or
     ``roster.from_uploads``), None for none; ``pattern`` the ``--match`` expression. ``pending``
     names the uploads not graded yet and ``interrupted`` says the batch was stopped: either makes the
     output partial. ``results_of(record)`` returns an upload's results.json content (or None) and
@@ -162,14 +163,14 @@ def for_batch(out: Path | str, result, autograder_zip: Path | str, settings,
 
     out = Path(out)
     students = roster.read(roster_file) if roster_file else (roster.from_uploads(result.records) or None)
-    points = exports.question_points(autograder_zip)
+    points = points_in_autograder(autograder_zip)
     possible = sum(points.get(q, 0.0) for q in result.questions) or sum(points.values())
     if not possible:  # a zip whose test files name no points: what the graded questions were worth
         possible = max((sum(float(p) for _, p in (roster.get(r, "scores", None) or {}).values())
                         for r in result.records), default=0.0)
 
     def results_of(record):
-        return feedback.read_results(out / str(roster.get(record, "id", "")) / RESULTS)
+        return run.read_results(out / str(roster.get(record, "id", "")) / RESULTS)
 
     def language_of(record):
         # The grader records the notebook's language in results.json (contract.LANGUAGE_KEY).

@@ -29,6 +29,8 @@ import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..errors import KitError
+
 # Header spellings, compared after folding case, spaces, dashes and underscores away.
 SID_HEADERS = ("sisuserid", "studentid", "sid", "studentnumber", "studentno", "idnumber", "matriculationnumber",
                "學號", "學生編號", "學生學號", "id")
@@ -47,7 +49,7 @@ CANVAS_TEST_STUDENT = ("student,test", "teststudent")
 _CJK = re.compile(r"[\u1100-\u11ff\u2e80-\u9fff\uac00-\ud7af\uf900-\ufaff\U00020000-\U0003134f]")
 
 
-class RosterError(ValueError):
+class RosterError(KitError, ValueError):
     """The roster file cannot be used; the message says what was expected and what was found."""
 
 
