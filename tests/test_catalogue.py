@@ -7,8 +7,9 @@ parallel by the session's ``grader``) and compares every question's score.
 The hostile entries attack the grader itself. Each is graded in both layouts: the local one
 (bubblewrap) and Gradescope's (``--sandbox user``: root, the notebook run as the unprivileged account).
 Besides its scores, every hostile grading is checked from outside: no process of it survives, nothing
-lands outside the work folder (in the instructor's folders, the kit, site-packages), no secret of the
-instructor's is read, and, locally, no connection gets out.
+lands outside the work folder (in the instructor's folders, the kit, site-packages), nothing of it is
+left where every user may write (files at any depth, SysV IPC objects, POSIX message queues), no
+secret of the instructor's is read, and no connection gets out.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ import pytest
 import fashion_kit
 from fashion_kit import assign, notebooks, run, settings as settings_module
 from fashion_kit.grading import sandbox, supervise
-from fashion_kit.grading.layout import make_gradescope_folder
+from fashion_kit.grading.layout import make_gradescope_folder, remove_tree
 
 from . import gradescope_spec
 from .test_grading import QUESTIONS
@@ -390,6 +391,34 @@ class Attack:
         found += [str(p) for p, digest in self.watched.items() if _digest(p) != digest]
         return found
 
+    def left_shared(self) -> list[str]:
+        """What of the attack is left where every user may write, at any depth (files, folders, POSIX
+        message queues: a name carrying the token), and SysV IPC objects with the token's key."""
+        found, pending = [], sandbox.shared_writable()
+        while pending:
+            folder = pending.pop()
+            try:
+                entries = list(os.scandir(folder))
+            except OSError:
+                continue
+            for entry in entries:
+                if self.token in entry.name:
+                    found.append(entry.path)
+                elif entry.is_dir(follow_symlinks=False):
+                    try:
+                        if entry.stat(follow_symlinks=False).st_mode & 0o002:
+                            pending.append(entry.path)
+                    except OSError:
+                        pass
+        key = str(int(self.token[:7], 16))
+        for kind in ("shm", "msg", "sem"):
+            try:
+                rows = Path(f"/proc/sysvipc/{kind}").read_text().splitlines()[1:]
+            except OSError:
+                continue
+            found += [f"SysV {kind}: {row.split()[:2]}" for row in rows if row.split()[:1] == [key]]
+        return found
+
     def clean_up(self):
         """Take the test's own things away, and anything a successful attack left (after it was seen)."""
         self._listening = False
@@ -401,6 +430,9 @@ class Attack:
                 path.unlink()
             elif path.name in ("sitecustomize.py", "usercustomize.py") and self.watched.get(path) is None:
                 path.unlink()  # planted where there was none
+        for p in self.left_shared():
+            if not p.startswith("SysV"):
+                remove_tree(Path(p)) if os.path.isdir(p) else Path(p).unlink(missing_ok=True)
         shutil.rmtree(self.canary_folder, ignore_errors=True)
         shutil.rmtree(self.outside, ignore_errors=True)
         shutil.rmtree(self.folder, ignore_errors=True)
@@ -438,11 +470,13 @@ def grade_hostile(entry: dict, layout: str, base: Path, autograder_zip: Path, wo
         if layout == "bubblewrap":
             outcome = run.grade(notebook, autograder_zip, out, settings=settings, sandbox="auto", env=attack.env,
                                 workdir=attack.folder)
+            shared = attack.left_shared()
         else:
             with _user_sandbox_thread_lock, open(USER_SANDBOX_LOCK, "w") as lock:
                 fcntl.flock(lock, fcntl.LOCK_EX)
                 outcome = grade_as_gradescope(notebook, autograder_zip, settings, attack.env, attack.folder, out)
-        seen = {"survivors": attack.survivors(), "outside": attack.left_outside(),
+                shared = attack.left_shared()  # before another grading may use the account
+        seen = {"survivors": attack.survivors(), "outside": attack.left_outside(), "shared": shared,
                 "connections": list(attack.connections)}
     finally:
         attack.clean_up()
@@ -495,5 +529,6 @@ def test_hostile_entry_gets_exactly_its_expected_scores(hostile_gradings, entry,
     assert outcome.stopped == stopped, f"{entry['name']} in {layout}: stopped {outcome.stopped!r}, expected {stopped!r}"
     assert graded["survivors"] == [], f"{entry['name']} in {layout}: processes outlived the grading"
     assert graded["outside"] == [], f"{entry['name']} in {layout}: files written outside the work folder"
+    assert graded["shared"] == [], f"{entry['name']} in {layout}: left behind where every user may write"
     assert bool(graded["connections"]) == network, (
         f"{entry['name']} in {layout}: {len(graded['connections'])} connection(s) reached the test's port")

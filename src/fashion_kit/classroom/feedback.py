@@ -30,10 +30,10 @@ from .roster import get
 from .store import FEEDBACK, FEEDBACK_ZIP
 
 FOLDER, ZIP = FEEDBACK, FEEDBACK_ZIP
-PUBLIC_TESTS = "Public Tests"  # Otter's box of the public checks' results
 UNMATCHED = "unmatched"  # feedback/unmatched/: pages of uploads no student of the roster matched
 LANGUAGES = ("zh-TW", "en")  # the notebook languages (notebooks.LANGUAGES); zh-TW pages carry English too
 DEFAULT_LANGUAGE = "zh-TW"
+PUBLIC_TESTS = "Public Tests"  # Otter's box of the public checks' results
 
 # Words on the page: (Traditional Chinese, English).
 LABELS = {

@@ -84,6 +84,7 @@ def grade(autograder_dir: Path, box: sandboxes.Sandbox, *, scratch: Path | None 
             command, cwd=work, env=None, timeout=settings.timeout_seconds,
             memory_limit_mb=settings.memory_limit_mb, max_processes=settings.max_processes,
             watch_folder=work, max_folder_mb=settings.max_work_folder_mb, on_stop=box.kill_all,
+            held_memory=box.held_memory,
         )
         box.kill_all()  # whatever happened, nothing of phase 1 outlives this line
         clock.append(("phase1", time.monotonic()))
@@ -202,7 +203,7 @@ def _evaluate(request: dict, inputs: Path, box: sandboxes.Sandbox, python: Path)
         work=inputs, env=env,
     )
     ran = supervise.run(command, cwd=inputs, env=None, timeout=EVALUATOR_TIMEOUT,
-                        memory_limit_mb=EVALUATOR_MEMORY_MB, on_stop=box.kill_all)
+                        memory_limit_mb=EVALUATOR_MEMORY_MB, on_stop=box.kill_all, held_memory=box.held_memory)
     box.kill_all()
     answer = None
     if ran.stopped is None and ran.returncode == 0:
