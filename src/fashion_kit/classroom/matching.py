@@ -184,7 +184,7 @@ def _by_identifiers(texts: list[str], index: _Index) -> set[int]:
     found = set()
     for i, s in enumerate(index.roster):
         for kind in ("sid", "login", "email"):
-            value = identifier(getattr(s, kind))
+            value = fold_keep(getattr(s, kind).strip())
             candidates = [value] + ([value.split("@")[0]] if "@" in value else [])
             if any(len(c) >= MIN_TOKEN and any(_found(c, t) for t in folded) for c in candidates):
                 found.add(i)
