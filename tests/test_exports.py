@@ -95,6 +95,13 @@ def test_canvas_csv_from_a_canvas_roster_gives_every_student_their_grade(path):
     expected = {r.student.canvas_id: f"{sum(s for s, _ in r.upload['scores'].values()):g}" if r.upload else ""
                 for r in rows}
     assert got == expected and len(got) == 11 and export.left_out == []
+    # The same roster for Moodle: a Canvas export has no email; the identifier is what it does have.
+    moodle = exports.moodle_csv(exports.lms_lines(rows), "Fashion-MNIST")
+    header = {CANVAS: "ID number", CANVAS_NO_SIS_USER_ID: "Username", CANVAS_NO_SIS: None}[path]
+    if header is None:
+        assert moodle.text is None and "no student has an ID number, an email address or a username" in moodle.why
+    else:
+        assert _rows(moodle.text)[0] == [header, "Fashion-MNIST"] and all(line[0] for line in _rows(moodle.text)[1:])
 
 
 def test_canvas_csv_from_a_registrar_roster_uses_the_sis_user_id():

@@ -33,6 +33,7 @@ def test_the_time_left_comes_from_measured_gradings_run_jobs_at_a_time():
     clock.now += 1000
     assert eta.seconds_left() == 0.0 and progress.duration(0.0) == "almost done"
     assert progress.duration(240) == "about 4 min left" and progress.duration(42) == "about 40 s left"
+    assert progress._EtaColumn(lambda: eta).render(None).plain == "almost done", "the bar shows the same estimate"
 
 
 def test_off_a_terminal_each_grading_is_a_line():

@@ -198,3 +198,22 @@ def test_any_roster_text_reads_or_says_why(text):
         assert str(e).startswith("The roster")
     else:
         assert students and all(s.sid or s.email or s.login or s.canvas_id for s in students)
+
+
+def test_canvas_lastname_firstname_variant():
+    text = "LastName,FirstName,ID,SIS User ID,SIS Login ID,Section,HW (1)\n    Points Possible,,,,,,10\n王,小明,7,B1,wxm,A,\n"
+    assert roster.parse(text) == [roster.Student("B1", "王小明", "", "wxm", "7", "A", "王, 小明")]
+
+
+def test_the_patterns_the_readme_and_docs_give_match_canvas_download_names():
+    """The walk-through holds as written: its --match example picks the Canvas ID out of Canvas's names."""
+    root = Path(__file__).parent.parent
+    found = [m for doc in ("README.md", "docs/grading-a-class.md")
+             for m in re.findall(r"--match '([^']+)'", (root / doc).read_text(encoding="utf-8"))]
+    assert found
+    for text in found:
+        pattern = matching.compile_pattern(text)
+        for name, canvas_id in (("leeanna_12347_556677_hw.ipynb", "12347"),
+                                ("smithjohn_late_12351_667788_fashion_mnist-1.ipynb", "12351"),
+                                ("王小明_12346_556679_fashion_mnist.ipynb", "12346")):
+            assert pattern.search(name).group("canvas_id") == canvas_id

@@ -193,19 +193,18 @@ def _grade(args, interrupts) -> int:
         remote = cluster_session.enter_context(clusters.session(
             args.cluster, args.cluster_config, args.autograder, settings,
             "none" if args.no_sandbox else "auto", interrupts.event))
-        args.jobs = args.jobs or remote.in_flight()
-    if args.jobs is None:
-        from .classroom.resources import default_jobs
+    from .classroom.resources import default_jobs
 
-        args.jobs = default_jobs()
-    reporter = progress.Reporter(console, jobs=args.jobs,
+    # How many gradings run at once, for the time left (the batch decides the same way).
+    jobs = args.jobs or (remote.in_flight() if remote is not None else default_jobs())
+    reporter = progress.Reporter(console, jobs=jobs,
                                  columns=[remote.progress_column()] if remote is not None else [])
 
     try:
         result = batch.grade_class(
             args.source, args.output, args.autograder, settings=settings,
             sandbox="none" if args.no_sandbox else "auto",
-            jobs=args.jobs, force=args.force,
+            jobs=jobs, force=args.force,
             grade_fn=remote, use_watchdog=remote is None,
             retry_failed=args.retry_failed, duplicates=args.duplicates, student=args.student,
             stop=interrupts.event, on_start=reporter.start, on_done=reporter.done,

@@ -373,7 +373,13 @@ def print_summary(result, console: Console, roster=None) -> None:
             names = ", ".join(r.student.label for r in absent[:10]) + (" ..." if len(absent) > 10 else "")
             text += f" ({absent[0].status}: {names})"
         if unmatched:
-            text += f"; {len(unmatched)} upload(s) match no one: " + ", ".join(record_id(u) for u in unmatched[:10])
+            closest = getattr(roster, "closest", None) or {}
+
+            def hint(u):
+                near = closest.get(record_id(u)) or []
+                return record_id(u) + (f" (closest: {'; '.join(s.label for s in near)})" if near else "")
+
+            text += f"; {len(unmatched)} upload(s) match no one: " + ", ".join(hint(u) for u in unmatched[:10])
         console.print(markup_escape(text))
     if partial_text(result, roster):
         console.print(f"[yellow]{markup_escape(partial_text(result, roster))}[/yellow]")

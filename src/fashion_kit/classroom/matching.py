@@ -21,7 +21,6 @@ pure, over plain data (dicts or objects with the same attribute names).
 
 from __future__ import annotations
 
-import difflib
 import re
 import unicodedata
 from dataclasses import dataclass, field
@@ -185,7 +184,7 @@ def _by_identifiers(texts: list[str], index: _Index) -> set[int]:
     found = set()
     for i, s in enumerate(index.roster):
         for kind in ("sid", "login", "email"):
-            value = identifier(getattr(s, kind))
+            value = fold_keep(getattr(s, kind).strip())
             candidates = [value] + ([value.split("@")[0]] if "@" in value else [])
             if any(len(c) >= MIN_TOKEN and any(_found(c, t) for t in folded) for c in candidates):
                 found.add(i)
@@ -268,18 +267,36 @@ def match(roster: list[Student], uploads, pattern: re.Pattern | str | None = Non
     return rows, unmatched
 
 
-def closest(upload, roster: list[Student], n: int = 3, cutoff: float = 0.75) -> list[Student]:
-    """The roster entries whose ids or names look most like a part of the upload's name, best first."""
+def _bigrams(text: str) -> frozenset[str]:
+    return frozenset(text[i:i + 2] for i in range(len(text) - 1)) or frozenset([text])
+
+
+def _similarity(a: frozenset[str], b: frozenset[str]) -> float:
+    """Dice's coefficient of two strings' character pairs: 1 for the same pairs, 0 for none shared.
+    Cheap enough for every part of every name against every roster entry of a large class."""
+    return 2 * len(a & b) / (len(a) + len(b))
+
+
+def closest_keys(roster: list[Student]) -> list[list[frozenset[str]]]:
+    """Each student's names and ids as character pairs, for :func:`closest`."""
+    keys = []
+    for s in roster:
+        found = name_keys(s) | {identifier(getattr(s, k)).split("@")[0] for k in ("sid", "login", "email")}
+        keys.append([_bigrams(k) for k in found if len(k) >= MIN_TOKEN])
+    return keys
+
+
+def closest(upload, roster: list[Student], n: int = 3, cutoff: float = 0.7, keys=None) -> list[Student]:
+    """The roster entries whose ids or names look most like a part of the upload's name, best first.
+    ``keys`` (:func:`closest_keys`) saves computing them again for every upload."""
     pieces = set()
     for text in _texts(upload):
         words = _tokens(text)
         pieces |= {"".join(words[k:k + m]) for m in range(1, len(words) + 1) for k in range(len(words) - m + 1)}
-    pieces = {p for p in pieces if len(p) >= MIN_TOKEN}
+    pairs = [_bigrams(p) for p in pieces if len(p) >= MIN_TOKEN]
     scored = []
-    for s in roster:
-        keys = name_keys(s) | {identifier(getattr(s, k)).split("@")[0] for k in ("sid", "login", "email")}
-        keys = {k for k in keys if len(k) >= MIN_TOKEN}
-        best = max((difflib.SequenceMatcher(None, k, p).ratio() for k in keys for p in pieces), default=0.0)
+    for s, student_keys in zip(roster, keys or closest_keys(roster)):
+        best = max((_similarity(k, p) for k in student_keys for p in pairs), default=0.0)
         if best >= cutoff:
             scored.append((best, s))
     scored.sort(key=lambda pair: -pair[0])

@@ -91,8 +91,9 @@ def write(out: Path | str, records, questions: list[str], *, assignment: str, po
 
     if students:
         written.rows, written.unmatched = matching.match(students, records, pattern, partial=written.partial)
+        keys = matching.closest_keys(students)
         for u in written.unmatched:
-            written.closest[str(roster.get(u, "id", ""))] = matching.closest(u, students)
+            written.closest[str(roster.get(u, "id", ""))] = matching.closest(u, students, keys=keys)
         stu, unm = (STUDENTS_PARTIAL, UNMATCHED_PARTIAL) if written.partial else (STUDENTS, UNMATCHED)
         written.files.append(_atomic(out / stu, exports.roster_gradebook_csv(written.rows, questions, possible)))
         written.files.append(_atomic(out / unm, exports.unmatched_csv(
