@@ -52,13 +52,14 @@ class LoopbackCluster:
         self.scheduler = self._start("scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
                                      "--scheduler-file", str(self.scheduler_file), log="scheduler.log")
         deadline = time.monotonic() + START_SECONDS
-        while not self.scheduler_file.is_file():
+        self.address = None
+        while self.address is None:
             assert self.scheduler.poll() is None and time.monotonic() < deadline, self.logs()
             time.sleep(0.2)
-
-    @property
-    def address(self) -> str:
-        return json.loads(self.scheduler_file.read_text())["address"]
+            try:  # the scheduler may be half-way through writing it
+                self.address = json.loads(self.scheduler_file.read_text())["address"]
+            except (OSError, ValueError, KeyError):
+                pass
 
     def start_workers(self, n: int, nanny: bool = True) -> None:
         for i in range(n):

@@ -259,6 +259,7 @@ def grading(cluster: Cluster, autograder_zip: Path | str, settings, sandbox: str
                 if stop.is_set():
                     cluster.client.run(cluster_worker.cancel_all, kit.name)
                 cluster.client.unregister_worker_plugin(kit.name)
+                cluster.client.set_metadata([cluster_worker.METADATA_ROOT, kit.name], {})  # the attempts noted
             except Exception:
                 pass  # a worker that cannot be told drops the kit when it stops
 
