@@ -78,11 +78,15 @@ class Loopback:
         self.procs.append(subprocess.Popen([str(DASK), "scheduler", "--host", "127.0.0.1", "--port", "0",
                                             "--no-dashboard", "--scheduler-file", str(file)], env=env,
                                            start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-        while not file.is_file():
+        self.address = None
+        while self.address is None:
             if self.procs[0].poll() is not None:
                 raise SystemExit("the dask scheduler did not start; run `dask scheduler` by hand to see why")
             time.sleep(0.1)
-        self.address = json.loads(file.read_text())["address"]
+            try:  # the scheduler may be half-way through writing it
+                self.address = json.loads(file.read_text())["address"]
+            except (OSError, ValueError, KeyError):
+                pass
         for i in range(n):
             self.procs.append(subprocess.Popen(
                 [str(DASK), "worker", self.address, "--nthreads", "1", "--host", "127.0.0.1", "--no-dashboard",

@@ -41,6 +41,7 @@ class LoopbackCluster:
                     "DASK_DISTRIBUTED__WORKER__DAEMON": "False"}
         self.scheduler: subprocess.Popen | None = None
         self.workers: list[subprocess.Popen] = []
+        self.batch_thread: threading.Thread | None = None  # a batch graded in the background, if any
 
     def _start(self, *args: str, log: str) -> subprocess.Popen:
         return subprocess.Popen([str(DASK), *args], cwd=self.work, env=self.env, start_new_session=True,
@@ -51,13 +52,14 @@ class LoopbackCluster:
         self.scheduler = self._start("scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
                                      "--scheduler-file", str(self.scheduler_file), log="scheduler.log")
         deadline = time.monotonic() + START_SECONDS
-        while not self.scheduler_file.is_file():
+        self.address = None
+        while self.address is None:
             assert self.scheduler.poll() is None and time.monotonic() < deadline, self.logs()
             time.sleep(0.2)
-
-    @property
-    def address(self) -> str:
-        return json.loads(self.scheduler_file.read_text())["address"]
+            try:  # the scheduler may be half-way through writing it
+                self.address = json.loads(self.scheduler_file.read_text())["address"]
+            except (OSError, ValueError, KeyError):
+                pass
 
     def start_workers(self, n: int, nanny: bool = True) -> None:
         for i in range(n):
@@ -168,26 +170,42 @@ def worker_processes(lc: LoopbackCluster) -> list:
     return found
 
 
+def class_in_background(lc: LoopbackCluster, tmp_path: Path, delay: float):
+    """The small class graded on the cluster in a thread: the grader, the zip, and a call that waits
+    for the batch and returns what :func:`on_cluster` returns."""
+    small_class(tmp_path / "class")
+    zip_path = fake_autograder(tmp_path / "ag.zip")
+    grader = RecordingGrader(tmp_path / "log", delay=delay)
+    done: dict = {}
+    thread = threading.Thread(target=lambda: done.update(result=on_cluster(
+        lc, tmp_path / "class", tmp_path / "out", zip_path, grader)))
+    thread.start()
+    lc.batch_thread = thread
+
+    def finish():
+        thread.join(120)
+        assert not thread.is_alive() and "result" in done, lc.logs()
+        return done["result"]
+
+    return grader, zip_path, finish
+
+
+def wait_until(ready, lc: LoopbackCluster) -> None:
+    deadline = time.monotonic() + START_SECONDS
+    while not ready():
+        assert lc.batch_thread.is_alive() and time.monotonic() < deadline, lc.logs()
+        time.sleep(0.05)
+
+
 def test_a_worker_killed_mid_grading_costs_one_regrade_and_no_row(loopback, tmp_path):
     """SIGKILL the worker grading a submission: it is graded again on a worker, its row says so, and
     every submission has exactly one row."""
     loopback.start_workers(2)
-    small_class(tmp_path / "class")
-    zip_path = fake_autograder(tmp_path / "ag.zip")
-    grader = RecordingGrader(tmp_path / "log", delay=2.0)
-    done: dict = {}
-    batch_thread = threading.Thread(target=lambda: done.update(result=on_cluster(
-        loopback, tmp_path / "class", tmp_path / "out", zip_path, grader)))
-    batch_thread.start()
-    deadline = time.monotonic() + START_SECONDS
-    while not grader.log():
-        assert batch_thread.is_alive() and time.monotonic() < deadline, loopback.logs()
-        time.sleep(0.05)
+    grader, zip_path, finish = class_in_background(loopback, tmp_path, delay=2.0)
+    wait_until(grader.log, loopback)
     victim = grader.log()[0]
     os.kill(victim["pid"], signal.SIGKILL)  # the worker process itself; its nanny starts a new one
-    batch_thread.join(120)
-    assert not batch_thread.is_alive() and "result" in done, loopback.logs()
-    result, remote = done["result"]
+    result, remote = finish()
 
     rows = gradebook(tmp_path / "out")
     ids = [r["id"] for r in rows]
@@ -227,22 +245,11 @@ def test_a_submission_that_kills_two_workers_is_failed_with_a_message(loopback, 
 
 def test_the_scheduler_going_away_stops_the_batch_and_a_rerun_carries_on(loopback, tmp_path):
     loopback.start_workers(1)
-    small_class(tmp_path / "class")
-    zip_path = fake_autograder(tmp_path / "ag.zip")
-    grader = RecordingGrader(tmp_path / "log", delay=1.5)
-    done: dict = {}
-    batch_thread = threading.Thread(target=lambda: done.update(result=on_cluster(
-        loopback, tmp_path / "class", tmp_path / "out", zip_path, grader)))
-    batch_thread.start()
-    deadline = time.monotonic() + START_SECONDS
+    grader, zip_path, finish = class_in_background(loopback, tmp_path, delay=1.5)
     out = tmp_path / "out"
-    while len([p for p in out.glob(f"*/{store.RECORD}") if p.parent.name != "broken"]) < 1:
-        assert batch_thread.is_alive() and time.monotonic() < deadline, loopback.logs()
-        time.sleep(0.05)
+    wait_until(lambda: [p for p in out.glob(f"*/{store.RECORD}") if p.parent.name != "broken"], loopback)
     loopback.kill_scheduler()
-    batch_thread.join(120)
-    assert not batch_thread.is_alive() and "result" in done, loopback.logs()
-    result, remote = done["result"]
+    result, remote = finish()
     assert result.interrupted and "went away" in remote.lost
     first = {p.parent.name: p.stat().st_mtime_ns for p in out.glob(f"*/{store.RECORD}")}
     assert 2 <= len(first) < 6  # the broken upload and what was graded before the scheduler went
@@ -312,6 +319,7 @@ def test_the_command_refuses_a_bad_cluster_config_before_grading(tmp_path):
     (tmp_path / "c.toml").write_text("[slurm]\ncores = 'two'\nmemory = '6GB'\nwalltime = '01:00:00'\n",
                                      encoding="utf-8")
     for extra, words in ((["--cluster", "slurm"], "needs --cluster-config"),
+                         (["--cluster", "lab1"], "found 'lab1'"),
                          (["--cluster", "slurm", "--cluster-config", str(tmp_path / "c.toml")], "slurm.cores"),
                          (["--cluster", "slurm", "--cluster-config", str(tmp_path / "none.toml")], "Cannot read")):
         proc = subprocess.run([sys.executable, "-m", "fashion_kit", "grade", str(tmp_path / "class"), "-o",

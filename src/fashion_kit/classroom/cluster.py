@@ -90,6 +90,9 @@ def connect(target: str, config_path: Path | str | None = None) -> Cluster:
             pass  # refused by this scheduler: cluster_worker still stops after MAX_WORKERS_LOST deaths
         cluster = Cluster(client, address)
     else:
+        if target not in cluster_config.SYSTEMS:
+            raise ClusterError(f"--cluster takes a scheduler's address (tcp://host:8786) or one of "
+                               f"{', '.join(cluster_config.SYSTEMS)}; found {target!r}.")
         if config_path is None:
             raise ClusterError(f"--cluster {target} needs --cluster-config FILE: the cores, memory and walltime of "
                                "one batch job (see docs/grading-on-a-cluster.md).")
@@ -246,6 +249,8 @@ def grading(cluster: Cluster, autograder_zip: Path | str, settings, sandbox: str
         cluster.client.register_plugin(kit)
     except cluster_worker.KitRefused as e:
         raise ClusterError(f"A worker refused the grading kit: {e}") from None
+    except Exception as e:  # a worker that could not even write it (a full disk, no local directory)
+        raise ClusterError(f"A worker could not take the grading kit: {type(e).__name__}: {e}") from None
     remote = RemoteGrader(cluster, kit, stop)
     try:
         yield remote
@@ -255,6 +260,7 @@ def grading(cluster: Cluster, autograder_zip: Path | str, settings, sandbox: str
                 if stop.is_set():
                     cluster.client.run(cluster_worker.cancel_all, kit.name)
                 cluster.client.unregister_worker_plugin(kit.name)
+                cluster.client.set_metadata([cluster_worker.METADATA_ROOT, kit.name], {})  # the attempts noted
             except Exception:
                 pass  # a worker that cannot be told drops the kit when it stops
 
