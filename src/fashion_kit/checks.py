@@ -314,10 +314,11 @@ def check_q2_class_names(values, public=False) -> tuple:
                              f'Expected class_names[9] == "Ankle boot", found {names[9]!r}.')])
     wrong = [i for i, (got, want) in enumerate(zip(names, CLASS_NAMES)) if got.strip().lower() != want.lower()]
     if wrong:  # the table is in the notebook's own text: checking it gives nothing away
-        return _verdict([(1, f"標籤 {wrong} 的名稱和表格不一樣，例如標籤 {wrong[0]} 現在是 {names[wrong[0]]!r}。"
-                             "請對照表格檢查拼字和順序。 / Expected the names in the table's order; found different "
-                             f"names for labels {wrong} (label {wrong[0]} is {names[wrong[0]]!r}). Check the "
-                             "spelling and order against the table.")])
+        first, table = wrong[0], CLASS_NAMES[wrong[0]]
+        return _verdict([(1, f"標籤 {wrong} 的名稱和表格不一樣：例如標籤 {first} 現在是 {names[first]!r}，表格寫的是 "
+                             f"{table!r}。請對照表格檢查拼字和順序。 / Expected the names in the table's order; found "
+                             f"different names for labels {wrong} (label {first} is {names[first]!r}, the table says "
+                             f"{table!r}). Check the spelling and order against the table.")])
     return _verdict([(1, None)])
 
 
