@@ -42,8 +42,8 @@ pytestmark = pytest.mark.slow
 
 # google.colab as far as the notebook meets it: the shell's class name (Otter and the first cell
 # recognise Colab by it) and the front-end request for the open notebook.
+# google stays a namespace package (no __init__.py), as on Colab: google.protobuf lives there too.
 STAND_IN = {
-    "google/__init__.py": "",
     "google/colab/__init__.py": "",
     "google/colab/_shell.py": textwrap.dedent("""
         from ipykernel.zmqshell import ZMQInteractiveShell
