@@ -176,7 +176,7 @@ def test_run_all_on_colab_ends_without_an_error(colab_kernel, data_dir, lang, tm
     assert len(checks) >= 10
     for cell in checks:
         assert_check_passed(cell, lang)
-    export = next(c for c in nb.cells if "grader.export(" in c.source)
+    export = next(c for c in nb.cells if c.cell_type == "code" and "grader.export(" in c.source)
     assert "File > Download > Download .ipynb" in text_of(export) or "檔案 > 下載 > 下載 .ipynb" in text_of(export)
     assert sorted(p.stem for p in (content / "tests").glob("*.py")) == sorted(nb.metadata.otter.tests)
     widgets = run(python, "-c", "import ipywidgets; print(ipywidgets.__version__)").stdout.strip()
