@@ -21,6 +21,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -292,7 +293,10 @@ def test_student_fills_in_the_answers_and_everything_passes(jupyterlab, chromium
                     page.keyboard.press("Escape")
                     page.keyboard.press("ControlOrMeta+s")
                     page.wait_for_timeout(1000)
-                    cell = jupyterlab.saved_notebook(notebook_path).cells[index + 1]
+                    try:
+                        cell = jupyterlab.saved_notebook(notebook_path).cells[index + 1]
+                    except urllib.error.HTTPError:  # read while the save was still being written
+                        return None
                     return cell if cell.execution_count not in (None, before) else None
 
                 mistakes_shown[piece] = outputs_text(wait_until(checked, 180, f"the check after {piece!r}"))
