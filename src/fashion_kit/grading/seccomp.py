@@ -2,7 +2,9 @@
 
 ``python -I -m fashion_kit.grading.seccomp PROGRAM ARGS...`` installs the filter (with
 ``PR_SET_NO_NEW_PRIVS``, so no set-uid program can shed it) and then becomes ``PROGRAM``; the filter
-holds for it and everything it starts. The sandboxes put this trampoline in front of every command
+holds for it and everything it starts. ``PROGRAM`` is also made the child subreaper of what it starts
+(kept across exec): a process the notebook double-forks away stays in the supervised tree, where its
+memory and tasks are counted. The sandboxes put this trampoline in front of every command
 they run: in the user sandbox (Gradescope's container has no namespaces) it is the wall against the
 network and shared memory; inside bubblewrap it is a second wall.
 
@@ -28,6 +30,7 @@ import os
 import sys
 
 AF_UNIX, AF_NETLINK = 1, 16
+PR_SET_CHILD_SUBREAPER = 36
 # Address families are below this (46 on Linux 6.x); every family at or above it is refused too.
 FAMILIES = 64
 # clone()'s namespace flags; its low byte is the exit signal, so CLONE_NEWTIME (0x80) cannot be told
@@ -125,6 +128,9 @@ def main(argv: list[str]) -> None:
         install()
     except FilterUnavailable as e:  # never run the program unprotected
         sys.exit(f"fashion-kit: {e}")
+    import ctypes
+
+    ctypes.CDLL(None).prctl(PR_SET_CHILD_SUBREAPER, 1)
     os.execve(argv[0], argv, _environment_given())
 
 
