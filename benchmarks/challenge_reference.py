@@ -72,6 +72,8 @@ def main() -> int:
         saved = keras.models.load_model("challenge_model.keras")
         guesses = np.argmax(saved.predict(test_images / 255.0, verbose=0), axis=1)
         saved_accuracy = float(np.mean(guesses == test_labels))
+        trained = np.argmax(saved.predict(training_images / 255.0, verbose=0), axis=1)
+        saved_training_accuracy = float(np.mean(trained == training_labels))
 
     result = {
         "training_seconds": round(env["budget"].used, 1),
@@ -82,6 +84,7 @@ def main() -> int:
         "batch_size": env["CHALLENGE_BATCH_SIZE"],
         "test_accuracy": round(env["challenge_acc"], 4),
         "saved_model_test_accuracy": round(saved_accuracy, 4),
+        "saved_model_training_accuracy": round(saved_training_accuracy, 4),
         "parameters": env["challenge_model"].count_params(),
         "cpus": os.cpu_count(),
         "load_average_1min": round(os.getloadavg()[0], 2),

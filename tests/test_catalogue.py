@@ -27,7 +27,6 @@ import sysconfig
 import tempfile
 import threading
 import uuid
-import zipfile
 from pathlib import Path
 
 import jsonschema
@@ -38,7 +37,7 @@ import pytest
 import fashion_kit
 from fashion_kit import assign, notebooks, run, settings as settings_module
 from fashion_kit.grading import sandbox, supervise
-from fashion_kit.grading.layout import remove_tree
+from fashion_kit.grading.layout import make_gradescope_folder, remove_tree
 
 from . import gradescope_spec
 from .test_grading import QUESTIONS
@@ -85,6 +84,9 @@ SCHEMA = {
             "training": {"enum": sorted(TRAINING_EDITS)},
             "edits": {"type": "array", "minItems": 1, "items": EDIT},
             "scores": SCORES,
+            # What the challenge file must earn: the bonus, a place on the leaderboard.
+            "challenge": {"type": "object", "additionalProperties": False, "required": ["bonus", "leaderboard"],
+                          "properties": {"bonus": {"type": "boolean"}, "leaderboard": {"type": "boolean"}}},
             # Hostile entries only: settings changed for this grading (small limits keep a fork bomb or
             # a full disk fast), why phase 1 must be stopped, and where Gradescope's layout differs.
             "settings": {"type": "object"},
@@ -253,6 +255,10 @@ def test_entry_gets_exactly_its_expected_scores(grader, catalogue_submissions, e
     found = {q: score for q, (score, _) in outcome.scores.items()}
     scores = expected(entry, "bubblewrap")[0]
     assert found == scores, f"{entry['name']} ({entry['why']})\nexpected {scores}\nfound    {found}"
+    if "challenge" in entry:
+        bonus = outcome.results["score"] - sum(scores.values())
+        assert (bonus > 0, "leaderboard" in outcome.results) == (
+            entry["challenge"]["bonus"], entry["challenge"]["leaderboard"]), outcome.results.get("extra_data")
 
 
 # ---- hostile entries: attacks on the grader, graded in both layouts -----------------------------------
@@ -444,13 +450,8 @@ def grade_as_gradescope(notebook: Path, autograder_zip: Path, settings, env: dic
     """Grade ``notebook`` as Gradescope's ``run_autograder`` does: the zip unpacked into ``source/``,
     the submission in ``submission/``, and ``python -I -m fashion_kit.grading.core DIR --sandbox user``
     run as root. ``folder`` must let the sandbox account pass (mode 0711)."""
-    ag_dir = folder / "autograder"
-    for sub in ("source", "submission", "results"):
-        (ag_dir / sub).mkdir(parents=True)
-    with zipfile.ZipFile(autograder_zip) as zf:
-        zf.extractall(ag_dir / "source")
-    nb = run.prepare_submission(run.load_submission(notebook))
-    notebooks.write(nb, ag_dir / "submission" / assign.NOTEBOOK)
+    ag_dir = make_gradescope_folder(folder / "autograder", autograder_zip,
+                                    run.prepare_submission(notebooks.read(notebook)))
     settings_file = folder / "settings.json"
     settings_file.write_text(json.dumps(settings.to_dict()), encoding="utf-8")
     command = [sys.executable, "-I", "-m", "fashion_kit.grading.core", str(ag_dir), "--sandbox", "user",
@@ -458,7 +459,7 @@ def grade_as_gradescope(notebook: Path, autograder_zip: Path, settings, env: dic
     ran = supervise.run(command, cwd=folder, env={**os.environ, **env},
                         timeout=settings.timeout_seconds + run.OUTER_GRACE_SECONDS,
                         memory_limit_mb=settings.memory_limit_mb + run.OUTER_MEMORY_MARGIN_MB)
-    found = run._read_results(ag_dir / "results" / "results.json")
+    found = run.read_results(ag_dir / "results" / "results.json")
     if found is not None:
         output_dir.mkdir(parents=True, exist_ok=True)
         shutil.copy(ag_dir / "results" / "results.json", output_dir / "results.json")

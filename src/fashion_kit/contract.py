@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from .questions import WITH_SNAPSHOT
+from .questions import NAMES, WITH_SNAPSHOT
 
 NOTEBOOK = "fashion_mnist.ipynb"
 # The languages a notebook is handed out in (the build writes one into the notebook's metadata).
@@ -39,25 +39,18 @@ CHALLENGE_TEST, LEADERBOARD_NAME = "Challenge bonus", "Challenge test accuracy"
 WORK_SOURCE, WORK_SUBMISSION, WORK_RESULTS, WORK_HOME = "source", "submission", "results", "home"
 # Inside the work folder: what the kernel leaves for the trusted phase, read as data only.
 EVIDENCE_DIR = "evidence"
-CHECKED_FILE = "checked.json"  # the questions checked so far: name -> score, possible, message
 RUNNING_FILE = "running.json"  # the student's code cell that is about to run
-VALUES_FILE = "values.json"  # scalars the notebook reported (test_acc)
+# Of every question, what the grader's cell collected right after it was answered (checks.collect_*).
+QUESTION_VALUES = "{question}.json"
 TEST_IMAGES_FILE = "test_images.npy"  # the notebook's own test_images at question 8
 # Of a question with evidence, the grader saves `model` right after the question is answered.
 MODEL_SNAPSHOT = "{question}.keras"
 
-# The questions whose verdict also needs evidence from outside the kernel (the question registry's).
+# Every graded question (the question registry's), and those whose grade also needs a model snapshot.
+QUESTIONS = NAMES
 EVIDENCE_QUESTIONS = WITH_SNAPSHOT
-Q_MODEL, Q_COMPILE, Q_FIT, Q_SAVE_LOAD, Q_EVALUATE, Q_ACCURACY = EVIDENCE_QUESTIONS
-
-# The lesson's model and its training, as the evidence must show them.
-EXPECTED_LAYERS = (("Flatten", None, None), ("Dense", 128, "relu"), ("Dense", 10, "softmax"))
-EXPECTED_PARAMS = (100480, 1290)
-EXPECTED_EPOCHS = 5
-TRAINING_EXAMPLES = 60000
-# test_acc from evaluate() and the argmax accuracy of the same weights agree to float rounding; a
-# model evaluated on other data (the training set, an easy subset) misses by a percent or more.
-AGREEMENT_TOLERANCE = 0.005
+Q_MODEL, Q_COMPILE, Q_FIT, Q_SAVE_LOAD, Q_EVALUATE = EVIDENCE_QUESTIONS
+Q_ACCURACY = "q9_accuracy"  # measured on Q_EVALUATE's snapshot: the model the notebook evaluated
 
 
 # An optional format checker of jsonschema (Jupyter's server pulls it in) that compiles a grammar when

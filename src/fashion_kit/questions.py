@@ -2,12 +2,15 @@
 
 Each graded question of the master notebook (a ``# BEGIN QUESTION`` block) has one row here: its
 name, what its check looks at (the feedback pages' "what it checks" column, in both languages) and
-whether its grade needs the ``model`` snapshot the grader saves where the question is answered.
+whether its grade needs the ``model`` snapshot the grader saves where the question is answered. Its
+check is ``checks.check_<name>`` on the values ``checks.collect_<name>`` collects: the one
+implementation the notebook's test (copied in by the build), the grader's evidence cell and phase 2
+all run.
 Points are not repeated here: they live in the master's ``points:`` lines, read by
 :func:`points_in_master` when the kit is built and tested, and from the autograder's own test files
 when a submission is graded. A fast test keeps this table and the master's blocks the same.
 
-Adding a question: its block in the master, a row here, and (when it has a wrong answer worth
+Adding a question: its block in the master, a row here, its collect_/check_ pair in checks.py, and (when it has a wrong answer worth
 pinning) a catalogue entry; see docs/adding-a-question.md.
 """
 
@@ -17,6 +20,8 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
+
+from .errors import KitError
 
 
 @dataclass(frozen=True)
@@ -29,6 +34,22 @@ class Question:
 
     def describe(self, language: str) -> str:
         return self.checks[1] if language == "en" else self.checks[0]
+
+    @property
+    def collect(self) -> str:
+        """The function of :mod:`fashion_kit.checks` that collects this question's values."""
+        return f"collect_{self.name}"
+
+    @property
+    def check(self) -> str:
+        """The function of :mod:`fashion_kit.checks` that decides this question from its values."""
+        return f"check_{self.name}"
+
+    def decide(self, values, public: bool = False) -> tuple[float, list[str]]:
+        """(fraction of the points, messages) of this question's check on ``values``."""
+        from . import checks
+
+        return getattr(checks, self.check)(values, public=public)
 
 
 QUESTIONS = (
@@ -48,9 +69,10 @@ QUESTIONS = (
                               "saved as fashion_mnist_model.keras and loaded back as loaded_model"), snapshot=True),
     Question("q8_evaluate", ("用 model.evaluate(...) 算出 test_loss 與 test_acc",
                              "test_loss and test_acc from model.evaluate(...)"), snapshot=True),
+    # Measured on question 8's snapshot: the model the notebook evaluated.
     Question("q9_accuracy", ("評分程式用自己的測試資料評估你訓練的模型，準確率要達到門檻",
                              "the grader evaluates your trained model on its own copy of the test set; "
-                             "it must reach the threshold"), snapshot=True),
+                             "it must reach the threshold")),
     Question("q10_param_count", ("手算參數數量：784×128+128、128×10+10 與總和",
                                  "the parameter count by hand: 784×128+128, 128×10+10 and their sum")),
 )
@@ -98,7 +120,7 @@ def points_in_master(master: Path | str) -> dict[str, float]:
     return {b["name"]: float(b.get("points", 0)) for b in blocks_in_master(master) if not b.get("manual")}
 
 
-class NoQuestions(ValueError):
+class NoQuestions(KitError, ValueError):
     """The autograder's tests are missing or do not declare their questions; the message says which."""
 
 

@@ -16,10 +16,12 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+from .errors import KitError
+
 SECTION = "fashion_kit"
 
 
-class SettingsError(ValueError):
+class SettingsError(KitError, ValueError):
     """otter_config.json holds a value the kit cannot use; the message names the key."""
 
 

@@ -17,6 +17,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..errors import KitError
 from .. import contract, paths, settings as settings_module
 from ..questions import NoQuestions, points_in_autograder
 from . import exports, ids, intake, lock, schedule, store, watchdog
@@ -35,7 +36,7 @@ REASON_GRADER = "the autograder zip, the settings or the sandbox changed"
 REASON_UPLOAD = "the upload changed"
 
 
-class BatchError(RuntimeError):
+class BatchError(KitError, RuntimeError):
     """The batch could not start; the message says why."""
 
 
@@ -50,6 +51,7 @@ class BatchResult:
     interrupted: bool = False
     regraded: dict[str, int] = field(default_factory=dict)  # why -> how many recorded ones were graded again
     sandbox: str = "auto"
+    pending: list[str] = field(default_factory=list)  # ids of the uploads that have no record yet
 
     @property
     def all_graded(self) -> bool:
@@ -177,7 +179,8 @@ class _Batch:
             if old is not None:
                 regraded[reason] += 1
             todo.append(up)
-        skipped = len(self.records)
+        # What was reused, in submissions: a README beside them is no submission.
+        skipped = sum(1 for r in self.records.values() if r.status != "ignored")
 
         # Until its new record lands, a submission graded again counts as not graded, and nothing
         # of its previous grading may be taken for part of the new one.
@@ -206,12 +209,13 @@ class _Batch:
         self.settle_duplicates()
         self.publish()
         return BatchResult(self.ordered(), self.questions, skipped, interrupted or self.stop.is_set(),
-                           dict(regraded), self.sandbox)
+                           dict(regraded), self.sandbox,
+                           pending=[up.id for up in self.uploads if up.id not in self.records])
 
     def _record(self, up: intake.Upload, status: str, message: str = "", message_zh: str = "", **more) -> Record:
         return Record(
             id=up.id, original_name=up.original_name, status=status, message=message, message_zh=message_zh,
-            gradescope_id=up.gradescope_id, submitters=up.submitters,
+            gradescope_id=up.gradescope_id, submitters=up.submitters, identity=list(up.identity),
             digest=store.resume_digest(up.digest, self.grading), grader_digest=self.grading,
             sandbox=more.pop("sandbox", "" if up.notebook is None else self.sandbox),
             counted=status != "ignored", **more,  # a README is nobody's grade

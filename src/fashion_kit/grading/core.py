@@ -8,10 +8,12 @@ with ``--sandbox user``, local grading with bubblewrap.
    the questions and their points (the autograder's own tests), the data's checksums. Nothing of it
    is read again later from a place the notebook could write.
 2. Phase 1 (untrusted) runs Otter on a copy of the submission in a work folder, inside the sandbox,
-   under the time, memory, process and disk limits; afterwards no process of it survives.
-3. Phase 2 (trusted) copies out what phase 1 left (as data, with size limits, following no link),
-   measures the saved models in a sandboxed evaluator, decides every question
-   (:mod:`verdicts`) and writes ``results/results.json``, where phase 1 could never write.
+   under the time, memory, process and disk limits; afterwards no process of it survives. The
+   grader's own cells leave each question's values and the model snapshots there.
+3. Phase 2 (trusted), the only judge, copies out what phase 1 left (as data, with size limits,
+   following no link), measures each saved model in a sandboxed evaluator process of its own,
+   decides every question with the kit's checks (:mod:`verdicts`, :mod:`fashion_kit.checks`) and
+   writes ``results/results.json``, where phase 1 could never write.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from ..errors import KitError
 from .. import contract as c
 from .. import data
 from .. import questions as questions_module
@@ -35,16 +38,20 @@ from .stopped import DISK, ERROR, MEMORY, MEMORY_LIMIT, PROCESSES, TIMEOUT
 
 # What nbclient says when the kernel vanishes mid-cell; on Gradescope that is the out-of-memory killer.
 KERNEL_DIED = ("DeadKernelError", "Kernel died")
-# The evaluator reads a few small files; a minute is far more than it needs even on a loaded machine.
-EVALUATOR_TIMEOUT = 120
+# Each model is measured by an evaluator process of its own, with its own budget counted in CPU
+# seconds (the lesson's model takes about 2, the challenge's reference CNN about 40 with Keras's
+# import), so machine load changes no grade. The wall-clock limit is only a backstop for a process
+# that waits without computing; no measurement comes near it.
+EVALUATOR_CPU_SECONDS = 300
+EVALUATOR_WALL_SECONDS = 1800
 EVALUATOR_MEMORY_MB = 2048
-# Where the evaluator writes its answer, in its own folder (never its output, which a model can reach).
-ANSWER_FILE = "answer.json"
+# Where an evaluator writes its answer, in its own folder (never its output, which a model can reach).
+ANSWER_FILE = "answer-{key}.json"
 # Of phase 1's output, what the instructor sees in the log.
 LOG_CHARS = 20000
 
 
-class AutograderBroken(RuntimeError):
+class AutograderBroken(KitError, RuntimeError):
     """The autograder itself is incomplete (its tests or data); no student is to blame."""
 
 
@@ -90,9 +97,9 @@ def grade(autograder_dir: Path, box: sandboxes.Sandbox, *, scratch: Path | None 
         log(ran.log[-LOG_CHARS:], end="" if ran.log.endswith("\n") else "\n")
 
         phase1 = read_phase1(work, trusted, questions, ran)
-        facts = measure(work, trusted, data_dir, box, python)
+        models = measure(work, trusted, data_dir, box, python)
         clock.append(("measure", time.monotonic()))
-        results = verdicts.decide(questions, phase1, facts, settings, sandbox=box.name)
+        results = verdicts.decide(questions, phase1, models, settings, sandbox=box.name)
         results["extra_data"][c.LANGUAGE_KEY] = notebook_language(autograder_dir / "submission", trusted)
         if phase1.stopped == ERROR:
             results["tests"].append({"name": "Autograder log (instructors only)", "status": "failed",
@@ -120,25 +127,24 @@ def notebook_language(submission: Path, scratch: Path) -> str | None:
 
 
 def read_phase1(work: Path, trusted: Path, questions: dict[str, float], ran: supervise.Supervised) -> verdicts.Phase1:
-    """What phase 1 left, read as untrusted data: Otter's results when it finished, else the
-    checkpoints and the reason it stopped."""
+    """What phase 1 left, read as untrusted data: each question's collected values, why it stopped
+    (and in which cell), and whether Otter refused the notebook. No score of the kernel's is read:
+    phase 2 decides every question."""
     evidence = work / c.EVIDENCE_DIR
-    otter_results = None
+    phase1 = verdicts.Phase1()
+    for name in questions:
+        found = layout.read_untrusted_json(evidence, c.QUESTION_VALUES.format(question=name), trusted)
+        if found is not None:
+            phase1.values[name] = found
     if ran.stopped is None:
         otter_results = layout.read_untrusted_json(work / c.WORK_RESULTS, "results.json", trusted)
-    if otter_results is not None:
-        phase1 = verdicts.read_otter_results(otter_results, questions)
-    else:
-        phase1 = verdicts.Phase1()
-        phase1.kernel = verdicts.read_kernel(layout.read_untrusted_json(evidence, c.CHECKED_FILE, trusted), questions)
+        phase1.refused = verdicts.refusal(otter_results)
+    if ran.stopped is not None or ran.returncode != 0:
         phase1.stopped = _why_stopped(ran)
         cell = layout.read_untrusted_json(evidence, c.RUNNING_FILE, trusted)
         if isinstance(cell, dict) and isinstance(cell.get("cell"), int):
             first = cell.get("first_line")
             phase1.running_cell = {"cell": cell["cell"], "first_line": verdicts.text_of(first, 80)}
-    values = layout.read_untrusted_json(evidence, c.VALUES_FILE, trusted)
-    if isinstance(values, dict):
-        phase1.reported_test_acc = verdicts.number_of(values.get("test_acc"))
     return phase1
 
 
@@ -153,12 +159,13 @@ def _why_stopped(ran: supervise.Supervised) -> str:
 
 
 def measure(work: Path, trusted: Path, data_dir: Path, box: sandboxes.Sandbox, python: Path) -> dict:
-    """Copy the evidence out of the work folder and measure it in the sandboxed evaluator."""
+    """Copy the models out of the work folder and measure each in an evaluator process of its own:
+    {key: facts or {"error": ...}} for the snapshots, the student's file and the challenge file."""
     # Beside the trusted folder, not in it: the evaluator runs as the sandbox's identity, which must
     # enter this folder (on Gradescope, the unprivileged account cannot pass the 0700 trusted folder).
     inputs = trusted.parent / "inputs"
     inputs.mkdir()
-    models, problems = {}, {}
+    models, found = {}, {}
     wanted = [(work / c.EVIDENCE_DIR, c.MODEL_SNAPSHOT.format(question=q), q) for q in c.EVIDENCE_QUESTIONS]
     wanted += [(work / c.WORK_SUBMISSION, name, "student") for name in c.MODEL_FILES]
     wanted.append((work / c.WORK_SUBMISSION, c.CHALLENGE_FILE, "challenge"))
@@ -168,50 +175,48 @@ def measure(work: Path, trusted: Path, data_dir: Path, box: sandboxes.Sandbox, p
         target = inputs / f"{key}{Path(name).suffix}"
         problem = layout.copy_untrusted(folder, name, target, layout.MAX_MODEL_BYTES)
         if problem is None:
-            models[key] = str(target)
+            models[key] = target
         elif problem != "missing":
-            problems[key] = f"{name}: {problem}"
+            found[key] = {"error": f"{name}: {problem}"}
     own = None
     if c.Q_EVALUATE in models and layout.copy_untrusted(
             work / c.EVIDENCE_DIR, c.TEST_IMAGES_FILE, inputs / "test_images.npy", layout.MAX_IMAGES_BYTES) is None:
-        own = {"model": c.Q_EVALUATE, "path": str(inputs / "test_images.npy")}
-    for name in ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"):
-        shutil.copyfile(data_dir / name, inputs / name)
-    request = {
-        "data": str(inputs), "models": models,
-        "accuracy": [k for k in (c.Q_EVALUATE, c.Q_ACCURACY, "challenge") if k in models],
-        "same_weights": [["student", c.Q_SAVE_LOAD]] if {"student", c.Q_SAVE_LOAD} <= models.keys() else [],
-        "own_images": own,
-    }
-    facts = {"models": {}, "same_weights": {}, "own_images": None}
+        own = str(inputs / "test_images.npy")
     if models:
-        facts = _evaluate(request, inputs, box, python)
-    for key, problem in problems.items():
-        facts["models"][key] = {"error": problem}
-    return facts
+        for name in data.FILES:
+            shutil.copyfile(data_dir / name, inputs / name)
+        box.prepare(inputs)
+    # The challenge file is measured last: whatever a crafted file could do to the folder, it does
+    # after every required question's model was measured.
+    for key in sorted(models, key=lambda k: k == "challenge"):
+        request = {"data": str(inputs), "model": str(models[key]), "accuracy": key in (c.Q_EVALUATE, "challenge"),
+                   "own_images": own if key == c.Q_EVALUATE else None}
+        found[key] = _evaluate(key, request, inputs, box, python)
+    return found
 
 
-def _evaluate(request: dict, inputs: Path, box: sandboxes.Sandbox, python: Path) -> dict:
-    (inputs / "request.json").write_text(json.dumps(request), encoding="utf-8")
-    box.prepare(inputs)
+def _evaluate(key: str, request: dict, inputs: Path, box: sandboxes.Sandbox, python: Path) -> dict:
+    """One model's facts, from an evaluator process of its own; what went wrong, as data."""
+    request_file, answer_name = inputs / f"request-{key}.json", ANSWER_FILE.format(key=key)
+    request_file.write_text(json.dumps(request), encoding="utf-8")
     env = {"HOME": str(inputs), "PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "TF_CPP_MIN_LOG_LEVEL": "3",
            "CUDA_VISIBLE_DEVICES": "", "KERAS_HOME": str(inputs / ".keras"), "MPLBACKEND": "Agg"}
     command = box.command(
-        [str(python), "-I", "-m", "fashion_kit.grading.evaluator", str(inputs / "request.json"),
-         str(inputs / ANSWER_FILE)],
+        [str(python), "-I", "-m", "fashion_kit.grading.evaluator", str(request_file), str(inputs / answer_name),
+         str(EVALUATOR_CPU_SECONDS)],
         work=inputs, env=env,
     )
-    ran = supervise.run(command, cwd=inputs, env=None, timeout=EVALUATOR_TIMEOUT,
+    ran = supervise.run(command, cwd=inputs, env=None, timeout=EVALUATOR_WALL_SECONDS,
                         memory_limit_mb=EVALUATOR_MEMORY_MB, on_stop=box.kill_all, held_memory=box.held_memory)
     box.kill_all()
     answer = None
     if ran.stopped is None and ran.returncode == 0:
-        answer = layout.read_untrusted_json(inputs, ANSWER_FILE, inputs.parent)
-    if isinstance(answer, dict) and isinstance(answer.get("models"), dict):
+        answer = layout.read_untrusted_json(inputs, answer_name, inputs.parent)
+    (inputs / answer_name).unlink(missing_ok=True)
+    if isinstance(answer, dict):
         return answer
-    why = ran.stopped or f"exit code {ran.returncode}"
-    error = f"the grader's measurement failed ({why})"
-    return {"models": {k: {"error": error} for k in request["models"]}, "same_weights": {}, "own_images": None}
+    why = ran.stopped or ("its CPU time limit" if ran.returncode in (-24, -9) else f"exit code {ran.returncode}")
+    return {"error": f"the grader's measurement failed ({why})"}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -231,12 +236,12 @@ def main(argv: list[str] | None = None) -> int:
         if box.name == "none":
             sandboxes.adopt_orphans()  # this process's own: what the notebook leaves becomes ours to kill
         grade(Path(args.autograder_dir), box, scratch=Path(args.scratch) if args.scratch else None)
-    except (sandboxes.SandboxUnavailable, AutograderBroken, settings_module.SettingsError) as e:
-        print(f"fashion-kit: {e}", file=sys.stderr)
-        return 2
     except sandboxes.SandboxBreach as e:
         print(f"fashion-kit: {e}; no grade was decided.", file=sys.stderr)
-        return 1
+        return e.exit_code
+    except KitError as e:  # the settings, the sandbox or the autograder itself: nobody's grade
+        print(f"fashion-kit: {e}", file=sys.stderr)
+        return e.exit_code
     return 0
 
 

@@ -1,9 +1,11 @@
 """Phase 2's measurements: saved models read as data and measured, in a process of their own.
 
-``python -I -m fashion_kit.grading.evaluator`` reads one JSON request on stdin and prints one JSON
-answer on stdout (see :func:`answer`). It runs after the notebook's processes are dead, on copies of
-the files they left, inside the same kind of sandbox, so even a file crafted to break a parser can
-neither reach the grade's other inputs nor outlive the grading.
+``python -I -m fashion_kit.grading.evaluator REQUEST ANSWER CPU_SECONDS`` measures one model file and
+writes its facts to ANSWER (see :func:`answer`). Each model gets a process of its own, limited in
+CPU seconds; it runs after the notebook's processes are dead, on copies of the files they left,
+inside the same kind of sandbox, so even a file crafted to break a parser can neither reach the
+grade's other inputs nor outlive the grading. The facts are the ones the checks compare
+(:mod:`fashion_kit.checks`), read as Keras reads the file.
 
 A model file is read without Keras where it can be: a ``.keras`` file is a zip of ``config.json`` and
 an HDF5 file of weights, an ``.h5`` file is HDF5 with the configuration in its attributes. The
@@ -26,8 +28,11 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import checks
+
 
 TEST_IMAGES, TEST_LABELS = "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"
+TRAIN_IMAGES, TRAIN_LABELS = "train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"
 # Far above any model of this lesson (~1.2 MB with Adam's state) or the challenge's (a few MB).
 MAX_CONFIG_BYTES = 4 * 2**20
 MAX_WEIGHTS_BYTES = 256 * 2**20
@@ -72,28 +77,9 @@ def _snake(name: str) -> str:
     return re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()
 
 
-# What a fact may look like: a name from a model file is cut to this length (it is the student's text).
+# What a fact may look like: a name from a model file is cut to this length (it is the student's
+# text); checks.layer_rows and checks.compile_facts cut them.
 NAME_CHARS = 64
-
-
-def _short(value) -> str | None:
-    return value[:NAME_CHARS] if isinstance(value, str) else None
-
-
-def _whole(value) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
-def _name(item) -> str:
-    """An optimizer, loss or metric as it appears in a compile config, as one lower-case name."""
-    if isinstance(item, str):
-        return item.lower()
-    if isinstance(item, dict):
-        config = item.get("config")
-        if item.get("class_name") == "function" and isinstance(config, str):
-            return config.lower()
-        return str(item.get("class_name") or (config or {}).get("name", "")).lower()
-    return type(item).__name__.lower()
 
 
 class ModelFile:
@@ -170,34 +156,55 @@ class ModelFile:
             layers = [x for x in layers if x.get("class_name") != "InputLayer"]
         elif not _is_chain(layers):
             raise Unsupported("a functional model that is not a single chain of layers")
+        self.config = config
         self.layers_config = layers
         self.compile_config = compile_config if isinstance(compile_config, dict) else None
 
     # -- facts ----------------------------------------------------------------------------------
     def layers(self) -> list[list]:
-        """[class, units, activation] of each layer but the input, as the lesson describes them."""
-        out = []
-        for layer in self.layers_config:
-            if layer.get("class_name") == "InputLayer":
-                continue
-            config = layer.get("config", {})
-            activation = config.get("activation")
-            out.append([_short(layer.get("class_name")), _whole(config.get("units")),
-                        _short(activation if isinstance(activation, str) or activation is None else _name(activation))])
-        return out
+        """[class, units, activation] of each layer but the input, as the checks compare them."""
+        return checks.layer_rows(self.config)
 
     def params(self) -> list[int]:
-        return [int(sum(int(np.prod(w.shape)) for w in ws)) for ws in self.weights]
+        return [int(sum(int(np.prod(w.shape)) for w in ws)) for ws, layer in zip(self.weights, self.layers_config)
+                if layer.get("class_name") != "InputLayer"]
 
     def compile_facts(self) -> dict:
-        c = self.compile_config
-        if not c:
-            return {"compiled": False}
-        metrics = c.get("metrics") or []
-        metrics = metrics if isinstance(metrics, list) else [metrics]
-        return {"compiled": True, "optimizer": _short(_name(c.get("optimizer"))),
-                "loss": _short(_name(c.get("loss")).replace("_", "")),
-                "metrics": [_short(_name(m)) for m in metrics[:16]]}
+        return checks.compile_facts(self.compile_config)
+
+    def weights_digest(self) -> str:
+        return digest_of(w for ws in self.weights for w in ws)
+
+    def check_weights(self) -> None:
+        """Refuse what Keras would refuse to load: for each of the lesson's layers, weights of exactly
+        the shapes its configuration gives them (a Dense layer's kernel (inputs, units) and, unless
+        use_bias is false, its bias (units,)), from the model's input shape through the chain."""
+        shape = tuple(_input_shape(self))
+        if None in shape:
+            raise Unsupported("an input of unknown size")
+        for layer, weights in zip(self.layers_config, self.weights):
+            kind, config = layer.get("class_name"), layer.get("config", {})
+            if kind in ("InputLayer", "Dropout", "Activation"):
+                expected = []
+            elif kind == "Flatten":
+                expected, shape = [], (int(np.prod(shape)),)
+            elif kind == "Reshape":
+                target = tuple(config.get("target_shape") or ())
+                if int(np.prod(target)) != int(np.prod(shape)) or -1 in target:
+                    raise ValueError(f"a Reshape to {target} does not fit its input {shape}")
+                expected, shape = [], target
+            elif kind == "Dense":
+                units = config.get("units")
+                if not isinstance(units, int) or isinstance(units, bool) or units <= 0 or len(shape) != 1:
+                    raise ValueError(f"a Dense layer of {units!r} units on an input of shape {shape}")
+                expected = [(shape[0], units)] + ([(units,)] if config.get("use_bias", True) else [])
+                shape = (units,)
+            else:
+                raise Unsupported(f"the layer {kind}")
+            found = [tuple(w.shape) for w in weights]
+            if found != expected:
+                raise ValueError(f"the {kind} layer {config.get('name', '')!r} holds weights of shapes {found}; "
+                                 f"its configuration needs {expected}")
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         """The model's outputs for ``x``, computed layer by layer; Unsupported for other layers."""
@@ -211,16 +218,25 @@ class ModelFile:
                 x = x.reshape((len(x), *config["target_shape"]))
             elif kind in ("Dense", "Activation"):
                 if kind == "Dense":
-                    if len(weights) not in (1, 2) or weights[0].ndim != 2 or x.shape[-1] != weights[0].shape[0]:
-                        raise ValueError(f"a Dense layer's weights do not fit its input {x.shape[1:]}")
                     x = x @ weights[0] + (weights[1] if len(weights) == 2 else 0)
-                activation = config.get("activation") or "linear"
-                if not isinstance(activation, str) or activation not in ACTIVATIONS:
+                activation = checks.function_name(config.get("activation") or "linear")
+                if activation not in ACTIVATIONS:
                     raise Unsupported(f"the activation {activation!r}")
                 x = ACTIVATIONS[activation](x)
             else:
                 raise Unsupported(f"the layer {kind}")
         return x
+
+
+def digest_of(arrays) -> str:
+    """SHA-256 of weights as float32, in order: two files hold the same weights when it is the same."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for w in arrays:
+        w = np.ascontiguousarray(w, dtype=np.float32)
+        digest.update(repr(w.shape).encode() + w.tobytes())
+    return digest.hexdigest()
 
 
 def _is_chain(layers: list[dict]) -> bool:
@@ -275,22 +291,40 @@ def _error(e: BaseException) -> str:
 
 
 def answer(request: dict) -> dict:
-    """Measure what ``request`` asks for. Every failure is reported as data, never raised.
+    """Measure the one model ``request`` names. Every failure is reported as data, never raised.
 
-    request: {"data": folder with the t10k files, "models": {key: path}, "accuracy": [key, ...],
-              "same_weights": [[key, key], ...], "own_images": {"model": key, "path": .npy} | null}
-    answer:  {"models": {key: facts or {"error": ...}}, "same_weights": {"a|b": bool | error text},
-              "own_images": {"scale": [a, b], "accuracy": float} or {"error": ...}}
+    request: {"data": folder with the Fashion-MNIST files, "model": path, "accuracy": bool,
+              "own_images": .npy path or null}
+    answer:  the model's facts (layers, params, iterations, compile settings, weights' digest and,
+             when asked, its accuracy on the test and the training set, and on the notebook's own
+             test images) or {"error": ...}
     """
     data = Path(request["data"])
-    images, labels = read_idx(data / TEST_IMAGES), read_idx(data / TEST_LABELS)
-    standard = images.astype(np.float32) / np.float32(255.0)
+    path = Path(request["model"])
     keras = Keras()
-    files: dict[str, ModelFile | None] = {}
-    out: dict = {"models": {}, "same_weights": {}, "own_images": None}
+    model: ModelFile | None = None
+    try:
+        model = ModelFile(path)
+        model.check_weights()
+        facts = {"layers": model.layers(), "params": model.params(), "iterations": model.iterations,
+                 "weights": model.weights_digest(), **model.compile_facts()}
+    except Unsupported as e:
+        model = None
+        try:
+            loaded = keras.model(path)
+            layers = [x for x in loaded.layers if type(x).__name__ != "InputLayer"]
+            facts = {"layers": [[type(x).__name__, None, None] for x in layers],
+                     "params": [int(x.count_params()) for x in layers], "iterations": None,
+                     "weights": digest_of(keras.weights(path)), "compiled": False,
+                     "note": f"read with Keras ({e})"}
+        except Exception as e2:
+            return {"error": _error(e2)}
+    except Exception as e:
+        return {"error": _error(e)}
+    if not request.get("accuracy"):
+        return facts
 
-    def predict(key: str, x: np.ndarray) -> np.ndarray:
-        path, model = Path(request["models"][key]), files.get(key)
+    def predict(x: np.ndarray) -> np.ndarray:
         if model is not None:
             try:
                 return model.predict(_fit_input(x, _input_shape(model)))
@@ -298,62 +332,29 @@ def answer(request: dict) -> dict:
                 pass
         return keras.predict(path, x)
 
-    for key, path in request.get("models", {}).items():
-        path = Path(path)
+    for key, (images, labels) in (("accuracy", (TEST_IMAGES, TEST_LABELS)),
+                                  ("train_accuracy", (TRAIN_IMAGES, TRAIN_LABELS))):
         try:
-            files[key] = ModelFile(path)
-            model = files[key]
-            facts = {"layers": model.layers(), "params": model.params(), "iterations": model.iterations,
-                     **model.compile_facts()}
-        except Unsupported as e:
-            files[key] = None
-            try:
-                loaded = keras.model(path)
-                facts = {"layers": [[type(x).__name__, None, None] for x in loaded.layers],
-                         "params": [int(x.count_params()) for x in loaded.layers], "iterations": None,
-                         "compiled": False, "note": f"read with Keras ({e})"}
-            except Exception as e2:
-                out["models"][key] = {"error": _error(e2)}
-                continue
+            pixels, answers = read_idx(data / images), read_idx(data / labels)
+            facts[key] = _accuracy(predict(pixels.astype(np.float32) / np.float32(255.0)), answers)
         except Exception as e:
-            files[key] = None
-            out["models"][key] = {"error": _error(e)}
-            continue
-        if key in request.get("accuracy", []):
-            try:
-                facts["accuracy"] = _accuracy(predict(key, standard), labels)
-            except Exception as e:
-                facts["accuracy_error"] = _error(e)
-        out["models"][key] = facts
-
-    for a, b in request.get("same_weights", []):
-        label = f"{a}|{b}"
-        if "error" in out["models"].get(a, {"error": 1}) or "error" in out["models"].get(b, {"error": 1}):
-            out["same_weights"][label] = "a model could not be read"
-            continue
-        try:
-            wa = _flat_weights(files.get(a), keras, request["models"][a])
-            wb = _flat_weights(files.get(b), keras, request["models"][b])
-            out["same_weights"][label] = len(wa) == len(wb) > 0 and all(
-                x.shape == y.shape and float(np.max(np.abs(x - y), initial=0)) <= 1e-6 for x, y in zip(wa, wb))
-        except Exception as e:
-            out["same_weights"][label] = _error(e)
-
+            facts[f"{key}_error"] = _error(e)
     own = request.get("own_images")
-    if own and "error" not in out["models"].get(own["model"], {"error": 1}):
+    if own and "accuracy" in facts:
         try:
-            theirs = np.load(own["path"], allow_pickle=False)
+            images = read_idx(data / TEST_IMAGES)
+            theirs = np.load(own, allow_pickle=False)
             if theirs.size != images.size or not np.issubdtype(theirs.dtype, np.number):
                 raise ValueError(f"test_images holds {theirs.shape} {theirs.dtype}, not the 10000 test images")
             theirs = theirs.reshape(images.shape).astype(np.float64)
             scale = _affine(images.astype(np.float64), theirs)
             if scale is None:
                 raise ValueError("test_images is not the test set scaled by one factor, in the original order")
-            accuracy = _accuracy(predict(own["model"], theirs.astype(np.float32)), labels)
-            out["own_images"] = {"scale": scale, "accuracy": accuracy}
+            accuracy = _accuracy(predict(theirs.astype(np.float32)), read_idx(data / TEST_LABELS))
+            facts["own_images"] = {"scale": scale, "accuracy": accuracy}
         except Exception as e:
-            out["own_images"] = {"error": _error(e)}
-    return out
+            facts["own_images"] = {"error": _error(e)}
+    return facts
 
 
 def _input_shape(model: ModelFile):
@@ -362,12 +363,6 @@ def _input_shape(model: ModelFile):
         if build:
             return build[1:]
     return (28, 28)
-
-
-def _flat_weights(model: ModelFile | None, keras: Keras, path) -> list[np.ndarray]:
-    if model is None:
-        return keras.weights(Path(path))
-    return [w for ws in model.weights for w in ws]
 
 
 def _affine(raw: np.ndarray, theirs: np.ndarray) -> list[float] | None:
@@ -384,13 +379,20 @@ def _affine(raw: np.ndarray, theirs: np.ndarray) -> list[float] | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``evaluator REQUEST.json ANSWER.json``: measures, then writes the answer to ANSWER.json.
+    """``evaluator REQUEST.json ANSWER.json CPU_SECONDS``: limits its own CPU time, measures, then
+    writes the answer to ANSWER.json.
 
-    The answer goes to a file of its own, never to the output: what a model file makes Keras print
-    (a layer's name in a warning, say) must not be taken for the answer."""
+    CPU seconds, not wall time: on a loaded machine a measurement takes longer but no more CPU, so
+    load changes no grade. The limit is set before any file is read. The answer goes to a file of
+    its own, never to the output: what a model file makes Keras print (a layer's name in a warning,
+    say) must not be taken for the answer."""
+    import resource
     import warnings
 
     argv = sys.argv[1:] if argv is None else argv
+    if len(argv) > 2:
+        seconds = int(argv[2])
+        resource.setrlimit(resource.RLIMIT_CPU, (seconds, seconds + 5))
     request = json.loads(Path(argv[0]).read_text(encoding="utf-8"))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -24,13 +24,37 @@ MAX_IMAGES_BYTES = 10000 * 28 * 28 * 8 + 4096
 MAX_JSON_BYTES = 2 * 2**20
 
 
+def make_gradescope_folder(folder: Path, autograder_zip: Path, notebook, extra_files=()) -> Path:
+    """Lay out ``folder`` as Gradescope does before it runs ``run_autograder``: the zip unpacked in
+    ``source/``, the notebook (an nbformat node) and the files the assignment knows beside it in
+    ``submission/``, an empty ``results/``. Local grading and the tests grade exactly this."""
+    import zipfile
+
+    from .. import notebooks
+
+    for name in (c.WORK_SOURCE, c.WORK_SUBMISSION, c.WORK_RESULTS):
+        (folder / name).mkdir(parents=True)
+    (folder / "submission_metadata.json").write_text("{}", encoding="utf-8")
+    with zipfile.ZipFile(autograder_zip) as zf:
+        zf.extractall(folder / c.WORK_SOURCE)
+    notebooks.write(notebook, folder / c.WORK_SUBMISSION / c.NOTEBOOK)
+    for extra in map(Path, extra_files):
+        if extra.name in c.SUBMITTED_FILES and extra.name != c.NOTEBOOK and extra.is_file():
+            shutil.copyfile(extra, folder / c.WORK_SUBMISSION / extra.name)
+    return folder
+
+
 def make_work_folder(work: Path, source: Path, submission: Path) -> None:
     """Fill ``work`` with what phase 1 may see: the settings and tests (Otter needs them), the
     submission's files, an empty results folder, a home with the data set in its Keras cache."""
     (work / c.WORK_SOURCE).mkdir(parents=True)
     (work / c.WORK_SOURCE / "otter_config.json").write_text(
         settings.without_secrets(source / "otter_config.json"), encoding="utf-8")
-    shutil.copytree(source / "tests", work / c.WORK_SOURCE / "tests")
+    # Only the public tests: phase 2 decides every question, so no hidden test is in the kernel's reach.
+    (work / c.WORK_SOURCE / "tests").mkdir()
+    for test in sorted((source / "tests").glob("*.py")):
+        (work / c.WORK_SOURCE / "tests" / test.name).write_text(
+            public_tests(test.read_text(encoding="utf-8")), encoding="utf-8")
     # The submission's files, never a link: a link could point phase 1 at anything of ours.
     shutil.copytree(submission, work / c.WORK_SUBMISSION, symlinks=True,
                     ignore=lambda folder, names: [n for n in names if os.path.islink(os.path.join(folder, n))])
@@ -43,6 +67,23 @@ def make_work_folder(work: Path, source: Path, submission: Path) -> None:
     for name in data.FILES:
         shutil.copyfile(source / "data" / "fashion-mnist" / name, cache / name)
     (work / c.WORK_HOME / "tmp").mkdir()
+
+
+def public_tests(text: str) -> str:
+    """An Otter test file without its hidden test cases (``@test_case(..., hidden=True)``)."""
+    import ast
+
+    lines = text.splitlines(keepends=True)
+    for node in reversed(ast.parse(text).body):
+        if not isinstance(node, ast.FunctionDef):
+            continue
+        hidden = any(isinstance(d, ast.Call) and any(
+            k.arg == "hidden" and isinstance(k.value, ast.Constant) and k.value.value is True for k in d.keywords)
+            for d in node.decorator_list)
+        if hidden:
+            start = min([node.lineno] + [d.lineno for d in node.decorator_list]) - 1
+            del lines[start:node.end_lineno]
+    return "".join(lines)
 
 
 def remove_tree(path: Path) -> None:

@@ -40,6 +40,7 @@ from typing import Callable, Iterable
 
 import psutil
 
+from ..errors import KitError, NotDone
 from ..settings import Settings
 from . import seccomp, supervise
 
@@ -59,11 +60,11 @@ KILL_ROUNDS = 100
 
 
 
-class SandboxUnavailable(RuntimeError):
+class SandboxUnavailable(KitError, RuntimeError):
     """The sandbox asked for cannot run here; the message says what is missing and what to do."""
 
 
-class SandboxBreach(RuntimeError):
+class SandboxBreach(NotDone):
     """Processes of the sandbox survived kill_all: nothing it left can be trusted to stay still, so
     no grade is decided from it."""
 

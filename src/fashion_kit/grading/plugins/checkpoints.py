@@ -1,17 +1,14 @@
-"""Otter plugin: a trail that lets grading survive a notebook stopped before it finishes.
+"""Otter plugin: a trail that says where a notebook stopped before it finished.
 
-Otter writes its results only once, after the last cell. If a notebook hangs, or its kernel is
-killed for using too much memory, nothing is written and the student would score 0 with no word of
-why. This plugin puts a small cell in front of every code cell of the submission (and one after the
-last) that, inside the student's kernel, records in the evidence folder
+If a notebook hangs, or its kernel is killed for using too much memory, the student must learn
+which cell was running. This plugin puts a small cell in front of every code cell of the submission
+(and one after the last) that, inside the student's kernel, records in the evidence folder
+``running.json``: which of the student's code cells is about to run (its number and first line).
+Every question answered before keeps its grade anyway: its values were handed over right after it
+(:mod:`evidence`), and phase 2 decides it from them.
 
-* ``running.json``: which of the student's code cells is about to run (its number and first line);
-* ``checked.json``: the questions Otter has checked so far, each with its score, its possible points
-  and its message, rewritten only when a new check has happened.
-
-Both are plain JSON written by the student's kernel: the trusted phase validates them, caps every
-score at the points the autograder's own tests give the question, and never executes anything from
-them.
+It is plain JSON written by the student's kernel: the trusted phase validates it, shows one line of
+it, and never executes anything from it.
 """
 
 from __future__ import annotations
@@ -21,29 +18,16 @@ from pathlib import Path
 import nbformat
 from otter.plugins import AbstractOtterPlugin
 
-from ...contract import CHECKED_FILE, RUNNING_FILE
+from ...contract import RUNNING_FILE
 from . import is_kit_cell, kit_cell
 
 # Long enough to recognise the cell, short enough for a one-line message.
 FIRST_LINE_CHARS = 80
-# A check's message is kept up to this length (the trusted phase caps it again).
-MESSAGE_CHARS = 4000
 
 # Defined once, under a name no student would use, so each marker cell is a single short call.
 HELPER_CELL = """\
 def __fashion_kit_checkpoint__(cell, first_line, folder={folder!r}):
     import json, os
-    from otter.execute import Checker
-    checked = Checker.get_results()
-    if len(checked) != getattr(__fashion_kit_checkpoint__, "saved", -1):
-        questions = {{}}
-        for test in checked:
-            questions[test.name] = {{"score": float(test.score), "possible": float(test.possible),
-                                    "output": test.summary()[:{chars}]}}
-        with open(os.path.join(folder, "{checked}.partial"), "w", encoding="utf-8") as f:
-            json.dump(questions, f, ensure_ascii=False)
-        os.replace(os.path.join(folder, "{checked}.partial"), os.path.join(folder, "{checked}"))
-        __fashion_kit_checkpoint__.saved = len(checked)
     with open(os.path.join(folder, "{running}"), "w", encoding="utf-8") as f:
         json.dump({{"cell": cell, "first_line": first_line}}, f, ensure_ascii=False)
 """
@@ -63,8 +47,7 @@ class Checkpoints(AbstractOtterPlugin):
         if not isinstance(submission, nbformat.NotebookNode):
             return submission  # a .py submission is one cell; there is nothing to mark
         folder = str(Path(self.plugin_config["folder"]).resolve())
-        cells = [kit_cell(HELPER_CELL.format(folder=folder, checked=CHECKED_FILE, running=RUNNING_FILE,
-                                             chars=MESSAGE_CHARS))]
+        cells = [kit_cell(HELPER_CELL.format(folder=folder, running=RUNNING_FILE))]
         number = 0
         for cell in submission.cells:
             if cell.cell_type == "code" and not is_kit_cell(cell):

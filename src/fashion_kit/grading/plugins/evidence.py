@@ -1,15 +1,20 @@
-"""Otter plugin: the evidence the trusted phase grades from, saved where each question is answered.
+"""Otter plugin: the evidence the trusted phase grades from, taken where each question is answered.
 
 Right after a question's ``grader.check`` cell (or at the end, for a question whose check cell is
-gone), a cell of the kit's saves the notebook's ``model`` as ``<question>.keras`` in the evidence
-folder. At question 8 it also keeps the ``test_acc`` the notebook reported and its own
-``test_images`` (so a notebook that evaluated its own, differently scaled test images honestly is
-not taken for one that lied). The trusted phase reads these files after the notebook's processes
-are dead, as data only: the model files with a reader that executes nothing, the numbers with
-JSON, the images with ``numpy.load(allow_pickle=False)``.
+gone), a cell of the kit's collects what that question is decided on, with the same collectors the
+checks use (:mod:`fashion_kit.checks`, copied into the cell), and writes it as
+``<question>.json`` in the evidence folder: the arrays' shapes, statistics and digests (q1, q3), the
+class names (q2), the numbers (q8, q10), the history and every ``fit`` the model went through (q6).
+For a question whose grade needs the model it also saves the notebook's ``model`` as
+``<question>.keras``; at question 8 it keeps the notebook's own ``test_images`` too (so a notebook
+that evaluated its own, differently scaled test images honestly is not taken for one that lied).
+The first cell also records each call of ``fit`` (how many examples, which images, the batch size,
+the validation split, the epochs and steps done), which is what q6 is decided on.
 
-A notebook can of course tamper with these cells too; what it cannot do is make a wrong model look
-right: the grader measures the saved model itself.
+The trusted phase reads these files after the notebook's processes are dead, as data only: the
+model files with a reader that executes nothing, the values with JSON, the images with
+``numpy.load(allow_pickle=False)``. A notebook can tamper with these cells too; what it cannot do is
+make a wrong model look right: the grader measures the saved models itself.
 """
 
 from __future__ import annotations
@@ -20,28 +25,72 @@ from pathlib import Path
 import nbformat
 from otter.plugins import AbstractOtterPlugin
 
-from ...contract import EVIDENCE_QUESTIONS, MODEL_SNAPSHOT, Q_EVALUATE, TEST_IMAGES_FILE, VALUES_FILE
+from ... import check_code, checks
+from ...contract import (EVIDENCE_QUESTIONS, MODEL_SNAPSHOT, QUESTION_VALUES, QUESTIONS, Q_EVALUATE,
+                         TEST_IMAGES_FILE)
 from . import is_kit_cell, kit_cell
 
+# The collectors' code, run in a namespace of its own so no name of the notebook's is touched.
+COLLECTORS = check_code.source_for(*(f"collect_{q}" for q in QUESTIONS), "describe_array")
+
 HELPER_CELL = """\
+def __fashion_kit_setup__(code):
+    import functools, inspect
+    import keras
+    namespace = {{}}
+    exec(compile(code, "fashion_kit_checks", "exec"), namespace)
+    fits = {{}}
+    fit = keras.Model.fit
+    signature = inspect.signature(fit)
+
+    @functools.wraps(fit)
+    def recorded_fit(self, *args, **kwargs):
+        history = fit(self, *args, **kwargs)
+        try:
+            bound = signature.bind(self, *args, **kwargs).arguments
+            x = bound.get("x")
+            digest = namespace["describe_array"](x) if x is not None else {{}}
+            official = {official!r}
+            record = getattr(history, "history", {{}}) or {{}}
+            fits.setdefault(id(self), []).append({{
+                "examples": int(len(x)) if hasattr(x, "__len__") else None,
+                "images": "training_images" if official in (digest.get("digest"), digest.get("digest_times_255")) else "other",
+                "batch_size": bound.get("batch_size") or 32,
+                "validation_split": float(bound.get("validation_split") or 0.0),
+                "epochs_done": len(record.get("loss") or []),
+                "steps": (getattr(history, "params", None) or {{}}).get("steps"),
+            }})
+        except Exception:
+            fits.setdefault(id(self), []).append({{"error": "not recorded"}})
+        return history
+
+    keras.Model.fit = recorded_fit
+    return namespace, fits
+
+
+__fashion_kit_checks__, __fashion_kit_fit_records__ = __fashion_kit_setup__({code!r})
+del __fashion_kit_setup__
+
+
 def __fashion_kit_evidence__(question, folder={folder!r}):
     import json, os
     import numpy as np
     found = globals()
+    env = dict(found)
     model = found.get("model")
-    if model is not None and hasattr(model, "save"):
+    env["__fashion_kit_fits__"] = __fashion_kit_fit_records__.get(id(model))
+    try:
+        values = __fashion_kit_checks__["collect_" + question](env)
+    except Exception as e:
+        values = {{"error": type(e).__name__}}
+    with open(os.path.join(folder, {values!r}.format(question=question)), "w", encoding="utf-8") as f:
+        json.dump(values, f)
+    if question in {snapshots!r} and model is not None and hasattr(model, "save"):
         try:
             model.save(os.path.join(folder, {snapshot!r}.format(question=question)))
         except Exception:
             pass  # nothing saved: the grader says so
     if question == {evaluate!r}:
-        values = {{}}
-        try:
-            values["test_acc"] = float(found.get("test_acc"))
-        except Exception:
-            pass
-        with open(os.path.join(folder, {values!r}), "w", encoding="utf-8") as f:
-            json.dump(values, f)
         images = found.get("test_images")
         if isinstance(images, np.ndarray) and images.size == 10000 * 28 * 28:
             try:
@@ -50,6 +99,14 @@ def __fashion_kit_evidence__(question, folder={folder!r}):
                 pass
 """
 EVIDENCE_CELL = "__fashion_kit_evidence__({question!r})"
+
+
+def helper_cell(folder: str) -> str:
+    """The first of the kit's evidence cells: the collectors, the fit recorder, the evidence function."""
+    return HELPER_CELL.format(
+        code=COLLECTORS, official=checks.OFFICIAL_DIGESTS["training_images"], folder=folder,
+        values=QUESTION_VALUES, snapshots=list(EVIDENCE_QUESTIONS), snapshot=MODEL_SNAPSHOT,
+        evaluate=Q_EVALUATE, images=TEST_IMAGES_FILE)
 
 
 def check_pattern(question: str) -> re.Pattern:
@@ -63,20 +120,17 @@ class Evidence(AbstractOtterPlugin):
         if not isinstance(submission, nbformat.NotebookNode):
             return submission
         folder = str(Path(self.plugin_config["folder"]).resolve())
-        cells = [kit_cell(HELPER_CELL.format(
-            folder=folder, snapshot=MODEL_SNAPSHOT, evaluate=Q_EVALUATE, values=VALUES_FILE,
-            images=TEST_IMAGES_FILE,
-        ))]
+        cells = [kit_cell(helper_cell(folder))]
         placed = set()
         for cell in submission.cells:
             cells.append(cell)
             if cell.cell_type != "code" or is_kit_cell(cell):
                 continue
-            for question in EVIDENCE_QUESTIONS:
+            for question in QUESTIONS:
                 if question not in placed and check_pattern(question).search(cell.source):
                     placed.add(question)
                     cells.append(kit_cell(EVIDENCE_CELL.format(question=question)))
         # Otter checks a question whose check cell is gone at the very end; its evidence is taken there.
-        cells.extend(kit_cell(EVIDENCE_CELL.format(question=q)) for q in EVIDENCE_QUESTIONS if q not in placed)
+        cells.extend(kit_cell(EVIDENCE_CELL.format(question=q)) for q in QUESTIONS if q not in placed)
         submission.cells = cells
         return submission

@@ -1,0 +1,586 @@
+"""The assignment's checks: one implementation of each question's check, on plain values.
+
+Every question is decided by a pair of functions here:
+
+* ``collect_<question>(env)`` turns the notebook's variables (``env``: name -> value) into plain
+  values (numbers, strings, lists, dicts: JSON), for instance an array's shape, statistics and
+  digest, or a model's layers and compile settings;
+* ``check_<question>(values, public=False)`` decides from those values alone and returns
+  ``(fraction, messages)``: the share of the question's points earned and, for what is missing,
+  one message for the student (Traditional Chinese / English).
+
+The same code runs in three places, so they can never disagree: the notebook's ``grader.check``
+(the build copies the functions a question needs into its public test, with ``public=True``, so a
+student's computer needs no kit); the grader's own cells in phase 1 (the evidence plugin writes
+each question's collected values next to the model snapshots); and phase 2, the only judge, which
+decides every question with ``public=False`` from those values, the values it measured itself taking
+the place of the notebook's (``values["model"]`` is the model the grader read from its snapshot).
+
+This module is self-contained (the standard library, NumPy inside functions) because its functions
+are copied into the notebook's tests; :mod:`fashion_kit.check_code` does the copying.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import numbers
+
+# The official Fashion-MNIST arrays: SHA-256 of their values as float32, C order (load_data()'s
+# uint8 pixels and labels cast to float32; /255 or /255.0 of the pixels is checked in question 3 by
+# the digest of the values times 255, rounded).
+OFFICIAL_DIGESTS = {
+    "training_images": "f6dbbc68019e1afed449c7e2130a3c1080565792ee36a6e205901fae1ff56d3b",
+    "training_labels": "36755cee07da757e0675fdcd7786eefe816d664c06feaed2ba5c163e5310a0f5",
+    "test_images": "0169a6f9509eaf39785478798039e49921dcb7db2d1596bc6e6287522b43337e",
+    "test_labels": "a9ade1f188a24e380c7744d8dfdddf3eddd4a8b386fa0fca46783c0285cd1c22",
+}
+SHAPES = {"training_images": (60000, 28, 28), "training_labels": (60000,),
+          "test_images": (10000, 28, 28), "test_labels": (10000,)}
+CLASS_NAMES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+               "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+# The lesson's model: (layer, units, activation) after the input, and each Dense layer's parameters.
+EXPECTED_LAYERS = [["Flatten", None, None], ["Dense", 128, "relu"], ["Dense", 10, "softmax"]]
+EXPECTED_PARAMS = [100480, 1290]
+EXPECTED_EPOCHS = 5
+TRAINING_EXAMPLES = 60000
+# test_acc from evaluate() and the argmax accuracy of the same weights agree to float rounding; a
+# model evaluated on other data (the training set, an easy subset) misses by a percent or more.
+AGREEMENT_TOLERANCE = 0.005
+# A model trained on the training set is at least about as accurate there as on the test set; one
+# fitted to the test set (or set from it) is far more accurate on the test set. Calibrated on honest
+# runs: docs/training-evidence-calibration.md.
+TRAINING_MARGIN = 0.01
+ACCURACY_NAMES = ("accuracy", "acc", "sparsecategoricalaccuracy")
+SLICE = 5000
+
+
+# -- plain values from the notebook's variables ----------------------------------------------------
+
+def describe_array(value) -> dict:
+    """What the grader needs to know of an array: type, shape, dtype, min, max, mean, and two
+    SHA-256 digests (of its values as float32, and of its values times 255, rounded, when they are
+    that close to whole numbers), computed slice by slice so no big copy is made."""
+    import numpy as np
+
+    if type(value) is not np.ndarray:
+        return {"type": type(value).__name__}
+    found = {"type": "ndarray", "shape": list(value.shape), "dtype": str(value.dtype), "kind": value.dtype.kind}
+    if value.dtype.kind not in "biuf" or value.size == 0:
+        return found
+    plain, scaled, exact = hashlib.sha256(), hashlib.sha256(), value.dtype.kind == "f"
+    low, high, total = math.inf, -math.inf, 0.0
+    rows = value.reshape(len(value), -1) if value.ndim else value.reshape(1, 1)
+    for start in range(0, len(rows), SLICE):
+        part = np.ascontiguousarray(rows[start:start + SLICE], dtype=np.float32)
+        plain.update(part.tobytes())
+        times = part.astype(np.float64) * 255.0
+        rounded = np.rint(times)
+        exact = exact and bool(np.all(np.abs(times - rounded) <= 1e-3))
+        if exact:
+            scaled.update(rounded.astype(np.float32).tobytes())
+        low, high = min(low, float(part.min())), max(high, float(part.max()))
+        total += float(part.astype(np.float64).sum())
+    found.update(min=low, max=high, mean=total / value.size, digest=plain.hexdigest(),
+                 digest_times_255=scaled.hexdigest() if exact else None)
+    return found
+
+
+def plain_list(value):
+    """A list or tuple of strings as a list; anything else as its type's name."""
+    if isinstance(value, (list, tuple)) and all(isinstance(x, str) for x in value):
+        return list(value)
+    return {"type": type(value).__name__}
+
+
+def plain_number(value):
+    """A number as {"kind": "integer"|"real", "value": ...}; anything else as its type's name."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        return {"type": type(value).__name__}
+    kind = "integer" if isinstance(value, numbers.Integral) else "real"
+    number = int(value) if kind == "integer" else float(value)
+    return {"kind": kind, "value": number if kind == "integer" or math.isfinite(number) else None}
+
+
+def function_name(item) -> str:
+    """An activation, optimizer, loss or metric as Keras serialises it (a name, a registered
+    object, or a function such as tf.nn.relu or keras.losses.sparse_categorical_crossentropy), as
+    one lower-case name: TensorFlow's versioned names (softmax_v2) lose their suffix."""
+    if isinstance(item, str):
+        name = item
+    elif isinstance(item, dict):
+        config = item.get("config")
+        if item.get("class_name") == "function" and isinstance(config, str):
+            name = config
+        else:
+            name = str(item.get("class_name") or (config.get("name") if isinstance(config, dict) else "") or "")
+    elif item is None:
+        return "none"
+    else:
+        name = getattr(item, "__name__", type(item).__name__)
+    name = name.lower()
+    for suffix in ("_v2", "_v1"):
+        if name.endswith(suffix):
+            name = name[: -len(suffix)]
+    return name
+
+
+def layer_rows(model_config) -> list:
+    """[class, units, activation] of each layer of a saved model configuration (Keras's
+    ``to_json()`` / config.json), the input layer left out: it is not a layer of the lesson."""
+    config = model_config.get("config", {}) if isinstance(model_config, dict) else {}
+    layers = config.get("layers", []) if isinstance(config, dict) else []
+    rows = []
+    for layer in layers if isinstance(layers, list) else []:
+        if not isinstance(layer, dict) or layer.get("class_name") == "InputLayer":
+            continue
+        settings = layer.get("config") if isinstance(layer.get("config"), dict) else {}
+        units = settings.get("units")
+        activation = settings.get("activation")
+        rows.append([str(layer.get("class_name"))[:64],
+                     units if isinstance(units, int) and not isinstance(units, bool) else None,
+                     None if activation is None else function_name(activation)[:64]])
+    return rows
+
+
+def compile_facts(compile_config) -> dict:
+    """Whether a model was compiled and with what, from Keras's compile config."""
+    if not isinstance(compile_config, dict) or not compile_config:
+        return {"compiled": False}
+    metrics = compile_config.get("metrics") or []
+    metrics = metrics if isinstance(metrics, list) else [metrics]
+    flat = []
+    for m in metrics[:16]:
+        flat.extend(m[:16] if isinstance(m, list) else [m])
+    return {"compiled": True, "optimizer": function_name(compile_config.get("optimizer"))[:64],
+            "loss": function_name(compile_config.get("loss")).replace("_", "")[:64],
+            "metrics": [function_name(m).replace("_", "")[:64] for m in flat]}
+
+
+def describe_model(model) -> dict:
+    """A live Keras model as the grader reads a saved one: its layers, parameters per layer, compile
+    settings and optimizer steps."""
+    try:
+        config = json.loads(model.to_json())
+    except Exception as e:
+        return {"error": f"{type(model).__name__}: {type(e).__name__}"}
+    layers = [x for x in model.layers if type(x).__name__ != "InputLayer"]
+    facts = {"layers": layer_rows(config),
+             "params": [int(sum(math.prod(w.shape) for w in layer.weights)) for layer in layers]}
+    try:
+        facts.update(compile_facts(model.get_compile_config() if model.compiled else None))
+    except Exception:
+        facts["compiled"] = False
+    try:
+        facts["iterations"] = int(model.optimizer.iterations.numpy())
+    except Exception:
+        facts["iterations"] = None
+    return facts
+
+
+def describe_history(history) -> dict:
+    """What fit() returned: how many epochs it recorded and the steps per epoch it reported."""
+    record = getattr(history, "history", None)
+    params = getattr(history, "params", None)
+    if not isinstance(record, dict):
+        return {"type": type(history).__name__}
+    loss = record.get("loss")
+    return {"type": type(history).__name__, "epochs": len(loss) if isinstance(loss, list) else 0,
+            "params": {k: v for k, v in (params or {}).items() if isinstance(v, int) and not isinstance(v, bool)}}
+
+
+# -- collecting each question's values in the notebook's kernel ------------------------------------
+
+def collect_q1_load_data(env) -> dict:
+    return {name: describe_array(env.get(name)) for name in SHAPES}
+
+
+def collect_q2_class_names(env) -> dict:
+    return {"class_names": plain_list(env.get("class_names"))}
+
+
+def collect_q3_normalize(env) -> dict:
+    return {name: describe_array(env.get(name)) for name in ("training_images", "test_images")}
+
+
+def _model_of(env):
+    model = env.get("model")
+    if model is None or not hasattr(model, "to_json"):
+        return {"error": f"model is {type(model).__name__}"}
+    return describe_model(model)
+
+
+def collect_q4_model(env) -> dict:
+    return {"model": _model_of(env)}
+
+
+def collect_q5_compile(env) -> dict:
+    return {"model": _model_of(env)}
+
+
+def collect_q6_fit(env) -> dict:
+    fits = env.get("__fashion_kit_fits__")
+    return {"model": _model_of(env), "history": describe_history(env.get("history")),
+            "fits": fits if isinstance(fits, list) else None}
+
+
+def collect_q7_save_load(env) -> dict:
+    import os
+
+    model, loaded = env.get("model"), env.get("loaded_model")
+    files = [f for f in ("fashion_mnist_model.keras", "fashion_mnist_model.h5") if os.path.isfile(f)]
+    same = None
+    if loaded is not None and loaded is not model and hasattr(loaded, "weights") and hasattr(model, "weights"):
+        try:
+            mine, theirs = [w.numpy() for w in model.weights], [w.numpy() for w in loaded.weights]
+            same = len(mine) == len(theirs) > 0 and all(
+                a.shape == b.shape and float(abs(a - b).max(initial=0)) <= 1e-6 for a, b in zip(mine, theirs))
+        except Exception:
+            same = False
+    return {"files": files, "loaded": {"type": type(loaded).__name__, "is_model": hasattr(loaded, "to_json"),
+                                       "is_the_model_itself": loaded is model, "same_weights": same}}
+
+
+def collect_q8_evaluate(env) -> dict:
+    return {"test_loss": plain_number(env.get("test_loss")), "test_acc": plain_number(env.get("test_acc"))}
+
+
+def collect_q9_accuracy(env) -> dict:
+    model = env.get("model")
+    return {"model": {"type": type(model).__name__, "is_model": hasattr(model, "to_json")}}
+
+
+def collect_q10_param_count(env) -> dict:
+    return {name: plain_number(env.get(name)) for name in ("hidden_params", "output_params", "total_params")}
+
+
+# -- the checks ------------------------------------------------------------------------------------
+
+def _verdict(parts) -> tuple:
+    """(fraction, messages) from [(weight, message or None)]: a part earns its weight when its
+    message is None."""
+    total = sum(w for w, _ in parts)
+    earned = sum(w for w, m in parts if m is None)
+    return (earned / total if total else 0.0), [m for _, m in parts if m]
+
+
+def _array(values, name):
+    found = values.get(name) if isinstance(values, dict) else None
+    return found if isinstance(found, dict) else {"type": "nothing"}
+
+
+def _shape_problem(name, found, shape):
+    if found.get("type") in ("NoneType", "nothing"):
+        return (f"{name} 還沒有值：請執行上面這一題的儲存格，讓它順利跑完（沒有錯誤）。 / "
+                f"{name} has no value yet: run this question's cell above and let it finish without an error.")
+    if found.get("type") != "ndarray":
+        return (f"{name} 應該是 NumPy 陣列，但現在是 {found.get('type')}。請檢查 load_data() 那一行。 / "
+                f"Expected {name} to be a NumPy array, found {found.get('type')}. Check the load_data() line.")
+    if found.get("shape") != list(shape):
+        shown = tuple(found.get("shape") or ())
+        return f"{name} 的形狀應該是 {shape}，但現在是 {shown}。 / Expected {name}.shape == {shape}, found {shown}."
+    return None
+
+
+def check_q1_load_data(values, public=False) -> tuple:
+    problems = []
+    for name, shape in SHAPES.items():
+        problems.append(_shape_problem(name, _array(values, name), shape))
+    for name in ("training_labels", "test_labels"):
+        found = _array(values, name)
+        if found.get("type") == "ndarray" and not (found.get("kind") in "iu" and found.get("min") == 0
+                                                    and found.get("max") == 9):
+            low, high = found.get("min", found.get("dtype")), found.get("max", found.get("dtype"))
+            problems.append(f"{name} 應該是 0 到 9 的整數，但現在是 {low} 到 {high}。 / "
+                            f"Expected {name} to hold the classes 0 to 9, found {low} to {high}.")
+    if not public and not any(problems):
+        wrong = [n for n in SHAPES if _array(values, n).get("digest") != OFFICIAL_DIGESTS[n]]
+        if wrong:
+            problems.append(f"{', '.join(wrong)} 和 load_data() 讀到的資料不一樣。 / Expected the arrays "
+                            f"load_data() returns, found other values in {', '.join(wrong)}.")
+    return _verdict([(1, next((p for p in problems if p), None))])
+
+
+def check_q2_class_names(values, public=False) -> tuple:
+    names = values.get("class_names") if isinstance(values, dict) else None
+    if not isinstance(names, list) or len(names) != 10:
+        found = f" of length {len(names)}" if isinstance(names, list) else ""
+        kind = "list" if isinstance(names, list) else (names or {}).get("type", "nothing") if isinstance(names, dict) else "nothing"
+        return _verdict([(1, "class_names 應該是有 10 個名稱的串列。 / Expected class_names to be a list of 10 "
+                             f"names, found {kind}{found}.")])
+    if names[9] != "Ankle boot":
+        return _verdict([(1, f'class_names[9] 應該是 "Ankle boot"，但現在是 {names[9]!r}。 / '
+                             f'Expected class_names[9] == "Ankle boot", found {names[9]!r}.')])
+    wrong = [i for i, (got, want) in enumerate(zip(names, CLASS_NAMES)) if got.strip().lower() != want.lower()]
+    if wrong:  # the table is in the notebook's own text: checking it gives nothing away
+        return _verdict([(1, f"標籤 {wrong} 的名稱和表格不一樣，例如標籤 {wrong[0]} 現在是 {names[wrong[0]]!r}。"
+                             "請對照表格檢查拼字和順序。 / Expected the names in the table's order; found different "
+                             f"names for labels {wrong} (label {wrong[0]} is {names[wrong[0]]!r}). Check the "
+                             "spelling and order against the table.")])
+    return _verdict([(1, None)])
+
+
+def check_q3_normalize(values, public=False) -> tuple:
+    parts = []
+    for name in ("training_images", "test_images"):
+        found, shape = _array(values, name), SHAPES[name]
+        problem = None
+        if found.get("type") != "ndarray" or found.get("shape") != list(shape):
+            shown = found.get("shape") or found.get("type")
+            problem = (f"{name} 應該仍是形狀 {shape} 的陣列。 / Expected {name} to still be an array of shape "
+                       f"{shape}, found {tuple(shown) if isinstance(shown, list) else shown}.")
+        elif found.get("kind") != "f":
+            problem = (f"{name} 應該是小數（float），但現在是 {found.get('dtype')}。記得除以 255.0。 / "
+                       f"Expected {name} to hold decimals (float), found {found.get('dtype')}. Divide by 255.0.")
+        elif found.get("min") == 0.0 and abs((found.get("max") or 0) - 1 / 255) < 1e-6:
+            problem = (f"{name} 的最大值是 1/255：除了兩次 255，正規化的儲存格大概執行了兩次。請從第 1 題的儲存格"
+                       "重新往下執行（或重新啟動並全部執行），這個儲存格只執行一次。 / "
+                       f"{name} runs up to 1/255: it was divided by 255 twice, probably because this cell ran "
+                       "twice. Run the cells again from question 1 on (or restart and run all), this cell once.")
+        elif not (found.get("min") == 0.0 and abs((found.get("max") or 0) - 1.0) < 1e-6):
+            low, high = found.get("min"), found.get("max")
+            problem = (f"{name} 的數值應該在 0 到 1 之間（最小 0，最大 1），但現在是 {low:g} 到 {high:g}。 / "
+                       f"Expected {name} to run from 0 to 1, found {low:g} to {high:g}.")
+        elif not public and found.get("digest_times_255") != OFFICIAL_DIGESTS[name]:
+            problem = (f"{name} 應該等於原始畫素除以 255，且圖片順序不變。 / Expected {name} to equal the "
+                       "original pixels divided by 255, in the original order; found other values. Divide the "
+                       "loaded images by 255.0 exactly once.")
+        parts.append((1, problem))
+    problems = [p for _, p in parts if p]
+    return (1.0 if not problems else 0.0), problems
+
+
+def _model_facts(values) -> dict:
+    model = values.get("model") if isinstance(values, dict) else None
+    return model if isinstance(model, dict) else {"error": "no model"}
+
+
+def _no_model(model) -> str:
+    return (f"評分程式讀不到你的 model（{model.get('error')}）。 / Expected a Keras model named `model`, "
+            f"found none the grader could read ({model.get('error')}).")
+
+
+def structure_problem(model):
+    """Why a model's facts are not the lesson's model, or None."""
+    if "error" in model:
+        return _no_model(model)
+    layers = model.get("layers") if isinstance(model.get("layers"), list) else []
+    params = model.get("params") if isinstance(model.get("params"), list) else []
+    dense = [p for row, p in zip(layers, params) if isinstance(row, list) and row[:1] == ["Dense"]]
+    if layers == EXPECTED_LAYERS and dense == EXPECTED_PARAMS:
+        return None
+    shown = ", ".join(f"{row[0]}" + (f"({row[1]}, {row[2]})" if row[1] else "") for row in layers
+                      if isinstance(row, list) and len(row) == 3) or "nothing"
+    return (f"模型應該依序是 Flatten、Dense(128, relu)、Dense(10, softmax)，參數 [100480, 1290]；現在是 {shown}，"
+            f"參數 {dense}。 / Expected Flatten, Dense(128, relu), Dense(10, softmax) with [100480, 1290] "
+            f"parameters; found {shown} with {dense}.")
+
+
+def check_q4_model(values, public=False) -> tuple:
+    return _verdict([(1, structure_problem(_model_facts(values)))])
+
+
+def check_q5_compile(values, public=False) -> tuple:
+    model = _model_facts(values)
+    if "error" in model:
+        return _verdict([(1, _no_model(model))])
+    if not model.get("compiled"):
+        return _verdict([(1, "model 還沒有 compile。 / Expected a compiled model, found one that was never compiled.")])
+    optimizer, loss = model.get("optimizer"), model.get("loss")
+    metrics = model.get("metrics") if isinstance(model.get("metrics"), list) else []
+    if optimizer != "adam":
+        return _verdict([(1, f"optimizer 應該是 adam，但現在是 {optimizer}。 / Expected optimizer adam, found {optimizer}.")])
+    if loss != "sparsecategoricalcrossentropy":
+        return _verdict([(1, f"loss 應該是 sparse_categorical_crossentropy（標籤是整數），但現在是 {loss}。 / "
+                             f"Expected loss sparse_categorical_crossentropy (the labels are integers), found {loss}.")])
+    if not any(m in ACCURACY_NAMES for m in metrics):
+        return _verdict([(1, f"metrics 應該包含 accuracy，但現在是 {metrics}。 / Expected metrics to include "
+                             f"accuracy, found {metrics}.")])
+    return _verdict([(1, None)])
+
+
+def five_epochs_of(fits, iterations):
+    """Why the recorded fit() calls are not five epochs over the training images, or None. Each fit
+    records the examples handed to it, whether they are the training images, its batch size, its
+    validation split and the epochs and steps per epoch it did; the steps must be what that batch
+    size takes over the examples actually fitted (after the split), and the optimizer's steps must be
+    what the fits took."""
+    unreadable = "fit 的紀錄看不懂。 / Expected a record of model.fit(...), found something else."
+    if not isinstance(fits, list) or not fits:
+        return "沒有看到 model.fit(...)。 / Expected a call of model.fit(...), found none."
+    steps = epochs = 0
+    for fit in fits:
+        if not isinstance(fit, dict):
+            return unreadable
+        examples, batch, done, per_epoch = (fit.get(k) for k in ("examples", "batch_size", "epochs_done", "steps"))
+        split = fit.get("validation_split") or 0.0
+        if not all(isinstance(x, int) and not isinstance(x, bool) and x > 0 for x in (examples, batch, per_epoch)) \
+                or not isinstance(done, int) or isinstance(done, bool) or done < 0 \
+                or not isinstance(split, (int, float)) or not 0 <= split < 1:
+            return unreadable
+        if fit.get("images") != "training_images" or examples != TRAINING_EXAMPLES:
+            return ("model.fit(...) 應該用全部的 training_images 和 training_labels 訓練。 / Expected model.fit(...) "
+                    f"to train on the {TRAINING_EXAMPLES} training images, found {examples} other ones."
+                    if fit.get("images") != "training_images" else
+                    f"model.fit(...) 訓練了 {examples} 張圖片，不是全部的訓練資料。 / Expected model.fit(...) to "
+                    f"train on the {TRAINING_EXAMPLES} training images, found {examples}.")
+        # Keras keeps ceil(n × (1 − split)) examples for training; other rounding is accepted too.
+        kept = {math.ceil(examples * (1 - split)), int(examples * (1 - split)), examples - int(examples * split)}
+        if per_epoch not in {math.ceil(k / batch) for k in kept}:
+            return (f"fit 每個 epoch 走了 {per_epoch} 步，和批次大小 {batch} 對不上。 / Expected "
+                    f"{math.ceil(max(kept) / batch)} steps per epoch at batch size {batch}, found {per_epoch}.")
+        steps += per_epoch * done
+        epochs += done
+    if epochs != EXPECTED_EPOCHS:
+        return (f"應該訓練 5 個 epoch，但 model.fit(...) 訓練了 {epochs} 個。 / Expected 5 epochs of training, "
+                f"found {epochs}.")
+    if iterations != steps:
+        return (f"模型的最佳化器更新了 {iterations} 次，和 fit 的 {steps} 次不一樣。 / Expected the optimizer to have "
+                f"taken the {steps} steps of those fits (9375 for 5 epochs at the default batch size), found "
+                f"{iterations}.")
+    return None
+
+
+def check_q6_fit(values, public=False) -> tuple:
+    history = values.get("history") if isinstance(values, dict) else None
+    history = history if isinstance(history, dict) else {}
+    epochs = history.get("epochs")
+    if history.get("type") != "History":
+        return _verdict([(1, f"history 應該是 model.fit(...) 的傳回值，但現在是 {history.get('type')}。 / "
+                             f"Expected history to be what model.fit(...) returns, found {history.get('type')}.")])
+    if epochs != EXPECTED_EPOCHS:
+        return _verdict([(1, f"應該訓練 5 個 epoch，但 history 裡有 {epochs} 個。 / Expected 5 epochs in history, "
+                             f"found {epochs}.")])
+    if public:
+        return _verdict([(1, None)])
+    model = _model_facts(values)
+    if "error" in model:
+        return _verdict([(1, _no_model(model))])
+    return _verdict([(1, five_epochs_of(values.get("fits"), model.get("iterations")))])
+
+
+def check_q7_save_load(values, public=False) -> tuple:
+    """Half for the file (fashion_mnist_model.keras or .h5, with the trained weights), half for
+    loading it back into loaded_model; nothing without the file."""
+    values = values if isinstance(values, dict) else {}
+    files = values.get("files") if isinstance(values.get("files"), list) else []
+    saved = values.get("saved")  # the grader's: the file loads and holds the snapshot's weights
+    if not files:
+        return 0.0, ["找不到 fashion_mnist_model.keras。請用 model.save(...) 存檔。 / Expected the file "
+                     "fashion_mnist_model.keras, found none. Save it with model.save(...)."]
+    if not public and saved is not True:
+        return 0.0, [saved if isinstance(saved, str) else
+                     "你存的模型檔和訓練好的 model 權重不一樣：請在訓練之後才存檔。 / Expected your saved file to "
+                     "hold the weights of your trained model, found different ones: save after training."]
+    loaded = values.get("loaded") if isinstance(values.get("loaded"), dict) else {}
+    if not loaded.get("is_model"):
+        return 0.5, [f"loaded_model 應該是讀回來的 Keras 模型，但現在是 {loaded.get('type')}。 / Expected "
+                     f"loaded_model to be the Keras model you loaded, found {loaded.get('type')}."]
+    if public:
+        return 1.0, []
+    if loaded.get("is_the_model_itself") or loaded.get("same_weights") is not True:
+        return 0.5, ["loaded_model 應該是用 load_model 從檔案讀回來的模型，權重和訓練好的 model 一樣。 / Expected "
+                     "loaded_model to be the model read back from the file with load_model, with the weights of "
+                     "your trained model."]
+    return 1.0, []
+
+
+def check_q8_evaluate(values, public=False) -> tuple:
+    """The reported test_acc must be the evaluated model's accuracy on the test set: measured by the
+    grader on the standard scaling or on the notebook's own test_images; half the points when it is
+    not, nothing when there is no model to measure."""
+    values = values if isinstance(values, dict) else {}
+    for name in ("test_loss", "test_acc"):
+        found = values.get(name) if isinstance(values.get(name), dict) else {}
+        if found.get("kind") not in ("integer", "real") or found.get("value") is None:
+            return 0.0, [f"{name} 應該是一個數字，但現在是 {found.get('type')}。 / Expected {name} to be a number, "
+                         f"found {found.get('type')}."]
+    reported = values["test_acc"]["value"]
+    if not 0.0 <= reported <= 1.0:
+        return 0.0, [f"test_acc 應該在 0 到 1 之間，但現在是 {reported}。 / Expected 0 <= test_acc <= 1, found {reported}."]
+    if public:
+        return 1.0, []
+    measured = [x for x in (values.get("measured") or []) if isinstance(x, (int, float)) and not isinstance(x, bool)]
+    if not measured:
+        model = _model_facts(values)
+        return 0.0, [_no_model(model if "error" in model else {"error": "no accuracy"})]
+    if any(abs(reported - x) <= AGREEMENT_TOLERANCE for x in measured):
+        return 1.0, []
+    return 0.5, [f"你回報的 test_acc 是 {reported:.4f}，但評分程式量到這個模型在測試資料上的準確率是 {measured[0]:.4f}。"
+                 "請用 model.evaluate(test_images, test_labels) 算 test_acc，不要改動測試資料。 / Expected test_acc "
+                 f"to match the {measured[0]:.4f} the grader measured for your model on the test set, found "
+                 f"{reported:.4f}. Compute it with model.evaluate(test_images, test_labels) on the test data."]
+
+
+def trained_problem(model):
+    """Why a measured model does not look trained on the training set, or None: an honest model's
+    training accuracy is at least its test accuracy (within TRAINING_MARGIN)."""
+    test, train = model.get("accuracy"), model.get("train_accuracy")
+    if not isinstance(test, (int, float)) or not isinstance(train, (int, float)):
+        return ("評分程式沒辦法在訓練資料和測試資料上量這個模型。 / Expected a model the grader can measure on "
+                "the training and the test set, found one it could not.")
+    if train + TRAINING_MARGIN < test:
+        return (f"這個模型在測試資料上（{test:.4f}）比在訓練資料上（{train:.4f}）準很多：它不是用訓練資料訓練的。 / "
+                f"Expected a model trained on the training set, found one far more accurate on the test set "
+                f"({test:.4f}) than on the training set ({train:.4f}).")
+    return None
+
+
+def check_q9_accuracy(values, public=False) -> tuple:
+    """The evaluated model (question 8's) is the one built at question 4 and trained at question 6
+    (saved at question 7), trained on the training set, and reaches the threshold on the grader's
+    test set."""
+    values = values if isinstance(values, dict) else {}
+    if public:
+        model = values.get("model") if isinstance(values.get("model"), dict) else {}
+        if not model.get("is_model"):
+            return 0.0, [f"model 應該是訓練好的 Keras 模型，但現在是 {model.get('type')}。 / Expected model to be "
+                         f"your trained Keras model, found {model.get('type')}."]
+        return 1.0, []
+    model = _model_facts(values)
+    if "error" in model:
+        return 0.0, [_no_model(model)]
+    if values.get("same_model") is not True:
+        return 0.0, [values.get("same_model") if isinstance(values.get("same_model"), str) else
+                     "評分的模型應該是第 4 題建立、第 6 題訓練、第 8 題評估的同一個 model。 / Expected the model "
+                     "evaluated at question 8 to be the one built at question 4 and trained at question 6."]
+    problem = trained_problem(model)
+    if problem:
+        return 0.0, [problem]
+    threshold, value = values.get("threshold"), model.get("accuracy")
+    if not isinstance(threshold, (int, float)):
+        return 0.0, ["沒有門檻。 / Expected a threshold, found none."]
+    if value >= threshold:
+        return 1.0, [f"評分程式在自己的測試資料上量到你的模型準確率是 {value:.4f}（門檻 {threshold:.2f}）。 / The grader "
+                     f"measured your model at {value:.4f} test accuracy on its own copy of the test set (needed "
+                     f"{threshold:.2f})."]
+    return 0.0, [f"評分程式在自己的測試資料上量到你的模型準確率是 {value:.4f}，需要至少 {threshold:.2f}。請檢查正規化、"
+                 f"模型結構和訓練的 epoch 數。 / Expected a test accuracy of at least {threshold:.2f}, found "
+                 f"{value:.4f} on the grader's own copy of the test set. Check the normalisation, the layers and "
+                 "the number of epochs."]
+
+
+def check_q10_param_count(values, public=False) -> tuple:
+    values = values if isinstance(values, dict) else {}
+    found = {}
+    for name in ("hidden_params", "output_params", "total_params"):
+        number = values.get(name) if isinstance(values.get(name), dict) else {}
+        if number.get("kind") != "integer":
+            kind = number.get("type") or number.get("kind")
+            return 0.0, [f"{name} 應該是整數，但現在是 {kind}。 / Expected {name} to be a whole number, found {kind}."]
+        found[name] = number["value"]
+    hidden, output, total = found["hidden_params"], found["output_params"], found["total_params"]
+    if total != hidden + output:
+        return 0.0, ["total_params 應該等於 hidden_params + output_params。 / Expected total_params == "
+                     f"hidden_params + output_params, found {total} != {hidden} + {output}."]
+    for name, value, inputs, neurons in (("hidden_params", hidden, 784, 128), ("output_params", output, 128, 10)):
+        if value == inputs * neurons:
+            return 0.0, [f"{name} 是 {value} = {inputs} × {neurons}：這只算了權重，還要加上每個神經元一個 bias"
+                         f"（{neurons} 個）。 / {name} is {value} = {inputs} × {neurons}, the weights only: add one "
+                         f"bias per neuron ({neurons})."]
+    if (hidden, output) != tuple(EXPECTED_PARAMS):  # the arithmetic is in the notebook's own text
+        return 0.0, [f"hidden_params 或 output_params 不對（現在是 {hidden} 和 {output}）。提示：Flatten 之後有 28 × 28 "
+                     "個輸入，別忘了 bias。 / hidden_params or output_params is off (found "
+                     f"{hidden} and {output}). Hint: Flatten gives 28 × 28 inputs; remember the biases."]
+    return 1.0, []

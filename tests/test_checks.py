@@ -1,0 +1,175 @@
+"""The checks (fashion_kit.checks): one implementation, copied into the notebook's tests by the build.
+
+The public tests must run where the kit is not installed; the reader of model files must agree with
+Keras on every way the lesson's model can be written.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from fashion_kit import check_code, checks, questions
+
+
+def test_every_question_of_the_registry_has_its_collect_and_check():
+    for question in questions.QUESTIONS:
+        assert callable(getattr(checks, question.collect)) and callable(getattr(checks, question.check))
+        fraction, messages = question.decide({})  # nothing handed over: no points, and a message
+        assert fraction == 0 and messages, question.name
+
+
+@pytest.mark.parametrize("scale", [lambda x: x / 255.0, lambda x: x / 255, lambda x: np.divide(x, 255),
+                                   lambda x: x.astype("float32") / 255, lambda x: x.astype("float32") * (1 / 255)])
+def test_dividing_by_255_in_any_honest_way_gives_the_same_digest(scale):
+    raw = np.random.default_rng(0).integers(0, 256, (50, 28, 28), dtype=np.uint8)
+    assert checks.describe_array(scale(raw))["digest_times_255"] == checks.describe_array(raw)["digest"]
+    assert checks.describe_array(raw / 254.0)["digest_times_255"] != checks.describe_array(raw)["digest"]
+    assert checks.describe_array(raw)["digest_times_255"] is None, "integers are not scaled pixels"
+
+
+def test_public_checks_are_the_full_checks_without_their_hidden_parts():
+    names = list(checks.CLASS_NAMES)
+    names[0] = "tshirt"
+    assert checks.check_q2_class_names({"class_names": names}, public=True)[0] == 1
+    fraction, messages = checks.check_q2_class_names({"class_names": names})
+    assert fraction == 0 and "label 0 is 'tshirt'" in messages[0]
+    wrong = {n: {"kind": "integer", "value": v} for n, v in (("hidden_params", 1), ("output_params", 2),
+                                                              ("total_params", 3))}
+    assert checks.check_q10_param_count(wrong, public=True)[0] == 1 and checks.check_q10_param_count(wrong)[0] == 0
+
+
+def test_names_are_read_the_way_keras_writes_them():
+    function = {"module": "builtins", "class_name": "function", "config": "softmax_v2", "registered_name": "function"}
+    assert checks.function_name(function) == "softmax" and checks.function_name("ReLU") == "relu"
+    loss = {"module": "keras.losses", "class_name": "SparseCategoricalCrossentropy", "config": {"name": "x"}}
+    assert checks.compile_facts({"optimizer": "adam", "loss": loss, "metrics": [[{
+        "class_name": "function", "config": "sparse_categorical_accuracy"}]]})["metrics"] == ["sparsecategoricalaccuracy"]
+
+
+def test_the_notebooks_public_tests_carry_the_checks_and_run_without_the_kit(tmp_path):
+    """The code the build writes into a public test names no kit module and runs in a Python where
+    importing fashion_kit fails."""
+    tests = {q.name: check_code.expand(f"def test_it(class_names, hidden_params, output_params, total_params):\n"
+                                       f"    CHECK({q.name!r}, public=True)\n") for q in questions.QUESTIONS}
+    assert all("fashion_kit." not in text and "import fashion_kit" not in text for text in tests.values())
+    script = tmp_path / "run.py"
+    script.write_text(
+        "import sys\nsys.modules['fashion_kit'] = None\n" + tests["q2_class_names"] + tests["q10_param_count"].replace(
+            "def test_it", "def test_it10") +
+        "\ntest_it(['x'] * 9 + ['Ankle boot'], 0, 0, 0)\ntest_it10(None, 100480, 1290, 101770)\n"
+        "try:\n    test_it10(None, 1, 2, 4)\nexcept AssertionError as e:\n    print('FAILED', e)\n", encoding="utf-8")
+    ran = subprocess.run([sys.executable, "-I", str(script)], capture_output=True, text=True)
+    assert ran.returncode == 0, ran.stderr
+    assert "FAILED total_params 應該等於" in ran.stdout and "Expected total_params == hidden_params" in ran.stdout
+
+
+# -- the reader and Keras agree ------------------------------------------------------------------------
+
+def _variants():
+    import keras
+    import tensorflow as tf
+
+    def lesson(hidden=tf.nn.relu, output=tf.nn.softmax):
+        return keras.Sequential([keras.layers.Input((28, 28)), keras.layers.Flatten(),
+                                 keras.layers.Dense(128, activation=hidden), keras.layers.Dense(10, activation=output)])
+
+    inputs = keras.Input((28, 28))
+    x = keras.layers.Dense(128, activation="relu")(keras.layers.Flatten()(inputs))
+    functional = keras.Model(inputs, keras.layers.Dense(10, activation="softmax")(x))
+    return {
+        "tf.nn": (lesson(), dict(loss=keras.losses.SparseCategoricalCrossentropy(),
+                                 metrics=[keras.metrics.SparseCategoricalAccuracy()])),
+        "keras.activations": (lesson(keras.activations.relu, keras.activations.softmax),
+                              dict(loss=keras.losses.sparse_categorical_crossentropy,
+                                   metrics=[keras.metrics.sparse_categorical_accuracy])),
+        "functional": (functional, dict(loss="sparse_categorical_crossentropy", metrics=["accuracy"])),
+        "strings": (lesson("relu", "softmax"), dict(loss="sparse_categorical_crossentropy", metrics=["acc"])),
+    }
+
+
+@pytest.fixture(scope="module")
+def variants(tmp_path_factory, data_dir):
+    import keras
+
+    from fashion_kit.grading import evaluator
+
+    folder = tmp_path_factory.mktemp("variants")
+    images = evaluator.read_idx(data_dir / evaluator.TEST_IMAGES)[:2000] / 255.0
+    labels = evaluator.read_idx(data_dir / evaluator.TEST_LABELS)[:2000]
+    found = {}
+    keras.utils.set_random_seed(1)
+    for name, (model, compiled) in _variants().items():
+        model.compile(optimizer="adam", **compiled)
+        model.fit(images, labels, epochs=1, batch_size=200, verbose=0)
+        model.save(folder / f"{name}.keras")
+        found[name] = (folder / f"{name}.keras", model, checks.describe_model(model))
+    return found
+
+
+@pytest.mark.parametrize("name", ["tf.nn", "keras.activations", "functional", "strings"])
+def test_the_reader_and_keras_agree_on_every_way_of_writing_the_lesson(variants, data_dir, name):
+    from fashion_kit.grading import evaluator
+
+    path, model, live = variants[name]
+    facts = evaluator.answer({"data": str(data_dir), "model": str(path), "accuracy": True})
+    images = evaluator.read_idx(data_dir / evaluator.TEST_IMAGES) / 255.0
+    labels = evaluator.read_idx(data_dir / evaluator.TEST_LABELS)
+    expected = float(np.mean(np.argmax(model.predict(images, verbose=0), axis=1) == labels))
+    assert facts["accuracy"] == pytest.approx(expected, abs=2e-4)
+    for key in ("layers", "params", "compiled", "optimizer", "loss", "metrics", "iterations"):
+        assert facts[key] == live[key], key  # the file read as data, the live model: the same facts
+    assert checks.check_q4_model({"model": facts}) == (1.0, [])
+    assert checks.check_q5_compile({"model": facts}) == (1.0, [])
+
+
+def _rewritten(source, target, change):
+    import h5py
+    import io
+    import zipfile
+
+    with zipfile.ZipFile(source) as zf:
+        config = json.loads(zf.read("config.json"))
+        weights = io.BytesIO(zf.read("model.weights.h5"))
+    with h5py.File(weights, "a") as f:
+        config = change(config, f) or config
+    with zipfile.ZipFile(source) as zf, zipfile.ZipFile(target, "w") as out:
+        for info in zf.infolist():
+            payload = {"config.json": json.dumps(config).encode(), "model.weights.h5": weights.getvalue()}.get(
+                info.filename, zf.read(info))
+            out.writestr(info, payload)
+    return target
+
+
+def _flatten_kernel(config, f):
+    kernel = np.array(f["layers/dense/vars/0"])
+    del f["layers/dense/vars/0"]
+    f["layers/dense/vars/0"] = kernel.reshape(-1)  # the right count, the wrong shape
+
+
+def _no_bias(config, f):
+    layer = next(x for x in config["config"]["layers"] if x["class_name"] == "Dense")
+    layer["config"]["use_bias"] = False  # the file still holds a bias
+
+
+def _transposed(config, f):
+    kernel = np.array(f["layers/dense/vars/0"])
+    del f["layers/dense/vars/0"]
+    f["layers/dense/vars/0"] = kernel.T.copy()
+
+
+@pytest.mark.parametrize("change", [_flatten_kernel, _no_bias, _transposed])
+def test_the_reader_refuses_what_keras_refuses_to_load(variants, data_dir, tmp_path, change):
+    import keras
+
+    from fashion_kit.grading import evaluator
+
+    path = _rewritten(variants["strings"][0], tmp_path / "changed.keras", change)
+    with pytest.raises(Exception):
+        keras.models.load_model(path, compile=False)
+    facts = evaluator.answer({"data": str(data_dir), "model": str(path), "accuracy": True})
+    assert "error" in facts and "accuracy" not in facts, facts
