@@ -63,7 +63,16 @@ class FilterUnavailable(RuntimeError):
     """The filter cannot be built or installed here; the message says what is missing."""
 
 
+# pyseccomp finds its libraries with ctypes.util.find_library, which runs ldconfig: a fork that fails
+# when the account is at its process limit, and slow. The Linux sonames are loaded directly instead.
+SONAMES = {"seccomp": "libseccomp.so.2", "c": "libc.so.6"}
+
+
 def _library():
+    import ctypes.util
+
+    find_library = ctypes.util.find_library
+    ctypes.util.find_library = lambda name: SONAMES.get(name) or find_library(name)
     try:
         import pyseccomp
     except (ImportError, RuntimeError, OSError) as e:  # pyseccomp raises RuntimeError without libseccomp
@@ -71,6 +80,8 @@ def _library():
             f"The sandbox's seccomp filter needs libseccomp2 (and the pyseccomp package): {e}. "
             "Install it: Debian/Ubuntu `sudo apt-get install libseccomp2`; Fedora `sudo dnf install libseccomp`."
         ) from None
+    finally:
+        ctypes.util.find_library = find_library
     return pyseccomp
 
 
