@@ -511,6 +511,24 @@ def test_user_sandbox_counts_its_shared_memory_files_against_the_memory_limit(us
 
 
 @needs_root
+def test_user_sandbox_counts_the_memory_of_a_double_forked_daemon(user_box, user_work):
+    # Re-parented away from the notebook, it stays in the supervised tree: phase 1 is its subreaper.
+    code = """
+        import os, time
+        if os.fork() == 0:
+            os.setsid()
+            if os.fork() == 0:
+                hog = b"x" * (300 * 2**20)
+                time.sleep(30)
+            os._exit(0)
+        time.sleep(30)
+    """
+    held = run_in(user_box, user_work, code, memory_limit_mb=256)
+    assert held.stopped == "memory", held
+    assert user_box.processes() == []
+
+
+@needs_root
 def test_user_sandbox_fork_bomb_hits_the_process_limit(user_box, user_work):
     result = run_in(user_box, user_work, FORK_BOMB, timeout=10)
     assert "fork refused: Resource temporarily unavailable" in result.log, result.log

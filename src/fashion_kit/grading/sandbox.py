@@ -26,6 +26,7 @@ from __future__ import annotations
 import functools
 import os
 import pwd
+import re
 import shutil
 import signal
 import stat
@@ -81,7 +82,7 @@ def adopt_orphans() -> None:
     if sys.platform.startswith("linux"):
         import ctypes
 
-        ctypes.CDLL(None).prctl(36, 1)  # 36 = PR_SET_CHILD_SUBREAPER
+        ctypes.CDLL(None).prctl(seccomp.PR_SET_CHILD_SUBREAPER, 1)
         _reaping = True
 
 
@@ -433,9 +434,12 @@ def _mounts() -> list[tuple[str, str]]:
         lines = Path("/proc/self/mounts").read_text().splitlines()
     except OSError:
         return []
-    # Spaces and other odd characters in a mount point are written as octal escapes.
-    unescape = lambda text: text.encode().decode("unicode_escape")  # noqa: E731
-    return [(unescape(line.split()[1]), line.split()[2]) for line in lines if len(line.split()) > 2]
+
+    # Spaces and other odd characters in a mount point are written as octal escapes (\040).
+    def unescape(text: str) -> str:
+        return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), text)
+
+    return [(unescape(fields[1]), fields[2]) for fields in map(str.split, lines) if len(fields) > 2]
 
 
 def memory_devices() -> set[int]:
@@ -557,6 +561,7 @@ class UnprivilegedUser(Sandbox):
         self.env = _tool("env", "coreutils")
         self._pdeathsig = _setpriv_has_pdeathsig(self.setpriv)
         self._prepared: set[str] = set()  # the account's own folders of this grading: never leftovers
+        self._memory_roots: tuple[list[str], set[int]] | None = None
 
     def _hold_the_account(self) -> None:
         """One grading at a time per account: kill_all kills every process of the account, so two
@@ -646,15 +651,14 @@ class UnprivilegedUser(Sandbox):
         remove_sysv_ipc(self.uid)
 
     def held_memory(self, members):
-        """The account's processes outside the supervised tree (a daemon re-parented away from it),
-        its files in memory file systems where every user may write, and unlinked files of those
-        file systems its processes keep open."""
-        tree = {p.pid for p in members}
-        processes = self.processes()
-        total = supervise.resident([p for p in processes if p.pid not in tree])
-        devices = memory_devices()
-        roots = [r for r in shared_writable() if _device(r) in devices]
-        seen = set()
+        """The account's files in memory file systems where every user may write, and unlinked files
+        of those file systems that ``members`` keep open. (Its processes are all in ``members``: the
+        filter's trampoline makes phase 1 the subreaper of whatever the notebook orphans.)"""
+        if self._memory_roots is None:  # the account cannot mount: what is mounted stays so
+            devices = memory_devices()
+            self._memory_roots = [r for r in shared_writable() if _device(r) in devices], devices
+        roots, devices = self._memory_roots
+        total, seen = 0, set()
         for count, entry in enumerate(_owned_in(roots, self.uid, self._prepared, into_owned=True)):
             if count > supervise.MAX_FOLDER_FILES:
                 return float("inf")  # a million empty files are inodes in memory all the same
@@ -665,7 +669,7 @@ class UnprivilegedUser(Sandbox):
             if stat.S_ISREG(st.st_mode) and (st.st_dev, st.st_ino) not in seen:
                 seen.add((st.st_dev, st.st_ino))
                 total += st.st_blocks * 512
-        for p in processes:
+        for p in members:
             try:
                 fds = os.listdir(f"/proc/{p.pid}/fd")
             except OSError:

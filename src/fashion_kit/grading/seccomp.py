@@ -2,7 +2,9 @@
 
 ``python -I -m fashion_kit.grading.seccomp PROGRAM ARGS...`` installs the filter (with
 ``PR_SET_NO_NEW_PRIVS``, so no set-uid program can shed it) and then becomes ``PROGRAM``; the filter
-holds for it and everything it starts. The sandboxes put this trampoline in front of every command
+holds for it and everything it starts. ``PROGRAM`` is also made the child subreaper of what it starts
+(kept across exec): a process the notebook double-forks away stays in the supervised tree, where its
+memory and tasks are counted. The sandboxes put this trampoline in front of every command
 they run: in the user sandbox (Gradescope's container has no namespaces) it is the wall against the
 network and shared memory; inside bubblewrap it is a second wall.
 
@@ -28,6 +30,7 @@ import os
 import sys
 
 AF_UNIX, AF_NETLINK = 1, 16
+PR_SET_CHILD_SUBREAPER = 36
 # Address families are below this (46 on Linux 6.x); every family at or above it is refused too.
 FAMILIES = 64
 # clone()'s namespace flags; its low byte is the exit signal, so CLONE_NEWTIME (0x80) cannot be told
@@ -60,7 +63,16 @@ class FilterUnavailable(RuntimeError):
     """The filter cannot be built or installed here; the message says what is missing."""
 
 
+# pyseccomp finds its libraries with ctypes.util.find_library, which runs ldconfig: a fork that fails
+# when the account is at its process limit, and slow. The Linux sonames are loaded directly instead.
+SONAMES = {"seccomp": "libseccomp.so.2", "c": "libc.so.6"}
+
+
 def _library():
+    import ctypes.util
+
+    find_library = ctypes.util.find_library
+    ctypes.util.find_library = lambda name: SONAMES.get(name) or find_library(name)
     try:
         import pyseccomp
     except (ImportError, RuntimeError, OSError) as e:  # pyseccomp raises RuntimeError without libseccomp
@@ -68,6 +80,8 @@ def _library():
             f"The sandbox's seccomp filter needs libseccomp2 (and the pyseccomp package): {e}. "
             "Install it: Debian/Ubuntu `sudo apt-get install libseccomp2`; Fedora `sudo dnf install libseccomp`."
         ) from None
+    finally:
+        ctypes.util.find_library = find_library
     return pyseccomp
 
 
@@ -125,6 +139,9 @@ def main(argv: list[str]) -> None:
         install()
     except FilterUnavailable as e:  # never run the program unprotected
         sys.exit(f"fashion-kit: {e}")
+    import ctypes
+
+    ctypes.CDLL(None).prctl(PR_SET_CHILD_SUBREAPER, 1)
     os.execve(argv[0], argv, _environment_given())
 
 
