@@ -16,7 +16,7 @@ import pytest
 
 from fashion_kit import assign, autograder_zip, contract, notebooks, settings as settings_module
 from fashion_kit.grading import evaluator, layout, verdicts
-from fashion_kit.grading.plugins import checkpoints, evidence, in_place, seeding
+from fashion_kit.grading.cells import checkpoints, evidence, grading_mode, in_place, seeding
 from fashion_kit.settings import Settings
 
 from .test_grading import QUESTIONS
@@ -197,11 +197,18 @@ def test_a_stopped_run_keeps_what_was_checked_and_names_the_cell():
     assert "Not checked" in output(results, "q6_fit")
 
 
-def test_otters_refusal_is_passed_on_with_no_score():
-    phase1 = verdicts.read_otter_results({"tests": [{"name": contract.OTTER_ERROR_TEST, "output": "wrong notebook"}]},
-                                         {q: float(p) for q, p in QUESTIONS.items()})
-    results = decided(phase1)
+def test_a_refused_submission_is_passed_on_with_no_score():
+    results = decided(verdicts.Phase1(refused="wrong notebook"))
     assert results["score"] == 0 and output(results, contract.OTTER_ERROR_TEST) == "wrong notebook"
+
+
+def test_the_public_box_keeps_the_checks_order_and_only_known_questions():
+    found = {"q2_class_names": {"score": 1, "public": "q2 passed"}, "q99": {"public": "forged"},
+             "q1_load_data": {"score": 0, "public": "q1 failed"}, "q3_normalize": {"public": 3}}
+    box = verdicts.read_public_box(found, {q: float(p) for q, p in QUESTIONS.items()})
+    assert box == "q2 passed\n\nq1 failed"
+    assert verdicts.read_public_box({"q1_load_data": {"score": 1}}, {"q1_load_data": 1.0}) is None
+    assert verdicts.read_public_box(["nope"], {"q1_load_data": 1.0}) is None
 
 
 def test_results_follow_gradescope_spec_in_every_shape():
@@ -356,7 +363,7 @@ def test_phase1_gets_none_of_our_environment(tmp_path):
     assert all(value.startswith(str(tmp_path)) for key, value in env.items() if key in ("HOME", "TMPDIR", "KERAS_HOME"))
 
 
-# -- the plugins that run in phase 1 ------------------------------------------------------------------
+# -- the cells phase 1 inserts --------------------------------------------------------------------------
 
 def notebook(*sources: str):
     return nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(s) for s in sources])
@@ -364,8 +371,8 @@ def notebook(*sources: str):
 
 def test_evidence_is_taken_right_after_each_questions_check_and_at_the_end_when_it_is_missing(tmp_path):
     nb = notebook("model = build()", 'grader.check("q4_model")', "x = 1", "grader.check('q9_accuracy')")
-    out = evidence.Evidence(None, None, {"folder": str(tmp_path)}).before_execution(nb)
-    sources = [c.source for c in out.cells]
+    evidence.apply(nb, tmp_path)
+    sources = [c.source for c in nb.cells]
     assert sources[2:4] == ['grader.check("q4_model")', "__fashion_kit_evidence__('q4_model')"]
     assert sources[5:7] == ["grader.check('q9_accuracy')", "__fashion_kit_evidence__('q9_accuracy')"]
     rest = [q for q in contract.EVIDENCE_QUESTIONS if q not in ("q4_model", "q9_accuracy")]
@@ -375,26 +382,28 @@ def test_evidence_is_taken_right_after_each_questions_check_and_at_the_end_when_
 
 def test_checkpoints_are_plain_json_and_mark_only_the_students_cells(tmp_path):
     nb = notebook("a = 1", "b = 2")
-    nb = evidence.Evidence(None, None, {"folder": str(tmp_path)}).before_execution(nb)
-    out = checkpoints.Checkpoints(None, None, {"folder": str(tmp_path)}).before_execution(nb)
-    helper = out.cells[0].source
+    evidence.apply(nb, tmp_path)
+    checkpoints.apply(nb, tmp_path)
+    helper = nb.cells[0].source
     assert "pickle" not in helper and "json.dump" in helper and contract.CHECKED_FILE in helper
-    markers = [c.source for c in out.cells if c.source.startswith("__fashion_kit_checkpoint__(")]
+    markers = [c.source for c in nb.cells if c.source.startswith("__fashion_kit_checkpoint__(")]
     assert markers == ["__fashion_kit_checkpoint__(1, 'a = 1')", "__fashion_kit_checkpoint__(2, 'b = 2')",
                        "__fashion_kit_checkpoint__(None, '')"]
 
 
 def test_seeding_uses_the_settings_seed_and_silences_progress_bars():
-    out = seeding.SeedTensorFlow(None, None, {"seed": 1234}).before_execution(notebook("x = 1"))
-    first = out.cells[0].source
+    nb = notebook("x = 1")
+    seeding.apply(nb, 1234)
+    first = nb.cells[0].source
     assert "set_random_seed(1234)" in first and "disable_interactive_logging()" in first
+    assert '"pre_run_cell"' in first and "numpy.random.seed(seed)" in first, "reseeded before every cell"
     assert "rfc3987_syntax" in first, "the kernel skips the optional module that costs 0.75 s to import"
 
 
 def test_check_all_cells_are_neutralised_so_each_question_counts_where_it_is_answered():
     nb = notebook('grader.check("q1_load_data")', "grader.check_all()", "x = 1\n  grader.check_all()  \ny = 2")
-    out = in_place.CheckEachQuestionInPlace(None, None, None).before_execution(nb)
-    assert [c.source for c in out.cells] == ['grader.check("q1_load_data")', "pass", "x = 1\npass\ny = 2"]
+    in_place.apply(nb)
+    assert [c.source for c in nb.cells] == ['grader.check("q1_load_data")', "pass", "x = 1\npass\ny = 2"]
 
 
 # -- one owner for settings, one manifest for the zip -------------------------------------------------

@@ -7,8 +7,9 @@ with ``--sandbox user``, local grading with bubblewrap.
 1. Before anything of the student's runs, everything the grade depends on is fixed: the settings,
    the questions and their points (the autograder's own tests), the data's checksums. Nothing of it
    is read again later from a place the notebook could write.
-2. Phase 1 (untrusted) runs Otter on a copy of the submission in a work folder, inside the sandbox,
-   under the time, memory, process and disk limits; afterwards no process of it survives.
+2. Phase 1 (untrusted) runs the notebook (:mod:`phase1`) on a copy of the submission in a work
+   folder, inside the sandbox, under the time, memory, process and disk limits; afterwards no
+   process of it survives.
 3. Phase 2 (trusted) copies out what phase 1 left (as data, with size limits, following no link),
    measures the saved models in a sandboxed evaluator, decides every question
    (:mod:`verdicts`) and writes ``results/results.json``, where phase 1 could never write.
@@ -76,7 +77,8 @@ def grade(autograder_dir: Path, box: sandboxes.Sandbox, *, scratch: Path | None 
         clock.append(("prepare", time.monotonic()))
         python = Path(sys.executable)
         command = box.command(
-            [str(python), "-I", "-m", "fashion_kit.grading.phase1", str(work), str(settings.seed)],
+            [str(python), "-I", "-m", "fashion_kit.grading.phase1", str(work), str(settings.seed),
+             settings.assignment_name],
             work=work, env=layout.phase1_env(work, python),
         )
         ran = supervise.run(
@@ -119,17 +121,20 @@ def notebook_language(submission: Path, scratch: Path) -> str | None:
 
 
 def read_phase1(work: Path, trusted: Path, questions: dict[str, float], ran: supervise.Supervised) -> verdicts.Phase1:
-    """What phase 1 left, read as untrusted data: Otter's results when it finished, else the
-    checkpoints and the reason it stopped."""
+    """What phase 1 left, read as untrusted data: why it refused the submission, if it did; else the
+    checkpoints' verdicts and, when it did not finish, why it stopped and where."""
     evidence = work / c.EVIDENCE_DIR
-    otter_results = None
-    if ran.stopped is None:
-        otter_results = layout.read_untrusted_json(work / c.WORK_RESULTS, "results.json", trusted)
-    if otter_results is not None:
-        phase1 = verdicts.read_otter_results(otter_results, questions)
+    phase1 = verdicts.Phase1()
+    finished = ran.stopped is None and ran.returncode == 0
+    refused = layout.read_untrusted_json(evidence, c.REFUSED_FILE, trusted) if finished else None
+    if isinstance(refused, dict):
+        phase1.refused = verdicts.text_of(refused.get("message")) or "The grader could not grade the notebook."
+        return phase1
+    checked = layout.read_untrusted_json(evidence, c.CHECKED_FILE, trusted)
+    phase1.kernel = verdicts.read_kernel(checked, questions)
+    if finished:
+        phase1.public_box = verdicts.read_public_box(checked, questions)
     else:
-        phase1 = verdicts.Phase1()
-        phase1.kernel = verdicts.read_kernel(layout.read_untrusted_json(evidence, c.CHECKED_FILE, trusted), questions)
         phase1.stopped = _why_stopped(ran)
         cell = layout.read_untrusted_json(evidence, c.RUNNING_FILE, trusted)
         if isinstance(cell, dict) and isinstance(cell.get("cell"), int):

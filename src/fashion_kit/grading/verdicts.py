@@ -1,9 +1,9 @@
 """Phase 2, trusted: decide each question from what phase 1 left, and write Gradescope's results.
 
 Two verdicts meet here. The *in-kernel* verdict is what Otter's checks said inside the student's
-kernel (its results.json, or, for a stopped run, the checkpoints); the student's code could have
-patched those checks, so it is read as untrusted data: validated, every score capped at the points
-the autograder's own tests give the question. The *evidence* verdict comes from files the grader
+kernel (the checkpoints' trail, written after every check); the student's code could have patched
+those checks, so it is read as untrusted data: validated, every score capped at the points the
+autograder's own tests give the question. The *evidence* verdict comes from files the grader
 measured itself (:mod:`evaluator`): the model saved where each question was answered, the
 student's own saved file, the grader's own test set. A question's score is the lower of the two;
 questions without evidence (q1, q2, q3, q10) keep the in-kernel verdict.
@@ -38,7 +38,7 @@ class Phase1:
 
     kernel: dict[str, Kernel] = field(default_factory=dict)
     public_box: str | None = None  # Otter's "Public Tests" summary
-    refused: str | None = None  # Otter's "Autograder Error" message (e.g. the wrong notebook)
+    refused: str | None = None  # why phase 1 would not grade the submission (e.g. the wrong notebook)
     stopped: str | None = None  # None, or a kind from stopped.py
     running_cell: dict | None = None
     reported_test_acc: float | None = None
@@ -69,19 +69,14 @@ def read_kernel(found, questions: dict[str, float]) -> dict[str, Kernel]:
     return out
 
 
-def read_otter_results(results, questions: dict[str, float]) -> Phase1:
-    """Phase 1 from Otter's own (untrusted) results.json."""
-    phase1 = Phase1()
-    tests = results.get("tests") if isinstance(results, dict) else None
-    if not isinstance(tests, list):
-        return phase1
-    by_name = {t.get("name"): t for t in tests if isinstance(t, dict) and isinstance(t.get("name"), str)}
-    phase1.kernel = read_kernel(by_name, questions)
-    if c.OTTER_ERROR_TEST in by_name:
-        phase1.refused = text_of(by_name[c.OTTER_ERROR_TEST].get("output")) or "Otter refused to grade the notebook."
-    if "Public Tests" in by_name:
-        phase1.public_box = clean_output(text_of(by_name["Public Tests"].get("output")))
-    return phase1
+def read_public_box(found, questions: dict[str, float]) -> str | None:
+    """Otter's "Public Tests" box from untrusted checkpoints: each checked question's public
+    message, in the order they were first checked."""
+    if not isinstance(found, dict):
+        return None
+    parts = [text_of(entry.get("public")) for name, entry in found.items()
+             if name in questions and isinstance(entry, dict) and isinstance(entry.get("public"), str)]
+    return clean_output(text_of("\n\n".join(parts))) if parts else None
 
 
 # -- evidence verdicts: (points, message) --------------------------------------------------------------

@@ -1,13 +1,15 @@
-"""Otter plugin: a trail that lets grading survive a notebook stopped before it finishes.
+"""Cells: a trail that lets grading survive a notebook stopped before it finishes.
 
-Otter writes its results only once, after the last cell. If a notebook hangs, or its kernel is
-killed for using too much memory, nothing is written and the student would score 0 with no word of
-why. This plugin puts a small cell in front of every code cell of the submission (and one after the
-last) that, inside the student's kernel, records in the evidence folder
+Phase 1 keeps no results of its own: the checks' verdicts are the trail. If a notebook hangs, or its
+kernel is killed for using too much memory, the trail up to there is what the student keeps, with a
+word of why. A small cell goes in front of every code cell of the submission (and one after the last,
+the questions checked at the very end included) that, inside the student's kernel, records in the
+evidence folder
 
 * ``running.json``: which of the student's code cells is about to run (its number and first line);
-* ``checked.json``: the questions Otter has checked so far, each with its score, its possible points
-  and its message, rewritten only when a new check has happened.
+* ``checked.json``: the questions Otter has checked so far, in the order they were first checked,
+  each with its score, its possible points, its message and the message of its public tests alone
+  (Otter's "Public Tests" box), rewritten only when a new check has happened.
 
 Both are plain JSON written by the student's kernel: the trusted phase validates them, caps every
 score at the points the autograder's own tests give the question, and never executes anything from
@@ -19,7 +21,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import nbformat
-from otter.plugins import AbstractOtterPlugin
 
 from ...contract import CHECKED_FILE, RUNNING_FILE
 from . import is_kit_cell, kit_cell
@@ -39,7 +40,8 @@ def __fashion_kit_checkpoint__(cell, first_line, folder={folder!r}):
         questions = {{}}
         for test in checked:
             questions[test.name] = {{"score": float(test.score), "possible": float(test.possible),
-                                    "output": test.summary()[:{chars}]}}
+                                    "output": test.summary()[:{chars}],
+                                    "public": test.summary(public_only=True)[:{chars}]}}
         with open(os.path.join(folder, "{checked}.partial"), "w", encoding="utf-8") as f:
             json.dump(questions, f, ensure_ascii=False)
         os.replace(os.path.join(folder, "{checked}.partial"), os.path.join(folder, "{checked}"))
@@ -56,21 +58,16 @@ def first_line(source: str) -> str:
     return line if len(line) <= FIRST_LINE_CHARS else line[: FIRST_LINE_CHARS - 1] + "…"
 
 
-class Checkpoints(AbstractOtterPlugin):
-    """Configured as ``{"...Checkpoints": {"folder": PATH}}`` (the evidence folder)."""
-
-    def before_execution(self, submission):
-        if not isinstance(submission, nbformat.NotebookNode):
-            return submission  # a .py submission is one cell; there is nothing to mark
-        folder = str(Path(self.plugin_config["folder"]).resolve())
-        cells = [kit_cell(HELPER_CELL.format(folder=folder, checked=CHECKED_FILE, running=RUNNING_FILE,
-                                             chars=MESSAGE_CHARS))]
-        number = 0
-        for cell in submission.cells:
-            if cell.cell_type == "code" and not is_kit_cell(cell):
-                number += 1
-                cells.append(kit_cell(MARKER_CELL.format(cell=number, first_line=first_line(cell.source))))
-            cells.append(cell)
-        cells.append(kit_cell(MARKER_CELL.format(cell=None, first_line="")))
-        submission.cells = cells
-        return submission
+def apply(nb: nbformat.NotebookNode, folder: Path) -> None:
+    """Insert the checkpoint cells; ``folder`` is the evidence folder."""
+    folder = str(Path(folder).resolve())
+    cells = [kit_cell(HELPER_CELL.format(folder=folder, checked=CHECKED_FILE, running=RUNNING_FILE,
+                                         chars=MESSAGE_CHARS))]
+    number = 0
+    for cell in nb.cells:
+        if cell.cell_type == "code" and not is_kit_cell(cell):
+            number += 1
+            cells.append(kit_cell(MARKER_CELL.format(cell=number, first_line=first_line(cell.source))))
+        cells.append(cell)
+    cells.append(kit_cell(MARKER_CELL.format(cell=None, first_line="")))
+    nb.cells = cells
