@@ -12,16 +12,22 @@ reads it only as data. A submission for another assignment is not run: ``refused
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import sys
 from pathlib import Path
 
 from .. import contract as c
 
+import time
+
 KERNEL_NAME = "python3"  # as Otter grades: the environment's own Python kernel, whatever the notebook asks
 # In the private home: the kernel's connection file, and its sockets beside it (kernel-1, kernel-2...).
 CONNECTION_FILE, SOCKETS = "kernel.json", "kernel"
 ERROR_CHARS = 300
+# The log's timing line names this many of the slowest cells.
+SLOWEST_CELLS = 5
 
 
 def find_notebook(submission: Path) -> tuple[Path | None, str | None]:
@@ -47,11 +53,47 @@ def refuse(evidence: Path, why: str) -> None:
     print(message)
 
 
-def execute(nb, cwd: Path, home: Path) -> None:
+def first_line(cell) -> str:
+    return next((line.strip() for line in cell.source.splitlines() if line.strip()), "")[:60]
+
+
+class Timings:
+    """Where phase 1's seconds went, for the log: the kernel's start, the kit's cells, the student's,
+    and the slowest cells by their first line."""
+
+    def __init__(self):
+        self.started, self.cell_started, self.first_cell = time.monotonic(), None, None
+        self.kit = self.student = 0.0
+        self.cells: list[tuple[float, str]] = []
+
+    def cell_start(self, cell, cell_index):
+        self.cell_started = time.monotonic()
+        self.first_cell = self.first_cell or self.cell_started
+
+    def cell_executed(self, cell, cell_index, execute_reply):
+        from .cells import is_kit_cell
+
+        seconds = time.monotonic() - (self.cell_started or time.monotonic())
+        if is_kit_cell(cell):
+            self.kit += seconds
+        else:
+            self.student += seconds
+        self.cells.append((seconds, first_line(cell)))
+
+    def line(self) -> str:
+        kernel = (self.first_cell or time.monotonic()) - self.started
+        slowest = ", ".join(f"{s:.2f}={text!r}" for s, text in sorted(self.cells, reverse=True)[:SLOWEST_CELLS])
+        return (f"fashion-kit phase 1: kernel_start={kernel:.2f} kit_cells={self.kit:.2f} "
+                f"student_cells={self.student:.2f} slowest: {slowest}")
+
+
+def execute(nb, cwd: Path, home: Path, timings: Timings | None = None) -> None:
     """Run every cell of ``nb`` in a new kernel started in ``cwd``; raises nbclient's DeadKernelError
     if the kernel dies. Nothing of the cells' output is kept; their errors are logged in one line."""
     from jupyter_client.manager import AsyncKernelManager
     from nbclient import NotebookClient
+
+    timings = timings or Timings()
 
     class Quiet(NotebookClient):
         def output(self, outs, msg, display_id, cell_index):
@@ -59,14 +101,19 @@ def execute(nb, cwd: Path, home: Path) -> None:
 
     def log_error(cell, cell_index, execute_reply):
         content = execute_reply.get("content", {})
-        first = next((line.strip() for line in cell.source.splitlines() if line.strip()), "")
-        print(f"cell {first[:60]!r}: {content.get('ename')}: {str(content.get('evalue'))[:ERROR_CHARS]}", flush=True)
+        print(f"cell {first_line(cell)!r}: {content.get('ename')}: {str(content.get('evalue'))[:ERROR_CHARS]}",
+              flush=True)
 
-    km = AsyncKernelManager(kernel_name=KERNEL_NAME, transport="ipc", ip=str(home / SOCKETS),
+    # A Unix socket's path holds at most 107 bytes, fewer than a work folder's may take. The path is
+    # given relative to the notebook's folder, the kernel's working folder and, while it runs, ours.
+    sockets = os.path.relpath(home / SOCKETS, cwd)
+    km = AsyncKernelManager(kernel_name=KERNEL_NAME, transport="ipc", ip=sockets,
                             connection_file=str(home / CONNECTION_FILE))
     client = Quiet(nb, km=km, timeout=None, allow_errors=True, record_timing=False, shutdown_kernel="immediate",
-                   resources={"metadata": {"path": str(cwd)}}, on_cell_error=log_error)
-    client.execute()
+                   resources={"metadata": {"path": str(cwd)}}, on_cell_error=log_error,
+                   on_cell_start=timings.cell_start, on_cell_executed=timings.cell_executed)
+    with contextlib.chdir(cwd):
+        client.execute(cleanup_kc=True)  # and the kernel is shut down: this client started it
 
 
 def main(work: str, seed: str, assignment: str) -> int:
@@ -86,11 +133,14 @@ def main(work: str, seed: str, assignment: str) -> int:
         refuse(evidence, why)
         return 0
     cells.prepare(nb, evidence=evidence, tests=work / c.WORK_SOURCE / "tests", cwd=submission, seed=int(seed))
+    timings = Timings()
     try:
-        execute(nb, submission, work / c.WORK_HOME)
+        execute(nb, submission, work / c.WORK_HOME, timings)
     except DeadKernelError as e:
         print(f"DeadKernelError: {e}", flush=True)
         return 1
+    finally:
+        print(timings.line(), flush=True)
     return 0
 
 
