@@ -16,11 +16,10 @@ import contextlib
 import json
 import os
 import sys
+import time
 from pathlib import Path
 
 from .. import contract as c
-
-import time
 
 KERNEL_NAME = "python3"  # as Otter grades: the environment's own Python kernel, whatever the notebook asks
 # In the private home: the kernel's connection file, and its sockets beside it (kernel-1, kernel-2...).

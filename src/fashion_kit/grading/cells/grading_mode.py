@@ -21,8 +21,8 @@ IGNORE_TAG = "otter_ignore"  # Otter's tag for a cell that is not run when gradi
 NOTEBOOK = "__fashion_kit_otter_notebook__"
 
 ENTER_CELL = """\
-import sys as _fashion_kit_sys
 from otter import Notebook as {notebook}
+import sys as _fashion_kit_sys
 {notebook}.init_grading_mode({tests!r})
 _fashion_kit_sys.path.append({cwd!r})
 del _fashion_kit_sys
