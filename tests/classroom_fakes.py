@@ -161,7 +161,6 @@ class RecordingGrader(FakeGrader):
         self.__dict__.update(state, _lock=threading.Lock())
 
     def __call__(self, notebook, autograder_zip, output_folder, **kwargs):
-        import time
         import uuid
 
         text = Path(notebook).read_text(encoding="utf-8")

@@ -539,3 +539,26 @@ def test_hostile_entry_gets_exactly_its_expected_scores(hostile_gradings, entry,
     assert graded["shared"] == [], f"{entry['name']} in {layout}: left behind where every user may write"
     assert bool(graded["connections"]) == network, (
         f"{entry['name']} in {layout}: {len(graded['connections'])} connection(s) reached the test's port")
+
+
+def _reference_as_gradescope(notebook: Path, autograder_zip: Path) -> run.Outcome:
+    folder = Path(tempfile.mkdtemp(prefix="fashion-kit-reference-"))
+    folder.chmod(0o711)  # the user sandbox's account passes through, as on Gradescope
+    try:
+        with _user_sandbox_thread_lock, open(USER_SANDBOX_LOCK, "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            return grade_as_gradescope(notebook, autograder_zip, settings_module.from_zip(autograder_zip), {},
+                                       folder, folder / "graded")
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.mark.slow
+def test_reference_solution_scores_full_marks_in_gradescopes_layout(built, grader, request):
+    if os.geteuid() != 0:
+        pytest.skip(NEEDS_ROOT)
+    request.getfixturevalue("gradescope_account")
+    outcome = grader.submit_call("reference-user", _reference_as_gradescope, built.solutions["en"],
+                                 built.autograder_zip).result()
+    assert outcome.status == "graded" and outcome.sandbox == "user", outcome.message + outcome.log[-3000:]
+    assert {q: score for q, (score, _) in outcome.scores.items()} == QUESTIONS

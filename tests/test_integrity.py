@@ -17,7 +17,7 @@ import pytest
 
 from fashion_kit import assign, autograder_zip, checks, contract, notebooks, settings as settings_module
 from fashion_kit.grading import core, evaluator, layout, verdicts
-from fashion_kit.grading.plugins import checkpoints, evidence, in_place, seeding
+from fashion_kit.grading.cells import checkpoints, evidence, in_place, seeding
 from fashion_kit.settings import Settings
 
 from .test_grading import QUESTIONS
@@ -230,11 +230,9 @@ def test_a_stopped_run_keeps_what_was_answered_and_names_the_cell():
     assert "Not checked" in output(results, "q6_fit")
 
 
-def test_otters_refusal_is_passed_on_with_no_score():
-    refused = verdicts.refusal({"tests": [{"name": contract.OTTER_ERROR_TEST, "output": "wrong notebook"}]})
-    results = decided(refused=refused)
+def test_a_refused_submission_is_passed_on_with_no_score():
+    results = decided(refused="wrong notebook")
     assert results["score"] == 0 and output(results, contract.OTTER_ERROR_TEST) == "wrong notebook"
-    assert verdicts.refusal({"tests": [{"name": "q1_load_data", "score": 100}]}) is None
 
 
 def test_results_follow_gradescope_spec_in_every_shape():
@@ -403,7 +401,7 @@ def test_phase1_gets_none_of_our_environment(tmp_path):
     assert all(value.startswith(str(tmp_path)) for key, value in env.items() if key in ("HOME", "TMPDIR", "KERAS_HOME"))
 
 
-# -- the plugins that run in phase 1 ------------------------------------------------------------------
+# -- the cells phase 1 inserts --------------------------------------------------------------------------
 
 def notebook(*sources: str):
     return nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(s) for s in sources])
@@ -411,8 +409,8 @@ def notebook(*sources: str):
 
 def test_evidence_is_taken_right_after_each_questions_check_and_at_the_end_when_it_is_missing(tmp_path):
     nb = notebook("model = build()", 'grader.check("q4_model")', "x = 1", "grader.check('q9_accuracy')")
-    out = evidence.Evidence(None, None, {"folder": str(tmp_path)}).before_execution(nb)
-    sources = [c.source for c in out.cells]
+    evidence.apply(nb, tmp_path)
+    sources = [c.source for c in nb.cells]
     assert sources[2:4] == ['grader.check("q4_model")', "__fashion_kit_evidence__('q4_model')"]
     assert sources[5:7] == ["grader.check('q9_accuracy')", "__fashion_kit_evidence__('q9_accuracy')"]
     rest = [q for q in contract.QUESTIONS if q not in ("q4_model", "q9_accuracy")]
@@ -476,26 +474,28 @@ def test_the_work_folder_holds_only_public_tests_and_no_hidden_test_is_in_reach(
 
 def test_checkpoints_are_plain_json_and_mark_only_the_students_cells(tmp_path):
     nb = notebook("a = 1", "b = 2")
-    nb = evidence.Evidence(None, None, {"folder": str(tmp_path)}).before_execution(nb)
-    out = checkpoints.Checkpoints(None, None, {"folder": str(tmp_path)}).before_execution(nb)
-    helper = out.cells[0].source
+    evidence.apply(nb, tmp_path)
+    checkpoints.apply(nb, tmp_path)
+    helper = nb.cells[0].source
     assert "pickle" not in helper and "json.dump" in helper
-    markers = [c.source for c in out.cells if c.source.startswith("__fashion_kit_checkpoint__(")]
+    markers = [c.source for c in nb.cells if c.source.startswith("__fashion_kit_checkpoint__(")]
     assert markers == ["__fashion_kit_checkpoint__(1, 'a = 1')", "__fashion_kit_checkpoint__(2, 'b = 2')",
                        "__fashion_kit_checkpoint__(None, '')"]
 
 
 def test_seeding_uses_the_settings_seed_and_silences_progress_bars():
-    out = seeding.SeedTensorFlow(None, None, {"seed": 1234}).before_execution(notebook("x = 1"))
-    first = out.cells[0].source
+    nb = notebook("x = 1")
+    seeding.apply(nb, 1234)
+    first = nb.cells[0].source
     assert "set_random_seed(1234)" in first and "disable_interactive_logging()" in first
+    assert '"pre_run_cell"' in first and "numpy.random.seed(seed)" in first, "reseeded before every cell"
     assert "rfc3987_syntax" in first, "the kernel skips the optional module that costs 0.75 s to import"
 
 
 def test_check_all_cells_are_neutralised_so_each_question_counts_where_it_is_answered():
     nb = notebook('grader.check("q1_load_data")', "grader.check_all()", "x = 1\n  grader.check_all()  \ny = 2")
-    out = in_place.CheckEachQuestionInPlace(None, None, None).before_execution(nb)
-    assert [c.source for c in out.cells] == ['grader.check("q1_load_data")', "pass", "x = 1\npass\ny = 2"]
+    in_place.apply(nb)
+    assert [c.source for c in nb.cells] == ['grader.check("q1_load_data")', "pass", "x = 1\npass\ny = 2"]
 
 
 # -- one owner for settings, one manifest for the zip -------------------------------------------------

@@ -452,18 +452,18 @@ def test_user_sandbox_removes_everything_its_account_owns_where_every_user_may_w
     rooted.mkdir(mode=0o777)
     rooted.chmod(0o1777)
     (rooted / "root-file").write_text("root's")
-    plant = f"""
+    plant = """
         import ctypes, os, sys
         token, roots, rooted = sys.argv[1], sys.argv[2].split(","), sys.argv[3]
         for root in roots:
-            os.makedirs(f"{{root}}/{{token}}-dir/a/b", exist_ok=True)
-            open(f"{{root}}/{{token}}-dir/a/b/deep", "w").write("x")
-            open(f"{{root}}/{{token}}-top", "w").write("x")
-        open(f"{{rooted}}/account-file", "w").write("x")
+            os.makedirs(f"{root}/{token}-dir/a/b", exist_ok=True)
+            open(f"{root}/{token}-dir/a/b/deep", "w").write("x")
+            open(f"{root}/{token}-top", "w").write("x")
+        open(f"{rooted}/account-file", "w").write("x")
         libc = ctypes.CDLL(None, use_errno=True)
         key = int(token[:7], 16)
         made = [libc.shmget(key, 4096, 0o1600), libc.msgget(key + 1, 0o1600), libc.semget(key + 2, 1, 0o1600)]
-        mq = ctypes.CDLL("librt.so.1", use_errno=True).mq_open(f"/{{token}}".encode(), os.O_CREAT | os.O_RDWR, 0o600, None)
+        mq = ctypes.CDLL("librt.so.1", use_errno=True).mq_open(f"/{token}".encode(), os.O_CREAT | os.O_RDWR, 0o600, None)
         print(made, mq)
         assert min(made) >= 0 and mq >= 0, os.strerror(ctypes.get_errno())
     """

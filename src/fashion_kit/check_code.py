@@ -73,7 +73,7 @@ def expand_check(question: str, public: bool, indent: str) -> str:
     """The lines that replace ``CHECK(question, public=...)`` in a test function: the check's code,
     then an assertion on its verdict with its messages."""
     collect, check = f"collect_{question}", f"check_{question}"
-    body = (f"__fashion_kit_values__ = dict(locals())\n"
+    body = ("__fashion_kit_values__ = dict(locals())\n"
             + source_for(collect, check)
             + f"__fashion_kit_fraction__, __fashion_kit_messages__ = {check}({collect}(__fashion_kit_values__), "
               f"public={public})\n"

@@ -30,18 +30,21 @@ MEASURED_KEY = "fashion_kit_measured"
 # results.json's extra_data: the language of the submitted notebook (zh-TW, en), for feedback pages.
 LANGUAGE_KEY = "fashion_kit_language"
 
-# Otter names the test it writes, and no scores, when it refuses to grade a submission.
+# The test results.json holds, and no scores, when a submission cannot be graded (Otter's name for it).
 OTTER_ERROR_TEST = "Autograder Error"
 CHALLENGE_TEST, LEADERBOARD_NAME = "Challenge bonus", "Challenge test accuracy"
 
 # The phase-1 work folder: a copy of what the notebook may see, and the only place it may write.
-# It mirrors Gradescope's layout, which Otter expects.
-WORK_SOURCE, WORK_SUBMISSION, WORK_RESULTS, WORK_HOME = "source", "submission", "results", "home"
+# It mirrors Gradescope's layout: the tests in source/tests, the submission's files, a private home.
+WORK_SOURCE, WORK_SUBMISSION, WORK_HOME = "source", "submission", "home"
+# Gradescope's own folder for results.json, beside source/ and submission/ (phase 1 never sees it).
+RESULTS_DIR = "results"
 # Inside the work folder: what the kernel leaves for the trusted phase, read as data only.
 EVIDENCE_DIR = "evidence"
 RUNNING_FILE = "running.json"  # the student's code cell that is about to run
 # Of every question, what the grader's cell collected right after it was answered (checks.collect_*).
 QUESTION_VALUES = "{question}.json"
+REFUSED_FILE = "refused.json"  # why phase 1 would not run the submission (the wrong notebook), if so
 TEST_IMAGES_FILE = "test_images.npy"  # the notebook's own test_images at question 8
 # Of a question with evidence, the grader saves `model` right after the question is answered.
 MODEL_SNAPSHOT = "{question}.keras"

@@ -131,7 +131,7 @@ def grade(
             timeout=settings.timeout_seconds + OUTER_GRACE_SECONDS,
             memory_limit_mb=settings.memory_limit_mb + OUTER_MEMORY_MARGIN_MB, cancel=cancel,
         )
-        results_path = ag_dir / contract.WORK_RESULTS / "results.json"
+        results_path = ag_dir / contract.RESULTS_DIR / "results.json"
         results = read_results(results_path)
         if output_dir is not None and results is not None:
             Path(output_dir).mkdir(parents=True, exist_ok=True)

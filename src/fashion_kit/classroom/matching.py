@@ -28,7 +28,7 @@ from pathlib import PurePath
 
 from ..contract import natural_key
 from ..errors import KitError
-from .roster import Student, fold, full_name, get, identifier, is_cjk
+from .roster import Student, full_name, get, identifier, is_cjk
 
 MISSING = "missing"
 # A student with no upload in a batch that did not finish: the upload may be among those not graded yet.

@@ -7,9 +7,10 @@ with ``--sandbox user``, local grading with bubblewrap.
 1. Before anything of the student's runs, everything the grade depends on is fixed: the settings,
    the questions and their points (the autograder's own tests), the data's checksums. Nothing of it
    is read again later from a place the notebook could write.
-2. Phase 1 (untrusted) runs Otter on a copy of the submission in a work folder, inside the sandbox,
-   under the time, memory, process and disk limits; afterwards no process of it survives. The
-   grader's own cells leave each question's values and the model snapshots there.
+2. Phase 1 (untrusted) runs the notebook (:mod:`phase1`) on a copy of the submission in a work
+   folder, inside the sandbox, under the time, memory, process and disk limits; afterwards no
+   process of it survives. The grader's own cells leave each question's values and the model
+   snapshots there.
 3. Phase 2 (trusted), the only judge, copies out what phase 1 left (as data, with size limits,
    following no link), measures each saved model in a sandboxed evaluator process of its own,
    decides every question with the kit's checks (:mod:`verdicts`, :mod:`fashion_kit.checks`) and
@@ -83,7 +84,8 @@ def grade(autograder_dir: Path, box: sandboxes.Sandbox, *, scratch: Path | None 
         clock.append(("prepare", time.monotonic()))
         python = Path(sys.executable)
         command = box.command(
-            [str(python), "-I", "-m", "fashion_kit.grading.phase1", str(work), str(settings.seed)],
+            [str(python), "-I", "-m", "fashion_kit.grading.phase1", str(work), str(settings.seed),
+             settings.assignment_name],
             work=work, env=layout.phase1_env(work, python),
         )
         ran = supervise.run(
@@ -127,19 +129,21 @@ def notebook_language(submission: Path, scratch: Path) -> str | None:
 
 
 def read_phase1(work: Path, trusted: Path, questions: dict[str, float], ran: supervise.Supervised) -> verdicts.Phase1:
-    """What phase 1 left, read as untrusted data: each question's collected values, why it stopped
-    (and in which cell), and whether Otter refused the notebook. No score of the kernel's is read:
-    phase 2 decides every question."""
+    """What phase 1 left, read as untrusted data: why it refused the submission, if it did; else each
+    question's collected values and, when it did not finish, why it stopped (and in which cell). No
+    score of the kernel's is read: phase 2 decides every question."""
     evidence = work / c.EVIDENCE_DIR
     phase1 = verdicts.Phase1()
+    finished = ran.stopped is None and ran.returncode == 0
+    refused = layout.read_untrusted_json(evidence, c.REFUSED_FILE, trusted) if finished else None
+    if isinstance(refused, dict):
+        phase1.refused = verdicts.text_of(refused.get("message")) or "The grader could not grade the notebook."
+        return phase1
     for name in questions:
         found = layout.read_untrusted_json(evidence, c.QUESTION_VALUES.format(question=name), trusted)
         if found is not None:
             phase1.values[name] = found
-    if ran.stopped is None:
-        otter_results = layout.read_untrusted_json(work / c.WORK_RESULTS, "results.json", trusted)
-        phase1.refused = verdicts.refusal(otter_results)
-    if ran.stopped is not None or ran.returncode != 0:
+    if not finished:
         phase1.stopped = _why_stopped(ran)
         cell = layout.read_untrusted_json(evidence, c.RUNNING_FILE, trusted)
         if isinstance(cell, dict) and isinstance(cell.get("cell"), int):

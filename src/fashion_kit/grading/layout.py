@@ -2,9 +2,9 @@
 
 Gradescope grades in ``/autograder``: ``source/`` (the unzipped autograder), ``submission/`` (what the
 student uploaded) and ``results/`` (where ``results.json`` goes). Phase 1 never sees that folder.
-It gets a *work folder* holding a copy of what it may see, laid out the same way because Otter
-expects it, with a private home; it is the only place phase 1 can write. Whatever phase 1 leaves
-there is copied out by :func:`copy_untrusted`, which follows no link and reads no more than a limit.
+It gets a *work folder* holding a copy of what it may see, laid out the same way, with a private
+home; it is the only place phase 1 can write. Whatever phase 1 leaves there is copied out by
+:func:`copy_untrusted`, which follows no link and reads no more than a limit.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ def make_gradescope_folder(folder: Path, autograder_zip: Path, notebook, extra_f
 
     from .. import notebooks
 
-    for name in (c.WORK_SOURCE, c.WORK_SUBMISSION, c.WORK_RESULTS):
+    for name in (c.WORK_SOURCE, c.WORK_SUBMISSION, c.RESULTS_DIR):
         (folder / name).mkdir(parents=True)
     (folder / "submission_metadata.json").write_text("{}", encoding="utf-8")
     with zipfile.ZipFile(autograder_zip) as zf:
@@ -46,7 +46,7 @@ def make_gradescope_folder(folder: Path, autograder_zip: Path, notebook, extra_f
 
 def make_work_folder(work: Path, source: Path, submission: Path) -> None:
     """Fill ``work`` with what phase 1 may see: the settings and tests (Otter needs them), the
-    submission's files, an empty results folder, a home with the data set in its Keras cache."""
+    submission's files, the evidence folder, a home with the data set in its Keras cache."""
     (work / c.WORK_SOURCE).mkdir(parents=True)
     (work / c.WORK_SOURCE / "otter_config.json").write_text(
         settings.without_secrets(source / "otter_config.json"), encoding="utf-8")
@@ -58,10 +58,7 @@ def make_work_folder(work: Path, source: Path, submission: Path) -> None:
     # The submission's files, never a link: a link could point phase 1 at anything of ours.
     shutil.copytree(submission, work / c.WORK_SUBMISSION, symlinks=True,
                     ignore=lambda folder, names: [n for n in names if os.path.islink(os.path.join(folder, n))])
-    (work / c.WORK_RESULTS).mkdir()
     (work / c.EVIDENCE_DIR).mkdir()
-    # Otter hands this to plugins; the kit's need none of it, so none of the student's details go in.
-    (work / "submission_metadata.json").write_text("{}", encoding="utf-8")
     cache = work / c.WORK_HOME / ".keras" / "datasets" / "fashion-mnist"
     cache.mkdir(parents=True)
     for name in data.FILES:

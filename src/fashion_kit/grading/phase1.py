@@ -1,48 +1,147 @@
-"""Phase 1, untrusted: run Otter on the notebook. This program runs inside the sandbox.
+"""Phase 1, untrusted: run the student's notebook, with the kit's cells, in a kernel. This program
+runs inside the sandbox.
 
-``python -I -m fashion_kit.grading.phase1 WORK SEED`` grades ``WORK/submission/`` with Otter, the way
-Gradescope would (``WORK`` mirrors Gradescope's ``/autograder`` layout), with the kit's plugins in
-front. Everything it writes — ``WORK/results/results.json`` and the evidence folder — is written
-beside, and can be rewritten by, the student's code; the trusted phase reads it only as data.
+``python -I -m fashion_kit.grading.phase1 WORK SEED ASSIGNMENT`` executes the notebook in
+``WORK/submission/`` with nbclient, the kit's cells inserted (:mod:`.cells`), as Otter's grading
+would: every cell runs, whatever the cells before it raised, and the checks run in grading mode.
+The kernel talks to this process over Unix sockets in the private home (no network port), and no
+cell output is kept: what phase 2 reads is the evidence folder the kit's cells write (the checks'
+verdicts, the model snapshots), beside, and rewritable by, the student's code; the trusted phase
+reads it only as data. A submission for another assignment is not run: ``refused.json`` says why.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
 import sys
+import time
 from pathlib import Path
 
-from ..contract import EVIDENCE_DIR
-from . import plugins
+from .. import contract as c
+
+KERNEL_NAME = "python3"  # as Otter grades: the environment's own Python kernel, whatever the notebook asks
+# In the private home: the kernel's connection file, and its sockets beside it (kernel-1, kernel-2...).
+CONNECTION_FILE, SOCKETS = "kernel.json", "kernel"
+ERROR_CHARS = 300
+# The log's timing line names this many of the slowest cells.
+SLOWEST_CELLS = 5
 
 
-def without_network(otter_execute) -> None:
-    """Make Otter's notebook run need no network, which the sandbox's filter refuses: the kernel's
-    channels over Unix sockets (jupyter_client's ``transport="ipc"``), and no TCP log server.
-
-    Otter builds the traitlets Config of its ExecutePreprocessor itself, and nbclient hands it on
-    to the KernelManager, so the transport goes into that Config. The sockets' default paths are
-    relative (``kernel-ipc-N``); Otter starts the kernel in its own folder, so both sides name the
-    same files, and the paths stay short (a Unix socket's path has at most 107 bytes). The kernel's
-    Otter logs are sent to a port nothing listens on (0): a handler that cannot connect drops them."""
-    from traitlets.config import Config
-
-    otter_execute.Config = lambda: Config(KernelManager={"transport": "ipc"})
-    otter_execute.start_server = lambda: (("localhost", 0), lambda: None)
+def find_notebook(submission: Path) -> tuple[Path | None, str | None]:
+    """The submission's one notebook, or None and why there is none to grade."""
+    found = sorted(submission.glob("*.ipynb"))
+    if len(found) == 1:
+        return found[0], None
+    return None, "More than one .ipynb file found in submission" if found else "No gradable files found in submission"
 
 
-def main(work: str, seed: str) -> None:
-    from .. import contract
+def wrong_assignment(nb, assignment: str) -> str | None:
+    """Otter's check of the notebook's assignment name (its message, which the kit's runner reads)."""
+    meta = nb.get("metadata", {}).get("otter", {})
+    got = meta.get("assignment_name") if isinstance(meta, dict) else None
+    if assignment and got != assignment:
+        return f"Received submission for assignment '{got}' (this is assignment '{assignment}')"
+    return None
 
-    contract.skip_slow_optional_modules()
-    import otter.execute
-    from otter.run.run_autograder import main as otter_main
 
-    without_network(otter.execute)
+def refuse(evidence: Path, why: str) -> None:
+    message = f"The grader could not grade this submission:\n\n{why}"
+    (evidence / c.REFUSED_FILE).write_text(json.dumps({"message": message}, ensure_ascii=False), encoding="utf-8")
+    print(message)
 
-    evidence = Path(work) / EVIDENCE_DIR
+
+def first_line(cell) -> str:
+    return next((line.strip() for line in cell.source.splitlines() if line.strip()), "")[:60]
+
+
+class Timings:
+    """Where phase 1's seconds went, for the log: the kernel's start, the kit's cells, the student's,
+    and the slowest cells by their first line."""
+
+    def __init__(self):
+        self.started, self.cell_started, self.first_cell = time.monotonic(), None, None
+        self.kit = self.student = 0.0
+        self.cells: list[tuple[float, str]] = []
+
+    def cell_start(self, cell, cell_index):
+        self.cell_started = time.monotonic()
+        self.first_cell = self.first_cell or self.cell_started
+
+    def cell_executed(self, cell, cell_index, execute_reply):
+        from .cells import is_kit_cell
+
+        seconds = time.monotonic() - (self.cell_started or time.monotonic())
+        if is_kit_cell(cell):
+            self.kit += seconds
+        else:
+            self.student += seconds
+        self.cells.append((seconds, first_line(cell)))
+
+    def line(self) -> str:
+        kernel = (self.first_cell or time.monotonic()) - self.started
+        slowest = ", ".join(f"{s:.2f}={text!r}" for s, text in sorted(self.cells, reverse=True)[:SLOWEST_CELLS])
+        return (f"fashion-kit phase 1: kernel_start={kernel:.2f} kit_cells={self.kit:.2f} "
+                f"student_cells={self.student:.2f} slowest: {slowest}")
+
+
+def execute(nb, cwd: Path, home: Path, timings: Timings | None = None) -> None:
+    """Run every cell of ``nb`` in a new kernel started in ``cwd``; raises nbclient's DeadKernelError
+    if the kernel dies. Nothing of the cells' output is kept; their errors are logged in one line."""
+    from jupyter_client.manager import AsyncKernelManager
+    from nbclient import NotebookClient
+
+    timings = timings or Timings()
+
+    class Quiet(NotebookClient):
+        def output(self, outs, msg, display_id, cell_index):
+            return None  # nobody reads a graded notebook's outputs: they would only cost memory
+
+    def log_error(cell, cell_index, execute_reply):
+        content = execute_reply.get("content", {})
+        print(f"cell {first_line(cell)!r}: {content.get('ename')}: {str(content.get('evalue'))[:ERROR_CHARS]}",
+              flush=True)
+
+    # A Unix socket's path holds at most 107 bytes, fewer than a work folder's may take. The path is
+    # given relative to the notebook's folder, the kernel's working folder and, while it runs, ours.
+    sockets = os.path.relpath(home / SOCKETS, cwd)
+    km = AsyncKernelManager(kernel_name=KERNEL_NAME, transport="ipc", ip=sockets,
+                            connection_file=str(home / CONNECTION_FILE))
+    client = Quiet(nb, km=km, timeout=None, allow_errors=True, record_timing=False, shutdown_kernel="immediate",
+                   resources={"metadata": {"path": str(cwd)}}, on_cell_error=log_error,
+                   on_cell_start=timings.cell_start, on_cell_executed=timings.cell_executed)
+    with contextlib.chdir(cwd):
+        client.execute(cleanup_kc=True)  # and the kernel is shut down: this client started it
+
+
+def main(work: str, seed: str, assignment: str) -> int:
+    c.skip_slow_optional_modules()
+    import nbformat
+    from nbclient.exceptions import DeadKernelError
+
+    from . import cells
+
+    work = Path(work).resolve()
+    evidence, submission = work / c.EVIDENCE_DIR, work / c.WORK_SUBMISSION
     evidence.mkdir(exist_ok=True)
-    otter_main(str(work), plugins=plugins.names(str(evidence), int(seed)))
+    path, why = find_notebook(submission)
+    nb = nbformat.read(path, as_version=4) if path is not None else None
+    why = why or wrong_assignment(nb, assignment)
+    if why:
+        refuse(evidence, why)
+        return 0
+    cells.prepare(nb, evidence=evidence, tests=work / c.WORK_SOURCE / "tests", cwd=submission, seed=int(seed))
+    timings = Timings()
+    try:
+        execute(nb, submission, work / c.WORK_HOME, timings)
+    except DeadKernelError as e:
+        print(f"DeadKernelError: {e}", flush=True)
+        return 1
+    finally:
+        print(timings.line(), flush=True)
+    return 0
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:3])
+    sys.exit(main(*sys.argv[1:4]))

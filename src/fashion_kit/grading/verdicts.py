@@ -31,7 +31,7 @@ class Phase1:
     """What phase 1 left, validated: each question's collected values and why it stopped."""
 
     values: dict = field(default_factory=dict)  # question -> what the grader's cell collected (JSON)
-    refused: str | None = None  # Otter's "Autograder Error" message (e.g. the wrong notebook)
+    refused: str | None = None  # why phase 1 would not grade the submission (e.g. the wrong notebook)
     stopped: str | None = None  # None, or a kind from stopped.py
     running_cell: dict | None = None
 
@@ -47,14 +47,6 @@ def number_of(value) -> float | None:
     return float(value)
 
 
-def refusal(results) -> str | None:
-    """Otter's refusal to grade the notebook (its "Autograder Error" test), from its untrusted
-    results.json: the only thing read from it."""
-    tests = results.get("tests") if isinstance(results, dict) else None
-    for test in tests if isinstance(tests, list) else []:
-        if isinstance(test, dict) and test.get("name") == c.OTTER_ERROR_TEST:
-            return text_of(test.get("output")) or "Otter refused to grade the notebook."
-    return None
 
 
 # -- the grader's facts of the model files -----------------------------------------------------------

@@ -1,7 +1,7 @@
-"""Otter plugin: a trail that says where a notebook stopped before it finished.
+"""Cells: a trail that says where a notebook stopped before it finished.
 
 If a notebook hangs, or its kernel is killed for using too much memory, the student must learn
-which cell was running. This plugin puts a small cell in front of every code cell of the submission
+which cell was running. A small cell goes in front of every code cell of the submission
 (and one after the last) that, inside the student's kernel, records in the evidence folder
 ``running.json``: which of the student's code cells is about to run (its number and first line).
 Every question answered before keeps its grade anyway: its values were handed over right after it
@@ -16,7 +16,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import nbformat
-from otter.plugins import AbstractOtterPlugin
 
 from ...contract import RUNNING_FILE
 from . import is_kit_cell, kit_cell
@@ -40,20 +39,15 @@ def first_line(source: str) -> str:
     return line if len(line) <= FIRST_LINE_CHARS else line[: FIRST_LINE_CHARS - 1] + "…"
 
 
-class Checkpoints(AbstractOtterPlugin):
-    """Configured as ``{"...Checkpoints": {"folder": PATH}}`` (the evidence folder)."""
-
-    def before_execution(self, submission):
-        if not isinstance(submission, nbformat.NotebookNode):
-            return submission  # a .py submission is one cell; there is nothing to mark
-        folder = str(Path(self.plugin_config["folder"]).resolve())
-        cells = [kit_cell(HELPER_CELL.format(folder=folder, running=RUNNING_FILE))]
-        number = 0
-        for cell in submission.cells:
-            if cell.cell_type == "code" and not is_kit_cell(cell):
-                number += 1
-                cells.append(kit_cell(MARKER_CELL.format(cell=number, first_line=first_line(cell.source))))
-            cells.append(cell)
-        cells.append(kit_cell(MARKER_CELL.format(cell=None, first_line="")))
-        submission.cells = cells
-        return submission
+def apply(nb: nbformat.NotebookNode, folder: Path) -> None:
+    """Insert the checkpoint cells; ``folder`` is the evidence folder."""
+    folder = str(Path(folder).resolve())
+    cells = [kit_cell(HELPER_CELL.format(folder=folder, running=RUNNING_FILE))]
+    number = 0
+    for cell in nb.cells:
+        if cell.cell_type == "code" and not is_kit_cell(cell):
+            number += 1
+            cells.append(kit_cell(MARKER_CELL.format(cell=number, first_line=first_line(cell.source))))
+        cells.append(cell)
+    cells.append(kit_cell(MARKER_CELL.format(cell=None, first_line="")))
+    nb.cells = cells

@@ -1,4 +1,4 @@
-"""Otter plugin: the evidence the trusted phase grades from, taken where each question is answered.
+"""Cells: the evidence the trusted phase grades from, taken where each question is answered.
 
 Right after a question's ``grader.check`` cell (or at the end, for a question whose check cell is
 gone), a cell of the kit's collects what that question is decided on, with the same collectors the
@@ -23,7 +23,6 @@ import re
 from pathlib import Path
 
 import nbformat
-from otter.plugins import AbstractOtterPlugin
 
 from ... import check_code, checks
 from ...contract import (EVIDENCE_QUESTIONS, MODEL_SNAPSHOT, QUESTION_VALUES, QUESTIONS, Q_EVALUATE,
@@ -113,24 +112,19 @@ def check_pattern(question: str) -> re.Pattern:
     return re.compile(r"grader\.check\(\s*['\"]" + re.escape(question) + r"['\"]\s*\)")
 
 
-class Evidence(AbstractOtterPlugin):
-    """Configured as ``{"...Evidence": {"folder": PATH}}`` (the evidence folder)."""
-
-    def before_execution(self, submission):
-        if not isinstance(submission, nbformat.NotebookNode):
-            return submission
-        folder = str(Path(self.plugin_config["folder"]).resolve())
-        cells = [kit_cell(helper_cell(folder))]
-        placed = set()
-        for cell in submission.cells:
-            cells.append(cell)
-            if cell.cell_type != "code" or is_kit_cell(cell):
-                continue
-            for question in QUESTIONS:
-                if question not in placed and check_pattern(question).search(cell.source):
-                    placed.add(question)
-                    cells.append(kit_cell(EVIDENCE_CELL.format(question=question)))
-        # Otter checks a question whose check cell is gone at the very end; its evidence is taken there.
-        cells.extend(kit_cell(EVIDENCE_CELL.format(question=q)) for q in QUESTIONS if q not in placed)
-        submission.cells = cells
-        return submission
+def apply(nb: nbformat.NotebookNode, folder: Path) -> None:
+    """Insert the evidence cells; ``folder`` is the evidence folder."""
+    folder = str(Path(folder).resolve())
+    cells = [kit_cell(helper_cell(folder))]
+    placed = set()
+    for cell in nb.cells:
+        cells.append(cell)
+        if cell.cell_type != "code" or is_kit_cell(cell):
+            continue
+        for question in QUESTIONS:
+            if question not in placed and check_pattern(question).search(cell.source):
+                placed.add(question)
+                cells.append(kit_cell(EVIDENCE_CELL.format(question=question)))
+    # A question whose check cell is gone is checked at the very end; its evidence is taken there.
+    cells.extend(kit_cell(EVIDENCE_CELL.format(question=q)) for q in QUESTIONS if q not in placed)
+    nb.cells = cells
