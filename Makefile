@@ -21,7 +21,7 @@ setup: $(RUNTIME_STAMP)
 setup-dev: $(DEV_STAMP)
 
 $(VENV)/bin/python:
-	@$(PYTHON) -c 'import sys; v = sys.version_info[:2]; sys.exit(0 if (3, 11) <= v < (3, 14) else "Python 3.11 to 3.13 is needed (TensorFlow 2.21 has no wheel for others); found %d.%d. Run: make PYTHON=python3.11" % v)'
+	@$(PYTHON) tools/check_python.py pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 

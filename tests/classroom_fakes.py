@@ -23,7 +23,7 @@ def fake_autograder(path: Path, questions=QUESTIONS, **config) -> Path:
     with zipfile.ZipFile(path, "w") as zf:
         zf.writestr("otter_config.json", json.dumps({"fashion_kit": config}))
         for q in questions:
-            zf.writestr(f"tests/{q}.py", "")
+            zf.writestr(f"tests/{q}.py", f'name = "{q}"\npoints = 1\n')
     return path
 
 
@@ -139,3 +139,47 @@ def damage(raw: bytes, kind: str) -> bytes:
     else:
         raise ValueError(kind)
     return bytes(data)
+
+
+# A notebook holding this line makes RecordingGrader kill the process grading it (a Dask worker).
+KILL_THE_WORKER = "# kill the worker"
+
+
+class RecordingGrader(FakeGrader):
+    """A FakeGrader for other processes (Dask workers), which cannot hand back ``calls``: each call
+    leaves a JSON file in ``log_dir`` (the process, the files it was given, the zip's hash), may take
+    ``delay`` seconds, and kills its own process for a notebook that holds :data:`KILL_THE_WORKER`."""
+
+    def __init__(self, log_dir: Path, delay: float = 0.0):
+        super().__init__()
+        self.log_dir, self.delay = Path(log_dir), delay
+
+    def __getstate__(self):  # the lock stays behind; each process makes its own
+        return {k: v for k, v in self.__dict__.items() if k != "_lock"}
+
+    def __setstate__(self, state):
+        self.__dict__.update(state, _lock=threading.Lock())
+
+    def __call__(self, notebook, autograder_zip, output_folder, **kwargs):
+        import time
+        import uuid
+
+        text = Path(notebook).read_text(encoding="utf-8")
+        entry = {
+            "notebook": str(notebook), "cells": [c["source"] for c in json.loads(text)["cells"]],
+            "folder": sorted(os.listdir(Path(notebook).parent)), "pid": os.getpid(),
+            "zip": str(autograder_zip), "zip_sha256": hashlib.sha256(Path(autograder_zip).read_bytes()).hexdigest(),
+            "extra": {Path(p).name: Path(p).read_text(encoding="utf-8", errors="replace") for p in kwargs["extra_files"]},
+            "sandbox": kwargs["sandbox"], "env": kwargs["env"], "settings": kwargs["settings"].to_dict(),
+            "slurm_job": os.environ.get("SLURM_JOB_ID", ""),  # set when a Slurm job runs the grading
+        }
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        (self.log_dir / f"{uuid.uuid4().hex}.json").write_text(json.dumps(entry), encoding="utf-8")
+        if KILL_THE_WORKER in text:
+            os.kill(os.getpid(), 9)
+        if kwargs["cancel"].wait(self.delay):
+            return run.Outcome(str(notebook), "interrupted")
+        return super().__call__(notebook, autograder_zip, output_folder, **kwargs)
+
+    def log(self) -> list[dict]:
+        return [json.loads(p.read_text(encoding="utf-8")) for p in sorted(self.log_dir.glob("*.json"))]

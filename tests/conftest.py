@@ -11,7 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from fashion_kit import assign, data, notebooks, results, run
+from fashion_kit import assign, data, notebooks, run
+
+from . import gradescope_spec
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "fashion-mnist"
 # Two gradings at once fill both cores of the reference machine; more only adds memory.
@@ -31,7 +33,7 @@ def every_results_json_follows_gradescope_spec(tmp_path_factory):
     broken = {}
     for path in sorted(tmp_path_factory.getbasetemp().rglob("results.json")):
         try:
-            found = results.problems(json.loads(path.read_text(encoding="utf-8")))
+            found = gradescope_spec.problems(json.loads(path.read_text(encoding="utf-8")))
         except ValueError as e:
             found = [f"not valid JSON: {e}"]
         if found:
@@ -71,7 +73,7 @@ def _graded_and_checked(notebook, autograder_zip, out, env) -> run.Outcome:
     """Grade, then hold every results.json the suite produces to Gradescope's specification."""
     outcome = run.grade(notebook, autograder_zip, out, env=env)
     if outcome.results is not None:
-        found = results.problems(outcome.results)
+        found = gradescope_spec.problems(outcome.results)
         assert not found, f"{notebook}: results.json breaks Gradescope's specification: {found}"
     return outcome
 

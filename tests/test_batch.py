@@ -21,11 +21,12 @@ import nbformat
 import psutil
 import pytest
 
-from fashion_kit import questions, report, results, run, settings as settings_module
+from fashion_kit import questions, report, run, settings as settings_module
 from fashion_kit.classroom import batch, exports, intake, store
 from fashion_kit.classroom.intake import InputError
 from fashion_kit.grading import supervise
 
+from . import classroom_fakes, gradescope_spec
 from .conftest import GRADING_JOBS, mutate
 
 MB = 2**20
@@ -220,7 +221,7 @@ def test_limits_come_from_the_zip_and_the_command_line(tmp_path, monkeypatch):
     zip_path = tmp_path / "ag.zip"
     with zipfile.ZipFile(zip_path, "w") as zf:
         zf.writestr("otter_config.json", json.dumps({"fashion_kit": {"timeout_seconds": 300, "memory_limit_mb": 3000}}))
-        zf.writestr("tests/q1.py", "")
+        zf.writestr("tests/q1.py", 'name = "q1"\npoints = 1\n')
     seen = {}
 
     def grade_class(source, out, autograder_zip, **kwargs):
@@ -255,13 +256,8 @@ def test_report_shows_rates_histogram_and_failures(tmp_path):
         ("a", "10", "graded"), ("b", "5", "graded"), ("c", "", "timeout")]
 
 
-def fake_autograder(path: Path, questions=QUESTIONS, **config) -> Path:
-    """A zip with what the batch reads from an autograder: its settings and its test files."""
-    with zipfile.ZipFile(path, "w") as zf:
-        zf.writestr("otter_config.json", json.dumps({"fashion_kit": config}))
-        for q in questions:
-            zf.writestr(f"tests/{q}.py", "")
-    return path
+def fake_autograder(path: Path, **config) -> Path:
+    return classroom_fakes.fake_autograder(path, QUESTIONS, **config)
 
 
 def test_bad_inputs_get_rows_without_starting_a_grader(tmp_path):
@@ -470,7 +466,7 @@ def test_grading_a_mixed_class(built, tmp_path):
         assert rows[name]["q6_fit"] == rows[name]["q9_accuracy"] == "0" and 0 < float(rows[name]["total"]) < 13
     assert rows["wrong_names"]["q2_class_names"] == "0" and rows["stopped_before_fit"]["q2_class_names"] == "1"
     for name, results_file in ((n, out / n / "results.json") for n in ("solution_en", "blank_en")):
-        assert results.problems(json.loads(results_file.read_text())) == [], name
+        assert gradescope_spec.problems(json.loads(results_file.read_text())) == [], name
 
     page = (out / store.REPORT).read_text(encoding="utf-8")
     assert page.count("data:image/png;base64,") >= 2

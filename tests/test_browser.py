@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -37,6 +38,26 @@ PICTURE_FAILED = "This picture needs your answers above"
 SERVER_START_SECONDS = 120
 KERNEL_START_SECONDS = 180
 RUN_ALL_SECONDS = 1200
+
+# Typical mistakes, typed into a blank after Run All: (a piece of the right answer that finds the
+# blank, the wrong code, words the check must show in each language). The class names and the
+# arithmetic are in the notebook's own text, so the checks say exactly what is wrong.
+MISTAKES = [
+    ('class_names = [', 'class_names = ["Trouser", "T-shirt/top", "Pullover", "Dress", "Coat",\n'
+                        '               "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]',
+     {"zh-TW": "表格寫的是 'T-shirt/top'", "en": "the table says 'T-shirt/top'"}),
+    ("hidden_params =", "hidden_params = 784 * 128\noutput_params = 128 * 10\n"
+                        "total_params = hidden_params + output_params",
+     {"zh-TW": "還要加上每個神經元一個 bias", "en": "add one bias per neuron"}),
+    # A typo after a good run: the old arrays are still in the kernel, and the check says so.
+    ("load_data()", "fashion_mnist = tf.keras.datasets.fashion_mnist\n"
+                    "(training_images, training_labels), (test_images, test_labels) = fashion_mnst.load_data()",
+     {"zh-TW": "最後一次執行時出錯了", "en": "failed, so this check sees an old value"}),
+]
+PASSED = {"zh-TW": "通過了！", "en": "passed!"}
+NOT_PASSED = {"zh-TW": "還沒通過", "en": "did not pass"}
+OTTER_WORDS = re.compile(r"passed!|results:|Test case|All test cases|failed|exported|Click")
+CJK = re.compile(r"[\u3400-\u9fff]")
 
 # Heavy (JupyterLab, a browser and two trainings): a slow test too, so `make test-fast` leaves it out.
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -251,16 +272,49 @@ def test_student_fills_in_the_answers_and_everything_passes(jupyterlab, chromium
                 cells.nth(i).locator(".jp-OutputArea").screenshot(path=str(shots / f"{lang}-picture-cell{i:03d}.png"))
             cells.first.scroll_into_view_if_needed()  # the top of the notebook, for the screenshot
             page.screenshot(path=str(shots / f"{lang}-notebook.png"))
+
+            # Now the mistakes: type each into its blank, run it and its check (Shift+Enter twice).
+            mistakes_shown = {}
+            for piece, wrong, _ in MISTAKES:
+                index = next(i for i, code in filled.items() if piece in code)
+                before = jupyterlab.saved_notebook(notebook_path).cells[index + 1].execution_count
+                editor = cells.nth(index).locator(".cm-content")
+                editor.scroll_into_view_if_needed()
+                editor.click()
+                page.keyboard.press("ControlOrMeta+a")
+                page.keyboard.insert_text(wrong)
+                page.keyboard.press("Shift+Enter")
+                page.keyboard.press("Shift+Enter")
+
+                def checked():
+                    if jupyterlab.kernel_state(kernel) != "idle":
+                        return None
+                    page.keyboard.press("Escape")
+                    page.keyboard.press("ControlOrMeta+s")
+                    page.wait_for_timeout(1000)
+                    cell = jupyterlab.saved_notebook(notebook_path).cells[index + 1]
+                    return cell if cell.execution_count not in (None, before) else None
+
+                mistakes_shown[piece] = outputs_text(wait_until(checked, 180, f"the check after {piece!r}"))
+                cells.nth(index + 1).screenshot(path=str(shots / f"{lang}-mistake-cell{index + 1:03d}.png"))
         finally:
             browser.close()
             jupyterlab.stop_sessions()
 
-    checks = [c for c in nb.cells if c.cell_type == "code" and c.source.startswith("grader.check(")]
-    assert len(checks) >= 9
+    checks = [c for c in nb.cells if c.cell_type == "code" and c.source.startswith("grader.check")]
+    assert len(checks) >= 10
     for cell in checks:
         shown = outputs_text(cell)
-        assert "passed" in shown.lower() and "failed" not in shown.lower(), f"{cell.source}: {shown[:800]}"
-    assert len(picture_cells) >= 6, "first image, grid, curves, predictions, confusion matrix, architecture"
+        assert PASSED[lang] in shown and "❌" not in shown, f"{cell.source}: {shown[:800]}"
+        assert lang == "en" or not OTTER_WORDS.search(shown), f"{cell.source}: Otter's English in zh-TW: {shown[:800]}"
+    for piece, _, words in MISTAKES:
+        shown = mistakes_shown[piece]
+        assert NOT_PASSED[lang] in shown and "❌" in shown and words[lang] in shown, f"{piece}: {shown[:1500]}"
+        if lang == "zh-TW":
+            assert not OTTER_WORDS.search(shown), f"{piece}: Otter's English in zh-TW: {shown[:1500]}"
+        else:
+            assert not CJK.search(shown), f"{piece}: Chinese in the en notebook: {shown[:1500]}"
+    assert len(picture_cells) >= 7, "first image, grid, curves, predictions, probabilities, confusion matrix, architecture"
     for i in picture_cells:
         assert any("image/png" in out.get("data", {}) for out in nb.cells[i].outputs), f"cell {i} drew nothing"
         assert PICTURE_FAILED not in outputs_text(nb.cells[i]), outputs_text(nb.cells[i])

@@ -1,6 +1,7 @@
 """The build: master → student/, solutions/, autograder.zip; deterministic, and all or nothing."""
 
 import ast
+import re
 import zipfile
 
 import pytest
@@ -77,16 +78,43 @@ def test_answer_key_is_the_student_notebook_with_every_blank_filled(built, lang)
 
 
 @pytest.mark.parametrize("lang", notebooks.LANGUAGES)
-def test_answer_key_carries_no_otter_markup_and_no_tests(built, lang):
+def test_answer_key_carries_no_otter_markup_and_only_the_public_tests(built, lang):
     text = built.solutions[lang].read_text(encoding="utf-8")
     for marker in ("# SOLUTION", "BEGIN SOLUTION", "END SOLUTION", "BEGIN PROMPT", "END PROMPT",
                    "otter_assign_solution_cell", "otter_answer_cell", "BEGIN TEST CONFIG"):
         assert marker not in text, f"solutions/{lang} still shows {marker!r}"
     nb = notebooks.read(built.solutions[lang])
-    assert "tests" not in nb.metadata.get("otter", {}), "the tests live in the autograder only"
+    student = notebooks.read(built.student[lang])
+    # The student's own public tests, so the key's grader.check cells run wherever it is opened.
+    assert nb.metadata.otter.tests == student.metadata.otter.tests
     for hidden in ("test_normalized_values", "test_model_parameters", "test_param_count_values"):
         assert hidden not in text
     assign.check_answer_key(nb)  # the build's own check agrees
+
+
+# Otter's markup as a student or an instructor would see it in a cell.
+VISIBLE_MARKUP = re.compile(r"<!--\s*(BEGIN|END) QUESTION\s*-->|#\s*(BEGIN|END) (SOLUTION|PROMPT|TESTS|QUESTION)|# SOLUTION\b")
+
+
+@pytest.mark.parametrize("kind", ["student", "solutions"])
+@pytest.mark.parametrize("lang", notebooks.LANGUAGES)
+def test_generated_notebooks_carry_no_otter_markup_and_no_empty_cell(kind, lang):
+    nb = notebooks.read(paths.ROOT / kind / lang / assign.NOTEBOOK)
+    for i, cell in enumerate(nb.cells):
+        assert cell.source.strip(), f"{kind}/{lang}: cell {i} is empty"
+        found = VISIBLE_MARKUP.search(cell.source)
+        assert not found, f"{kind}/{lang}: cell {i} shows {found.group()!r}"
+
+
+def test_the_markup_checks_catch_question_markers_and_empty_cells():
+    nb = notebooks.read(paths.ROOT / "student" / "en" / assign.NOTEBOOK)
+    nb.cells[0].source = "<!-- BEGIN QUESTION -->\n\n" + nb.cells[0].source
+    nb.cells.append(notebooks.nbformat.v4.new_markdown_cell(" "))
+    assert VISIBLE_MARKUP.search(nb.cells[0].source)
+    with pytest.raises(assign.BuildError, match="BEGIN QUESTION.*an empty cell"):
+        assign.check_student_notebook(nb)
+    cleaned = assign.without_otter_markup(nb)
+    assert assign.otter_markup_in(cleaned, tags=()) == [] and len(cleaned.cells) == len(nb.cells) - 1
 
 
 def test_answer_key_check_refuses_markup():

@@ -7,8 +7,9 @@ parallel by the session's ``grader``) and compares every question's score.
 The hostile entries attack the grader itself. Each is graded in both layouts: the local one
 (bubblewrap) and Gradescope's (``--sandbox user``: root, the notebook run as the unprivileged account).
 Besides its scores, every hostile grading is checked from outside: no process of it survives, nothing
-lands outside the work folder (in the instructor's folders, the kit, site-packages), no secret of the
-instructor's is read, and, locally, no connection gets out.
+lands outside the work folder (in the instructor's folders, the kit, site-packages), nothing of it is
+left where every user may write (files at any depth, SysV IPC objects, POSIX message queues), no
+secret of the instructor's is read, and no connection gets out.
 """
 
 from __future__ import annotations
@@ -26,7 +27,6 @@ import sysconfig
 import tempfile
 import threading
 import uuid
-import zipfile
 from pathlib import Path
 
 import jsonschema
@@ -35,9 +35,11 @@ import psutil
 import pytest
 
 import fashion_kit
-from fashion_kit import assign, notebooks, results, run, settings as settings_module
+from fashion_kit import assign, notebooks, run, settings as settings_module
 from fashion_kit.grading import sandbox, supervise
+from fashion_kit.grading.layout import make_gradescope_folder, remove_tree
 
+from . import gradescope_spec
 from .test_grading import QUESTIONS
 
 CATALOGUE = Path(__file__).resolve().parent / "catalogue" / "catalogue.json"
@@ -396,6 +398,34 @@ class Attack:
         found += [str(p) for p, digest in self.watched.items() if _digest(p) != digest]
         return found
 
+    def left_shared(self) -> list[str]:
+        """What of the attack is left where every user may write, at any depth (files, folders, POSIX
+        message queues: a name carrying the token), and SysV IPC objects with the token's key."""
+        found, pending = [], sandbox.shared_writable()
+        while pending:
+            folder = pending.pop()
+            try:
+                entries = list(os.scandir(folder))
+            except OSError:
+                continue
+            for entry in entries:
+                if self.token in entry.name:
+                    found.append(entry.path)
+                elif entry.is_dir(follow_symlinks=False):
+                    try:
+                        if entry.stat(follow_symlinks=False).st_mode & 0o002:
+                            pending.append(entry.path)
+                    except OSError:
+                        pass
+        key = str(int(self.token[:7], 16))
+        for kind in ("shm", "msg", "sem"):
+            try:
+                rows = Path(f"/proc/sysvipc/{kind}").read_text().splitlines()[1:]
+            except OSError:
+                continue
+            found += [f"SysV {kind}: {row.split()[:2]}" for row in rows if row.split()[:1] == [key]]
+        return found
+
     def clean_up(self):
         """Take the test's own things away, and anything a successful attack left (after it was seen)."""
         self._listening = False
@@ -407,6 +437,9 @@ class Attack:
                 path.unlink()
             elif path.name in ("sitecustomize.py", "usercustomize.py") and self.watched.get(path) is None:
                 path.unlink()  # planted where there was none
+        for p in self.left_shared():
+            if not p.startswith("SysV"):
+                remove_tree(Path(p)) if os.path.isdir(p) else Path(p).unlink(missing_ok=True)
         shutil.rmtree(self.canary_folder, ignore_errors=True)
         shutil.rmtree(self.outside, ignore_errors=True)
         shutil.rmtree(self.folder, ignore_errors=True)
@@ -417,13 +450,8 @@ def grade_as_gradescope(notebook: Path, autograder_zip: Path, settings, env: dic
     """Grade ``notebook`` as Gradescope's ``run_autograder`` does: the zip unpacked into ``source/``,
     the submission in ``submission/``, and ``python -I -m fashion_kit.grading.core DIR --sandbox user``
     run as root. ``folder`` must let the sandbox account pass (mode 0711)."""
-    ag_dir = folder / "autograder"
-    for sub in ("source", "submission", "results"):
-        (ag_dir / sub).mkdir(parents=True)
-    with zipfile.ZipFile(autograder_zip) as zf:
-        zf.extractall(ag_dir / "source")
-    nb = run.prepare_submission(run.load_submission(notebook))
-    notebooks.write(nb, ag_dir / "submission" / assign.NOTEBOOK)
+    ag_dir = make_gradescope_folder(folder / "autograder", autograder_zip,
+                                    run.prepare_submission(notebooks.read(notebook)))
     settings_file = folder / "settings.json"
     settings_file.write_text(json.dumps(settings.to_dict()), encoding="utf-8")
     command = [sys.executable, "-I", "-m", "fashion_kit.grading.core", str(ag_dir), "--sandbox", "user",
@@ -431,7 +459,7 @@ def grade_as_gradescope(notebook: Path, autograder_zip: Path, settings, env: dic
     ran = supervise.run(command, cwd=folder, env={**os.environ, **env},
                         timeout=settings.timeout_seconds + run.OUTER_GRACE_SECONDS,
                         memory_limit_mb=settings.memory_limit_mb + run.OUTER_MEMORY_MARGIN_MB)
-    found = run._read_results(ag_dir / "results" / "results.json")
+    found = run.read_results(ag_dir / "results" / "results.json")
     if found is not None:
         output_dir.mkdir(parents=True, exist_ok=True)
         shutil.copy(ag_dir / "results" / "results.json", output_dir / "results.json")
@@ -449,11 +477,13 @@ def grade_hostile(entry: dict, layout: str, base: Path, autograder_zip: Path, wo
         if layout == "bubblewrap":
             outcome = run.grade(notebook, autograder_zip, out, settings=settings, sandbox="auto", env=attack.env,
                                 workdir=attack.folder)
+            shared = attack.left_shared()
         else:
             with _user_sandbox_thread_lock, open(USER_SANDBOX_LOCK, "w") as lock:
                 fcntl.flock(lock, fcntl.LOCK_EX)
                 outcome = grade_as_gradescope(notebook, autograder_zip, settings, attack.env, attack.folder, out)
-        seen = {"survivors": attack.survivors(), "outside": attack.left_outside(),
+                shared = attack.left_shared()  # before another grading may use the account
+        seen = {"survivors": attack.survivors(), "outside": attack.left_outside(), "shared": shared,
                 "connections": list(attack.connections)}
     finally:
         attack.clean_up()
@@ -502,9 +532,10 @@ def test_hostile_entry_gets_exactly_its_expected_scores(hostile_gradings, entry,
     assert found == scores, f"{entry['name']} in {layout} ({entry['why']})\nexpected {scores}\nfound    {found}"
     # No bonus, no extra test: the total is exactly the questions' scores.
     assert outcome.results["score"] == sum(scores.values()), outcome.results
-    assert not results.problems(outcome.results), results.problems(outcome.results)
+    assert not gradescope_spec.problems(outcome.results), gradescope_spec.problems(outcome.results)
     assert outcome.stopped == stopped, f"{entry['name']} in {layout}: stopped {outcome.stopped!r}, expected {stopped!r}"
     assert graded["survivors"] == [], f"{entry['name']} in {layout}: processes outlived the grading"
     assert graded["outside"] == [], f"{entry['name']} in {layout}: files written outside the work folder"
+    assert graded["shared"] == [], f"{entry['name']} in {layout}: left behind where every user may write"
     assert bool(graded["connections"]) == network, (
         f"{entry['name']} in {layout}: {len(graded['connections'])} connection(s) reached the test's port")

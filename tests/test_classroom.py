@@ -17,6 +17,7 @@ from rich.console import Console
 
 from fashion_kit import cli, report, run
 from fashion_kit.classroom import batch, exports, grader, ids, intake, store
+from fashion_kit.grading import supervise
 
 from .classroom_fakes import (DAMAGE, FakeGrader, damage, fake_autograder, notebook_text, snapshot,
                               v3_notebook_text, write_notebook, zip_bytes)
@@ -411,9 +412,14 @@ def test_a_version_3_notebook_is_converted_not_refused(tmp_path, zip_path, monke
     grade(cls, tmp_path / "out", zip_path, fake)
     assert rows(tmp_path / "out")["old"]["status"] == "graded" and rows(tmp_path / "out")["old"]["q2"] == "1"
     seen = []
-    monkeypatch.setattr(run, "grade", lambda path, *a, **k: seen.append(json.loads(Path(path).read_text()))
-                        or run.Outcome(str(path), "graded", scores={"q1": (1.0, 1.0)}))
-    assert cli.main(["run", str(cls / "old.ipynb"), "--autograder", str(zip_path), "-o", str(tmp_path / "r")]) == 0
+
+    def core(command, **kwargs):  # what the grading core would be handed in Gradescope's layout
+        folder = Path(command[command.index("fashion_kit.grading.core") + 1])
+        seen.append(json.loads((folder / "submission" / "fashion_mnist.ipynb").read_text(encoding="utf-8")))
+        return supervise.Supervised(None, 1, 0, "", 0.0)
+
+    monkeypatch.setattr(run.supervise, "run", core)
+    cli.main(["run", str(cls / "old.ipynb"), "--autograder", str(zip_path), "-o", str(tmp_path / "r"), "--no-sandbox"])
     assert seen[0]["nbformat"] == 4 and len(seen[0]["cells"]) == 2
 
 
@@ -456,3 +462,16 @@ def test_a_second_batch_on_the_same_output_is_refused(tmp_path, zip_path, fake, 
         assert cli.main(["grade", str(tmp_path / "class"), "-o", str(tmp_path / "out"),
                          "--autograder", str(zip_path), "--no-sandbox"]) == 2
     assert "Another `fashion-kit grade`" in capsys.readouterr().err
+
+
+def test_a_bug_in_the_kit_is_one_row_with_its_traceback_in_the_log(tmp_path, zip_path):
+    class Broken(FakeGrader):
+        def __call__(self, *args, **kwargs):
+            raise TypeError("grade() got an unexpected keyword argument 'cancel'")
+
+    write_notebook(tmp_path / "in" / "anna.ipynb", "x = 1")
+    result = grade(tmp_path / "in", tmp_path / "out", zip_path, Broken())
+    (record,) = result.records
+    assert record.status == "error" and "grading.log" in record.message and "TypeError" in record.message
+    log = (tmp_path / "out" / record.id / store.LOG).read_text(encoding="utf-8")
+    assert "Traceback (most recent call last)" in log and "in __call__" in log

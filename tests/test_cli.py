@@ -44,7 +44,7 @@ def fake_grade(monkeypatch):
                               "output": OUTPUT}], "score": 0.0}
         Path(out).mkdir(parents=True, exist_ok=True)
         (Path(out) / "results.json").write_text(json.dumps(results), encoding="utf-8")
-        return SimpleNamespace(submission=str(path), results=results, log="kernel said hello\n",
+        return SimpleNamespace(submission=str(path), results=results, log="kernel said hello\n", message_zh="",
                                scores={"q1_load_data": (0.0, 1.0)}, seconds=1.0, peak_memory_mb=1.0, **outcome)
 
     monkeypatch.setattr(run, "grade", grade)
@@ -58,7 +58,7 @@ def test_run_writes_results_log_and_feedback_to_graded_notebook_name(tmp_path, m
     (nb.parent / contract.CHALLENGE_FILE).write_bytes(b"model")
     assert cli.main(["run", str(nb), "--autograder", str(autograder(tmp_path))]) == cli.EXIT_GRADED
     (call,) = fake_grade.calls
-    assert call.out == Path("graded") / "anna"
+    assert call.out == tmp_path / "graded" / "anna", "absolute: the grading runs in folders of its own"
     assert call.sandbox == "auto" and call.settings.timeout_seconds == 900
     assert call.extra_files == [nb.parent / contract.CHALLENGE_FILE], "the challenge model travels with its notebook"
     out = tmp_path / "graded" / "anna"
@@ -105,12 +105,16 @@ def test_run_exits_2_on_bad_input_without_grading(tmp_path, fake_grade):
     assert e.value.code == cli.EXIT_USAGE
 
 
-def test_an_invalid_notebook_exits_1_with_a_page_saying_why(tmp_path, fake_grade):
+def test_an_invalid_notebook_exits_1_with_a_page_saying_why(tmp_path, monkeypatch):
+    def never(*args, **kwargs):
+        raise AssertionError("an invalid notebook must not reach the grading core")
+
+    monkeypatch.setattr(run.supervise, "run", never)  # the real grade: it checks the notebook first
     bad = tmp_path / "empty.ipynb"
     bad.write_bytes(b"")
     out = tmp_path / "out"
-    assert cli.main(["run", str(bad), "--autograder", str(autograder(tmp_path)), "-o", str(out)]) == cli.EXIT_NOT_GRADED
-    assert fake_grade.calls == []
+    assert cli.main(["run", str(bad), "--autograder", str(autograder(tmp_path)), "-o", str(out),
+                     "--no-sandbox"]) == cli.EXIT_NOT_GRADED
     log = (out / "grading.log").read_text(encoding="utf-8")
     page = (out / "feedback.html").read_text(encoding="utf-8")
     assert log.startswith("invalid:") and "沒有評分結果" in page and "No results" not in log
@@ -176,3 +180,47 @@ def test_help_documents_the_exit_codes():
     commands, _ = _subcommands(cli.parser())
     for name in ("run", "grade"):
         assert "2 usage or input error" in commands[name].format_help()
+
+
+def test_run_prints_no_results_path_when_the_grading_wrote_none(tmp_path, monkeypatch, fake_grade, capsys):
+    monkeypatch.setattr(run, "grade", lambda path, zip_path, out, **kw: SimpleNamespace(
+        submission=str(path), results=None, log="", scores={}, seconds=1.0, peak_memory_mb=1.0,
+        status="error", message="the autograder exited with code 1", message_zh="", stopped="", sandbox="bubblewrap"))
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["run", str(notebook(tmp_path)), "--autograder", str(autograder(tmp_path))]) == cli.EXIT_NOT_GRADED
+    printed = capsys.readouterr()
+    lines = (printed.out + printed.err).splitlines()
+    assert not [line for line in lines if line.startswith("results:")], lines
+    assert any(line.startswith("log:") for line in lines), lines
+
+
+def test_run_and_grade_share_the_limit_options_named_like_the_settings():
+    from fashion_kit import settings
+
+    for command in ("run", "grade"):
+        sub = next(a for a in cli.parser()._actions if isinstance(a, argparse._SubParsersAction)).choices[command]
+        options = {o for action in sub._actions for o in action.option_strings}
+        assert {settings.option(key) for key in settings.LIMITS} <= options, command
+        args = sub.parse_args(["x.ipynb", "--max-processes", "100", "--memory-limit-mb", "300"])
+        assert cli.limits_of(args)["max_processes"] == 100 and cli.limits_of(args)["memory_limit_mb"] == 300
+
+
+def test_every_error_of_the_kits_is_one_message_and_its_exit_code(tmp_path, capsys):
+    from fashion_kit import errors
+
+    bad = tmp_path / "bad.zip"
+    with zipfile.ZipFile(bad, "w") as zf:
+        zf.writestr("otter_config.json", json.dumps({"fashion_kit": {"timeout_seconds": -1}}))
+    (tmp_path / "class").mkdir()
+    assert cli.main(["grade", str(tmp_path / "class"), "--autograder", str(bad), "-o", str(tmp_path / "out")]) == 2
+    printed = capsys.readouterr()
+    assert "timeout_seconds must be a number" in printed.err and "Traceback" not in printed.err
+    from fashion_kit import autograder_zip, data, questions, settings
+    from fashion_kit.classroom import batch, intake, lock, roster
+    from fashion_kit.grading import core, sandbox
+
+    usage = (settings.SettingsError, roster.RosterError, batch.BatchError, intake.InputError, lock.Busy,
+             sandbox.SandboxUnavailable, questions.NoQuestions, core.AutograderBroken)
+    assert all(issubclass(e, errors.KitError) and e.exit_code == cli.EXIT_USAGE for e in usage)
+    not_done = (autograder_zip.BuildError, data.DataError, sandbox.SandboxBreach)
+    assert all(issubclass(e, errors.NotDone) and e.exit_code == cli.EXIT_NOT_GRADED for e in not_done)

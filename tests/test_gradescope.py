@@ -17,9 +17,11 @@ from pathlib import Path
 
 import pytest
 
+from fashion_kit import assign, autograder_zip, questions
+
+from . import gradescope_spec
 from .conftest import mutate
 from .test_grading import QUESTIONS
-from fashion_kit import assign, autograder_zip, questions, results
 
 GRADESCOPE = Path(assign.__file__).parent / "gradescope"
 POINTS = QUESTIONS
@@ -94,13 +96,13 @@ def test_grading_image_pins_every_package_it_installs(tmp_path):
 
 
 def test_schema_rejects_what_gradescope_rejects():
-    assert results.problems({"tests": [{"name": "q1", "score": 1, "max_score": 1, "visibility": "visible"}]}) == []
-    assert results.problems({"tests": [{"name": "info", "status": "passed"}]}) == []
-    assert results.problems({"score": 3}) == []
-    assert results.problems({"tests": [{"name": "q1", "max_score": 1}]}), "a scored test needs its score"
-    assert results.problems({"tests": [{"name": "q1", "score": 1, "visibility": "students"}]})
-    assert results.problems({"score": 1, "leaderboard": [{"name": "acc", "value": 0.9, "order": "up"}]})
-    assert results.problems({"score": 1, "scroe": 2}), "unknown keys are typos"
+    assert gradescope_spec.problems({"tests": [{"name": "q1", "score": 1, "max_score": 1, "visibility": "visible"}]}) == []
+    assert gradescope_spec.problems({"tests": [{"name": "info", "status": "passed"}]}) == []
+    assert gradescope_spec.problems({"score": 3}) == []
+    assert gradescope_spec.problems({"tests": [{"name": "q1", "max_score": 1}]}), "a scored test needs its score"
+    assert gradescope_spec.problems({"tests": [{"name": "q1", "score": 1, "visibility": "students"}]})
+    assert gradescope_spec.problems({"score": 1, "leaderboard": [{"name": "acc", "value": 0.9, "order": "up"}]})
+    assert gradescope_spec.problems({"score": 1, "scroe": 2}), "unknown keys are typos"
 
 
 # ---- slow: rehearsals ----------------------------------------------------------------------------
@@ -124,7 +126,7 @@ def test_rehearsal_blank_notebook_scores_zero(grader, core_submissions):
 def test_rehearsal_hanging_notebook_is_stopped_with_a_message_and_keeps_earlier_points(grader, stopped_submissions):
     outcome = grader("hanging-offline")
     assert outcome.status == "graded", outcome.message + outcome.log[-3000:]
-    assert results.problems(outcome.results) == []
+    assert gradescope_spec.problems(outcome.results) == []
     assert outcome.scores == {q: (p if q in BEFORE_FIT else 0, p) for q, p in POINTS.items()}, outcome.log[-3000:]
     assert outcome.stopped == "timeout"
     notice = _by_name(outcome)["時間到了 / Time limit reached"]

@@ -2,7 +2,9 @@
 
 import pytest
 
-from fashion_kit import paths, questions, results
+from fashion_kit import paths, questions
+
+from . import gradescope_spec
 
 pytestmark = pytest.mark.slow
 
@@ -38,7 +40,7 @@ def test_feedback_says_what_was_expected_and_found(grader, core_submissions):
 @pytest.mark.parametrize("name", ["solution-zh-TW", "blank", "dense64"])
 def test_results_follow_gradescope_spec(grader, core_submissions, name):
     outcome = grader(name)
-    assert results.problems(outcome.results) == []
+    assert gradescope_spec.problems(outcome.results) == []
     hidden = [t for t in outcome.results["tests"] if t.get("visibility") == "after_published"]
     assert hidden, "hidden results must appear once the instructor publishes grades"
 
@@ -46,6 +48,6 @@ def test_results_follow_gradescope_spec(grader, core_submissions, name):
 def test_plain_otter_run_of_the_zip_gives_full_marks(grader, core_submissions):
     """Otter's own `otter run`, without the kit's runner, still grades the reference solution 13/13."""
     found = grader("otter-run-solution")
-    assert results.problems(found) == []
+    assert gradescope_spec.problems(found) == []
     scores = {t["name"]: (t["score"], t["max_score"]) for t in found["tests"] if "max_score" in t}
     assert scores == {q: (p, p) for q, p in QUESTIONS.items()}

@@ -236,3 +236,60 @@ def test_zh_tw_pictures_speak_chinese():
 def test_en_pictures_have_no_chinese():
     words = picture_words("en")
     assert words and not [w for w in words if CJK.search(w)]
+
+
+TABLE = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+# Otter's own English words in what its checks and its export show.
+OTTER_WORDS = re.compile(r"passed!|results:|Test case|All test cases|failed|exported|Click|download the zip")
+
+
+@pytest.mark.parametrize("lang", notebooks.LANGUAGES)
+def test_otters_output_speaks_the_notebooks_language(lang, tmp_path, monkeypatch):
+    """What grader.check, grader.check_all and grader.export show, for right answers and typical
+    mistakes, as the student's kernel displays it: Chinese (with the test's English after it) in
+    the zh-TW notebook, English only in the en notebook; never Otter's English words in zh-TW."""
+    from .test_notebooks import first_cell_environment, shown
+
+    env = first_cell_environment(lang, tmp_path, monkeypatch)
+    displayed = []
+    env["display"] = lambda value: displayed.append(value.data)
+    outputs = {}
+
+    def check(name, question="q2_class_names", **values):
+        env.update(values)
+        exec(f'result = grader.check("{question}")', env)
+        outputs[name] = [shown(env, env["result"], mime) for mime in ("text/plain", "text/html")]
+        return env["result"]
+
+    assert check("right", class_names=TABLE).passed_all
+    assert not check("swapped", class_names=[TABLE[1], TABLE[0]] + TABLE[2:]).passed_all
+    assert not check("blank", class_names=[...]).passed_all
+    assert not check("no biases", "q10_param_count", hidden_params=784 * 128, output_params=128 * 10,
+                     total_params=784 * 128 + 128 * 10).passed_all
+    assert not check("missing", "q1_load_data").passed_all
+    exec("results = grader.check_all()", env)
+    outputs["check_all"] = [shown(env, env["results"], mime) for mime in ("text/plain", "text/html")]
+    exec("grader.export(pdf=False)", env)
+    assert list(tmp_path.glob("fashion_mnist_*.zip")), "the export cell made no zip"
+    outputs["export"] = displayed
+
+    cjk = re.compile(r"[\u3400-\u9fff]")
+    for name, texts in outputs.items():
+        for text in texts:
+            if lang == "zh-TW":
+                assert cjk.search(text), f"{name}: no Chinese in {text!r}"
+                found = OTTER_WORDS.search(text)
+                assert not found, f"{name}: Otter's English {found.group()!r} in the zh-TW notebook: {text!r}"
+            else:
+                assert not cjk.search(text), f"{name}: Chinese in the en notebook: {text!r}"
+    assert "通過了" in outputs["right"][0] if lang == "zh-TW" else "passed!" in outputs["right"][0]
+    swapped, no_biases, missing = outputs["swapped"][0], outputs["no biases"][0], outputs["missing"][0]
+    if lang == "zh-TW":
+        assert "還沒通過" in swapped and "表格" in swapped
+        assert swapped.index("表格") < swapped.index("Expected"), "Chinese first, the test's English after it"
+        assert "bias" in no_biases and "100352" in no_biases
+        assert "還沒有值" in missing and "執行上面" in missing
+    else:
+        assert "did not pass" in swapped and "the table says 'T-shirt/top'" in swapped
+        assert "add one bias per neuron" in no_biases
+        assert "has no value yet: run the cell above" in missing

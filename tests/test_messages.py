@@ -90,7 +90,7 @@ def test_the_notebook_formatter_shows_one_message(tmp_path):
     from otter.test_files.exception_test import ExceptionTestFile
 
     original = ExceptionTestFile._generate_error_message
-    first = next(c.source for c in notebooks.read(paths.MASTER).cells if "otter.Notebook(" in c.source)
+    first = next(c.source for c in notebooks.read(paths.MASTER).cells if c.cell_type == "code")
     formatter = first[first.index("def one_message"):first.index("ExceptionTestFile._generate_error_message =")]
     env: dict = {}
     exec(notebooks.code_for_language(formatter, "en"), env)

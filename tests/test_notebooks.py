@@ -6,6 +6,7 @@ import base64
 import importlib.util
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -27,24 +28,32 @@ PICTURE_CELL = "with picture():"
 KERAS_INPUT_WARNING = "Do not pass an `input_shape`"
 
 
-def write_public_tests(lang: str, folder: Path) -> list[str]:
-    """The student notebook's public tests as Otter test files in ``folder``/tests, as the notebook's
-    first cell does on Colab. The answer key carries no tests, so this is how its grader.check
-    cells find theirs: Otter reads a tests/ folder next to the notebook."""
-    tests = notebooks.read(paths.ROOT / "student" / lang / assign.NOTEBOOK).metadata.otter.tests
-    (folder / "tests").mkdir(parents=True, exist_ok=True)
-    for name, source in tests.items():
-        (folder / "tests" / f"{name}.py").write_text(source, encoding="utf-8")
-    return sorted(tests)
+# What a check shows when it passes or fails, in each notebook's language (the first cell's WORDS).
+PASSED = {"zh-TW": "通過了！", "en": "passed!"}
+NOT_PASSED = {"zh-TW": "還沒通過", "en": "did not pass"}
+# Otter's own English words, which the zh-TW notebook must never show.
+OTTER_WORDS = re.compile(r"passed!|results:|Test case|All test cases|failed|exported|Click")
+
+
+def check_outputs(cell) -> str:
+    """What a grader.check cell displayed (plain text and HTML)."""
+    return "".join(str(out.get("data", {}).get("text/plain", "")) + str(out.get("data", {}).get("text/html", ""))
+                   for out in cell.get("outputs", []))
+
+
+def assert_check_passed(cell, lang: str) -> None:
+    shown = check_outputs(cell)
+    assert PASSED[lang] in shown and NOT_PASSED[lang] not in shown and "❌" not in shown, f"{cell.source}: {shown[:800]}"
+    if lang == "zh-TW":
+        assert not OTTER_WORDS.search(shown), f"{cell.source} shows Otter's English words: {shown[:800]}"
 
 
 def execute(lang: str, workdir: Path):
-    """Run solutions/<lang> (the answer key) in its own folder, under the file name Otter expects,
-    with the public tests beside it."""
+    """Run solutions/<lang> (the answer key) on its own, in its own folder, under the file name
+    Otter expects: its grader.check cells find the public tests in its own metadata."""
     workdir.mkdir(parents=True)
     target = workdir / assign.NOTEBOOK
     shutil.copy(paths.ROOT / "solutions" / lang / assign.NOTEBOOK, target)
-    write_public_tests(lang, workdir)
     nb = notebooks.read(target)
     client = nbclient.NotebookClient(
         nb, timeout=900, kernel_name="python3", resources={"metadata": {"path": str(workdir)}},
@@ -93,7 +102,7 @@ def test_solution_runs_top_to_bottom_and_draws_every_picture(executed, lang, tmp
     folder = Path(os.environ.get("FASHION_KIT_PICTURES_DIR") or tmp_path_factory.mktemp("pictures")) / lang
     saved = save_pictures(nb, folder)
     picture_cells = [i for i, c in enumerate(nb.cells) if c.cell_type == "code" and PICTURE_CELL in c.source]
-    assert len(picture_cells) >= 6, "first image, grid, curves, predictions, confusion matrix, architecture"
+    assert len(picture_cells) >= 7, "first image, grid, curves, predictions, probabilities, confusion matrix, architecture"
     for i in picture_cells:
         output = text_outputs(nb.cells[i])
         assert PICTURE_FAILED not in output, f"cell {i} could not draw its picture:\n{output}"
@@ -107,12 +116,10 @@ def test_solution_runs_top_to_bottom_and_draws_every_picture(executed, lang, tmp
 @pytest.mark.parametrize("lang", notebooks.LANGUAGES)
 def test_grader_checks_pass_in_the_kernel(executed, lang):
     nb = executed[lang]
-    checks = [c for c in nb.cells if c.cell_type == "code" and c.source.startswith("grader.check(")]
-    assert checks, "the notebook has no grader.check cells"
+    checks = [c for c in nb.cells if c.cell_type == "code" and c.source.startswith("grader.check")]
+    assert len(checks) >= 10, "the notebook's grader.check cells and its check_all cell"
     for cell in checks:
-        shown = "".join(str(out.get("data", {}).get("text/plain", "")) + str(out.get("data", {}).get("text/html", ""))
-                        for out in cell.outputs)
-        assert "passed" in shown.lower() and "failed" not in shown.lower(), f"{cell.source}: {shown[:500]}"
+        assert_check_passed(cell, lang)
 
 
 @pytest.mark.slow
@@ -154,9 +161,11 @@ def helpers_source(lang: str = "en") -> str:
 
 def font_setup_source() -> str:
     """The part of the zh-TW notebook's first cell that finds, or installs, a CJK font."""
-    first = next(c.source for c in notebooks.read(paths.MASTER).cells if "otter.Notebook(" in c.source)
-    block = first[first.index("# BEGIN zh-TW") + len("# BEGIN zh-TW"):first.index("# END zh-TW")]
-    return "import importlib.util\n" + notebooks.code_for_language(block, "zh-TW")
+    first = next(c.source for c in notebooks.read(paths.MASTER).cells if c.cell_type == "code")
+    start = first.rindex("# BEGIN zh-TW", 0, first.index("def find_cjk_font"))
+    block = first[start + len("# BEGIN zh-TW"):first.index("# END zh-TW", start)]
+    assert "def find_cjk_font" in block
+    return "import importlib.util\nimport sys\n" + notebooks.code_for_language(block, "zh-TW")
 
 
 class Shell:
@@ -336,41 +345,78 @@ def test_picture_cells_say_what_is_missing_instead_of_failing(capsys):
     assert PICTURE_FAILED in capsys.readouterr().out
 
 
-def test_checks_work_on_colab(tmp_path, monkeypatch):
-    """On Colab the notebook is not on disk and Otter refuses tests stored in its metadata: the first
-    cell fetches the notebook from Colab's front end and writes the tests as files, which Otter
-    accepts there. Colab is simulated: its shell's name and its front-end request."""
+class StandInShell:
+    """What the first cell needs of IPython (display formatters, events), with the shell's name of a
+    plain Jupyter kernel or of Colab's."""
+
+    def __init__(self, colab: bool):
+        from IPython.core.interactiveshell import InteractiveShell
+
+        real = InteractiveShell.instance()
+        self.display_formatter, self.events, self.colab = real.display_formatter, real.events, colab
+        self.magics = []
+
+    def run_line_magic(self, name, line, _stack_depth=1):
+        self.magics.append(f"%{name} {line}")
+
+    def __str__(self):
+        return "<google.colab._shell.Shell object>" if self.colab else "<ipykernel.zmqshell.ZMQInteractiveShell>"
+
+
+def first_cell_environment(lang: str, folder: Path, monkeypatch, colab: bool = False) -> dict:
+    """Run ``lang``'s student notebook's first cell in ``folder`` (with the notebook saved there, as
+    in Jupyter, or fetched from a stand-in of Colab's front end), as a student's kernel would; its
+    namespace. Whatever the cell installs into Otter and IPython is undone after the test."""
     import json
     import types
 
     import nbformat
     from IPython.core.inputtransformer2 import TransformerManager
     from otter.check import utils as otter_utils
-
-    student = notebooks.read(paths.ROOT / "student" / "en" / assign.NOTEBOOK)
-    init = next(c.source for c in student.cells if c.cell_type == "code" and "otter.Notebook(" in c.source)
-
-    class ColabShell:
-        def __str__(self):
-            return "<google.colab._shell.Shell object>"
-
-    message = types.ModuleType("google.colab._message")
-    message.blocking_request = lambda kind, request="", timeout_sec=5: (
-        {"ipynb": json.loads(nbformat.writes(student))} if kind == "get_ipynb" else None)
-    colab = types.ModuleType("google.colab")
-    colab._message = message
-    google = types.ModuleType("google")
-    google.colab = colab
-    for name, module in (("google", google), ("google.colab", colab), ("google.colab._message", message)):
-        monkeypatch.setitem(sys.modules, name, module)
-    monkeypatch.setattr(otter_utils, "get_ipython", ColabShell)
-    monkeypatch.chdir(tmp_path)
-    # The cell installs the notebook's failure formatter into Otter: undone after this test.
     from otter.test_files.exception_test import ExceptionTestFile
-    monkeypatch.setattr(ExceptionTestFile, "_generate_error_message", ExceptionTestFile._generate_error_message)
 
-    env = {"get_ipython": ColabShell}
+    student = notebooks.read(paths.ROOT / "student" / lang / assign.NOTEBOOK)
+    init = next(c.source for c in student.cells if c.cell_type == "code")
+    shell = StandInShell(colab)
+    if colab:
+        message = types.ModuleType("google.colab._message")
+        message.blocking_request = lambda kind, request="", timeout_sec=5: (
+            {"ipynb": json.loads(nbformat.writes(student))} if kind == "get_ipynb" else None)
+        package = types.ModuleType("google.colab")
+        package._message = message
+        google = types.ModuleType("google")
+        google.colab = package
+        for name, module in (("google", google), ("google.colab", package), ("google.colab._message", message)):
+            monkeypatch.setitem(sys.modules, name, module)
+    else:
+        notebooks.write(student, folder / assign.NOTEBOOK)
+    monkeypatch.setattr(otter_utils, "get_ipython", lambda: shell)
+    monkeypatch.chdir(folder)
+    monkeypatch.setattr(ExceptionTestFile, "_generate_error_message", ExceptionTestFile._generate_error_message)
+    formatters = shell.display_formatter.formatters
+    for mime in ("text/plain", "text/html"):
+        monkeypatch.setattr(formatters[mime], "type_printers", dict(formatters[mime].type_printers))
+    monkeypatch.setitem(shell.events.callbacks, "post_run_cell", list(shell.events.callbacks["post_run_cell"]))
+    env = {"get_ipython": lambda: shell}
     exec(TransformerManager().transform_cell(init), env)
+    env["shell"] = shell
+    return env
+
+
+def shown(env, value, mime: str = "text/plain") -> str:
+    """What Jupyter displays for ``value`` (a check's result) in the kernel ``env`` came from."""
+    data, _ = env["shell"].display_formatter.format(value, include=[mime])
+    return data.get(mime, "")
+
+
+def test_checks_work_on_colab(tmp_path, monkeypatch, capsys):
+    """On Colab the notebook is not on disk and Otter refuses tests stored in its metadata: the first
+    cell fetches the notebook from Colab's front end and writes the tests as files, which Otter
+    accepts there. Colab is simulated: its shell's name and its front-end request."""
+    from otter.check import utils as otter_utils
+
+    env = first_cell_environment("en", tmp_path, monkeypatch, colab=True)
+    student = notebooks.read(paths.ROOT / "student" / "en" / assign.NOTEBOOK)
     grader = env["grader"]
     assert grader.interpreter is otter_utils.IPythonInterpreter.COLAB
     assert sorted(p.stem for p in (tmp_path / "tests").glob("*.py")) == sorted(student.metadata.otter.tests)
@@ -382,5 +428,8 @@ def test_checks_work_on_colab(tmp_path, monkeypatch):
     env["class_names"] = ["?"] * 10
     exec('result = grader.check("q2_class_names")', env)
     assert env["result"].grade < 1
-    with pytest.raises(RuntimeError, match="Colab"):
-        grader.export()  # why the notebook tells Colab students to download the .ipynb instead
+    capsys.readouterr()
+    assert grader.export(pdf=False) is None  # the export cell: no error on Colab, but the way to submit
+    said = capsys.readouterr().out
+    assert "File > Download > Download .ipynb" in said and "Gradescope" in said, said
+    assert not list(tmp_path.glob("*.zip"))

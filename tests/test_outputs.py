@@ -16,8 +16,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fashion_kit import contract, report, results
-from fashion_kit.classroom import exports, feedback, resources, roster
+from fashion_kit import contract, report
+from fashion_kit.classroom import exports, feedback, matching, resources, roster
+
+from . import gradescope_spec
 
 QUESTIONS = ["q1_load_data", "q2_class_names", "q3_normalize"]
 HOSTILE = "<script>alert('x')</script> & \"quotes\""
@@ -38,15 +40,16 @@ def test_roster_reads_header_variants_bom_and_extra_columns(tmp_path):
     path = tmp_path / "roster.csv"
     path.write_text(ROSTER, encoding="utf-8")
     assert roster.read(path) == [
-        roster.Student("B10901001", "陳小明", "ming@example.edu"),
-        roster.Student("B10901002", "Anna Lee", "anna@example.edu"),
-        roster.Student("B10901003", "Bo Wang", "bo@example.edu"),
+        roster.Student("B10901001", "陳小明", "ming@example.edu", section="A"),
+        roster.Student("B10901002", "Anna Lee", "anna@example.edu", section="A"),
+        roster.Student("B10901003", "Bo Wang", "bo@example.edu", section="B"),
     ]
     semicolons = "\n\n學號;姓名;電子郵件\nB1;王大同;wang@example.edu\n"
     assert roster.parse(semicolons) == [roster.Student("B1", "王大同", "wang@example.edu")]
     canvas_export = ("Student,ID,SIS User ID,SIS Login ID,Section,Quiz 1 (301)\n"
                      "    Points Possible,,,,,10\n\"Lee, Anna\",1234,B10901002,alee,A,9\n")
-    assert roster.parse(canvas_export) == [roster.Student("B10901002", "Lee, Anna", "")]
+    assert roster.parse(canvas_export) == [roster.Student("B10901002", "Anna Lee", "", login="alee", canvas_id="1234",
+                                                          section="A", sortable_name="Lee, Anna")]
     split = "SIS User ID,ID,First name,Last name,E-mail\nS77,999,Ada,Lovelace,ada@example.edu\n"
     assert roster.parse(split) == [roster.Student("S77", "Ada Lovelace", "ada@example.edu")]
 
@@ -82,17 +85,17 @@ def test_match_by_sid_email_and_file_name_with_a_missing_student_and_an_unmatche
                submitters=[{"name": "A. Lee", "email": "ANNA@example.edu", "sid": ""}]),  # by email
         upload("stranger", original_name="someone_else.ipynb"),
     ]
-    rows, unmatched = roster.match(students, uploads)
+    rows, unmatched = matching.match(students, uploads)
     assert [(r.student.sid, r.status, r.matched_by, r.upload and r.upload["id"]) for r in rows] == [
         ("B10901001", "graded", "sid", "submission_1"),
         ("B10901002", "graded", "email", "submission_2"),
-        ("B10901003", roster.MISSING, "", None),
+        ("B10901003", matching.MISSING, "", None),
     ]
     assert [u["id"] for u in unmatched] == ["stranger"]
 
     by_file = [upload("x1", original_name="HW1_b10901003.ipynb"), upload("x2", original_name="anna_lee.zip"),
                upload("x3", original_name="bo.ipynb")]  # "bo" is too short to be anyone's mailbox by chance
-    rows, unmatched = roster.match(students, by_file)
+    rows, unmatched = matching.match(students, by_file)
     assert [(r.student.sid, r.matched_by, r.uploads) for r in rows] == [
         ("B10901001", "", []), ("B10901002", "file name", ["x2"]), ("B10901003", "file name", ["x1"])]
     assert [u["id"] for u in unmatched] == ["x3"]
@@ -100,12 +103,12 @@ def test_match_by_sid_email_and_file_name_with_a_missing_student_and_an_unmatche
 
 def test_a_file_name_that_fits_two_students_matches_neither_and_reuploads_keep_the_best():
     students = [roster.Student("S100", "Same Name", "a@example.edu"), roster.Student("S200", "Same Name", "b@example.edu")]
-    rows, unmatched = roster.match(students, [upload("same_name")])
-    assert all(r.status == roster.MISSING for r in rows) and [u["id"] for u in unmatched] == ["same_name"]
+    rows, unmatched = matching.match(students, [upload("same_name")])
+    assert all(r.status == matching.MISSING for r in rows) and [u["id"] for u in unmatched] == ["same_name"]
 
     first = upload("s100_v1", scores={"q1_load_data": [1, 1]})
     second = upload("s100_v2", scores={"q1_load_data": [0, 1]})
-    rows, _ = roster.match(students, [second, first])
+    rows, _ = matching.match(students, [second, first])
     assert rows[0].upload is first and rows[0].uploads == ["s100_v1", "s100_v2"]
 
 
@@ -114,7 +117,7 @@ def test_a_group_submission_counts_for_each_member_and_the_export_brings_its_own
         {"name": "Anna", "email": "anna@example.edu", "sid": "S1"}, {"name": "Bo", "email": "bo@example.edu", "sid": "S2"}])
     own = roster.from_uploads([group, upload("submission_10", submitters=[{"name": "Anna", "email": "anna@example.edu", "sid": "S1"}])])
     assert own == [roster.Student("S1", "Anna", "anna@example.edu"), roster.Student("S2", "Bo", "bo@example.edu")]
-    rows, unmatched = roster.match(own, [group])
+    rows, unmatched = matching.match(own, [group])
     assert [r.upload["id"] for r in rows] == ["submission_9", "submission_9"] and unmatched == []
 
 
@@ -132,7 +135,7 @@ def matched_class():
                     submitters=[{"sid": "B1001"}])
     stopped = upload("bo", status="timeout", scores={"q1_load_data": [1, 1]}, submitters=[{"sid": "B1002"}],
                      message="Stopped after 900 s", duplicate_of="")
-    return roster.match(students, [graded, stopped])
+    return matching.match(students, [graded, stopped])
 
 
 def test_the_roster_gradebook_has_a_row_per_student_with_percent_and_missing():
@@ -148,40 +151,33 @@ def test_the_roster_gradebook_has_a_row_per_student_with_percent_and_missing():
 
 def test_canvas_csv_follows_the_gradebook_import_layout():
     rows, _ = matched_class()
-    table = _rows(exports.canvas_csv(exports.lms_lines(rows), "Fashion-MNIST", 13))
+    table = _rows(exports.canvas_csv(exports.lms_lines(rows), "Fashion-MNIST", 13).text)
     # Canvas's own export columns, then the assignment; the optional Points Possible row.
     assert table[0] == ["Student", "ID", "SIS User ID", "SIS Login ID", "Section", "Fashion-MNIST"]
     assert table[1] == ["Points Possible", "", "", "", "", "13"]
-    assert table[2:] == [["Lee, Anna", "", "B1001", "", "", "3.5"], ["'=HYPERLINK(\"x\")", "", "B1002", "", "", "1"],
+    assert table[2:] == [["Anna Lee", "", "B1001", "", "", "3.5"], ["'=HYPERLINK(\"x\")", "", "B1002", "", "", "1"],
                          ["Cy", "", "B1003", "", "", ""]]
     assert all(len(line) == 6 for line in table)
 
 
 def test_moodle_csv_is_an_identifier_and_a_grade():
     rows, _ = matched_class()
-    table = _rows(exports.moodle_csv(exports.lms_lines(rows), "Fashion-MNIST"))
-    assert table == [["ID number", "Email address", "Fashion-MNIST"],
-                     ["B1001", "anna@example.edu", "3.5"], ["B1002", "bo@example.edu", "1"]]
+    export = exports.moodle_csv(exports.lms_lines(rows), "Fashion-MNIST")
+    # One identifier column: a blank identifier cell would give its grade to the row above's student.
+    assert _rows(export.text) == [["ID number", "Fashion-MNIST"], ["B1001", "3.5"], ["B1002", "1"]]
+    assert export.why == "identify users by ID number (useridnumber)" and export.left_out == []
 
 
 def test_without_a_roster_each_submitter_is_a_line():
     group = upload("g", scores={"q1_load_data": [1, 1]}, submitters=[{"name": "A", "sid": "S1", "email": "a@x.edu"},
                                                                     {"name": "B", "sid": "S2", "email": "b@x.edu"}])
     folder = upload("plain_notebook", scores={"q1_load_data": [0, 1]})
-    assert exports.lms_lines(records=[group, folder]) == [
-        ("A", "S1", "a@x.edu", 1.0), ("B", "S2", "b@x.edu", 1.0), ("plain_notebook", "", "", 0.0)]
-    moodle = _rows(exports.moodle_csv(exports.lms_lines(records=[group, folder]), "hw"))
-    assert [line[0] for line in moodle[1:]] == ["S1", "S2"], "a line with no identifier cannot be imported"
-
-
-def test_question_points_come_from_the_autograder_zip(tmp_path):
-    path = tmp_path / "autograder.zip"
-    with zipfile.ZipFile(path, "w") as zf:
-        zf.writestr("tests/q1_load_data.py", 'name = "q1_load_data"\npoints = 1\n')
-        zf.writestr("tests/q3_normalize.py", 'name = "q3_normalize"\npoints = 2\nall_or_nothing = True\n')
-        zf.writestr("tests/__init__.py", "")
-        zf.writestr("otter_config.json", "{}")
-    assert exports.question_points(path) == {"q1_load_data": 1.0, "q3_normalize": 2.0}
+    assert [(line.student.name, line.student.sid, line.total) for line in exports.lms_lines(records=[group, folder])] == [
+        ("A", "S1", 1.0), ("B", "S2", 1.0)], "a record naming no one gives no line"
+    moodle = _rows(exports.moodle_csv(exports.lms_lines(records=[group, folder]), "hw").text)
+    assert [line[0] for line in moodle[1:]] == ["S1", "S2"]
+    canvas = exports.canvas_csv(exports.lms_lines(records=[folder]), "hw", 4, unnamed=["plain_notebook"])
+    assert canvas.text is None and canvas.left_out == ["plain_notebook"], "no row without an identifier"
 
 
 # --- feedback ----------------------------------------------------------------------------------------
@@ -206,7 +202,7 @@ def results_json(challenge: bool = True) -> dict:
                       "output": "挑戰模型的測試準確率是 0.9123 / Your challenge model scored 0.9123"})
         out["leaderboard"] = [{"name": contract.LEADERBOARD_NAME, "value": 0.9123, "order": "desc"}]
         out["score"] = 3.0
-    assert results.problems(out) == [], "the fixture is a valid Gradescope results.json"
+    assert gradescope_spec.problems(out) == [], "the fixture is a valid Gradescope results.json"
     return out
 
 
@@ -245,8 +241,16 @@ def test_a_feedback_page_says_what_results_json_says(language):
               "submitters": [{"name": HOSTILE, "email": "anna@example.edu", "sid": "B1001"}]}
     page = feedback.page(record, res, language=language, assignment="fashion_mnist")
     shown = parsed(page)
-    visible = [t["output"] for t in res["tests"] if t["visibility"] != "hidden"]
-    assert sorted(shown.messages) == sorted(visible), "every visible box's message, verbatim, and nothing else"
+    # Every visible question's message, and nothing else: not Otter's public-checks summary, which
+    # would say "All test cases passed!" of a question the grader scored 0.
+    visible = [feedback.in_language(t["output"], language) for t in res["tests"]
+               if t["visibility"] != "hidden" and t["name"] != feedback.PUBLIC_TESTS]
+    assert sorted(shown.messages) == sorted(visible)
+    if language == "en":
+        assert 'Expected class_names[9] == "Ankle boot", found ' + HOSTILE + "." in shown.messages
+        assert not any(feedback._CJK_TEXT.search(m) for m in shown.messages), "an English page is in English"
+    else:
+        assert [t["output"] for t in res["tests"] if t["name"] == "q2_class_names"][0] in shown.messages
     assert "NEVER SHOWN" not in page and "<script>" not in page
     assert not [t for t, a in shown.tags if t in ("script", "link", "img", "iframe") or "src" in a or "href" in a]
     assert "0.8712" in page and "0.85" in page and "0.9123" in page
@@ -325,7 +329,7 @@ def test_the_counted_upload_is_the_students_grade_even_if_a_duplicate_scored_mor
     counted = upload("s100_a", scores={"q1_load_data": [0, 1]}, submitters=[{"sid": "S100"}])
     duplicate = upload("s100_b", scores={"q1_load_data": [1, 1]}, submitters=[{"sid": "S100"}],
                        counted=False, duplicate_of="s100_a")
-    rows, _ = roster.match(students, [duplicate, counted])
+    rows, _ = matching.match(students, [duplicate, counted])
     assert rows[0].upload is counted and rows[0].uploads == ["s100_a", "s100_b"]
 
 
@@ -363,14 +367,17 @@ def test_outputs_writes_every_takeaway_file(tmp_path):
                             results_of=lambda r: res.get(r.id), language_of=lambda r: "en")
     names = {p.name for p in written.files}
     assert names == {"students.csv", "unmatched.csv", "canvas.csv", "moodle.csv", "feedback", "feedback.zip"}
-    by_sid = {row[0]: row for row in _rows((tmp_path / "students.csv").read_text(encoding="utf-8"))[1:]}
-    assert by_sid["B10901002"][-3] == "missing" and by_sid["B10901001"][3] == "submission_1"
+    table = _rows((tmp_path / "students.csv").read_text(encoding="utf-8"))
+    by_sid = {row[0]: dict(zip(table[0], row)) for row in table[1:]}
+    assert by_sid["B10901002"]["status"] == "missing" and by_sid["B10901001"]["id"] == "submission_1"
     assert [row[0] for row in _rows((tmp_path / "unmatched.csv").read_text(encoding="utf-8"))[1:]] == ["stray"]
     assert [line[2] for line in _rows((tmp_path / "canvas.csv").read_text(encoding="utf-8"))[2:]] == [
         "B10901001", "B10901002", "B10901003"]
     with zipfile.ZipFile(tmp_path / "feedback.zip") as zf:
-        assert sorted(zf.namelist()) == ["stray.html", "submission_1.html"]
-        assert "Expected class_names[9]" in zf.read("submission_1.html").decode("utf-8")
+        # One page per student of the roster, named by SID; the stray upload is no one's yet.
+        assert sorted(zf.namelist()) == ["B10901001.html", "B10901002.html", "B10901003.html"]
+        assert "Expected class_names[9]" in zf.read("B10901001.html").decode("utf-8")
+    assert (tmp_path / "feedback" / "unmatched" / "stray.html").is_file()
 
 
 def test_ignored_files_are_nobodys_submission():
@@ -384,9 +391,11 @@ def test_outputs_skip_ignored_files(tmp_path):
     from fashion_kit.classroom import outputs
 
     records = [Rec("anna", scores={"q1_load_data": [1, 1]}), Rec("README.md", status="ignored")]
-    outputs.write(tmp_path, records, QUESTIONS, assignment="hw", possible=4)
+    written = outputs.write(tmp_path, records, QUESTIONS, assignment="hw", possible=4)
     assert sorted(p.name for p in (tmp_path / "feedback").iterdir()) == ["anna.html"]
-    assert [line[0] for line in _rows((tmp_path / "canvas.csv").read_text(encoding="utf-8"))[2:]] == ["anna"]
+    # Without a roster or submitters nobody can be named: no LMS file, and a note saying why.
+    assert not (tmp_path / "canvas.csv").exists() and not (tmp_path / "moodle.csv").exists()
+    assert any(n.startswith("canvas.csv not written") for n in written.notes), written.notes
 
 
 json_values = st.recursive(st.none() | st.booleans() | st.floats() | st.integers() | st.text(max_size=20),
@@ -425,7 +434,7 @@ def test_for_batch_reads_the_roster_points_and_results_from_disk(tmp_path):
     written = outputs.for_batch(out, result, zip_path, settings_module.Settings(), roster_file)
     assert [r.status for r in written.rows] == ["graded", "missing", "missing"]
     assert _rows((out / "canvas.csv").read_text(encoding="utf-8"))[1][-1] == "4", "points from the zip's questions"
-    page = (out / "feedback" / "submission_1.html").read_text(encoding="utf-8")
+    page = (out / "feedback" / "B10901001.html").read_text(encoding="utf-8")
     assert "Expected class_names[9]" in page and "評分回饋" not in page, "results.json from disk, the record's language"
 
     own = outputs.for_batch(out, result, zip_path, settings_module.Settings())  # the export's own roster
@@ -462,9 +471,9 @@ def test_the_report_table_sorts_by_a_clicked_column(tmp_path):
         def column(i):
             return page.eval_on_selector_all("table.sortable tbody tr", f"rows => rows.map(r => r.cells[{i}].textContent)")
 
-        page.click("table.sortable th:nth-child(6)")  # total: ascending, blanks first
-        assert column(5) == ["", "0", "1", "1.5", "2"]
-        page.click("table.sortable th:nth-child(6)")
+        page.click("table.sortable th:nth-child(7)")  # total: ascending, blanks first
+        assert column(6) == ["", "0", "1", "1.5", "2"]
+        page.click("table.sortable th:nth-child(7)")
         assert column(0) == ["s3", "s1", "s2", "s4", "s10"]
         page.click("table.sortable th:nth-child(1)")  # ids in natural order
         assert column(0) == ["s1", "s2", "s3", "s4", "s10"]
@@ -496,8 +505,9 @@ def test_for_batch_after_a_real_batch_with_a_fake_grader(tmp_path):
     assert [str(roster.get(u, "id")) for u in written.unmatched] == ["who_is_this"]
     canvas = _rows((out / "canvas.csv").read_text(encoding="utf-8"))
     assert canvas[1][-1] == "3" and [line[-1] for line in canvas[2:]] == ["3", "1", ""]
-    pages = sorted(p.name for p in (out / "feedback").iterdir())
-    assert pages == ["B10901001.html", "anna_lee.html", "who_is_this.html"], "the README gets no page"
+    pages = sorted(p.name for p in (out / "feedback").glob("*.html"))
+    assert pages == ["B10901001.html", "B10901002.html", "B10901003.html"], "a page per student; the README gets none"
+    assert sorted(p.name for p in (out / "feedback" / "unmatched").iterdir()) == ["who_is_this.html"]
 
 
 def test_a_utf16_roster_with_its_byte_order_mark_is_read(tmp_path):
@@ -532,8 +542,9 @@ def test_fashion_kit_grade_writes_the_take_away_files_with_the_roster(tmp_path, 
     assert "B10901003" in students and "missing" in students
     assert (out / "canvas.csv").is_file() and (out / "moodle.csv").is_file() and (out / "feedback.zip").is_file()
     assert (out / "canvas.csv").read_text(encoding="utf-8-sig").count("\n") >= 4, "header, points and a row each"
-    pages = sorted(p.name for p in (out / "feedback").iterdir())
-    assert len(pages) == 2 and "canvas.csv.html" not in pages, pages
+    pages = sorted(p.name for p in (out / "feedback").glob("*.html"))
+    assert pages == ["B10901001.html", "B10901002.html", "B10901003.html"], pages
+    assert [p.name for p in (out / "feedback" / "unmatched").iterdir()] == ["submission_canvas.csv.html"]
 
 
 def test_fashion_kit_grade_refuses_an_unreadable_roster_before_grading(tmp_path, monkeypatch):

@@ -1,6 +1,9 @@
 """The question registry agrees with the master notebook and with what people read about it."""
 
 import re
+import zipfile
+
+import pytest
 
 from fashion_kit import contract, paths, questions
 
@@ -38,3 +41,25 @@ def test_blocks_are_read_with_their_settings(tmp_path):
     assert questions.blocks_in_master(nb) == [{"name": "q1_x", "points": 2, "all_or_nothing": True},
                                               {"name": "bonus", "manual": True, "points": 0.5}]
     assert questions.points_in_master(nb) == {"q1_x": 2.0}
+
+
+def test_the_autograders_questions_are_read_from_its_test_files_without_running_them(tmp_path):
+    path = tmp_path / "autograder.zip"
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("tests/q10_param_count.py", 'name = "q10_param_count"\npoints = 1\nraise SystemExit\n')
+        zf.writestr("tests/q3_normalize.py", 'name = "q3_normalize"\npoints = 2\nall_or_nothing = True\n')
+        zf.writestr("tests/__init__.py", "")
+        zf.writestr("otter_config.json", "{}")
+    assert list(questions.points_in_autograder(path).items()) == [("q3_normalize", 2.0), ("q10_param_count", 1.0)]
+    zf = zipfile.ZipFile(path)
+    zf.extractall(tmp_path / "unpacked")
+    assert questions.points_in_autograder(tmp_path / "unpacked" / "tests") == questions.points_in_autograder(path)
+
+
+@pytest.mark.parametrize("text", ["", "name = 'q1'", "points = 1", "name = f'q{1}'\npoints = 1", "def broken(:"])
+def test_a_test_file_that_declares_no_question_is_refused_with_its_name(tmp_path, text):
+    (tmp_path / "q1.py").write_text(text, encoding="utf-8")
+    with pytest.raises(questions.NoQuestions, match=r"q1\.py declares no"):
+        questions.points_in_autograder(tmp_path)
+    with pytest.raises(questions.NoQuestions, match="not a readable autograder zip"):
+        questions.points_in_autograder(tmp_path / "q1.py")

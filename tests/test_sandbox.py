@@ -434,14 +434,80 @@ def test_user_sandbox_kills_what_outlives_a_finished_run(user_box, user_work):
 
 
 @needs_root
-def test_user_sandbox_removes_what_the_account_left_in_shared_temporary_folders(user_box, user_work):
-    # Files there sit outside the work folder's limit and would fill the container's disk.
-    name = f"fashion-kit-leftover-{os.getpid()}"
-    script = (f"import os\nfor d in ('/tmp', '/dev/shm'):\n    open(os.path.join(d, {name!r}), 'w').write('x')\n"
-              f"os.makedirs('/tmp/{name}-dir/inner')")
-    result = run_in(user_box, user_work, script)
-    assert result.stopped is None, result.log
-    assert not any(Path(d, name).exists() for d in ("/tmp", "/dev/shm")) and not Path(f"/tmp/{name}-dir").exists()
+def test_user_sandbox_removes_everything_its_account_owns_where_every_user_may_write(student_python, user_box,
+                                                                                     user_work, tmp_path):
+    """One of each, planted as the account without the filter (which would refuse the IPC objects):
+    files deep in folders of its own and of root's under every world-writable folder, SysV shared
+    memory, a message queue and a semaphore set, a POSIX message queue. Root's files stay, and so
+    does the work folder the account owns."""
+    mqueue = None
+    if not any(kind == "mqueue" for _, kind in sandbox._mounts()):  # Docker mounts /dev/mqueue; a host may not
+        mqueue = tmp_path / "mqueue"
+        mqueue.mkdir()
+        if subprocess.run(["mount", "-t", "mqueue", "none", str(mqueue)], capture_output=True).returncode != 0:
+            pytest.skip("no mqueue file system here, and none can be mounted: POSIX queues cannot be listed")
+    token = uuid.uuid4().hex
+    roots = ["/tmp", "/var/tmp", "/dev/shm", "/run/lock"]
+    rooted = Path("/tmp", f"{token}-roots")  # a world-writable folder of root's, as /tmp itself is
+    rooted.mkdir(mode=0o777)
+    rooted.chmod(0o1777)
+    (rooted / "root-file").write_text("root's")
+    plant = f"""
+        import ctypes, os, sys
+        token, roots, rooted = sys.argv[1], sys.argv[2].split(","), sys.argv[3]
+        for root in roots:
+            os.makedirs(f"{{root}}/{{token}}-dir/a/b", exist_ok=True)
+            open(f"{{root}}/{{token}}-dir/a/b/deep", "w").write("x")
+            open(f"{{root}}/{{token}}-top", "w").write("x")
+        open(f"{{rooted}}/account-file", "w").write("x")
+        libc = ctypes.CDLL(None, use_errno=True)
+        key = int(token[:7], 16)
+        made = [libc.shmget(key, 4096, 0o1600), libc.msgget(key + 1, 0o1600), libc.semget(key + 2, 1, 0o1600)]
+        mq = ctypes.CDLL("librt.so.1", use_errno=True).mq_open(f"/{{token}}".encode(), os.O_CREAT | os.O_RDWR, 0o600, None)
+        print(made, mq)
+        assert min(made) >= 0 and mq >= 0, os.strerror(ctypes.get_errno())
+    """
+    try:
+        subprocess.run([PYTHON, "-I", "-c", textwrap.dedent(plant), token, ",".join(roots), str(rooted)],
+                       user=user_box.uid, group=user_box.gid, extra_groups=[], check=True, cwd="/")
+        assert len(sandbox.sysv_ipc_of(user_box.uid)) >= 3
+        (user_work / "kept").write_text("the work folder is phase 2's to read")
+        user_box.kill_all()
+        left = [f"{root}/{name}" for root in roots for name in os.listdir(root) if token in name and name != rooted.name]
+        assert left == [] and not (rooted / "account-file").exists()
+        assert sandbox.sysv_ipc_of(user_box.uid) == []
+        for point, kind in sandbox._mounts():
+            if kind == "mqueue":
+                assert not any(token in name for name in os.listdir(point)), point
+        assert (rooted / "root-file").exists() and (user_work / "kept").exists()
+    finally:
+        shutil.rmtree(rooted, ignore_errors=True)
+        if mqueue is not None:
+            subprocess.run(["umount", str(mqueue)], check=False)
+
+
+@needs_root
+def test_user_sandbox_counts_its_shared_memory_files_against_the_memory_limit(user_box, user_work):
+    # 300 MB in /dev/shm (a file kept, and one unlinked but held open): memory no process's size shows.
+    # Each file stays under the file size limit (16 MB here).
+    name = f"/dev/shm/fashion-kit-hoard-{uuid.uuid4().hex}"
+    code = f"""
+        import os, time
+        chunk, held = b"x" * 2**20, []
+        for i in range(20):
+            path = {name!r} + str(i)
+            fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
+            for _ in range(15):
+                os.write(fd, chunk)
+            if i % 2:
+                os.unlink(path)
+                held.append(fd)
+        time.sleep(30)
+    """
+    held = supervise.run(script_command(user_box, user_work, code), cwd=user_work, env=None, timeout=20,
+                         memory_limit_mb=256, on_stop=user_box.kill_all, held_memory=user_box.held_memory)
+    assert held.stopped == "memory" and held.peak_rss_bytes > 256 * 2**20, held
+    assert not [p for p in os.listdir("/dev/shm") if p.startswith(Path(name).name)]
 
 
 @needs_root
@@ -474,6 +540,121 @@ def test_user_sandbox_refuses_a_work_folder_the_account_cannot_reach(student_pyt
     box.prepare(hidden)  # the folder is the account's, the one above it is not open to it
     with pytest.raises(sandbox.SandboxUnavailable, match=f"cannot enter {hidden}"):
         box.command([PYTHON], work=hidden, env=ENV)
+
+
+# ---- the seccomp filter, in both sandboxes --------------------------------------------------------
+
+REFUSED_CALLS = """
+    import ctypes, errno, json, os, socket, subprocess, threading
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.syscall.restype = ctypes.c_long
+    out = {}
+
+    def attempt(name, call):
+        try:
+            result = call()
+            out[name] = "refused: " + os.strerror(ctypes.get_errno()) if result == -1 else "allowed"
+        except OSError as e:
+            out[name] = "refused: " + e.strerror
+
+    for family in ("AF_INET", "AF_INET6", "AF_NETLINK", "AF_PACKET"):
+        attempt(family, lambda: socket.socket(getattr(socket, family), socket.SOCK_DGRAM).close())
+    attempt("inet socket, high bits set", lambda: libc.syscall(41, ctypes.c_long(2 | 1 << 32), 1, 0))
+    attempt("inet socketpair", lambda: libc.syscall(53, 2, 1, 0, (ctypes.c_int * 2)()))
+    attempt("memfd_create", lambda: os.memfd_create("hoard"))
+    attempt("shmget", lambda: libc.shmget(0, 4096, 0o1600))
+    attempt("msgget", lambda: libc.msgget(0, 0o1600))
+    attempt("semget", lambda: libc.semget(0, 1, 0o1600))
+    attempt("mq_open", lambda: ctypes.CDLL("librt.so.1", use_errno=True).mq_open(b"/fk-q", os.O_CREAT | os.O_RDWR, 0o600, None))
+    attempt("ptrace", lambda: libc.ptrace(16, os.getppid(), None, None))  # PTRACE_ATTACH
+    attempt("process_vm_readv", lambda: libc.process_vm_readv(os.getppid(), None, 0, None, 0, 0))
+    attempt("unshare", lambda: libc.unshare(0x10000000))  # CLONE_NEWUSER
+    attempt("clone with CLONE_NEWNET", lambda: libc.syscall(56, 0x40000000 | 17, 0, 0, 0, 0))
+    attempt("mount", lambda: libc.mount(b"none", b"/tmp", b"tmpfs", 0, None))
+    attempt("keyctl", lambda: libc.syscall(250, 0, 0, 0, 0, 0))
+    attempt("bpf", lambda: libc.syscall(321, 0, 0, 0))
+    attempt("perf_event_open", lambda: libc.syscall(298, 0, 0, -1, -1, 0))
+    attempt("userfaultfd", lambda: libc.syscall(323, 0))
+    attempt("io_uring_setup", lambda: libc.syscall(425, 1, (ctypes.c_char * 120)()))
+    # What a notebook does need still works.
+    a, b = socket.socketpair()
+    a.sendall(b"unix"); unix = b.recv(4).decode()
+    thread = threading.Thread(target=lambda: None); thread.start(); thread.join()
+    child = subprocess.run(["true"]).returncode
+    status = dict(line.split(":", 1) for line in open("/proc/self/status").read().splitlines())
+    print(json.dumps({"calls": out, "unix": unix, "child": child, "seccomp": status["Seccomp"].strip(),
+                      "no_new_privs": status["NoNewPrivs"].strip()}))
+"""
+
+
+def filter_refuses_what_a_notebook_never_needs(box: sandbox.Sandbox, work: Path) -> None:
+    found = report(run_in(box, work, REFUSED_CALLS))
+    assert found["seccomp"] == "2" and found["no_new_privs"] == "1"
+    assert {name: how for name, how in found["calls"].items() if not how.startswith("refused")} == {}
+    assert found["calls"]["AF_INET"] == found["calls"]["memfd_create"] == "refused: Operation not permitted"
+    assert found["unix"] == "unix" and found["child"] == 0
+
+
+@needs_bwrap
+def test_bubblewrap_runs_behind_the_filter(bwrap_box, work):
+    filter_refuses_what_a_notebook_never_needs(bwrap_box, work)
+
+
+@needs_root
+def test_user_sandbox_runs_behind_the_filter(user_box, user_work):
+    filter_refuses_what_a_notebook_never_needs(user_box, user_work)
+
+
+def test_a_sandbox_without_its_filter_is_refused(monkeypatch):
+    monkeypatch.setattr(sandbox, "_probed", {})
+    monkeypatch.setattr(sandbox.seccomp, "command", lambda argv: [
+        PYTHON, "-c", "import sys; sys.exit('fashion-kit: The sandbox\\'s seccomp filter needs libseccomp2')"])
+    for kind in ("auto", "user"):
+        with pytest.raises(sandbox.SandboxUnavailable, match="cannot install its seccomp filter.*libseccomp2"):
+            sandbox.choose(kind)
+
+
+@needs_bwrap
+def test_bubblewrap_counts_its_tmpfs_against_the_memory_limit(bwrap_box, work):
+    code = """
+        import os, time
+        chunk = b"x" * 2**20
+        with open("/tmp/hoard", "wb") as f:
+            for _ in range(200):
+                f.write(chunk)
+        fd = os.open("/dev/shm/unlinked", os.O_CREAT | os.O_WRONLY, 0o600)
+        for _ in range(60):
+            os.write(fd, chunk)
+        os.unlink("/dev/shm/unlinked")
+        time.sleep(30)
+    """
+    roomy = sandbox.Bubblewrap(Settings().replace(max_work_folder_mb=1024))
+    held = supervise.run(script_command(roomy, work, code), cwd=work, env=None, timeout=20, memory_limit_mb=256,
+                         on_stop=roomy.kill_all, held_memory=roomy.held_memory)
+    assert held.stopped == "memory" and held.peak_rss_bytes > 256 * 2**20, held
+
+
+def test_phase1_runs_the_kernel_over_ipc_with_no_log_server():
+    """Otter's ExecutePreprocessor gets its Config from Otter; after without_network, the kernel
+    manager nbclient makes from it speaks IPC, and no TCP server is started."""
+    import types
+
+    import nbformat
+    from nbconvert.preprocessors import ExecutePreprocessor
+    from traitlets.config import Config
+
+    from fashion_kit.grading import phase1
+
+    otter_execute = types.SimpleNamespace(Config=Config, start_server=None)
+    phase1.without_network(otter_execute)
+    config = otter_execute.Config()
+    config.ExecutePreprocessor.allow_errors = True  # what Otter adds
+    client = ExecutePreprocessor(config=config)
+    client.nb = nbformat.v4.new_notebook()
+    assert client.create_kernel_manager().transport == "ipc"
+    (host, port), stop = otter_execute.start_server()
+    assert port == 0
+    stop()
 
 
 # ---- no sandbox ----------------------------------------------------------------------------------

@@ -66,7 +66,7 @@ def assign_language(source_nb, lang: str, workdir: Path):
     notebooks.write(view, work / "master" / NOTEBOOK)
     _otter_assign(work / "master" / NOTEBOOK, work / "out")
     student = notebooks.read(work / "out" / "student" / NOTEBOOK)
-    student = notebooks.normalize(localize_boilerplate(student, lang))
+    student = notebooks.normalize(without_otter_markup(localize_boilerplate(student, lang)))
     check_student_notebook(student)
     key = notebooks.normalize(answer_key(student, notebooks.read(work / "out" / "autograder" / NOTEBOOK)))
     check_answer_key(key)
@@ -113,6 +113,20 @@ def localize_boilerplate(nb, lang: str):
     return nb
 
 
+# Otter's question markers in markdown cells: its PDF export reads them, this kit makes no PDF.
+QUESTION_MARKER = re.compile(r"^<!-- (BEGIN|END) QUESTION -->\n?", re.M)
+
+
+def without_otter_markup(nb):
+    """``nb`` without Otter's question markers and without the empty cells Otter leaves behind."""
+    nb = copy.deepcopy(nb)
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            cell.source = QUESTION_MARKER.sub("", cell.source).strip("\n")
+    nb.cells = [c for c in nb.cells if c.source.strip()]
+    return nb
+
+
 SOLUTION_LINE_MARKERS = ("# BEGIN SOLUTION", "# BEGIN SOLUTION NO PROMPT", "# END SOLUTION")
 SOLUTION_SUFFIX = re.compile(r"\s*# SOLUTION\s*$")
 
@@ -138,7 +152,9 @@ SOLUTION_TAG = "otter_assign_solution_cell"
 
 def answer_key(student, otter_autograder_nb):
     """The student notebook with every blank filled by its solution: exactly a perfect submission
-    (set-up cell and ``grader.check`` cells included), without Otter's markup and without tests."""
+    (set-up cell and ``grader.check`` cells included), without Otter's markup. It keeps the student
+    notebook's public tests, so its ``grader.check`` cells run where it is opened; the hidden tests
+    live in the autograder only."""
     solutions = [solution_code(c.source) for c in otter_autograder_nb.cells
                  if SOLUTION_TAG in c.metadata.get("tags", [])]
     blanks = [c for c in student.cells if ANSWER_TAG in c.metadata.get("tags", [])]
@@ -153,11 +169,6 @@ def answer_key(student, otter_autograder_nb):
             cell.metadata["tags"] = tags
         else:
             del cell.metadata["tags"]
-    # The tests live in the autograder only; the assignment's name stays, so the key grades as a
-    # submission of this assignment.
-    otter_metadata = key.metadata.get("otter", {})
-    for name in ("tests", "OK_FORMAT"):
-        otter_metadata.pop(name, None)
     return key
 
 
@@ -166,22 +177,34 @@ def check_student_notebook(nb) -> None:
     hidden = _hidden_tests_in(nb)
     if hidden:
         raise BuildError(f"The student notebook contains hidden tests: {', '.join(hidden)}")
-    student_code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
-    for marker in ("# SOLUTION", "BEGIN SOLUTION", "END SOLUTION", "BEGIN PROMPT"):
-        if marker in student_code:
-            raise BuildError(f"The student notebook still contains the marker {marker!r}.")
+    # The answer cells keep their tag: it marks the blanks (the browser test types into them).
+    found = otter_markup_in(nb, tags=(SOLUTION_TAG,))
+    if found:
+        raise BuildError(f"The student notebook still contains Otter's markup: {found}")
 
 
 OTTER_MARKUP = ("# SOLUTION", "BEGIN SOLUTION", "END SOLUTION", "BEGIN PROMPT", "END PROMPT",
-                "BEGIN TESTS", "otter_assign_solution_cell", ANSWER_TAG)
+                "BEGIN TESTS", "BEGIN QUESTION", "END QUESTION")
+
+
+def otter_markup_in(nb, tags=(ANSWER_TAG, SOLUTION_TAG)) -> list[str]:
+    """Otter's markup left in ``nb``: markers in its cells, "an empty cell" for each empty one, and
+    any of ``tags`` on a cell."""
+    text = "\n".join(c.source for c in nb.cells)
+    found = [marker for marker in OTTER_MARKUP if marker in text]
+    found += ["an empty cell" for c in nb.cells if not c.source.strip()]
+    found += [tag for tag in tags if any(tag in c.metadata.get("tags", []) for c in nb.cells)]
+    return found
 
 
 def check_answer_key(nb) -> None:
-    """An answer key must carry no Otter markup and no tests, neither in cells nor in metadata."""
-    text = notebooks.dumps(nb)
-    found = [marker for marker in OTTER_MARKUP if marker in text]
-    if found or "tests" in nb.metadata.get("otter", {}):
-        raise BuildError(f"The answer key still contains Otter's markup or tests: {found or ['metadata tests']}")
+    """An answer key must carry no Otter markup and no hidden tests."""
+    found = otter_markup_in(nb)
+    if found:
+        raise BuildError(f"The answer key still contains Otter's markup: {found}")
+    hidden = _hidden_tests_in(nb)
+    if hidden:
+        raise BuildError(f"The answer key contains hidden tests: {', '.join(hidden)}")
 
 
 def build(

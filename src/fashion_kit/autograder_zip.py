@@ -18,6 +18,7 @@ import tempfile
 import zipfile
 from pathlib import Path
 
+from .errors import NotDone
 from . import data, paths
 
 # A fixed timestamp for every zip entry: the same inputs always give the same bytes.
@@ -30,7 +31,7 @@ MANIFEST = "fashion_kit_build.json"
 PACKAGE = Path(__file__).resolve().parent
 
 
-class BuildError(RuntimeError):
+class BuildError(NotDone):
     """The build could not finish; nothing in the repository was changed."""
 
 

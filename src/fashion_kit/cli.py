@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
+from contextlib import ExitStack
 from pathlib import Path
 
 from rich.console import Console
 from rich.markup import escape as markup_escape
 
 from . import paths
+from .errors import KitError
 
 console = Console(stderr=True)
 
@@ -45,8 +46,30 @@ RUN_LOG, RUN_FEEDBACK = "grading.log", "feedback.html"
 
 
 def run_output(submission: Path | str, output: Path | str | None) -> Path:
-    """Where `run` writes: ``--output``, else ``graded/<notebook name>/`` in the current folder."""
-    return Path(output) if output else Path("graded") / Path(submission).stem
+    """Where `run` writes: ``--output``, else ``graded/<notebook name>/`` in the current folder; always
+    absolute, since the grading's child processes run in folders of their own."""
+    return (Path(output) if output else Path("graded") / Path(submission).stem).resolve()
+
+
+# Shorter spellings of the limit options, kept for the commands people already have in their notes.
+LIMIT_ALIASES = {"timeout_seconds": ("--timeout",), "memory_limit_mb": ("--memory-limit",)}
+
+
+def add_limit_options(command: argparse.ArgumentParser) -> None:
+    """The limits of one grading, the same options for `run` and `grade`, named like the settings."""
+    from . import settings
+
+    for key in settings.LIMITS:
+        command.add_argument(
+            settings.option(key), *LIMIT_ALIASES.get(key.name, ()), dest=key.name, type=float, default=None,
+            metavar=key.metadata["limit"].upper(),
+            help=f"{key.metadata['help']} (default: the zip's otter_config.json)")
+
+
+def limits_of(args) -> dict:
+    from . import settings
+
+    return {key.name: getattr(args, key.name) for key in settings.LIMITS}
 
 
 def _say(text: str, style: str = "") -> None:
@@ -58,22 +81,15 @@ def _say(text: str, style: str = "") -> None:
     console.print(Text(printable(str(text)), style=style))
 
 
-def _json_or_none(raw: bytes):
-    try:
-        return json.loads(raw)
-    except ValueError:
-        return None
-
-
 def cmd_run(args) -> int:
     import tempfile
 
     from . import contract, run, settings
-    from .classroom import feedback, intake
+    from .classroom import feedback
     from .classroom.ids import printable
     from .grading.sandbox import SandboxUnavailable
 
-    submission, autograder = Path(args.submission), Path(args.autograder)
+    submission, autograder = Path(args.submission).absolute(), Path(args.autograder).absolute()
     if submission.is_dir():
         _say(f"{submission} is a folder; expected the path of a submitted .ipynb file. To grade a folder of "
              "submissions, use `fashion-kit grade`.", "red")
@@ -84,45 +100,35 @@ def cmd_run(args) -> int:
     if not autograder.is_file():
         console.print(f"[red]No autograder at {autograder}. Build it first: fashion-kit assign[/red]")
         return EXIT_USAGE
-    try:
-        grading = settings.from_zip(autograder).replace(timeout_seconds=args.timeout)
-    except settings.SettingsError as e:
-        _say(str(e), "red")
-        return EXIT_USAGE
+    grading = settings.from_zip(autograder).replace(**limits_of(args))
     out = run_output(submission, args.output)
-    try:  # read as the batch reads an upload: size first, nesting before parsing, version 3 converted
-        checked, _ = intake.read_notebook_file(submission, int(grading.max_notebook_mb * 2**20))
-    except intake.Refused as e:
-        _say(f"invalid: {e.en}\n{e.zh}", "red")
-        # The student still gets a page saying why nothing was graded, and the log says the same.
-        out.mkdir(parents=True, exist_ok=True)
-        (out / RUN_LOG).write_text(f"invalid: {e.en}\n{e.zh}\n", encoding="utf-8")
-        record = {"id": printable(submission.stem), "status": "invalid", "message": e.en, "message_zh": e.zh}
-        (out / RUN_FEEDBACK).write_text(
-            feedback.page(record, None, assignment=grading.assignment_name), encoding="utf-8")
-        return EXIT_NOT_GRADED
-    language = feedback.language_of(_json_or_none(checked))
     out.mkdir(parents=True, exist_ok=True)
     # The files a student hands in beside the notebook (the challenge model, the saved model).
     extra_files = [submission.with_name(name) for name in contract.SUBMITTED_FILES
                    if name != contract.NOTEBOOK and submission.with_name(name).is_file()]
-    # The grader reads the checked copy (converted if it was version 3), under the output folder.
     try:
         with tempfile.TemporaryDirectory(prefix=".run-", dir=out) as work, \
                 console.status(f"grading {printable(str(submission))}"):
-            copy = Path(work) / contract.NOTEBOOK
-            copy.write_bytes(checked)
             outcome = run.grade(
-                copy, autograder, out, settings=grading,
+                submission, autograder, out, settings=grading,
                 sandbox="none" if args.no_sandbox else "auto", extra_files=extra_files, workdir=work,
             )
     except SandboxUnavailable as e:
         _say(f"{e}\nTo grade a notebook you trust without a sandbox, add --no-sandbox.", "red")
         return EXIT_USAGE
-    outcome.submission = printable(str(submission))  # what was handed in, not the copy
+    outcome.submission = printable(str(submission))
+    record = {"id": printable(submission.stem), "status": outcome.status, "message": outcome.message,
+              "message_zh": outcome.message_zh, "submitters": []}
+    if outcome.status == "invalid":  # the student still gets a page saying why nothing was graded
+        _say(f"invalid: {outcome.message}\n{outcome.message_zh}", "red")
+        (out / RUN_LOG).write_text(f"invalid: {outcome.message}\n{outcome.message_zh}\n", encoding="utf-8")
+        (out / RUN_FEEDBACK).write_text(feedback.page(record, None, assignment=grading.assignment_name),
+                                        encoding="utf-8")
+        return EXIT_NOT_GRADED
     (out / RUN_LOG).write_text(outcome.log or "", encoding="utf-8")
-    record = {"id": printable(submission.stem), "status": outcome.status, "message": outcome.message, "submitters": []}
-    results = outcome.results if outcome.results is not None else feedback.read_results(out / "results.json")
+    results = outcome.results if outcome.results is not None else run.read_results(out / "results.json")
+    # The grader records the notebook's language in its results, read from the upload itself.
+    language = ((results or {}).get("extra_data") or {}).get(contract.LANGUAGE_KEY) or feedback.DEFAULT_LANGUAGE
     (out / RUN_FEEDBACK).write_text(
         feedback.page(record, results, language=language, assignment=grading.assignment_name),
         encoding="utf-8",
@@ -135,7 +141,9 @@ def cmd_run(args) -> int:
     failed = outcome.status != "graded" or bool(outcome.stopped)
     if failed and not outcome.stopped:
         console.print(f"[red]{markup_escape(outcome.status)}: {markup_escape(printable(outcome.message))}[/red]")
-    _say(f"results:  {out / 'results.json'}\nlog:      {out / RUN_LOG}\nfeedback: {out / RUN_FEEDBACK}")
+    written = [("results:", out / "results.json")] if (out / "results.json").is_file() else []
+    written += [("log:", out / RUN_LOG), ("feedback:", out / RUN_FEEDBACK)]
+    _say("\n".join(f"{label:<9} {path}" for label, path in written))
     return EXIT_NOT_GRADED if failed else EXIT_GRADED
 
 
@@ -157,85 +165,68 @@ def cmd_grade(args) -> int:
 
 
 def _grade(args, interrupts) -> int:
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
-    from . import report
+    from . import report, run
     from . import settings as settings_module
-    from .classroom import batch, feedback, lock, outputs, roster, store
+    from .classroom import batch, matching, outputs, progress, roster, store
 
     resume = INTERRUPTED
     if not Path(args.autograder).is_file():
         _say(f"No autograder at {args.autograder}. Build it first: fashion-kit assign", "red")
         return EXIT_USAGE
-    try:
-        settings = settings_module.from_zip(args.autograder).replace(
-            timeout_seconds=args.timeout_seconds, memory_limit_mb=args.memory_limit_mb,
-            max_notebook_mb=args.max_notebook_mb)
-    except settings_module.SettingsError as e:
-        _say(str(e), "red")
-        return EXIT_USAGE
-    if args.roster:  # a roster that cannot be read stops the batch before any grading
-        try:
-            roster.read(args.roster)
-        except roster.RosterError as e:
-            _say(str(e), "red")
-            return EXIT_USAGE
-    if not args.no_sandbox:  # refused once, before any work, rather than once per submission
+    settings = settings_module.from_zip(args.autograder).replace(**limits_of(args))
+    # A roster or a pattern that cannot be used stops the batch before any grading.
+    if args.roster:
+        roster.read(args.roster)
+    matching.compile_pattern(args.match)
+    if not args.no_sandbox and not args.cluster:  # refused once, before any work (on a cluster: by each worker)
         from .grading import sandbox as sandboxes
 
+        sandboxes.choose("auto", settings=settings)
+    # On a cluster (--cluster) the workers grade; the batch, its records and its outputs stay here.
+    cluster_session, remote = ExitStack(), None
+    if args.cluster:
         try:
-            sandboxes.choose("auto", settings=settings)
-        except sandboxes.SandboxUnavailable as e:
-            _say(str(e), "red")
+            from .classroom import cluster as clusters
+        except ImportError as e:
+            _say(f"--cluster needs Dask ({e}); install it with: pip install 'fashion-kit[cluster]'", "red")
             return EXIT_USAGE
-    counts = {"done": 0, "failed": 0}
-    progress = Progress(
-        TextColumn("grading"), BarColumn(),
-        TextColumn("[green]{task.fields[done]} done[/green] [red]{task.fields[failed]} failed[/red] "
-                   "{task.fields[left]} remaining"),
-        TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
-        console=console,
-    )
-    task = None
+        remote = cluster_session.enter_context(clusters.session(
+            args.cluster, args.cluster_config, args.autograder, settings,
+            "none" if args.no_sandbox else "auto", interrupts.event))
+    from .classroom.resources import default_jobs
 
-    def on_start(total, skipped):
-        nonlocal task
-        if skipped:
-            console.print(f"{skipped} submissions already graded: skipped (--force grades them again)")
-        task = progress.add_task("grading", total=total, done=0, failed=0, left=total)
-        progress.start()
-
-    def on_done(record):
-        if task is None:  # recorded before grading starts (invalid, ignored): not in the bar
-            return
-        counts["done" if not record.failed else "failed"] += 1
-        left = progress.tasks[task].total - counts["done"] - counts["failed"]
-        progress.update(task, advance=1, left=left, **counts)
+    # How many gradings run at once, for the time left (the batch decides the same way).
+    jobs = args.jobs or (remote.in_flight() if remote is not None else default_jobs())
+    reporter = progress.Reporter(console, jobs=jobs,
+                                 columns=[remote.progress_column()] if remote is not None else [])
 
     try:
         result = batch.grade_class(
             args.source, args.output, args.autograder, settings=settings,
             sandbox="none" if args.no_sandbox else "auto",
-            jobs=args.jobs, force=args.force,
+            jobs=jobs, force=args.force,
+            grade_fn=remote, use_watchdog=remote is None,
             retry_failed=args.retry_failed, duplicates=args.duplicates, student=args.student,
-            stop=interrupts.event, on_start=on_start, on_done=on_done,
+            stop=interrupts.event, on_start=reporter.start, on_done=reporter.done,
         )
-    except (batch.InputError, batch.BatchError, lock.Busy) as e:
-        _say(str(e), "red")
-        return EXIT_USAGE
     finally:
-        progress.stop()
+        reporter.stop()
+        cluster_session.close()
     out = Path(args.output)
     if result.records:
         def results_of(record):
-            return feedback.read_results(store.inside(out, record.id, store.RESULTS))
+            return run.read_results(store.inside(out, record.id, store.RESULTS))
 
-        store.write(out, store.REPORT, data=report.html_report(result, results_of=results_of))
-        written = outputs.for_batch(out, result, args.autograder, settings, args.roster)
-        report.print_summary(result, console)
+        written = outputs.for_batch(out, result, args.autograder, settings, args.roster, args.match)
+        store.write(out, store.REPORT, data=report.html_report(result, results_of=results_of, roster=written))
+        report.print_summary(result, console, roster=written)
         _say(f"gradebook: {out / store.GRADEBOOK}\nreport:    {out / store.REPORT}")
         for path in written.files:
             _say(f"{path.name + ':':<10} {path}")
+        for note in written.notes:
+            _say(note, "yellow")
+    if remote is not None and remote.lost:
+        resume = f"{remote.lost}\n{INTERRUPTED}"
     if result.interrupted or interrupts.event.is_set():
         _say(resume, "yellow")
         return 130
@@ -306,8 +297,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--autograder", default=str(paths.AUTOGRADER_ZIP), help=AUTOGRADER_HELP)
     s.add_argument("--output", "-o", help="folder for results.json, grading.log and feedback.html "
                    "(default: graded/<notebook name>/)")
-    s.add_argument("--timeout", type=float, default=None,
-                   help="seconds before grading is stopped (default: the zip's otter_config.json)")
+    add_limit_options(s)
     s.add_argument("--no-sandbox", action="store_true",
                    help="run the notebook without a sandbox (only for notebooks you trust)")
     s.set_defaults(func=cmd_run)
@@ -317,13 +307,17 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("source", help="a folder of notebooks / grader.export() zips, or a Gradescope export (zip or folder)")
     s.add_argument("--output", "-o", default="graded", help="folder for the gradebook, report and results (default: graded)")
     s.add_argument("--autograder", default=str(paths.AUTOGRADER_ZIP), help=AUTOGRADER_HELP)
-    s.add_argument("--roster", help="the class list as CSV (student id, name, email): adds students.csv with "
-                   "a row per student, 'missing' for those who handed in nothing (default: the Gradescope "
-                   "export's own roster, if any)")
+    s.add_argument("--roster", help="the class list as CSV: a Canvas gradebook export, a Moodle participants "
+                   "export, a Gradescope roster or any sheet with a student id, a name and an email; adds "
+                   "students.csv with a row per student, 'missing' for those who handed in nothing (default: "
+                   "the Gradescope export's own roster, if any)")
+    s.add_argument("--match", metavar="REGEX",
+                   help="how the LMS names the uploads: a regular expression searched in each upload's name, with "
+                   "named groups sid, email, login, canvas_id, name, first_name or last_name, e.g. "
+                   "'^[^_]+_(late_)?(?P<canvas_id>[0-9]+)_' for Canvas's downloads (default: ids and names "
+                   "found anywhere in the file name)")
     s.add_argument("--jobs", "-j", type=int, default=None, help="submissions graded at once (default: one per core, as many as the available memory holds)")
-    s.add_argument("--timeout", dest="timeout_seconds", type=float, help="seconds per submission (default: otter_config.json)")
-    s.add_argument("--memory-limit", dest="memory_limit_mb", type=float, help="MB per submission (default: otter_config.json)")
-    s.add_argument("--max-notebook-mb", type=float, help="larger notebooks are refused (default: otter_config.json)")
+    add_limit_options(s)
     s.add_argument("--force", action="store_true", help="grade again what was already graded")
     s.add_argument("--retry-failed", action="store_true", help="grade again what timed out, ran out of memory or crashed")
     s.add_argument("--duplicates", choices=("latest", "highest", "both"), default="latest",
@@ -331,6 +325,11 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--student", metavar="ID", help="grade again only this submission (its id in gradebook.csv)")
     s.add_argument("--no-sandbox", action="store_true",
                    help="run the notebooks without a sandbox (only for notebooks you trust; recorded in the gradebook)")
+    s.add_argument("--cluster", metavar="ADDRESS|slurm|pbs|sge",
+                   help="grade on a Dask cluster: a scheduler's address (tcp://host:8786), or a batch system whose "
+                   "workers start as jobs (needs --cluster-config); see docs/grading-on-a-cluster.md")
+    s.add_argument("--cluster-config", metavar="FILE",
+                   help="TOML file with the batch jobs' cores, memory, walltime, queue and account (--cluster slurm|pbs|sge)")
     s.set_defaults(func=cmd_grade)
 
     s = _command(sub, "check", "verify the committed notebooks are up to date with the master")
@@ -372,14 +371,9 @@ def _main(argv: list[str] | None) -> int:
     except KeyboardInterrupt:  # before a command's own handling of Ctrl-C was in place
         console.print(INTERRUPTED)
         return 130
-    except Exception as e:  # every error reaches the user as one clear line, not a traceback
-        from .assign import BuildError
-        from .data import DataError
-
-        if isinstance(e, (BuildError, DataError)):
-            _say(str(e), "red")
-            return 1
-        raise
+    except KitError as e:  # every error of the kit's reaches the user as one clear message
+        _say(str(e), "red")
+        return e.exit_code
 
 
 if __name__ == "__main__":

@@ -13,6 +13,8 @@ import os
 import shutil
 from pathlib import Path
 
+from .errors import NotDone
+
 ENV_VAR = "FASHION_MNIST_DIR"
 
 # The official release's checksums, as published by Zalando Research.
@@ -24,7 +26,7 @@ FILES = {
 }
 
 
-class DataError(RuntimeError):
+class DataError(NotDone):
     """The Fashion-MNIST files are missing or damaged; the message says which and what to do."""
 
 

@@ -21,6 +21,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from .errors import KitError
+
 
 @dataclass(frozen=True)
 class Question:
@@ -116,3 +118,64 @@ def _value(text: str):
 def points_in_master(master: Path | str) -> dict[str, float]:
     """The graded questions and their points, as the master declares them (manual questions left out)."""
     return {b["name"]: float(b.get("points", 0)) for b in blocks_in_master(master) if not b.get("manual")}
+
+
+class NoQuestions(KitError, ValueError):
+    """The autograder's tests are missing or do not declare their questions; the message says which."""
+
+
+def points_in_tests(files) -> dict[str, float]:
+    """The graded questions and their points, from the autograder's test files, in natural order.
+
+    ``files`` gives each test file as (file name, its text). Otter's test files declare ``name`` and
+    ``points`` as plain assignments, read here with ``ast``: nothing of them runs (importing Otter's
+    loader would also keep pandas in the grading core's process)."""
+    from .contract import natural_key
+
+    found = {}
+    for filename, text in sorted(files, key=lambda item: natural_key(Path(item[0]).stem)):
+        if Path(filename).stem == "__init__":
+            continue
+        name, points = _declared(text)
+        if name is None:
+            raise NoQuestions(f"{filename} declares no `name = \"...\"` and `points = N`; "
+                              "rebuild the autograder with fashion-kit assign.")
+        found[name] = points
+    if not found:
+        raise NoQuestions("the autograder holds no tests; rebuild it with fashion-kit assign.")
+    return found
+
+
+def points_in_autograder(path: Path | str) -> dict[str, float]:
+    """:func:`points_in_tests` of an autograder zip or of its unpacked ``tests/`` folder."""
+    import zipfile
+
+    path = Path(path)
+    if path.is_dir():
+        return points_in_tests((p.name, p.read_text(encoding="utf-8")) for p in path.glob("*.py"))
+    try:
+        with zipfile.ZipFile(path) as zf:
+            files = [(n, zf.read(n).decode("utf-8", "replace")) for n in zf.namelist()
+                     if n.startswith("tests/") and n.endswith(".py") and n.count("/") == 1]
+    except (OSError, zipfile.BadZipFile) as e:
+        raise NoQuestions(f"{path} is not a readable autograder zip ({e}); build it again: fashion-kit assign") from None
+    return points_in_tests(files)
+
+
+def _declared(text: str) -> tuple[str | None, float | None]:
+    import ast
+
+    values = {}
+    try:
+        body = ast.parse(text).body
+    except SyntaxError:
+        return None, None
+    for node in body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            try:
+                values[node.targets[0].id] = ast.literal_eval(node.value)
+            except ValueError:
+                pass
+    name, points = values.get("name"), values.get("points")
+    ok = isinstance(name, str) and isinstance(points, (int, float)) and not isinstance(points, bool)
+    return (name, float(points)) if ok else (None, None)

@@ -191,8 +191,9 @@ document.querySelectorAll("table.sortable th").forEach(function (th, column) {
 """
 
 
-def _cell(value, sort_key=None) -> str:
+def _cell(value, sort_key=None, css: str = "") -> str:
     attr = f" data-sort='{html.escape(str(sort_key))}'" if sort_key is not None else ""
+    attr += f" class='{css}'" if css else ""
     return f"<td{attr}>{html.escape(str(value))}</td>"
 
 
@@ -203,9 +204,54 @@ def _split(result) -> tuple[list, list]:
             [r for r in everything if _get(r, "status") == IGNORED])
 
 
-def html_report(result, title: str = "Fashion-MNIST: class grading report", results_of=None) -> str:
+def partial_text(result, roster=None) -> str:
+    """Why the batch's outputs are partial ("" when it finished)."""
+    pending = list(getattr(result, "pending", None) or [])
+    if not pending and not getattr(result, "interrupted", False) and not getattr(roster, "partial", False):
+        return ""
+    left = f"{len(pending)} upload(s) are not graded yet" if pending else "the batch was interrupted"
+    return (f"Partial results: {left}. Students without a graded upload show as pending, and the LMS files "
+            "(canvas.csv, moodle.csv, feedback.zip) are not written. Run the same command again to finish.")
+
+
+def students_of(roster) -> dict[str, list[str]]:
+    """Upload id -> the roster students it was matched to (labels), from ``outputs.Written``."""
+    found: dict[str, list[str]] = {}
+    for row in getattr(roster, "rows", None) or []:
+        for upload_id in row.uploads:
+            found.setdefault(upload_id, []).append(row.student.label)
+    return found
+
+
+def _roster_block(roster, esc) -> str:
+    """Missing students and unmatched uploads, first: what the instructor must act on."""
+    rows = getattr(roster, "rows", None) or []
+    if not rows:
+        return ""
+    absent = [r for r in rows if r.upload is None]
+    unmatched = getattr(roster, "unmatched", None) or []
+    closest = getattr(roster, "closest", None) or {}
+    parts = [f"<h2>Students ({len(rows)} on the roster)</h2>",
+             f"<p>{len(rows) - len(absent)} with an upload, {len(absent)} without "
+             f"({esc(absent[0].status) if absent else 'missing'}), {len(unmatched)} upload(s) matched to no one.</p>"]
+    if unmatched:
+        parts.append("<h3>Uploads that match no student</h3><table><tr><th>id</th><th>original name</th>"
+                     "<th>closest roster entries</th></tr>" + "".join(
+                         f"<tr><td>{esc(record_id(u))}</td><td>{esc(str(_get(u, 'original_name', '') or ''))}</td>"
+                         f"<td>{esc('; '.join(s.label for s in closest.get(record_id(u), [])) or '—')}</td></tr>"
+                         for u in unmatched) + "</table>")
+    if absent:
+        parts.append(f"<h3>Students without an upload ({esc(absent[0].status)})</h3><table><tr><th>student</th>"
+                     "<th>email</th><th>section</th></tr>" + "".join(
+                         f"<tr><td>{esc(r.student.label)}</td><td>{esc(r.student.email)}</td>"
+                         f"<td>{esc(r.student.section)}</td></tr>" for r in absent) + "</table>")
+    return "\n".join(parts)
+
+
+def html_report(result, title: str = "Fashion-MNIST: class grading report", results_of=None, roster=None) -> str:
     """The report of a batch ``result`` (``records``, ``questions``). ``results_of(record)`` returns
-    a submission's results.json content (or None); with it, the challenge leaderboard is shown."""
+    a submission's results.json content (or None); with it, the challenge leaderboard is shown.
+    ``roster`` (``outputs.Written``) adds the students: missing ones and unmatched uploads first."""
     (records, ignored), questions = _split(result), list(result.questions)
     scored = counted(records)
     graded = [r for r in records if _get(r, "status") == "graded"]
@@ -238,18 +284,21 @@ def html_report(result, title: str = "Fashion-MNIST: class grading report", resu
         f"read and write as the grading user): {esc(', '.join(unsandboxed))}.</p>" if unsandboxed else ""
     )
 
-    head = "".join(f"<th>{esc(h)}</th>" for h in ("id", "submitters", "status", *questions, "total", "percent", "message"))
+    head = "".join(f"<th>{esc(h)}</th>" for h in ("id", "original name", "student", "status", *questions, "total",
+                                                   "percent", "message"))
+    matched = students_of(roster)
     body = []
     for r in records:
         sc = scores_of(r)
         total = total_of(r) if sc else None
         pct = 100 * total / possible_of(r) if sc and possible_of(r) else None
         body.append(
-            "<tr>" + _cell(record_id(r), None) + _cell(submitters_text(r)) + _cell(_get(r, "status", ""))
+            "<tr>" + _cell(record_id(r), None) + _cell(_get(r, "original_name", "") or "")
+            + _cell("; ".join(matched.get(record_id(r), [])) or submitters_text(r)) + _cell(_get(r, "status", ""))
             + "".join(_cell(f"{float(sc[q][0]):g}" if q in sc else "", float(sc[q][0]) if q in sc else -1) for q in questions)
             + _cell(f"{total:g}" if total is not None else "", total if total is not None else -1)
             + _cell(f"{pct:.1f}" if pct is not None else "", pct if pct is not None else -1)
-            + _cell(_get(r, "message", "") or "") + "</tr>"
+            + _cell(_get(r, "message", "") or "", None, "message") + "</tr>"
         )
     question_rows = "".join(f"<tr><td>{esc(q)}</td><td>{means[q][0]:.2f}</td><td>{means[q][1]:g}</td>"
                             f"<td>{100 * rates[q]:.0f}%</td></tr>" for q in questions)
@@ -273,10 +322,16 @@ table.sortable th {{ cursor: pointer; }}
 table.sortable th[aria-sort=ascending]::after {{ content: " \\25B2"; }}
 table.sortable th[aria-sort=descending]::after {{ content: " \\25BC"; }}
 .warning {{ background: #fff6e0; padding: 0.5rem; }}
+.partial {{ background: #ffe0e0; padding: 0.5rem; font-weight: bold; }}
 img {{ max-width: 100%; }}
+.wide {{ overflow-x: auto; max-width: 100%; }}
+table.sortable {{ font-size: 0.85rem; }}
+table.sortable td.message {{ min-width: 16rem; max-width: 32rem; overflow-wrap: anywhere; }}
 </style></head><body>
 <h1>{esc(title)}</h1>
+{f"<p class='partial'>{esc(partial_text(result, roster))}</p>" if partial_text(result, roster) else ""}
 {sandbox_note}
+{_roster_block(roster, esc)}
 <table>{"".join(f"<tr><th>{esc(k)}</th><td>{esc(str(v))}</td></tr>" for k, v in summary)}</table>
 <p>Status counts: {esc(", ".join(f"{s} {n}" for s, n in sorted(statuses.items())))}</p>
 <h2>Mean score per question</h2>
@@ -289,15 +344,15 @@ img {{ max-width: 100%; }}
 {board_block}
 <h2>Every submission ({len(records)})</h2>
 <p>Click a column's title to sort by it.</p>
-<table class="sortable"><thead><tr>{head}</tr></thead><tbody>
+<div class="wide"><table class="sortable"><thead><tr>{head}</tr></thead><tbody>
 {chr(10).join(body)}
-</tbody></table>
+</tbody></table></div>
 <script>{SORT_SCRIPT}</script>
 </body></html>
 """
 
 
-def print_summary(result, console: Console) -> None:
+def print_summary(result, console: Console, roster=None) -> None:
     records, ignored = _split(result)
     graded = [r for r in records if _get(r, "status") == "graded"]
     failed = [r for r in records if _get(r, "status") not in NOT_FAILED]
@@ -309,6 +364,25 @@ def print_summary(result, console: Console) -> None:
     if ignored:
         line += f"; {len(ignored)} other file(s) ignored"
     console.print(line)
+    rows = getattr(roster, "rows", None) or []
+    if rows:
+        absent = [r for r in rows if r.upload is None]
+        unmatched = getattr(roster, "unmatched", None) or []
+        text = f"{len(rows)} students on the roster: {len(rows) - len(absent)} with an upload, {len(absent)} without"
+        if absent:
+            names = ", ".join(r.student.label for r in absent[:10]) + (" ..." if len(absent) > 10 else "")
+            text += f" ({absent[0].status}: {names})"
+        if unmatched:
+            closest = getattr(roster, "closest", None) or {}
+
+            def hint(u):
+                near = closest.get(record_id(u)) or []
+                return record_id(u) + (f" (closest: {'; '.join(s.label for s in near)})" if near else "")
+
+            text += f"; {len(unmatched)} upload(s) match no one: " + ", ".join(hint(u) for u in unmatched[:10])
+        console.print(markup_escape(text))
+    if partial_text(result, roster):
+        console.print(f"[yellow]{markup_escape(partial_text(result, roster))}[/yellow]")
     if regraded_text(result):
         console.print(markup_escape(f"graded again: {regraded_text(result)}"))
     if totals:

@@ -15,13 +15,15 @@ import shutil
 import sys
 import tempfile
 import threading
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
+import nbformat
+
 from . import contract, notebooks, settings as settings_module
-from .grading import sandbox as sandboxes, supervise
+from .classroom import intake
+from .grading import layout, sandbox as sandboxes, stopped, supervise
 from .settings import Settings
 
 NOTEBOOK = contract.NOTEBOOK
@@ -54,6 +56,7 @@ class Outcome:
     peak_memory_mb: float = 0.0
     stopped: str = ""
     sandbox: str = ""
+    message_zh: str = ""  # the message in Traditional Chinese, when there is one
 
     @property
     def score(self) -> float:
@@ -62,41 +65,6 @@ class Outcome:
     @property
     def possible(self) -> float:
         return sum(p for _, p in self.scores.values())
-
-
-class SubmissionError(ValueError):
-    """The file handed in is not a gradable notebook; the message says what was found."""
-
-
-def load_submission(path: Path, max_bytes: int | None = None):
-    """Read a submitted notebook, turning every way it can be broken into a clear message."""
-    import nbformat
-
-    path = Path(path)
-    if path.is_dir():
-        raise SubmissionError(f"{path} is a folder; expected a Jupyter notebook (.ipynb) file.")
-    if not path.is_file():
-        raise SubmissionError(f"{path} does not exist.")
-    size = path.stat().st_size
-    if max_bytes is not None and size > max_bytes:
-        raise SubmissionError(
-            f"{path.name} is {size / 2**20:,.1f} MB, larger than the {max_bytes / 2**20:,.1f} MB limit (a notebook "
-            "for this assignment is normally well under 1 MB); clear its outputs and save it again."
-        )
-    raw = path.read_bytes()
-    if not raw.strip():
-        raise SubmissionError(f"{path.name} is empty; expected a Jupyter notebook (.ipynb).")
-    try:
-        content = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError, RecursionError) as e:
-        reason = "it is nested too deeply" if isinstance(e, RecursionError) else str(e)
-        raise SubmissionError(f"{path.name} is not a Jupyter notebook: it is not valid JSON ({reason}).") from e
-    if not isinstance(content, dict) or not ({"cells", "worksheets"} & content.keys()):
-        raise SubmissionError(f"{path.name} is JSON but not a Jupyter notebook: it has no 'cells'.")
-    try:
-        return nbformat.reads(raw.decode("utf-8"), as_version=4)  # an old v3 notebook is converted
-    except Exception as e:  # nbformat raises several unrelated types for malformed notebooks
-        raise SubmissionError(f"{path.name} is not a valid Jupyter notebook: {e}") from e
 
 
 def prepare_submission(nb):
@@ -134,30 +102,25 @@ def grade(
     the names the assignment knows are used. Temporary files go under ``workdir`` if given.
     Setting ``cancel`` stops the grading from another thread.
     """
-    submission = Path(submission)
+    # Absolute: the grading core runs in a folder of its own.
+    submission, autograder_zip = Path(submission).absolute(), Path(autograder_zip).absolute()
+    workdir = Path(workdir).absolute() if workdir is not None else None
     settings = settings or settings_module.from_zip(autograder_zip)
     box = sandboxes.choose(sandbox, settings=settings)  # refuse before any work if it is missing
-    try:
-        nb = prepare_submission(load_submission(submission, int(settings.max_notebook_mb * 2**20)))
-    except SubmissionError as e:
-        return Outcome(str(submission), "invalid", str(e), sandbox=box.name)
+    try:  # the one check of a notebook, the same as the batch's for an upload
+        checked, _ = intake.read_notebook_file(submission, int(settings.max_notebook_mb * 2**20))
+    except intake.Refused as e:
+        return Outcome(str(submission), "invalid", e.en, message_zh=e.zh, sandbox=box.name)
+    nb = prepare_submission(nbformat.reads(checked.decode("utf-8"), as_version=4))
 
     with tempfile.TemporaryDirectory(prefix="fashion-kit-grade-", dir=workdir) as tmp:
-        tmp = Path(tmp)
+        tmp = Path(tmp).absolute()
         # The sandbox's account may pass through to its work folder (the core makes it in here), but
         # neither list this folder nor enter the Gradescope layout beside it (the hidden tests).
         tmp.chmod(0o711)
         ag_dir = tmp / "autograder"
         ag_dir.mkdir(mode=0o700)
-        for sub in ("source", "submission", "results"):
-            (ag_dir / sub).mkdir()
-        (ag_dir / "submission_metadata.json").write_text("{}")
-        with zipfile.ZipFile(autograder_zip) as zf:
-            zf.extractall(ag_dir / "source")
-        notebooks.write(nb, ag_dir / "submission" / NOTEBOOK)
-        for extra in map(Path, extra_files):
-            if extra.name in contract.SUBMITTED_FILES and extra.name != NOTEBOOK and extra.is_file():
-                shutil.copyfile(extra, ag_dir / "submission" / extra.name)
+        layout.make_gradescope_folder(ag_dir, autograder_zip, nb, extra_files)
         settings_file = tmp / "settings.json"
         settings_file.write_text(json.dumps(settings.to_dict()), encoding="utf-8")
 
@@ -168,8 +131,8 @@ def grade(
             timeout=settings.timeout_seconds + OUTER_GRACE_SECONDS,
             memory_limit_mb=settings.memory_limit_mb + OUTER_MEMORY_MARGIN_MB, cancel=cancel,
         )
-        results_path = ag_dir / "results" / "results.json"
-        results = _read_results(results_path)
+        results_path = ag_dir / contract.WORK_RESULTS / "results.json"
+        results = read_results(results_path)
         if output_dir is not None and results is not None:
             Path(output_dir).mkdir(parents=True, exist_ok=True)
             shutil.copy(results_path, Path(output_dir) / "results.json")
@@ -179,9 +142,9 @@ def grade(
 def outcome_of(submission: str, results: dict | None, ran: supervise.Supervised, settings: Settings,
                sandbox: str) -> Outcome:
     """Turn what the grading left into an :class:`Outcome` with a status and a message."""
-    def outcome(status, message="", found=None, stopped=""):
+    def outcome(status, message="", found=None, stopped="", message_zh=""):
         return Outcome(submission, status, message, results, ran.seconds, ran.log, found or {},
-                       ran.peak_rss_bytes / 2**20, stopped, sandbox)
+                       ran.peak_rss_bytes / 2**20, stopped, sandbox, message_zh)
 
     outer = settings.timeout_seconds + OUTER_GRACE_SECONDS
     if ran.stopped == "timeout":
@@ -202,23 +165,20 @@ def outcome_of(submission: str, results: dict | None, ran: supervise.Supervised,
     found = scores(results)
     if kind is not None:
         points = sum(s for s, _ in found.values())
-        kept = f" The questions checked before that keep their {points:g} points." if points else ""
-        messages = {
-            "timeout": f"Stopped after {settings.timeout_seconds:g} s: the notebook did not finish in time.",
-            "memory": "The notebook's kernel died while it ran (a cell crashed it, killed it or used too much memory).",
-            "memory-limit": f"Stopped: the notebook used more memory than the limit of {settings.memory_limit_mb:,.0f} MB.",
-            "processes": "Stopped: the notebook started more processes than the grader allows.",
-            "disk": "Stopped: the notebook wrote more to disk than the grader allows.",
-            "error": "The autograder failed while the notebook ran; see grading.log.",
-        }
-        return outcome("graded", messages.get(kind, messages["error"]) + kept, found, stopped=kind)
+        zh, en = stopped.summary(kind, timeout_seconds=settings.timeout_seconds,
+                                 memory_limit_mb=settings.memory_limit_mb)
+        if points:
+            zh += f"之前檢查過的題目保留 {points:g} 分。"
+            en += f" The questions checked before that keep their {points:g} points."
+        return outcome("graded", en, found, stopped=kind, message_zh=zh)
     return outcome("graded", "", found)
 
 
-def _read_results(path: Path) -> dict | None:
-    """results.json, or None if there is none or it was cut short (a run killed while writing it)."""
+def read_results(path: Path | str) -> dict | None:
+    """A results.json's content, or None if there is none, it was cut short (a run killed while
+    writing it) or it holds no object. The kit's one reader of results files."""
     try:
-        results = json.loads(path.read_text(encoding="utf-8"))
+        results = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
     return results if isinstance(results, dict) else None

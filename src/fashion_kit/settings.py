@@ -16,11 +16,17 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+from .errors import KitError
+
 SECTION = "fashion_kit"
 
 
-class SettingsError(ValueError):
+class SettingsError(KitError, ValueError):
     """otter_config.json holds a value the kit cannot use; the message names the key."""
+
+
+def _plain(x: float) -> str:
+    return f"{int(x):,}" if float(x).is_integer() else f"{x:g}"
 
 
 def _number(low: float, high: float, *, whole: bool = False, low_open: bool = False):
@@ -33,6 +39,7 @@ def _number(low: float, high: float, *, whole: bool = False, low_open: bool = Fa
             bound = f"above {low:g}" if low_open else f"from {low:g}"
             raise SettingsError(f"{key} must be {kind} {bound} to {high:g}; found {value!r}.")
         return int(value) if whole else float(value)
+    check.bounds = f"{'>' if low_open else '≥'} {_plain(low)}, ≤ {_plain(high)}" + (", whole" if whole else "")
     return check
 
 
@@ -42,56 +49,81 @@ def _text(key: str, value):
     return value
 
 
+_text.bounds = "non-empty text"
+
+
+def _key(default, check, help: str, *, top_level: bool = False, limit: str | None = None):
+    """One setting, declared once: its default, its check, its help; ``top_level`` for Otter's own
+    keys (the rest live in the ``fashion_kit`` section); ``limit`` is the unit of a limit of one
+    grading that `fashion-kit run` and `grade` can override on the command line."""
+    return dataclasses.field(default=default, metadata={
+        "check": check, "help": help, "top_level": top_level, "limit": limit})
+
+
 @dataclass(frozen=True)
 class Settings:
-    """Everything that decides a grade or limits a grading. Defaults are the kit's own choices."""
+    """Everything that decides a grade or limits a grading, each declared once with its default,
+    its check and the help people read (README's table is tested against these)."""
 
-    assignment_name: str = "fashion_mnist"
-    seed: int = 42
-    # q9: the saved model's accuracy on the grader's own copy of the test set must reach this.
-    min_test_accuracy: float = 0.85
-    # The optional challenge: extra points at or above the threshold (0 turns the bonus off).
-    challenge_bonus_points: float = 1.0
-    challenge_bonus_threshold: float = 0.90
-    # Limits of one grading. Gradescope's own limit must be longer than timeout_seconds.
-    timeout_seconds: float = 900.0
-    memory_limit_mb: float = 4096.0
-    max_notebook_mb: float = 20.0
-    # What the notebook may leave in its work folder, and how many processes it may run at once.
-    max_work_folder_mb: float = 2048.0
-    max_processes: int = 512
-
-    # Where each field lives in otter_config.json, and how it is checked.
-    _TOP_LEVEL = {"assignment_name": _text, "seed": _number(0, 2**32 - 1, whole=True)}
-    _KIT = {
-        "min_test_accuracy": _number(0, 1),
-        "challenge_bonus_points": _number(0, 1000),
-        "challenge_bonus_threshold": _number(0, 1),
-        "timeout_seconds": _number(1, 24 * 3600),
-        "memory_limit_mb": _number(256, 1024 * 1024),
-        "max_notebook_mb": _number(0, 1024, low_open=True),
-        "max_work_folder_mb": _number(16, 1024 * 1024),
-        "max_processes": _number(64, 100000, whole=True),
-    }
+    assignment_name: str = _key("fashion_mnist", _text, "the assignment's name (Otter's)", top_level=True)
+    seed: int = _key(42, _number(0, 2**32 - 1, whole=True),
+                     "seeds NumPy, `random` and TensorFlow before the notebook runs (Otter's)", top_level=True)
+    min_test_accuracy: float = _key(
+        0.85, _number(0, 1), "the test accuracy q9 requires ([how it was calibrated](docs/threshold-calibration.md))")
+    challenge_bonus_points: float = _key(1.0, _number(0, 1000), "the bonus (0 turns it off)")
+    challenge_bonus_threshold: float = _key(
+        0.90, _number(0, 1), "test accuracy the optional challenge needs for its bonus ([the challenge](docs/challenge.md))")
+    # Gradescope's own limit must be longer than timeout_seconds.
+    timeout_seconds: float = _key(
+        900.0, _number(1, 24 * 3600),
+        "wall-clock limit for grading one submission; a stopped notebook keeps the points it earned", limit="s")
+    memory_limit_mb: float = _key(4096.0, _number(256, 1024 * 1024),
+                                  "memory limit per submission (the notebook's whole process tree)", limit="MB")
+    max_notebook_mb: float = _key(20.0, _number(0, 1024, low_open=True),
+                                  "larger notebooks are refused with a message", limit="MB")
+    max_work_folder_mb: float = _key(2048.0, _number(16, 1024 * 1024),
+                                     "what the notebook may write while it is graded", limit="MB")
+    max_processes: int = _key(512, _number(64, 100000, whole=True),
+                              "processes and threads the notebook may run at once (TensorFlow needs a few dozen)",
+                              limit="processes")
 
     def replace(self, **overrides) -> "Settings":
         """A copy with ``overrides`` (None values are ignored), each validated like the file's."""
-        checks = {**self._TOP_LEVEL, **self._KIT}
+        keys = {k.name: k for k in KEYS}
         changes = {}
         for key, value in overrides.items():
             if value is None:
                 continue
-            if key not in checks:
-                raise SettingsError(f"{key} is not a grading setting; expected one of {', '.join(checks)}.")
-            changes[key] = checks[key](key, value)
+            if key not in keys:
+                raise SettingsError(f"{key} is not a grading setting; expected one of {', '.join(keys)}.")
+            changes[key] = keys[key].metadata["check"](key, value)
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict:
-        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        return {f.name: getattr(self, f.name) for f in KEYS}
 
     def fingerprint(self) -> str:
         """Identifies every value that can change a grade: same fingerprint, same grading."""
         return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()
+
+
+KEYS = dataclasses.fields(Settings)
+KIT_KEYS = tuple(k for k in KEYS if not k.metadata["top_level"])
+# The limits of one grading, which `run` and `grade` take as options named like the keys.
+LIMITS = tuple(k for k in KEYS if k.metadata["limit"])
+
+
+def option(key: dataclasses.Field) -> str:
+    """The command-line option of a limit: the key's own name (``--timeout-seconds``)."""
+    return "--" + key.name.replace("_", "-")
+
+
+def markdown_table() -> str:
+    """The settings table of the README: the kit's keys, their defaults and what they mean."""
+    rows = ["| key | default | allowed | meaning |", "|---|---|---|---|"]
+    for key in KIT_KEYS:
+        rows.append(f"| `{key.name}` | {key.default:g} | {key.metadata['check'].bounds} | {key.metadata['help']} |")
+    return "\n".join(rows)
 
 
 def parse(config: dict, where: str = "otter_config.json") -> Settings:
@@ -101,18 +133,15 @@ def parse(config: dict, where: str = "otter_config.json") -> Settings:
     section = config.get(SECTION, {})
     if not isinstance(section, dict):
         raise SettingsError(f"{where}: \"{SECTION}\" must be an object; found {type(section).__name__}.")
-    unknown = sorted(set(section) - set(Settings._KIT))
+    kit = [k.name for k in KIT_KEYS]
+    unknown = sorted(set(section) - set(kit))
     if unknown:
-        raise SettingsError(
-            f"{where}: unknown setting {SECTION}.{unknown[0]}; expected one of {', '.join(Settings._KIT)}."
-        )
+        raise SettingsError(f"{where}: unknown setting {SECTION}.{unknown[0]}; expected one of {', '.join(kit)}.")
     values = {}
-    for key, check in Settings._TOP_LEVEL.items():
-        if key in config:
-            values[key] = check(f"{where}: {key}", config[key])
-    for key, check in Settings._KIT.items():
-        if key in section:
-            values[key] = check(f"{where}: {SECTION}.{key}", section[key])
+    for key in KEYS:
+        found, name = (config, key.name) if key.metadata["top_level"] else (section, f"{SECTION}.{key.name}")
+        if key.name in found:
+            values[key.name] = key.metadata["check"](f"{where}: {name}", found[key.name])
     return Settings(**values)
 
 

@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import tempfile
 import threading
-import zipfile
 from collections import Counter
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
+from ..errors import KitError
 from .. import contract, paths, settings as settings_module
+from ..questions import NoQuestions, points_in_autograder
 from . import exports, ids, intake, lock, schedule, store, watchdog
 from .store import Record
 
@@ -35,7 +36,7 @@ REASON_GRADER = "the autograder zip, the settings or the sandbox changed"
 REASON_UPLOAD = "the upload changed"
 
 
-class BatchError(RuntimeError):
+class BatchError(KitError, RuntimeError):
     """The batch could not start; the message says why."""
 
 
@@ -50,6 +51,7 @@ class BatchResult:
     interrupted: bool = False
     regraded: dict[str, int] = field(default_factory=dict)  # why -> how many recorded ones were graded again
     sandbox: str = "auto"
+    pending: list[str] = field(default_factory=list)  # ids of the uploads that have no record yet
 
     @property
     def all_graded(self) -> bool:
@@ -61,13 +63,11 @@ class BatchResult:
 
 
 def questions_in(autograder_zip: Path) -> list[str]:
-    """The graded questions, in natural order: the test files the autograder carries."""
+    """The graded questions, in natural order, as the autograder's own tests declare them."""
     try:
-        with zipfile.ZipFile(autograder_zip) as zf:
-            names = [PurePosixPath(n).stem for n in zf.namelist() if n.startswith("tests/") and n.endswith(".py")]
-    except (OSError, zipfile.BadZipFile) as e:
-        raise BatchError(f"{autograder_zip} is not a readable autograder zip ({e}). Build it again: fashion-kit assign") from None
-    return sorted((n for n in names if n != "__init__"), key=contract.natural_key)
+        return list(points_in_autograder(autograder_zip))
+    except NoQuestions as e:
+        raise BatchError(str(e)) from None
 
 
 def grade_class(
@@ -179,7 +179,8 @@ class _Batch:
             if old is not None:
                 regraded[reason] += 1
             todo.append(up)
-        skipped = len(self.records)
+        # What was reused, in submissions: a README beside them is no submission.
+        skipped = sum(1 for r in self.records.values() if r.status != "ignored")
 
         # Until its new record lands, a submission graded again counts as not graded, and nothing
         # of its previous grading may be taken for part of the new one.
@@ -208,12 +209,13 @@ class _Batch:
         self.settle_duplicates()
         self.publish()
         return BatchResult(self.ordered(), self.questions, skipped, interrupted or self.stop.is_set(),
-                           dict(regraded), self.sandbox)
+                           dict(regraded), self.sandbox,
+                           pending=[up.id for up in self.uploads if up.id not in self.records])
 
     def _record(self, up: intake.Upload, status: str, message: str = "", message_zh: str = "", **more) -> Record:
         return Record(
             id=up.id, original_name=up.original_name, status=status, message=message, message_zh=message_zh,
-            gradescope_id=up.gradescope_id, submitters=up.submitters,
+            gradescope_id=up.gradescope_id, submitters=up.submitters, identity=list(up.identity),
             digest=store.resume_digest(up.digest, self.grading), grader_digest=self.grading,
             sandbox=more.pop("sandbox", "" if up.notebook is None else self.sandbox),
             counted=status != "ignored", **more,  # a README is nobody's grade
@@ -244,9 +246,17 @@ class _Batch:
                 seconds=round(outcome.seconds, 1), peak_memory_mb=round(outcome.peak_memory_mb),
                 sandbox=getattr(outcome, "sandbox", "") or self.sandbox,
             )
-        except Exception as e:
+        except Exception as e:  # a bug of the kit's, not the student's: its traceback goes to the log
+            import traceback
+
             detail = ids.printable(f"{type(e).__name__}: {e}")[:500]
-            return self._record(up, "error", f"Grading failed: {detail}", f"批改失敗：{detail}")
+            try:
+                store.write(self.out, up.id, store.LOG, data="".join(traceback.format_exception(e)))
+            except OSError:
+                pass  # the row below still says what happened
+            return self._record(
+                up, "error", f"Grading failed inside fashion-kit ({detail}); the traceback is in grading.log.",
+                f"fashion-kit 批改時出錯（{detail}），錯誤的詳細紀錄在 grading.log。")
 
     def finish(self, record: Record, on_done) -> None:
         store.save(self.out, record)

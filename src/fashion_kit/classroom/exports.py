@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import csv
 import io
+from dataclasses import dataclass, field
+
+from .roster import Student
 
 # The characters OWASP lists as starting a formula in some spreadsheet.
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -57,14 +60,22 @@ def gradebook_csv(records, questions: list[str]) -> str:
 
 # --- With a roster: one row per student, and the files an LMS imports ------------------------------
 #
-# Canvas ("Import" in the Gradebook) reads the columns of its own gradebook export: Student, ID, SIS
-# User ID, SIS Login ID, Section, then one column per assignment; a "Points Possible" row may follow
-# the header. It matches a student by any of its identifying columns, here the SIS User ID (the
-# roster's student id). Moodle ("Import > CSV file") lets the instructor map one column to a user
-# field (ID number -> useridnumber, or Email address -> useremail) and another to a grade item.
+# Canvas (Grades > Import) reads the layout of its own gradebook export (lib/gradebook_importer.rb):
+# the header must start with Student and ID, may carry SIS User ID followed by SIS Login ID, and ends
+# its student columns with Section; a row whose first cell holds "Points Possible" describes the
+# assignments. A row is matched by ID (Canvas's user id) first, then SIS User ID, then SIS Login ID,
+# then by the Student cell against the user's name or sortable name ("Lee, Anna").
+#
+# Moodle (Grades > Import > CSV file, grade/import/csv) maps one column to one user field (ID number,
+# email address or username). A row whose cell in that column is blank keeps the user of the row
+# before it: its grade would land on another student, or the import stops. So moodle.csv carries one
+# identifier column, of one kind, and only rows where it is filled.
 CANVAS_HEADER = ("Student", "ID", "SIS User ID", "SIS Login ID", "Section")
 CANVAS_POINTS_ROW = "Points Possible"
-MOODLE_HEADER = ("ID number", "Email address")
+# Moodle's user fields, in the order chosen when several would do: (column header, Student field).
+MOODLE_IDENTIFIERS = (("ID number", "sid"), ("Email address", "email"), ("Username", "login"))
+# What a partial batch's take-away files are called: never mistaken for the final ones.
+PARTIAL = ".partial"
 
 
 def _field(item, name, default=None):
@@ -90,23 +101,6 @@ def percent(total: float | None, possible: float | None) -> str:
     return f"{100 * total / possible:.1f}"
 
 
-def question_points(autograder_zip) -> dict[str, float]:
-    """Each question's points, from the test files the autograder zip carries (``points = N``)."""
-    import re
-    import zipfile
-    from pathlib import PurePosixPath
-
-    points = {}
-    with zipfile.ZipFile(autograder_zip) as zf:
-        for name in zf.namelist():
-            path = PurePosixPath(name)
-            if path.parent.name == "tests" and path.suffix == ".py" and path.stem != "__init__":
-                found = re.search(r"^points\s*=\s*([0-9.]+)\s*$", zf.read(name).decode("utf-8", "replace"), re.M)
-                if found:
-                    points[path.stem] = float(found.group(1))
-    return points
-
-
 def _csv(rows) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
@@ -116,19 +110,19 @@ def _csv(rows) -> str:
 
 
 def roster_gradebook_csv(rows, questions: list[str], possible: float) -> str:
-    """The gradebook with a roster: one row per student (``roster.Row``), ``missing`` included.
+    """The gradebook with a roster: one row per student (``matching.Row``), ``missing`` included.
 
     ``possible`` is the assignment's points (the autograder's questions); the bonus can take a total
     above it, and ``percent`` above 100.
     """
-    out = [["sid", "name", "email", "id", "original_name", "matched_by", "uploads", *questions, "total",
-            "possible", "percent", "status", "message", "duplicate_of"]]
+    out = [["sid", "name", "email", "login", "section", "id", "original_name", "matched_by", "uploads", *questions,
+            "total", "possible", "percent", "status", "message", "duplicate_of"]]
     for row in rows:
         s, r = row.student, row.upload
         scores = _scores(r) if r is not None else {}
         total = total_of(r) if r is not None else None
         out.append([
-            s.sid, s.name, s.email,
+            s.sid, s.name, s.email, s.login, s.section,
             _field(r, "id", "") if r is not None else "", _field(r, "original_name", "") if r is not None else "",
             row.matched_by, "; ".join(row.uploads),
             *[f"{float(scores[q][0]):g}" if q in scores else "" for q in questions],
@@ -139,41 +133,90 @@ def roster_gradebook_csv(rows, questions: list[str], possible: float) -> str:
     return _csv(out)
 
 
-def lms_lines(rows=None, records=None) -> list[tuple[str, str, str, float | None]]:
-    """(name, student id, email, total) per student, from roster rows or, without a roster, from the
-    records' submitters (a record without submitters is named by its id)."""
-    lines = []
-    for row in rows or []:
-        total = total_of(row.upload) if row.upload is not None else None
-        lines.append((row.student.name, row.student.sid, row.student.email, total))
+def unmatched_csv(uploads, closest_of) -> str:
+    """The uploads no student matched, with the closest roster entries (``closest_of(upload)``)."""
+    out = [["id", "original_name", "gradescope_id", "submitters", "status", "total", "closest students"]]
+    for u in uploads:
+        people = [p for p in (_field(u, "submitters", None) or []) if isinstance(p, dict)]
+        total = total_of(u)
+        out.append([_field(u, "id", ""), _field(u, "original_name", ""), _field(u, "gradescope_id", "") or "",
+                    "; ".join(str(p.get("name") or p.get("email") or p.get("sid") or "") for p in people),
+                    _field(u, "status", ""), f"{total:g}" if total is not None else "",
+                    "; ".join(s.label for s in closest_of(u))])
+    return _csv(out)
+
+
+@dataclass
+class Line:
+    """One student's total, for an LMS."""
+
+    student: Student
+    total: float | None
+
+
+@dataclass
+class Export:
+    """An LMS file: its text, or None when it would identify no one, and whom it leaves out."""
+
+    text: str | None
+    left_out: list[str] = field(default_factory=list)  # students (labels) the file cannot name
+    why: str = ""  # why it is not written, or what identifies the students in it
+
+
+def lms_lines(rows=None, records=None) -> list[Line]:
+    """A :class:`Line` per student, from roster rows or, without a roster, from the counted records'
+    submitters (a record without submitters identifies no one and gives no line)."""
+    lines = [Line(row.student, total_of(row.upload) if row.upload is not None else None) for row in rows or []]
     for record in records or []:
-        people = [p for p in (_field(record, "submitters", None) or []) if isinstance(p, dict)]
-        for p in people or [{"name": _field(record, "id", "")}]:
-            lines.append((str(p.get("name") or ""), str(p.get("sid") or ""), str(p.get("email") or ""),
-                          total_of(record)))
+        if _field(record, "counted", True) is False:
+            continue  # a superseded re-upload: the counted one is the student's grade
+        for p in _field(record, "submitters", None) or []:
+            if isinstance(p, dict):
+                lines.append(Line(Student(str(p.get("sid") or ""), str(p.get("name") or ""), str(p.get("email") or "")),
+                                  total_of(record)))
     return lines
 
 
-def canvas_csv(lines, assignment: str, possible: float) -> str:
-    """Canvas's gradebook import: the assignment as one column, students by SIS User ID.
+def canvas_csv(lines: list[Line], assignment: str, possible: float, unnamed: list[str] = ()) -> Export:
+    """Canvas's gradebook import: the assignment as one column, a row per student Canvas can find.
 
-    A student without a total (no submission, or nothing graded) gets an empty cell, not a 0: whether
-    that counts as missing is the course's policy, set in Canvas.
+    ``ID`` is Canvas's user id when the roster came from Canvas; ``SIS User ID`` the student id; ``SIS
+    Login ID`` and ``Section`` as the roster had them; ``Student`` the name as Canvas writes it. A
+    student without a total (no submission, or nothing graded) gets an empty cell, not a 0: whether
+    that counts as missing is the course's policy, set in Canvas. ``unnamed`` are uploads no one could
+    be named for: they cannot be imported and are listed in ``left_out``.
     """
     out = [[*CANVAS_HEADER, assignment], [CANVAS_POINTS_ROW, "", "", "", "", f"{possible:g}"]]
-    for name, sid, _email, total in lines:
-        out.append([name, "", sid, "", "", f"{total:g}" if total is not None else ""])
-    return _csv(out)
+    left_out = list(unnamed)
+    for line in lines:
+        s = line.student
+        if not (s.canvas_id or s.sid or s.login):
+            left_out.append(s.label)
+            continue
+        out.append([s.sortable_name or s.name, s.canvas_id, s.sid, s.login, s.section,
+                    f"{line.total:g}" if line.total is not None else ""])
+    if len(out) == 2:
+        return Export(None, left_out, "no student has a Canvas ID, an SIS User ID or an SIS Login ID "
+                                      "(give --roster, e.g. the gradebook exported from Canvas)")
+    return Export(_csv(out), left_out)
 
 
-def moodle_csv(lines, assignment: str) -> str:
-    """Moodle's CSV grade import: an identifier (ID number, Email address) and the grade.
+def moodle_csv(lines: list[Line], assignment: str, unnamed: list[str] = ()) -> Export:
+    """Moodle's CSV grade import: one identifier column and the grade, for students with a total.
 
-    Students without a total, or without an identifier, are left out, so the import changes nothing
-    for them.
+    The identifier is the kind most of them have (ID number, then email address, then username on a
+    tie); a student without one, and a student without a total, has no row, so the import changes
+    nothing for them. ``why`` names the identifier to map under *Identify user by*.
     """
-    out = [[*MOODLE_HEADER, assignment]]
-    for _name, sid, email, total in lines:
-        if total is not None and (sid or email):
-            out.append([sid, email, f"{total:g}"])
-    return _csv(out)
+    graded = [line for line in lines if line.total is not None]
+    if not graded:
+        return Export(None, list(unnamed), "no student has a total yet")
+    header, kind = max(MOODLE_IDENTIFIERS, key=lambda pair: (sum(1 for line in graded if getattr(line.student, pair[1])),
+                                                             -MOODLE_IDENTIFIERS.index(pair)))
+    rows = [[getattr(line.student, kind), f"{line.total:g}"] for line in graded if getattr(line.student, kind)]
+    left_out = list(unnamed) + [line.student.label for line in graded if not getattr(line.student, kind)]
+    if not rows:
+        return Export(None, left_out, "no student has an ID number, an email address or a username "
+                                      "(give --roster, e.g. the participants exported from Moodle)")
+    field_name = {"sid": "useridnumber", "email": "useremail", "login": "username"}[kind]
+    return Export(_csv([[header, assignment], *rows]), left_out, f"identify users by {header} ({field_name})")

@@ -1,11 +1,16 @@
 """A feedback page for each student: what the grader checked, and what it found.
 
-``feedback/<id>.html`` is one self-contained file (inline CSS, no scripts, no external assets, a
+``feedback/<student>.html`` is one self-contained file (inline CSS, no scripts, no external assets, a
 Content-Security-Policy that forbids loading anything), readable offline and safe to upload to an LMS
-or send by mail. It is written in the notebook's language with English beside it, and built only from
+or send by mail. It names the student (name and SID) and is written in the notebook's language: a
+Chinese notebook's page in Chinese with English beside it, an English notebook's in English only (the
+grader's bilingual messages shown by their English half). It is built only from
 the submission's ``results.json``, Gradescope's own format, so it says exactly what Gradescope shows
-once grades are published: every result box that is not ``hidden``, with its score and its message
-verbatim, the accuracy the grader measured against the threshold, and the challenge result.
+once grades are published: every question's result box that is not ``hidden``, with its score and its
+message, the accuracy the grader measured against the threshold, and the challenge result. Otter's
+"Public Tests" summary box is left out when the questions have their own rows: it reports only the
+public checks, and would say "All test cases passed!" above a question the grader scored 0. A
+submission that could not be graded gets what to do next.
 ``feedback.zip`` bundles the pages for upload.
 
 Everything on the page comes from a student's notebook or from messages quoting it, so every text is
@@ -25,6 +30,7 @@ from .roster import get
 from .store import FEEDBACK, FEEDBACK_ZIP
 
 FOLDER, ZIP = FEEDBACK, FEEDBACK_ZIP
+UNMATCHED = "unmatched"  # feedback/unmatched/: pages of uploads no student of the roster matched
 LANGUAGES = ("zh-TW", "en")  # the notebook languages (notebooks.LANGUAGES); zh-TW pages carry English too
 DEFAULT_LANGUAGE = "zh-TW"
 PUBLIC_TESTS = "Public Tests"  # Otter's box of the public checks' results
@@ -52,7 +58,31 @@ LABELS = {
     "no_results": ("這份繳交沒有評分結果。", "This submission has no grading results."),
     "status": ("狀態", "Status"),
     "not_graded": ("沒有評分", "not graded"),
+    "sid": ("學號", "Student ID"),
+    "advice": ("接下來怎麼做", "What to do next"),
+    "missing": ("沒有收到你這份作業的繳交。", "No submission of yours was found for this assignment."),
 }
+
+# What a student can do about a submission that was not graded, by the gradebook's status.
+ADVICE = {
+    "invalid": ("用 Jupyter 或 Colab 打開你的筆記本，確認它打得開、程式能從頭執行，存檔後再繳交那個 .ipynb 檔"
+                "（或 grader.export() 產生的 zip 檔）。",
+                "Open your notebook in Jupyter or Colab, check that it opens and runs from the top, save it, "
+                "then hand in that .ipynb file (or the zip grader.export() makes)."),
+    "wrong-assignment": ("這份筆記本不是這次作業的。請重新下載這次作業的筆記本，把你的答案貼進去再繳交。",
+                         "This notebook is not this assignment's. Download this assignment's notebook again, "
+                         "put your answers in it, and hand it in."),
+    "timeout": ("筆記本執行太久，超過了時間限制。請檢查有沒有無窮迴圈，或訓練的 epoch 是否比題目要求的多。",
+                "Your notebook ran longer than the time limit. Look for a loop that never ends, or training "
+                "for more epochs than the question asks."),
+    "memory": ("筆記本用掉的記憶體超過限制。請不要建立比題目要求更大的模型或資料。",
+               "Your notebook used more memory than allowed. Do not build larger models or data than the "
+               "questions ask for."),
+    "error": ("執行時程式當掉了。請在 Jupyter 裡選「重新啟動並執行全部」，找出出錯的儲存格修好後再繳交。",
+              "Your notebook crashed while it ran. In Jupyter, use Restart & Run All, fix the cell that "
+              "fails, then hand it in again."),
+}
+_CJK_TEXT = re.compile(r"[\u2e80-\u9fff\uac00-\ud7af\uf900-\ufaff\u3000-\u303f\uff00-\uffef]")
 
 
 def language_of(notebook) -> str:
@@ -98,6 +128,19 @@ def _ratio(value):
     return number if number == number else None
 
 
+def in_language(text: str, language: str) -> str:
+    """``text`` for a page in ``language``: on an English page, a grader's bilingual line ("中文 / English")
+    keeps only its English part; anything else is shown as it is."""
+    if language != "en" or not _CJK_TEXT.search(text):
+        return text
+    lines = []
+    for line in text.split("\n"):
+        parts = [p for p in line.split(" / ")]
+        english = [p for p in parts if not _CJK_TEXT.search(p)]
+        lines.append(" / ".join(english) if len(parts) > 1 and english else line)
+    return "\n".join(lines)
+
+
 def _students(record) -> str:
     people = get(record, "submitters", None) or []
     if isinstance(people, str):
@@ -130,17 +173,41 @@ def _accuracy_line(value, threshold, language: str) -> str:
     return f"{value:.4f} ({_label('threshold', language)} {threshold:.2f}): {verdict}"
 
 
-def page(record, results: dict | None, *, language: str = DEFAULT_LANGUAGE, assignment: str = "") -> str:
-    """The feedback page of one submission: ``record`` (its id, submitters, status, message) and its
-    ``results.json`` content (None when grading produced none)."""
+def _who(parts: list[str], L, esc, student, record) -> None:
+    """The page's first rows: the student (name, then SID), else the submitters the upload names."""
+    if student is not None:
+        if student.name:
+            parts.append(f"<tr><th>{L('student')}</th><td>{esc(student.name)}</td></tr>")
+        ident = student.sid or student.login or student.email or student.canvas_id
+        if ident:
+            parts.append(f"<tr><th>{L('sid')}</th><td>{esc(ident)}</td></tr>")
+    elif record is not None and _students(record):
+        parts.append(f"<tr><th>{L('student')}</th><td>{esc(_students(record))}</td></tr>")
+
+
+def missing_page(student, *, language: str = DEFAULT_LANGUAGE, assignment: str = "") -> str:
+    """The page of a student of the roster who handed in nothing that was found."""
     language = language if language in LANGUAGES else DEFAULT_LANGUAGE
     esc = html.escape
     L = lambda key: esc(_label(key, language))  # noqa: E731
+    parts = [f"<h1>{L('title')}{': ' + esc(assignment) if assignment else ''}</h1>", "<table class='who'>"]
+    _who(parts, L, esc, student, None)
+    parts += ["</table>", f"<p class='notice'>{L('missing')}</p>"]
+    return _document(parts, language, student.key)
+
+
+def page(record, results: dict | None, *, language: str = DEFAULT_LANGUAGE, assignment: str = "",
+         student=None) -> str:
+    """The feedback page of one submission: ``record`` (its id, submitters, status, message), its
+    ``results.json`` content (None when grading produced none) and, with a roster, the ``student``
+    (a ``roster.Student``) it is the grade of."""
+    language = language if language in LANGUAGES else DEFAULT_LANGUAGE
+    esc = html.escape
+    L = lambda key: esc(_label(key, language))  # noqa: E731
+    T = lambda text: esc(in_language(str(text), language))  # noqa: E731
     sid = str(get(record, "id", None) or get(record, "submission", ""))
     parts = [f"<h1>{L('title')}{': ' + esc(assignment) if assignment else ''}</h1>", "<table class='who'>"]
-    students = _students(record)
-    if students:
-        parts.append(f"<tr><th>{L('student')}</th><td>{esc(students)}</td></tr>")
+    _who(parts, L, esc, student, record)
     parts.append(f"<tr><th>{L('submission')}</th><td>{esc(sid)}</td></tr>")
     status, message = str(get(record, "status", "") or ""), str(get(record, "message", "") or "")
     if results is None:
@@ -150,7 +217,8 @@ def page(record, results: dict | None, *, language: str = DEFAULT_LANGUAGE, assi
         message_zh = str(get(record, "message_zh", "") or "")
         for text in ([message_zh] if language != "en" and message_zh else []) + ([message] if message else []):
             parts.append(f"<pre class='message'>{esc(text)}</pre>")
-        return _document(parts, language, sid)
+        _advice(parts, L, status, language)
+        return _document(parts, language, student.key if student is not None else sid)
 
     tests = visible_tests(results) if isinstance(results, dict) else []
     results = results if isinstance(results, dict) else {}
@@ -162,16 +230,18 @@ def page(record, results: dict | None, *, language: str = DEFAULT_LANGUAGE, assi
         parts.append(f"<tr><th>{L('status')}</th><td>{esc(status)}</td></tr>")
     parts.append("</table>")
 
-    notices = [t for t in tests if "max_score" not in t]
+    # Otter's summary of the public checks says nothing the questions' own rows do not, and may say
+    # "All test cases passed!" of a question the grader scored 0 from its evidence.
+    notices = [t for t in tests if "max_score" not in t and not (scored and t.get("name") == PUBLIC_TESTS)]
     top_output = results.get("output")
     if top_output or notices:
         parts.append(f"<h2>{L('notices')}</h2>")
         if top_output:
-            parts.append(f"<pre class='message notice'>{esc(str(top_output))}</pre>")
+            parts.append(f"<pre class='message notice'>{T(top_output)}</pre>")
         for t in notices:
             if top_output and t.get("output") == top_output:
                 continue  # the stopped-run notice is often both the top output and a box
-            parts.append(f"<h3>{esc(str(t.get('name', '')))}</h3><pre class='message'>{esc(str(t.get('output', '')))}</pre>")
+            parts.append(f"<h3>{esc(str(t.get('name', '')))}</h3><pre class='message'>{T(t.get('output', ''))}</pre>")
 
     parts.append(f"<h2>{L('question')}</h2><table class='questions'><tr><th>{L('question')}</th><th>{L('score')}</th>"
                  f"<th>{L('checked')}</th><th>{L('message')}</th></tr>")
@@ -188,7 +258,7 @@ def page(record, results: dict | None, *, language: str = DEFAULT_LANGUAGE, assi
         score, top = _float(t.get("score")), _float(t.get("max_score"))
         css = "full" if score >= top else ("part" if score > 0 else "none")
         parts.append(f"<tr><td>{esc(name)}</td><td class='{css}'>{esc(_number(score))} / {esc(_number(top))}</td>"
-                     f"<td>{checked}</td><td><pre class='message'>{esc(str(t.get('output', '')))}</pre></td></tr>")
+                     f"<td>{checked}</td><td><pre class='message'>{T(t.get('output', ''))}</pre></td></tr>")
     parts.append("</table>")
 
     m = measured(results)
@@ -204,8 +274,16 @@ def page(record, results: dict | None, *, language: str = DEFAULT_LANGUAGE, assi
         extra = f"; {_label('bonus', language)} {_number(bonus)}" if bonus is not None else ""
         parts.append(f"<p>{esc(line + extra)}</p>")
         if challenge is not None:
-            parts.append(f"<pre class='message'>{esc(str(challenge.get('output', '')))}</pre>")
-    return _document(parts, language, sid)
+            parts.append(f"<pre class='message'>{T(challenge.get('output', ''))}</pre>")
+    _advice(parts, L, status, language)
+    return _document(parts, language, student.key if student is not None else sid)
+
+
+def _advice(parts: list[str], L, status: str, language: str) -> None:
+    if status in ADVICE:
+        zh, en = ADVICE[status]
+        text = en if language == "en" else f"{zh}\n{en}"
+        parts.append(f"<h2>{L('advice')}</h2><p class='advice'>{html.escape(text).replace(chr(10), '<br>')}</p>")
 
 
 def _document(parts: list[str], language: str, sid: str) -> str:
@@ -239,17 +317,43 @@ def file_name(submission_id: str) -> str:
     return f"{safe}.html"
 
 
-def write(out: Path | str, pages: dict[str, str]) -> tuple[Path, Path]:
-    """Write ``{id: html}`` to ``<out>/feedback/<id>.html`` and bundle them in ``<out>/feedback.zip``.
+def write(out: Path | str, pages: dict[str, str], zip_name: str | None = ZIP,
+          apart: dict[str, str] | None = None) -> tuple[Path, Path | None]:
+    """Write ``{name: html}`` to ``<out>/feedback/<name>.html`` and bundle them in ``<out>/<zip_name>``
+    (no zip when ``zip_name`` is None); ``apart`` pages (uploads that are no one's, yet) go to
+    ``<out>/feedback/unmatched/``, never into the zip.
 
-    The zip is rebuilt from exactly these pages (sorted, fixed timestamps), so it never carries a page
-    of an earlier run that is no longer wanted. Returns the folder and the zip.
+    The folder and the zip hold exactly these pages (the zip sorted, with fixed timestamps): a page of
+    an earlier run that is no longer wanted is removed. Returns the folder and the zip.
     """
     out = Path(out)
     folder = out / FOLDER
     if folder.is_symlink():
         raise OSError(f"refused to write feedback pages through the link {folder}.")
     folder.mkdir(parents=True, exist_ok=True)
+    wanted = _write_pages(folder, pages)
+    other = folder / UNMATCHED
+    if other.is_symlink():
+        raise OSError(f"refused to write feedback pages through the link {other}.")
+    if apart:
+        other.mkdir(exist_ok=True)
+        _write_pages(other, apart)
+    elif other.is_dir():
+        _write_pages(other, {})
+    if zip_name is None:
+        return folder, None
+    tmp = out / f".{zip_name}.tmp"
+    with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
+        for sid in sorted(wanted, key=lambda s: wanted[s]):
+            info = zipfile.ZipInfo(wanted[sid], date_time=(2020, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            zf.writestr(info, pages[sid].encode("utf-8"))
+    tmp.replace(out / zip_name)
+    return folder, out / zip_name
+
+
+def _write_pages(folder: Path, pages: dict[str, str]) -> dict[str, str]:
+    """``{name: html}`` as files in ``folder`` (stale pages there removed); returns name -> file name."""
     names: dict[str, str] = {}
     for sid in sorted(pages, key=contract.natural_key):
         name = file_name(sid)
@@ -260,20 +364,7 @@ def write(out: Path | str, pages: dict[str, str]) -> tuple[Path, Path]:
         tmp = folder / f".{name}.tmp"
         tmp.write_text(pages[sid], encoding="utf-8")
         tmp.replace(folder / name)  # replaces a planted link rather than writing through it
-    tmp = out / f".{ZIP}.tmp"
-    with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
-        for sid in sorted(names, key=lambda s: names[s]):
-            info = zipfile.ZipInfo(names[sid], date_time=(2020, 1, 1, 0, 0, 0))
-            info.compress_type = zipfile.ZIP_DEFLATED
-            zf.writestr(info, pages[sid].encode("utf-8"))
-    tmp.replace(out / ZIP)
-    return folder, out / ZIP
-
-
-def read_results(path: Path | str) -> dict | None:
-    """A results.json's content, or None when it is missing or unreadable."""
-    try:
-        value = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return value if isinstance(value, dict) else None
+    for old in folder.glob("*.html"):
+        if old.name not in names.values():
+            old.unlink()
+    return names

@@ -1,7 +1,9 @@
 """Safe submission ids: data for people and programs, and the name of a folder in the output.
 
-An id is one path component from a fixed alphabet (ASCII letters, digits, ``.``, ``_``, ``-``; never
-starting with ``.`` or ``-``), unique among the batch's ids even ignoring case (macOS and Windows
+An id is one path component made of letters, digits, ``.``, ``_`` and ``-`` (never starting with ``.``
+or ``-``): Latin letters lose their accents (``José`` -> ``Jose``), and letters of other scripts are
+kept as they are, in NFC (``王小明.ipynb`` -> ``王小明``), since a transliteration would be a guess and
+``submission`` says nothing. It is unique among the batch's ids even ignoring case (macOS and Windows
 folders ignore it), and never the name of one of the batch's own outputs (``gradebook.csv``,
 ``report.html``, ...). What the student uploaded and Gradescope's id are kept beside it as data, so
 nothing an upload is called can name a path.
@@ -15,7 +17,7 @@ import unicodedata
 from .store import OUTPUT_NAMES
 
 MAX_LENGTH = 64
-_OUTSIDE_ALPHABET = re.compile(r"[^A-Za-z0-9._-]+")
+_OUTSIDE_ALPHABET = re.compile(r"[^\w.-]+")
 # Names Windows refuses for a file whatever its extension: an output folder may be copied there.
 _WINDOWS_DEVICES = {"con", "prn", "aux", "nul", *(f"com{i}" for i in range(10)), *(f"lpt{i}" for i in range(10))}
 FALLBACK = "submission"
@@ -30,9 +32,21 @@ def printable(text: str) -> str:
         return text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
 
 
+def _letter(ch: str) -> str:
+    """One character of an id: a Latin letter without its accent, a letter or digit of any other
+    script as it is (full-width forms made narrow), anything else an underscore."""
+    plain = "".join(c for c in unicodedata.normalize("NFKD", ch) if not unicodedata.combining(c))
+    if plain.isascii():
+        return "".join(c if c.isalnum() or c in "._-" else "_" for c in plain) or "_"
+    if unicodedata.category(ch)[0] in "LN" and ch.isprintable():
+        return unicodedata.normalize("NFKC", ch)
+    return "_"
+
+
 def base_id(name: str) -> str:
-    """The id ``name`` suggests: accents dropped, anything outside the alphabet an underscore."""
-    folded = unicodedata.normalize("NFKD", printable(name)).encode("ascii", "ignore").decode("ascii")
+    """The id ``name`` suggests: accents dropped, other scripts kept, anything else an underscore."""
+    folded = "".join(_letter(ch) for ch in unicodedata.normalize("NFC", printable(name)))
+    folded = unicodedata.normalize("NFC", folded)
     safe = _OUTSIDE_ALPHABET.sub("_", folded).strip("._-")[:MAX_LENGTH].rstrip("._-")
     if not safe or _reserved(safe):
         return f"{FALLBACK}_{safe}" if safe else FALLBACK

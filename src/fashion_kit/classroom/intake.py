@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Callable
 
+from ..errors import KitError
 from .. import contract
 from . import ids, store
 
@@ -48,7 +49,7 @@ NOTEBOOK_SUFFIX, ZIP_SUFFIX = ".ipynb", ".zip"
 EXTRA_FILES = {name.lower(): name for name in contract.SUBMITTED_FILES if name != contract.NOTEBOOK}
 
 
-class InputError(ValueError):
+class InputError(KitError, ValueError):
     """The source is none of the accepted layouts; the message says what was expected and found."""
 
 
@@ -80,6 +81,7 @@ class Upload:
     extra_files: list[Path] = field(default_factory=list)  # model files, each under its contract name
     digest: str = ""  # identifies the content, so a changed upload is graded again
     student_keys: set[str] = field(default_factory=set)  # two uploads sharing one are the same student
+    identity: list[str] = field(default_factory=list)  # who the notebook's metadata says wrote it
     id: str = ""
 
 
@@ -200,6 +202,28 @@ def check_notebook(raw: bytes, shown: str) -> tuple[bytes, int]:
     if major == 4:
         return raw, 4
     return (nbformat.writes(nb) + "\n").encode("utf-8"), 3
+
+
+MAX_IDENTITY = 10  # strings kept from a notebook's metadata, each of at most MAX_FIELD_CHARS
+
+
+def identity_hints(raw: bytes) -> list[str]:
+    """What a notebook's metadata says of its author, for matching it to a student: nbformat's
+    ``authors`` (name, email), Colab's file name in Drive (``colab.name``), the ``title``. Data only."""
+    try:
+        meta = json.loads(raw.decode("utf-8-sig")).get("metadata") or {}
+    except (ValueError, AttributeError, RecursionError):
+        return []
+    if not isinstance(meta, dict):
+        return []
+    found = []
+    authors = meta.get("authors")
+    for person in authors if isinstance(authors, list) else []:
+        if isinstance(person, dict):
+            found += [person.get("name"), person.get("email")]
+    colab = meta.get("colab")
+    found += [colab.get("name") if isinstance(colab, dict) else None, meta.get("title")]
+    return [ids.printable(v.strip())[:MAX_FIELD_CHARS] for v in found if isinstance(v, str) and v.strip()][:MAX_IDENTITY]
 
 
 def read_notebook_file(path: Path, max_bytes: int) -> tuple[bytes, int]:
@@ -536,6 +560,7 @@ class _Reader:
         shown = prefix + ids.printable(entry.name)
         raw = read_entry(entry, self.max_bytes)
         graded, _ = check_notebook(raw, shown)
+        up.identity = identity_hints(raw)
         n = self._next()
         h = hashlib.sha256(b"notebook\0" + raw)
         up.notebook = store.write(self.out, store.WORK, "uploads", n, contract.NOTEBOOK, data=graded)

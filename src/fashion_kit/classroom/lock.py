@@ -5,10 +5,11 @@ from __future__ import annotations
 import fcntl
 from pathlib import Path
 
+from ..errors import KitError
 from . import store
 
 
-class Busy(RuntimeError):
+class Busy(KitError, RuntimeError):
     """Another batch holds the output folder."""
 
 

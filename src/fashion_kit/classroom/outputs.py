@@ -4,9 +4,15 @@ Next to the batch's own ``gradebook.csv`` (one row per upload), :func:`write` ad
 
 * ``students.csv``: one row per student of the roster, ``missing`` when nothing of theirs was found
   (only with a roster, given or carried by a Gradescope export);
-* ``unmatched.csv``: the uploads that match no student, as gradebook rows (only with a roster);
-* ``canvas.csv`` and ``moodle.csv``: the totals in the layouts those systems import;
-* ``feedback/<id>.html`` for every upload and ``feedback.zip`` of them.
+* ``unmatched.csv``: the uploads that match no student, with the closest roster entries;
+* ``canvas.csv`` and ``moodle.csv``: the totals in the layouts those systems import, with only the
+  students they can identify (a file that would identify no one is not written, and the notes say why);
+* ``feedback/<student>.html`` for every student (named by SID; without a roster, by upload id), and
+  ``feedback.zip`` of them; pages of unmatched uploads in ``feedback/unmatched/``, not in the zip.
+
+A batch that did not finish (interrupted, or uploads left to grade) writes ``students.partial.csv``
+and ``unmatched.partial.csv`` instead, with ``pending`` for students whose upload may be among those
+not graded yet, and no LMS file and no zip (earlier ones removed): nothing that looks final is.
 """
 
 from __future__ import annotations
@@ -14,23 +20,27 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .. import contract
-from . import exports, feedback, roster
-
-from .store import TAKE_AWAY
+from .. import contract, run
+from ..questions import points_in_autograder
+from . import exports, feedback, matching, roster
+from .store import PARTIAL_TAKE_AWAY, TAKE_AWAY
 
 STUDENTS, UNMATCHED, CANVAS, MOODLE, _ = TAKE_AWAY
+STUDENTS_PARTIAL, UNMATCHED_PARTIAL = PARTIAL_TAKE_AWAY
 # Every name this module writes at the top of the output folder: no submission id may take one
 # (store.OUTPUT_NAMES holds them all).
-NAMES = (STUDENTS, UNMATCHED, CANVAS, MOODLE, feedback.FOLDER, feedback.ZIP)
+NAMES = (STUDENTS, UNMATCHED, CANVAS, MOODLE, feedback.FOLDER, feedback.ZIP, *PARTIAL_TAKE_AWAY)
 IGNORED = "ignored"
 
 
 @dataclass
 class Written:
     files: list[Path] = field(default_factory=list)
-    rows: list[roster.Row] = field(default_factory=list)  # one per student, with a roster
+    rows: list[matching.Row] = field(default_factory=list)  # one per student, with a roster
     unmatched: list = field(default_factory=list)  # uploads no student matched
+    closest: dict[str, list[roster.Student]] = field(default_factory=dict)  # unmatched id -> likely students
+    notes: list[str] = field(default_factory=list)  # for the instructor: what was not written, and why
+    partial: bool = False
 
 
 def _atomic(path: Path, text: str) -> Path:
@@ -43,62 +53,125 @@ def _atomic(path: Path, text: str) -> Path:
     return path
 
 
+def _remove(path: Path) -> None:
+    if path.is_symlink() or path.is_file():
+        path.unlink()
+
+
+def _listed(names: list[str], limit: int = 5) -> str:
+    return ", ".join(names[:limit]) + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
 def write(out: Path | str, records, questions: list[str], *, assignment: str, possible: float,
-          students: list[roster.Student] | None = None, results_of=None, language_of=None) -> Written:
+          students: list[roster.Student] | None = None, results_of=None, language_of=None,
+          pattern=None, pending: list[str] | None = None, interrupted: bool = False) -> Written:
     """Write the take-away files into ``out``.
 
     ``records`` are the batch's per-upload records; ``possible`` the assignment's points (the sum of
-    :func:`exports.question_points`); ``students`` the roster (``roster.read`` or
-    ``roster.from_uploads``), None for none. ``results_of(record)`` returns an upload's results.json
-    content (or None) and ``language_of(record)`` its notebook's language; without them the pages say
-    there are no results, in both languages.
+    :func:`fashion_kit.questions.points_in_autograder`); ``students`` the roster (``roster.read`` or
+    ``roster.from_uploads``), None for none; ``pattern`` the ``--match`` expression. ``pending``
+    names the uploads not graded yet and ``interrupted`` says the batch was stopped: either makes the
+    output partial. ``results_of(record)`` returns an upload's results.json content (or None) and
+    ``language_of(record)`` its notebook's language; without them the pages say there are no
+    results, in both languages.
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     # A file that was no submission at all (a README beside the notebooks) is nobody's work.
     records = [r for r in records if roster.get(r, "status") != IGNORED]
-    written = Written()
+    written = Written(partial=bool(pending) or interrupted)
+    if written.partial:
+        left = f"{len(pending)} upload(s) not graded yet" if pending else "the batch was interrupted"
+        written.notes.append(f"The batch is not finished ({left}): {STUDENTS_PARTIAL} and {UNMATCHED_PARTIAL} "
+                             f"are partial; {CANVAS}, {MOODLE} and {feedback.ZIP} are written once every upload "
+                             "is graded. Run the same command again to carry on.")
+    final_names = (STUDENTS, UNMATCHED, CANVAS, MOODLE, feedback.ZIP)
+    for name in (final_names if written.partial else PARTIAL_TAKE_AWAY):
+        _remove(out / name)  # an earlier run's files must not pass for this run's
+
     if students:
-        written.rows, written.unmatched = roster.match(students, records)
-        written.files.append(_atomic(out / STUDENTS, exports.roster_gradebook_csv(written.rows, questions, possible)))
-        written.files.append(_atomic(out / UNMATCHED, exports.gradebook_csv(written.unmatched, questions)))
-        lines = exports.lms_lines(rows=written.rows)
+        written.rows, written.unmatched = matching.match(students, records, pattern, partial=written.partial)
+        keys = matching.closest_keys(students)
+        for u in written.unmatched:
+            written.closest[str(roster.get(u, "id", ""))] = matching.closest(u, students, keys=keys)
+        stu, unm = (STUDENTS_PARTIAL, UNMATCHED_PARTIAL) if written.partial else (STUDENTS, UNMATCHED)
+        written.files.append(_atomic(out / stu, exports.roster_gradebook_csv(written.rows, questions, possible)))
+        written.files.append(_atomic(out / unm, exports.unmatched_csv(
+            written.unmatched, lambda u: written.closest.get(str(roster.get(u, "id", "")), []))))
+        if written.unmatched:
+            written.notes.append(f"{len(written.unmatched)} upload(s) match no student of the roster: see {unm}.")
+        lines, unnamed = exports.lms_lines(rows=written.rows), []
     else:
         lines = exports.lms_lines(records=records)
-    written.files.append(_atomic(out / CANVAS, exports.canvas_csv(lines, assignment, possible)))
-    written.files.append(_atomic(out / MOODLE, exports.moodle_csv(lines, assignment)))
-    pages = {}
-    for record in records:
-        sid = str(roster.get(record, "id", ""))
-        language = language_of(record) if language_of else feedback.DEFAULT_LANGUAGE
-        pages[sid] = feedback.page(record, results_of(record) if results_of else None, language=language,
-                                   assignment=assignment)
-    folder, bundle = feedback.write(out, pages)
-    written.files += [folder, bundle]
+        unnamed = [str(roster.get(r, "id", "")) for r in records
+                   if roster.get(r, "counted", True) is not False and not (roster.get(r, "submitters", None) or [])]
+    if written.partial:
+        return written
+
+    for name, export in ((CANVAS, exports.canvas_csv(lines, assignment, possible, unnamed)),
+                         (MOODLE, exports.moodle_csv(lines, assignment, unnamed))):
+        if export.text is None:
+            _remove(out / name)
+            written.notes.append(f"{name} not written: {export.why}.")
+            continue
+        written.files.append(_atomic(out / name, export.text))
+        if export.why:
+            written.notes.append(f"{name}: {export.why}.")
+        if export.left_out:
+            written.notes.append(f"{name} leaves out {len(export.left_out)} it cannot identify: "
+                                 f"{_listed(export.left_out)}.")
+    _write_feedback(out, written, records, assignment, results_of, language_of, bool(students))
     return written
 
 
+def _write_feedback(out, written, records, assignment, results_of, language_of, with_roster) -> None:
+    def language(record):
+        return language_of(record) if language_of else feedback.DEFAULT_LANGUAGE
+
+    def page(record, student=None):
+        return feedback.page(record, results_of(record) if results_of else None, language=language(record),
+                             assignment=assignment, student=student)
+
+    pages, apart = {}, {}
+    if with_roster:
+        for row in written.rows:
+            if row.upload is None:
+                pages[row.student.key] = feedback.missing_page(row.student, assignment=assignment)
+            else:
+                pages[row.student.key] = page(row.upload, row.student)
+        for u in written.unmatched:
+            apart[str(roster.get(u, "id", ""))] = page(u)
+    else:
+        for record in records:
+            if roster.get(record, "counted", True) is not False:  # a superseded re-upload gets no page
+                pages[str(roster.get(record, "id", ""))] = page(record)
+    folder, bundle = feedback.write(out, pages, apart=apart)
+    written.files += [folder, bundle]
+
+
 def for_batch(out: Path | str, result, autograder_zip: Path | str, settings,
-              roster_file: Path | str | None = None) -> Written:
-    """:func:`write` for a finished batch, as ``fashion-kit grade`` calls it.
+              roster_file: Path | str | None = None, pattern=None) -> Written:
+    """:func:`write` for a batch, as ``fashion-kit grade`` calls it.
 
     The roster is ``roster_file`` (``--roster``) when given, else the one a Gradescope export carries
-    (none for a folder of notebooks); the points are the autograder's questions'; each upload's
-    results.json is read from ``<out>/<id>/``; a record's ``language`` (if the batch keeps one) picks
-    its page's language. Raises :class:`roster.RosterError` for an unusable roster file.
+    (none for a folder of notebooks); ``pattern`` is ``--match``; the points are the autograder's
+    questions'; each upload's results.json is read from ``<out>/<id>/``; a record's ``language`` (if
+    the batch keeps one) picks its page's language. A result that is ``interrupted`` or has
+    ``pending`` uploads gives partial outputs. Raises :class:`roster.RosterError` for an unusable
+    roster file and :class:`matching.PatternError` for an unusable pattern.
     """
     from .store import RESULTS
 
     out = Path(out)
     students = roster.read(roster_file) if roster_file else (roster.from_uploads(result.records) or None)
-    points = exports.question_points(autograder_zip)
+    points = points_in_autograder(autograder_zip)
     possible = sum(points.get(q, 0.0) for q in result.questions) or sum(points.values())
     if not possible:  # a zip whose test files name no points: what the graded questions were worth
         possible = max((sum(float(p) for _, p in (roster.get(r, "scores", None) or {}).values())
                         for r in result.records), default=0.0)
 
     def results_of(record):
-        return feedback.read_results(out / str(roster.get(record, "id", "")) / RESULTS)
+        return run.read_results(out / str(roster.get(record, "id", "")) / RESULTS)
 
     def language_of(record):
         # The grader records the notebook's language in results.json (contract.LANGUAGE_KEY).
@@ -107,4 +180,7 @@ def for_batch(out: Path | str, result, autograder_zip: Path | str, settings,
         return language if language in feedback.LANGUAGES else feedback.DEFAULT_LANGUAGE
 
     return write(out, result.records, list(result.questions), assignment=settings.assignment_name,
-                 possible=possible, students=students, results_of=results_of, language_of=language_of)
+                 possible=possible, students=students, results_of=results_of, language_of=language_of,
+                 pattern=matching.compile_pattern(pattern) if isinstance(pattern, str) else pattern,
+                 pending=list(getattr(result, "pending", None) or []),
+                 interrupted=bool(getattr(result, "interrupted", False)))

@@ -1,18 +1,23 @@
-"""Who is in the class, and which upload is whose.
+"""Who is in the class: the roster file the instructor exports, read as the LMS wrote it.
 
-A roster is a CSV file the instructor exports from the registrar or the LMS: a student id, a name and
-an email per row. Header spellings vary (``Student ID``, ``SID``, ``學號``, ``Email Address``, ...), Excel
-adds a byte-order mark and a semicolon delimiter in some locales, and exports carry extra columns; all
-of that is accepted. A file the kit cannot use stops with one :class:`RosterError` saying what was
-expected and what was found.
+Accepted, recognised by their header rows:
 
-Without a roster file, a Gradescope export brings its own: the submitters (name, email, SID) in its
-metadata, which :func:`from_uploads` collects.
+* a **Canvas** gradebook export (``Student, ID, SIS User ID, SIS Login ID, Section, ...``, or without
+  the SIS columns when the course has no SIS data; Canvas's ``LastName, FirstName`` variant too). Its
+  ``ID`` is Canvas's own user id, kept apart from the SIS User ID; its ``Points Possible`` row, its
+  muted / manual-posting row and its Test Student (``Student, Test``) are not students;
+* a **Moodle** participants or grades export (``First name, Last name, ID number, Email address``,
+  ``Username`` when shown);
+* a **Gradescope** roster (``First Name, Last Name, SID, Email``, or ``Name``);
+* a plain spreadsheet (``student id`` / ``SID`` / ``學號``, ``name`` / ``姓名``, ``email`` / ``電子郵件``).
 
-:func:`match` pairs uploads with students by SID, then email, then file name, as pure functions over
-plain data (dicts or objects with the same attribute names), so the batch can call it with whatever it
-holds. Every student gets one row, ``missing`` when nothing of theirs was found; uploads that match no
-one, or several people by file name alone, are returned apart, never guessed.
+A name given as first and last name is written in the order people use: family name first and no
+space for Chinese, Japanese and Korean names (``王`` + ``小明`` is 王小明), given name first otherwise.
+Excel's byte-order mark, UTF-16 and ``;`` or tab delimiters are accepted, and extra columns ignored.
+A file the kit cannot use stops with one :class:`RosterError` saying what was expected and found.
+
+Without a roster file, a Gradescope export brings its own: the submitters in its metadata
+(:func:`from_uploads`). Which upload is whose is :mod:`.matching`'s job.
 """
 
 from __future__ import annotations
@@ -21,72 +26,84 @@ import csv
 import io
 import re
 import unicodedata
-from dataclasses import dataclass, field
-from pathlib import Path, PurePath
+from dataclasses import dataclass
+from pathlib import Path
 
-from ..contract import natural_key
+from ..errors import KitError
 
-MISSING = "missing"
 # Header spellings, compared after folding case, spaces, dashes and underscores away.
-# "SIS User ID" before a bare "ID": in a Canvas export, "ID" is Canvas's own number, not the student's.
-SID_HEADERS = ("studentid", "sid", "sisuserid", "studentnumber", "studentno", "idnumber", "matriculationnumber",
+SID_HEADERS = ("sisuserid", "studentid", "sid", "studentnumber", "studentno", "idnumber", "matriculationnumber",
                "學號", "學生編號", "學生學號", "id")
 NAME_HEADERS = ("name", "studentname", "fullname", "student", "姓名", "學生姓名", "名字")
 FIRST_NAME_HEADERS = ("firstname", "givenname", "名")
 LAST_NAME_HEADERS = ("lastname", "surname", "familyname", "姓")
 EMAIL_HEADERS = ("email", "emailaddress", "mail", "電子郵件", "電子郵件地址", "信箱", "電子信箱")
+LOGIN_HEADERS = ("sisloginid", "username", "login", "loginid", "帳號", "使用者名稱")
+SECTION_HEADERS = ("section", "sections", "group", "groups", "班級", "組別")
 MAX_ROSTER_BYTES = 16 * 2**20
-MIN_TOKEN = 3
-# Lines of a Canvas gradebook export (usable as a roster) that are about the assignments, not a student.
-CANVAS_EXTRA_ROWS = ("pointspossible", "manualposting", "muted")
+# Lines of a Canvas gradebook export that are about the assignments, not a student.
+CANVAS_POINTS = "pointspossible"
+CANVAS_NOTE_ROW = re.compile(r"^\s*(muted|manual posting.*)?\s*$", re.IGNORECASE)
+# Canvas's Test Student (Student view), in its export as "Student, Test" with no SIS User ID.
+CANVAS_TEST_STUDENT = ("student,test", "teststudent")
+_CJK = re.compile(r"[\u1100-\u11ff\u2e80-\u9fff\uac00-\ud7af\uf900-\ufaff\U00020000-\U0003134f]")
 
 
-class RosterError(ValueError):
+class RosterError(KitError, ValueError):
     """The roster file cannot be used; the message says what was expected and what was found."""
 
 
 @dataclass(frozen=True)
 class Student:
-    sid: str = ""
-    name: str = ""
+    sid: str = ""  # the school's student id: SIS User ID, Moodle's ID number, Gradescope's SID
+    name: str = ""  # as people write it: "Anna Lee", "王小明"
     email: str = ""
-
-
-@dataclass
-class Row:
-    """One student's line of the gradebook: the student and the upload that is theirs, if any."""
-
-    student: Student
-    upload: object | None = None  # the upload (a dict or a record object) chosen for this student
-    matched_by: str = ""  # "sid", "email" or "file name"
-    uploads: list[str] = field(default_factory=list)  # ids of every upload that matched this student
+    login: str = ""  # Canvas's SIS Login ID, Moodle's username
+    canvas_id: str = ""  # Canvas's own user id: the ID column of a Canvas export
+    section: str = ""
+    sortable_name: str = ""  # "Lee, Anna", as Canvas's Student column writes it
 
     @property
-    def status(self) -> str:
-        return MISSING if self.upload is None else str(get(self.upload, "status", ""))
+    def key(self) -> str:
+        """What names this student's files (feedback page): the first identifier they have."""
+        return self.sid or self.login or self.email or self.canvas_id or self.name
+
+    @property
+    def label(self) -> str:
+        """The student for people: ``Anna Lee (B10901002)``."""
+        ident = self.sid or self.login or self.email or self.canvas_id
+        if self.name and ident:
+            return f"{self.name} ({ident})"
+        return self.name or ident
 
 
-def get(item, name: str, default=None):
-    """A field of a plain-data item: a mapping's key or an object's attribute."""
-    if isinstance(item, dict):
-        return item.get(name, default)
-    return getattr(item, name, default)
+def fold(text: str) -> str:
+    """A header or a name compared loosely: NFKC, case folded, spaces and punctuation gone."""
+    return re.sub(r"[\s_\-.:/()]+", "", unicodedata.normalize("NFKC", text).casefold())
 
 
-def _fold(header: str) -> str:
-    return re.sub(r"[\s_\-.:/()]+", "", unicodedata.normalize("NFKC", header).casefold())
+def is_cjk(text: str) -> bool:
+    return bool(_CJK.search(text))
 
 
-def _email_key(email: str) -> str:
-    return email.strip().casefold()
+def full_name(first: str, last: str) -> str:
+    """First and last name in the order people use: 王小明, but Anna Lee."""
+    if first and last and (is_cjk(first) or is_cjk(last)):
+        return last + first
+    return " ".join(part for part in (first, last) if part)
 
 
-def _sid_key(sid: str) -> str:
-    return unicodedata.normalize("NFKC", sid).strip().casefold()
+def display_name(name: str) -> str:
+    """Canvas's sortable "Lee, Anna" as people say it ("Anna Lee"); any other name as it is."""
+    if name.count(",") == 1:
+        last, first = (part.strip() for part in name.split(","))
+        if first and last:
+            return full_name(first, last)
+    return name
 
 
 def read(path: Path | str) -> list[Student]:
-    """The students in a roster CSV file (student id, name, email; any order, extra columns ignored)."""
+    """The students in a roster CSV file (see the module's docstring for the layouts)."""
     path = Path(path)
     try:
         raw = path.read_bytes()
@@ -106,6 +123,40 @@ def read(path: Path | str) -> list[Student]:
     return parse(text, path.name)
 
 
+class _Columns:
+    """Where each field is in a header row, the LMS's own layout recognised first."""
+
+    def __init__(self, header: list[str]):
+        folded = [fold(h) for h in header]
+        self.canvas = len(folded) > 3 and ((folded[0] == "student" and folded[1] == "id")
+                                           or (folded[0] == "lastname" and folded[1] == "firstname"))
+
+        def column(names):
+            for name in names:
+                if name in folded:
+                    return folded.index(name)
+            return None
+
+        if self.canvas:
+            # Canvas's "ID" is its own user id; the student id is the SIS User ID, if any.
+            self.canvas_id = folded.index("id")
+            self.sid = column(("sisuserid",))
+            self.login = column(("sisloginid",))
+            self.name = 0 if folded[0] == "student" else None
+        else:
+            self.canvas_id = None
+            self.sid = column(SID_HEADERS)
+            self.login = column(LOGIN_HEADERS)
+            self.name = column(NAME_HEADERS)
+        self.email = column(EMAIL_HEADERS)
+        self.first, self.last = column(FIRST_NAME_HEADERS), column(LAST_NAME_HEADERS)
+        self.section = column(SECTION_HEADERS)
+
+    @property
+    def identifying(self) -> bool:
+        return any(c is not None for c in (self.sid, self.email, self.login, self.canvas_id))
+
+
 def parse(text: str, where: str = "roster") -> list[Student]:
     """The students in a roster's text; see :func:`read`."""
     text = text.lstrip("\ufeff").lstrip("\r\n")
@@ -118,17 +169,8 @@ def parse(text: str, where: str = "roster") -> list[Student]:
     except csv.Error as e:  # a NUL byte, a field of megabytes: not a roster a program wrote
         raise RosterError(f"The roster {where} is not a readable CSV file ({e}); expected a header row "
                           "(student id, name, email) and a row per student.") from None
-    header = [_fold(h) for h in rows[0]]
-
-    def column(names) -> int | None:
-        for name in names:
-            if name in header:
-                return header.index(name)
-        return None
-
-    sid_col, email_col = column(SID_HEADERS), column(EMAIL_HEADERS)
-    name_col, first_col, last_col = column(NAME_HEADERS), column(FIRST_NAME_HEADERS), column(LAST_NAME_HEADERS)
-    if sid_col is None and email_col is None:
+    columns = _Columns(rows[0])
+    if not columns.identifying:
         found = ", ".join(repr(h) for h in rows[0][:8]) or "nothing"
         raise RosterError(f"The roster {where} has no student id or email column; expected a header row such as "
                           f"\"student id,name,email\", found {found}.")
@@ -140,16 +182,25 @@ def parse(text: str, where: str = "roster") -> list[Student]:
         def cell(col):
             return row[col].strip() if col is not None and col < len(row) else ""
 
-        name = cell(name_col) or " ".join(part for part in (cell(first_col), cell(last_col)) if part)
-        student = Student(cell(sid_col), name, cell(email_col))
-        if not student.sid and not student.email and _fold(name) in CANVAS_EXTRA_ROWS:
+        if columns.canvas and (fold(row[0]).startswith(CANVAS_POINTS)
+                               or all(CANVAS_NOTE_ROW.match(c) for c in row)):
             continue
-        if not student.sid and not student.email:
+        raw_name = cell(columns.name)
+        name = display_name(raw_name) if raw_name else full_name(cell(columns.first), cell(columns.last))
+        sortable = raw_name if columns.canvas and "," in raw_name else ""
+        if columns.canvas and columns.name is None and cell(columns.last):
+            sortable = f"{cell(columns.last)}, {cell(columns.first)}"
+        student = Student(cell(columns.sid), name, cell(columns.email), cell(columns.login),
+                          cell(columns.canvas_id), cell(columns.section), sortable)
+        if columns.canvas and fold(raw_name or sortable) in CANVAS_TEST_STUDENT and not student.sid:
+            continue  # Canvas's Test Student: every course has one, no one's grade
+        if not (student.sid or student.email or student.login or student.canvas_id):
             raise RosterError(f"The roster {where}, line {number}, has neither a student id nor an email; "
                               "expected at least one of them for every student.")
         if student.email and "@" not in student.email:
             raise RosterError(f"The roster {where}, line {number}: expected an email address, found {student.email!r}.")
-        for kind, key in (("student id", _sid_key(student.sid)), ("email", _email_key(student.email))):
+        for kind, key in (("student id", identifier(student.sid)), ("email", identifier(student.email)),
+                          ("login", identifier(student.login)), ("Canvas ID", identifier(student.canvas_id))):
             if key and (kind, key) in seen:
                 raise RosterError(f"The roster {where} lists {kind} {key!r} twice (lines {seen[kind, key]} and "
                                   f"{number}); expected each student once.")
@@ -161,6 +212,11 @@ def parse(text: str, where: str = "roster") -> list[Student]:
     return students
 
 
+def identifier(value: str) -> str:
+    """An id, an email or a login compared loosely: NFKC (full-width digits), case folded, trimmed."""
+    return unicodedata.normalize("NFKC", value).strip().casefold()
+
+
 def from_uploads(uploads) -> list[Student]:
     """The roster a Gradescope export carries: every submitter named in its metadata, once each."""
     students, seen = [], set()
@@ -170,91 +226,15 @@ def from_uploads(uploads) -> list[Student]:
                 continue
             student = Student(str(person.get("sid") or "").strip(), str(person.get("name") or "").strip(),
                               str(person.get("email") or "").strip())
-            key = (_sid_key(student.sid), _email_key(student.email))
+            key = (identifier(student.sid), identifier(student.email))
             if (student.sid or student.email) and key not in seen:
                 seen.add(key)
                 students.append(student)
     return students
 
 
-def _file_tokens(upload) -> set[str]:
-    """The words of an upload's file names (``B10901234_hw1.ipynb`` -> b10901234, hw1, ...)."""
-    names = [str(get(upload, key, "") or "") for key in ("original_name", "id")]
-    tokens = set()
-    for name in names:
-        stem = PurePath(name.replace("\\", "/")).name
-        stem = re.sub(r"\.(ipynb|zip)$", "", stem, flags=re.IGNORECASE)
-        folded = unicodedata.normalize("NFKC", stem).casefold()
-        if folded:
-            tokens.add(folded)
-            tokens.update(t for t in re.split(r"[\s_\-.,()\[\]]+", folded) if t)
-    return tokens
-
-
-def _name_key(name: str) -> str:
-    return re.sub(r"[\s_\-.]+", "", unicodedata.normalize("NFKC", name).casefold())
-
-
-def _matches(upload, students: list[Student]) -> tuple[list[int], str]:
-    """Which students an upload belongs to, and by what: its submitters' SIDs, emails, then its file name."""
-    people = [p for p in (get(upload, "submitters", None) or []) if isinstance(p, dict)]
-    by_sid = {_sid_key(s.sid): i for i, s in enumerate(students) if s.sid}
-    by_email = {_email_key(s.email): i for i, s in enumerate(students) if s.email}
-    for kind, index, key in (("sid", by_sid, _sid_key), ("email", by_email, _email_key)):
-        found = sorted({index[key(str(p.get(kind) or ""))] for p in people if key(str(p.get(kind) or "")) in index})
-        if found:
-            return found, kind
-    tokens = _file_tokens(upload)
-    if not tokens:
-        return [], ""
-    names = {_name_key(t) for t in tokens}
-    found = set()
-    for i, s in enumerate(students):
-        sid = _sid_key(s.sid)
-        local = _email_key(s.email).split("@")[0]
-        # Very short ids and mailbox names ("a", "01") would fit any file name by chance.
-        if (len(sid) >= MIN_TOKEN and sid in tokens) or (s.email and _email_key(s.email) in tokens) \
-                or (len(local) >= MIN_TOKEN and local in tokens) or (s.name and _name_key(s.name) in names):
-            found.add(i)
-    return sorted(found), "file name" if found else ""
-
-
-def _total(upload) -> float:
-    scores = get(upload, "scores", None) or {}
-    try:
-        return sum(float(v[0]) for v in scores.values())
-    except (TypeError, ValueError, IndexError):
-        return 0.0
-
-
-def _preference(upload):
-    """Sort key of a student's uploads, best first: the one the batch counts as the student's grade
-    (not a duplicate), then the highest total, then the earliest id."""
-    return (get(upload, "counted", True) is False, -_total(upload), natural_key(str(get(upload, "id", ""))))
-
-
-def match(roster: list[Student], uploads) -> tuple[list[Row], list]:
-    """One :class:`Row` per student (``missing`` when no upload is theirs), and the unmatched uploads.
-
-    A group submission (several submitters) counts for each of them. When several uploads belong to
-    one student (a re-upload), the row takes the one the batch counts (``counted``, not a duplicate),
-    else the one with the highest total, the earliest id on a tie; ``Row.uploads`` names them all.
-    A file name that fits several students matches none of them: it is listed as unmatched, for a
-    person to decide.
-    """
-    rows = [Row(student) for student in roster]
-    unmatched = []
-    for upload in uploads:
-        found, how = _matches(upload, roster)
-        if not found or (how == "file name" and len(found) > 1):
-            unmatched.append(upload)
-            continue
-        for i in found:
-            row = rows[i]
-            row.uploads.append(str(get(upload, "id", "")))
-            better = row.upload is None or _preference(upload) < _preference(row.upload)
-            if better:
-                row.upload, row.matched_by = upload, how
-    for row in rows:
-        row.uploads.sort(key=natural_key)
-    return rows, unmatched
+def get(item, name: str, default=None):
+    """A field of a plain-data item: a mapping's key or an object's attribute."""
+    if isinstance(item, dict):
+        return item.get(name, default)
+    return getattr(item, name, default)

@@ -28,7 +28,10 @@ LOCK = ".lock"
 # The take-away files written next to the gradebook (outputs.py): no submission id may take one either.
 FEEDBACK_ZIP = "feedback.zip"
 TAKE_AWAY = ("students.csv", "unmatched.csv", "canvas.csv", "moodle.csv", FEEDBACK_ZIP)
-OUTPUT_NAMES = {n.lower() for n in (RECORD, RESULTS, LOG, GRADEBOOK, REPORT, FEEDBACK, WORK, LOCK, *TAKE_AWAY)}
+# What a batch that did not finish writes instead of the first two (the others are not written then).
+PARTIAL_TAKE_AWAY = ("students.partial.csv", "unmatched.partial.csv")
+OUTPUT_NAMES = {n.lower() for n in (RECORD, RESULTS, LOG, GRADEBOOK, REPORT, FEEDBACK, WORK, LOCK, *TAKE_AWAY,
+                                    *PARTIAL_TAKE_AWAY)}
 
 STATUSES = ("graded", "invalid", "wrong-assignment", "timeout", "memory", "error", "ignored")
 # Statuses that are not a failure to grade: the file was no submission at all.
@@ -58,6 +61,7 @@ class Record:
     sandbox: str = ""
     duplicate_of: str = ""  # the id of the first upload of the same student, if this is another
     counted: bool = True  # whether this row is the student's grade (see --duplicates)
+    identity: list[str] = field(default_factory=list)  # the notebook metadata's author, for the roster
 
     @property
     def total(self) -> float:

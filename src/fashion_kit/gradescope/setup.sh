@@ -22,9 +22,10 @@ UV_VERSION=0.13.8
 PYTHON_VERSION=3.11
 
 apt-get update
-apt-get install -y --no-install-recommends ca-certificates python3 python3-venv util-linux
+apt-get install -y --no-install-recommends ca-certificates python3 python3-venv util-linux libseccomp2
 # The sandbox drops to the account with setpriv and sets its limits with prlimit (util-linux); some
-# releases ship setpriv as a package of its own.
+# releases ship setpriv as a package of its own. Its seccomp filter (no network, no memfd or SysV
+# shared memory for the notebook) is built by libseccomp2: without it the grader refuses to grade.
 command -v setpriv >/dev/null || apt-get install -y --no-install-recommends setpriv
 id -u "$SANDBOX_USER" >/dev/null 2>&1 ||
     useradd --system --no-create-home --shell /usr/sbin/nologin "$SANDBOX_USER"
@@ -56,6 +57,12 @@ fi
 # The image is built once and reused for every submission: leave no caches in it.
 apt-get clean
 rm -rf /var/lib/apt/lists/* /root/.cache/pip /root/.cache/uv
+
+# After each phase the grader removes what the notebook's account left where every user may write: it
+# walks /tmp, /var/tmp, /dev/shm, /run/lock, /dev/mqueue and every world-writable mount point. No
+# other world-writable folder is left in the image for the account to hide files in.
+find / -xdev \( -path /proc -o -path /sys -o -path /dev -o -path /tmp -o -path /var/tmp -o -path /run/lock \) -prune \
+    -o -type d -perm -0002 -print0 | xargs -0 -r chmod o-w
 
 # The zip's files (its tests and settings) are for the grader only: the sandboxed
 # notebook gets a copy of what it needs, in its work folder.

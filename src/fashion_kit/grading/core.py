@@ -27,8 +27,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from ..errors import KitError
 from .. import contract as c
 from .. import data
+from .. import questions as questions_module
 from .. import settings as settings_module
 from ..settings import Settings
 from . import layout, sandbox as sandboxes, supervise, verdicts
@@ -49,57 +51,22 @@ ANSWER_FILE = "answer-{key}.json"
 LOG_CHARS = 20000
 
 
-class AutograderBroken(RuntimeError):
+class AutograderBroken(KitError, RuntimeError):
     """The autograder itself is incomplete (its tests or data); no student is to blame."""
 
 
-def read_questions(tests: Path) -> dict[str, float]:
-    """The graded questions and their points, from the autograder's own test files, in order.
-
-    Otter's exception-format test files declare ``name`` and ``points`` as plain assignments; they are
-    read with ``ast`` (importing Otter's loader would keep pandas in this process for the whole
-    grading). A file that declares them otherwise is loaded the way Otter loads it."""
-    found = {}
-    for path in sorted(tests.glob("*.py"), key=lambda p: c.natural_key(p.stem)):
-        if path.stem == "__init__":
-            continue
-        name, points = _declared(path)
-        if name is None or points is None:
-            from otter.nbmeta_config import NBMetadataConfig
-            from otter.test_files import create_test_file
-
-            test = create_test_file(str(path), NBMetadataConfig())
-            name, points = test.name, test.possible
-        found[name] = float(points)
-    if not found:
-        raise AutograderBroken(f"{tests} holds no tests; rebuild the autograder with fashion-kit assign.")
-    return found
-
-
-def _declared(path: Path) -> tuple[str | None, float | None]:
-    import ast
-
-    values = {}
-    for node in ast.parse(path.read_text(encoding="utf-8")).body:
-        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
-            try:
-                values[node.targets[0].id] = ast.literal_eval(node.value)
-            except ValueError:
-                pass
-    name, points = values.get("name"), values.get("points")
-    ok = isinstance(name, str) and isinstance(points, (int, float)) and not isinstance(points, bool)
-    return (name, points) if ok else (None, None)
-
-
-def grade(autograder_dir: Path, box: sandboxes.Sandbox, settings: Settings | None = None,
-          *, scratch: Path | None = None, log=print) -> dict:
-    """Grade the submission in ``autograder_dir`` and write its results.json; returns it."""
+def grade(autograder_dir: Path, box: sandboxes.Sandbox, *, scratch: Path | None = None, log=print) -> dict:
+    """Grade the submission in ``autograder_dir`` and write its results.json; returns it. The grading's
+    settings are the ones the sandbox was built with, so its walls and the supervisor's limits agree."""
     autograder_dir = Path(autograder_dir).resolve()
     source = autograder_dir / "source"
     if os.geteuid() == 0:
         source.chmod(0o700)  # the hidden tests and the grader's data: root's alone (setup.sh does it too)
-    settings = settings or settings_module.load(source / "otter_config.json")
-    questions = read_questions(source / "tests")
+    settings = box.settings
+    try:
+        questions = questions_module.points_in_autograder(source / "tests")
+    except questions_module.NoQuestions as e:
+        raise AutograderBroken(str(e)) from None
     data_dir = source / "data" / "fashion-mnist"
     wrong = data.problems(data_dir)
     if wrong:
@@ -123,6 +90,7 @@ def grade(autograder_dir: Path, box: sandboxes.Sandbox, settings: Settings | Non
             command, cwd=work, env=None, timeout=settings.timeout_seconds,
             memory_limit_mb=settings.memory_limit_mb, max_processes=settings.max_processes,
             watch_folder=work, max_folder_mb=settings.max_work_folder_mb, on_stop=box.kill_all,
+            held_memory=box.held_memory,
         )
         box.kill_all()  # whatever happened, nothing of phase 1 outlives this line
         clock.append(("phase1", time.monotonic()))
@@ -239,7 +207,7 @@ def _evaluate(key: str, request: dict, inputs: Path, box: sandboxes.Sandbox, pyt
         work=inputs, env=env,
     )
     ran = supervise.run(command, cwd=inputs, env=None, timeout=EVALUATOR_WALL_SECONDS,
-                        memory_limit_mb=EVALUATOR_MEMORY_MB, on_stop=box.kill_all)
+                        memory_limit_mb=EVALUATOR_MEMORY_MB, on_stop=box.kill_all, held_memory=box.held_memory)
     box.kill_all()
     answer = None
     if ran.stopped is None and ran.returncode == 0:
@@ -258,20 +226,22 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--settings", help="a JSON file of settings to use instead of source/otter_config.json")
     p.add_argument("--scratch", help="folder for temporary files (default: the system's)")
     args = p.parse_args(argv)
-    settings = None
-    if args.settings:
-        settings = Settings().replace(**json.loads(Path(args.settings).read_text(encoding="utf-8")))
     try:
+        # The settings first: the sandbox is built with the same limits the supervisor enforces.
+        if args.settings:
+            settings = Settings().replace(**json.loads(Path(args.settings).read_text(encoding="utf-8")))
+        else:
+            settings = settings_module.load(Path(args.autograder_dir) / "source" / "otter_config.json")
         box = sandboxes.choose(args.sandbox, settings=settings)
         if box.name == "none":
             sandboxes.adopt_orphans()  # this process's own: what the notebook leaves becomes ours to kill
-        grade(Path(args.autograder_dir), box, settings, scratch=Path(args.scratch) if args.scratch else None)
-    except (sandboxes.SandboxUnavailable, AutograderBroken, settings_module.SettingsError) as e:
-        print(f"fashion-kit: {e}", file=sys.stderr)
-        return 2
+        grade(Path(args.autograder_dir), box, scratch=Path(args.scratch) if args.scratch else None)
     except sandboxes.SandboxBreach as e:
         print(f"fashion-kit: {e}; no grade was decided.", file=sys.stderr)
-        return 1
+        return e.exit_code
+    except KitError as e:  # the settings, the sandbox or the autograder itself: nobody's grade
+        print(f"fashion-kit: {e}", file=sys.stderr)
+        return e.exit_code
     return 0
 
 

@@ -24,6 +24,26 @@ MAX_IMAGES_BYTES = 10000 * 28 * 28 * 8 + 4096
 MAX_JSON_BYTES = 2 * 2**20
 
 
+def make_gradescope_folder(folder: Path, autograder_zip: Path, notebook, extra_files=()) -> Path:
+    """Lay out ``folder`` as Gradescope does before it runs ``run_autograder``: the zip unpacked in
+    ``source/``, the notebook (an nbformat node) and the files the assignment knows beside it in
+    ``submission/``, an empty ``results/``. Local grading and the tests grade exactly this."""
+    import zipfile
+
+    from .. import notebooks
+
+    for name in (c.WORK_SOURCE, c.WORK_SUBMISSION, c.WORK_RESULTS):
+        (folder / name).mkdir(parents=True)
+    (folder / "submission_metadata.json").write_text("{}", encoding="utf-8")
+    with zipfile.ZipFile(autograder_zip) as zf:
+        zf.extractall(folder / c.WORK_SOURCE)
+    notebooks.write(notebook, folder / c.WORK_SUBMISSION / c.NOTEBOOK)
+    for extra in map(Path, extra_files):
+        if extra.name in c.SUBMITTED_FILES and extra.name != c.NOTEBOOK and extra.is_file():
+            shutil.copyfile(extra, folder / c.WORK_SUBMISSION / extra.name)
+    return folder
+
+
 def make_work_folder(work: Path, source: Path, submission: Path) -> None:
     """Fill ``work`` with what phase 1 may see: the settings and tests (Otter needs them), the
     submission's files, an empty results folder, a home with the data set in its Keras cache."""

@@ -11,6 +11,11 @@ home, it has no network, and when phase 1 is over nothing it started survives. T
   runs as the unprivileged account ``SANDBOX_USER`` with no capabilities and resource limits.
 * :class:`NoSandbox` (``--no-sandbox``, explicit): phase 1 runs as is; recorded as such.
 
+In both real sandboxes every command runs behind the seccomp filter of :mod:`seccomp` (no socket but
+``AF_UNIX``, no memfd or SysV shared memory, no ptrace, mounts or namespaces): on Gradescope it is the
+wall that namespaces cannot be there; in bubblewrap, a second one. ``held_memory`` tells the
+supervisor what the sandbox holds in memory no process's resident size shows (files in its tmpfs).
+
 ``kill_all`` kills everything the object started (for :class:`UnprivilegedUser`, everything its
 account runs), so gradings that run at the same time each need an object of their own: ``choose``
 is cheap after its first call.
@@ -34,12 +39,16 @@ from typing import Callable, Iterable
 
 import psutil
 
+from ..errors import KitError, NotDone
 from ..settings import Settings
-from . import supervise
+from . import seccomp, supervise
 
 SANDBOX_USER = "fashion-kit-student"
-# Where any account may write; the user sandbox's leftovers there are removed after each phase.
-SHARED_WRITABLE = ("/tmp", "/var/tmp", "/dev/shm")
+# Where any account may write (with every world-writable mount point): the user sandbox's account's
+# files anywhere below them are removed after each phase, and those in memory (tmpfs) are counted.
+SHARED_WRITABLE = ("/tmp", "/var/tmp", "/dev/shm", "/run/lock", "/var/lock", "/dev/mqueue")
+# File systems whose files are memory; mqueue holds POSIX message queues (one file per queue).
+MEMORY_FILESYSTEMS = ("tmpfs", "ramfs", "mqueue")
 # Inside the bubblewrap sandbox phase 1 runs as this ordinary uid/gid, whoever grades.
 SANDBOX_UID = SANDBOX_GID = 1000
 # tmpfs memory belongs to no process, so the supervisor's memory limit cannot see it: each tmpfs
@@ -50,11 +59,11 @@ KILL_ROUNDS = 100
 
 
 
-class SandboxUnavailable(RuntimeError):
+class SandboxUnavailable(KitError, RuntimeError):
     """The sandbox asked for cannot run here; the message says what is missing and what to do."""
 
 
-class SandboxBreach(RuntimeError):
+class SandboxBreach(NotDone):
     """Processes of the sandbox survived kill_all: nothing it left can be trusted to stay still, so
     no grade is decided from it."""
 
@@ -146,6 +155,11 @@ class Sandbox:
     def kill_all(self) -> None:
         """Leave no process alive that was started in this sandbox; safe to call again."""
         raise NotImplementedError
+
+    def held_memory(self, members: list[psutil.Process]) -> float:
+        """Bytes of memory the sandbox holds beyond the resident memory of ``members`` (the supervised
+        process tree): the supervisor counts them against the same memory limit."""
+        return 0
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} sandbox>"
@@ -254,21 +268,34 @@ class Bubblewrap(Sandbox):
         args += ["--bind", str(work), str(work), "--remount-ro", "/", "--chdir", str(work), "--clearenv"]
         for key, value in _check_env(env):
             args += ["--setenv", key, value]
-        return [*args, "--", *argv]
+        return [*args, "--", *seccomp.command(argv)]
 
     def _if_known(self, option: str, *values: str) -> list[str]:
         return [option, *values] if option in _bwrap_options(self.bwrap) else []
+
+    def held_memory(self, members):
+        # The sandbox's /tmp and /dev/shm are tmpfs mounts of its own mount namespace, seen from here
+        # through /proc/PID/root of any of its processes; a file there is memory, held or unlinked.
+        own = _namespace("self", "mnt")
+        for p in members:
+            if _namespace(p.pid, "mnt") in (own, None):
+                continue
+            try:
+                return sum(_used_bytes(f"/proc/{p.pid}/root{mount}") for mount in ("/tmp", "/dev/shm"))
+            except OSError:
+                return (TMP_MB + SHM_MB) * 2**20  # unseen: as much as they can hold
+        return 0
 
     def kill_all(self):
         # Every process of the sandbox lives in its PID namespace, whose init is bwrap's child; when
         # that init dies the kernel kills everything else in the namespace. Both bwrap processes keep
         # the command line they were started with, so they are found by their work folder.
-        own, namespaces = _pid_namespace("self"), set()
+        own, namespaces = _namespace("self"), set()
         for _ in range(KILL_ROUNDS):
             processes = _processes()
             launched = [p for p in processes if self._launched(p)]
-            namespaces |= {_pid_namespace(p.pid) for p in launched} - {own, None}
-            inside = [p for p in processes if namespaces and _pid_namespace(p.pid) in namespaces]
+            namespaces |= {_namespace(p.pid) for p in launched} - {own, None}
+            inside = [p for p in processes if namespaces and _namespace(p.pid) in namespaces]
             alive = [p for p in launched + inside if _alive(p)]
             if not alive:
                 return
@@ -315,11 +342,17 @@ def _processes() -> list[psutil.Process]:
     return list(psutil.process_iter())
 
 
-def _pid_namespace(pid) -> int | None:
+def _namespace(pid, kind: str = "pid") -> int | None:
     try:
-        return os.stat(f"/proc/{pid}/ns/pid").st_ino
+        return os.stat(f"/proc/{pid}/ns/{kind}").st_ino
     except OSError:
         return None
+
+
+def _used_bytes(folder: str) -> int:
+    """Bytes in use on the file system of ``folder``."""
+    st = os.statvfs(folder)
+    return (st.f_blocks - st.f_bfree) * st.f_frsize
 
 
 def _alive(p: psutil.Process) -> bool:
@@ -385,12 +418,118 @@ def _setpriv_has_pdeathsig(setpriv: str) -> bool:
     return "--pdeathsig" in help_text
 
 
+def shared_writable() -> list[str]:
+    """The folders where any account may write: SHARED_WRITABLE and every world-writable mount point,
+    each once (``/var/lock`` is usually a link to ``/run/lock``)."""
+    found = dict.fromkeys(os.path.realpath(p) for p in SHARED_WRITABLE)
+    for point, _ in _mounts():
+        found.setdefault(os.path.realpath(point))
+    return [p for p in found if _world_writable(p)]
+
+
+def _mounts() -> list[tuple[str, str]]:
+    """(mount point, file system type) of every mount this process sees."""
+    try:
+        lines = Path("/proc/self/mounts").read_text().splitlines()
+    except OSError:
+        return []
+    # Spaces and other odd characters in a mount point are written as octal escapes.
+    unescape = lambda text: text.encode().decode("unicode_escape")  # noqa: E731
+    return [(unescape(line.split()[1]), line.split()[2]) for line in lines if len(line.split()) > 2]
+
+
+def memory_devices() -> set[int]:
+    """The devices of the mounted file systems whose files are memory."""
+    return {d for point, kind in _mounts() if kind in MEMORY_FILESYSTEMS and (d := _device(point)) is not None}
+
+
+def _device(path: str) -> int | None:
+    try:
+        return os.stat(path).st_dev
+    except OSError:
+        return None
+
+
+def _world_writable(path: str) -> bool:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return False
+    return stat.S_ISDIR(st.st_mode) and bool(st.st_mode & stat.S_IWOTH)
+
+
+def _owned_in(roots: Iterable[str], uid: int, skip: set[str], *, into_owned: bool):
+    """The entries below ``roots`` that ``uid`` owns, at any depth, following no link: the walk goes
+    down the world-writable folders (only there can the account have made anything in a folder not
+    its own) and, with ``into_owned``, into its own folders too. Folders in ``skip`` are left alone."""
+    pending = list(roots)
+    while pending:
+        folder = pending.pop()
+        try:
+            with os.scandir(folder) as it:
+                entries = list(it)
+        except OSError:
+            continue
+        for entry in entries:
+            if entry.path in skip:
+                continue
+            try:
+                st = entry.stat(follow_symlinks=False)
+            except OSError:
+                continue
+            owned, is_dir = st.st_uid == uid, stat.S_ISDIR(st.st_mode)
+            if owned:
+                yield entry
+            if is_dir and ((owned and into_owned) or (not owned and st.st_mode & stat.S_IWOTH)):
+                pending.append(entry.path)
+
+
+# /proc/sysvipc/<kind> lists the SysV IPC objects of this IPC namespace, with the call that removes one.
+_SYSV_REMOVE = {"shm": "shmctl", "msg": "msgctl", "sem": "semctl"}
+IPC_RMID = 0
+
+
+def sysv_ipc_of(uid: int) -> list[tuple[str, int]]:
+    """(kind, id) of every SysV shared-memory segment, message queue and semaphore set ``uid`` owns
+    or created."""
+    found = []
+    for kind in _SYSV_REMOVE:
+        try:
+            header, *rows = Path(f"/proc/sysvipc/{kind}").read_text().splitlines()
+        except (OSError, ValueError):
+            continue
+        columns = header.split()
+        for row in rows:
+            values = dict(zip(columns, row.split()))
+            if str(uid) in (values.get("uid"), values.get("cuid")):
+                found.append((kind, int(values[{"shm": "shmid", "msg": "msqid", "sem": "semid"}[kind]])))
+    return found
+
+
+def remove_sysv_ipc(uid: int) -> None:
+    """Remove the SysV IPC objects of ``uid`` (a segment goes once no process has it attached: by
+    now, none)."""
+    import ctypes
+
+    found = sysv_ipc_of(uid)
+    if not found:
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    for kind, ident in found:
+        call = getattr(libc, _SYSV_REMOVE[kind])
+        if kind == "sem":
+            call(ident, 0, IPC_RMID)
+        else:
+            call(ident, IPC_RMID, None)
+
+
 class UnprivilegedUser(Sandbox):
     """Gradescope: we are root in a container without user namespaces, so phase 1 runs as the
     account ``SANDBOX_USER``: no capabilities, no new privileges, no supplementary groups, and
-    rlimits on processes, core dumps and file size. It can write only what it owns (``work``) and
-    what every user may write (/tmp, /var/tmp, /dev/shm: each file there is capped by RLIMIT_FSIZE,
-    their total is not). Without namespaces the network stays reachable and ``readable`` is only
+    rlimits on processes, core dumps and file size, behind the seccomp filter (no network: no
+    socket but ``AF_UNIX``). It can write only what it owns (``work``) and what every user may write
+    (/tmp, /var/tmp, /dev/shm...: each file there is capped by RLIMIT_FSIZE; what is in memory there
+    counts against the memory limit, and all of it is removed after each phase). ``readable`` is only
     checked, not enforced: the account sees what any user sees. The process limit and ``kill_all``
     work by uid, so an account serves one grading at a time (Gradescope grades one per container)."""
 
@@ -417,6 +556,7 @@ class UnprivilegedUser(Sandbox):
         self.setpriv = _tool("setpriv", "util-linux")
         self.env = _tool("env", "coreutils")
         self._pdeathsig = _setpriv_has_pdeathsig(self.setpriv)
+        self._prepared: set[str] = set()  # the account's own folders of this grading: never leftovers
 
     def _hold_the_account(self) -> None:
         """One grading at a time per account: kill_all kills every process of the account, so two
@@ -436,6 +576,7 @@ class UnprivilegedUser(Sandbox):
     def prepare(self, work):
         self._hold_the_account()
         work = Path(work)
+        self._prepared.add(os.path.realpath(work))
         os.chown(work, self.uid, self.gid)
         for top, dirs, files in os.walk(work):
             for name in dirs + files:
@@ -446,8 +587,9 @@ class UnprivilegedUser(Sandbox):
         program = argv[0] if os.sep in argv[0] else shutil.which(argv[0], path=env.get("PATH", os.defpath))
         if program is not None:
             program = str(Path(work, program))  # a relative path runs from the work folder
-        if program is None or not _user_can(self.uid, self.gid, "x", Path(program)):
-            shown = program or argv[0]
+        for shown in (sys.executable, program or argv[0]):  # the filter's trampoline, then the program
+            if os.path.isabs(shown) and _user_can(self.uid, self.gid, "x", Path(shown)):
+                continue
             raise SandboxUnavailable(
                 f"The account {self.user} cannot run {shown}: a folder on its way (or the program) is closed "
                 f"to other users (Python installed under /root, mode 0700, is the usual case). On Gradescope, "
@@ -470,7 +612,7 @@ class UnprivilegedUser(Sandbox):
             # Changing uid clears the parent-death signal; set it again for the new identity.
             *(["--pdeathsig=SIGKILL"] if self._pdeathsig else []),
             "--",
-            self.env, "-i", *[f"{k}={v}" for k, v in pairs], *argv,
+            self.env, "-i", *[f"{k}={v}" for k, v in pairs], *seccomp.command(argv),
         ]
 
     def kill_all(self):
@@ -487,23 +629,56 @@ class UnprivilegedUser(Sandbox):
         raise SandboxBreach(f"user sandbox: processes of {self.user} survived kill_all: {[p.pid for p in alive]}")
 
     def _remove_leftovers(self) -> None:
-        """What the account left where every user may write: it would fill the disk of the
-        container (and any grading after it) while staying outside the work folder's limit."""
-        for shared in SHARED_WRITABLE:
-            try:
-                entries = list(os.scandir(shared))
-            except OSError:
-                continue
-            for entry in entries:
+        """Everything the account owns where every user may write, at any depth (files, folders, POSIX
+        message queues), and its SysV IPC objects: they would fill the container's disk or memory (and
+        any grading after it) while outside the work folder's limit. Runs when none of its processes
+        is left, so nothing changes under the walk."""
+        from .layout import remove_tree
+
+        for entry in _owned_in(shared_writable(), self.uid, self._prepared, into_owned=False):
+            if entry.is_dir(follow_symlinks=False):
+                remove_tree(Path(entry.path))
+            else:
                 try:
-                    if entry.stat(follow_symlinks=False).st_uid != self.uid:
-                        continue
-                    if entry.is_dir(follow_symlinks=False):
-                        shutil.rmtree(entry.path, ignore_errors=True)
-                    else:
-                        os.unlink(entry.path)
+                    os.unlink(entry.path)
                 except OSError:
                     pass
+        remove_sysv_ipc(self.uid)
+
+    def held_memory(self, members):
+        """The account's processes outside the supervised tree (a daemon re-parented away from it),
+        its files in memory file systems where every user may write, and unlinked files of those
+        file systems its processes keep open."""
+        tree = {p.pid for p in members}
+        processes = self.processes()
+        total = supervise.resident([p for p in processes if p.pid not in tree])
+        devices = memory_devices()
+        roots = [r for r in shared_writable() if _device(r) in devices]
+        seen = set()
+        for count, entry in enumerate(_owned_in(roots, self.uid, self._prepared, into_owned=True)):
+            if count > supervise.MAX_FOLDER_FILES:
+                return float("inf")  # a million empty files are inodes in memory all the same
+            try:
+                st = entry.stat(follow_symlinks=False)
+            except OSError:
+                continue
+            if stat.S_ISREG(st.st_mode) and (st.st_dev, st.st_ino) not in seen:
+                seen.add((st.st_dev, st.st_ino))
+                total += st.st_blocks * 512
+        for p in processes:
+            try:
+                fds = os.listdir(f"/proc/{p.pid}/fd")
+            except OSError:
+                continue
+            for fd in fds:
+                try:
+                    st = os.stat(f"/proc/{p.pid}/fd/{fd}")
+                except OSError:
+                    continue
+                if st.st_dev in devices and st.st_nlink == 0 and (st.st_dev, st.st_ino) not in seen:
+                    seen.add((st.st_dev, st.st_ino))
+                    total += st.st_blocks * 512
+        return total
 
     def processes(self) -> list[psutil.Process]:
         """The account's processes that are still running (zombies hold no resources)."""
@@ -585,9 +760,26 @@ class NoSandbox(Sandbox):
 _probed: dict[str, SandboxUnavailable | None] = {}
 
 
+def _probe_filter() -> None:
+    """Raise SandboxUnavailable unless the seccomp filter installs here (checked once per process):
+    a sandbox never runs a notebook without it."""
+    if "seccomp" not in _probed:
+        true = shutil.which("true") or "/bin/true"
+        proc = subprocess.run(seccomp.command([true]), capture_output=True, text=True, stdin=subprocess.DEVNULL)
+        why = proc.stderr.strip().removeprefix("fashion-kit: ") or f"exit code {proc.returncode}"
+        _probed["seccomp"] = None if proc.returncode == 0 else SandboxUnavailable(
+            f"The sandbox cannot install its seccomp filter, without which it does not run a notebook: {why} "
+            + _NO_SANDBOX_HINT)
+    if _probed["seccomp"] is not None:
+        raise SandboxUnavailable(str(_probed["seccomp"]))
+
+
 def choose(kind: str = "auto", *, settings: Settings | None = None) -> Sandbox:
     """A sandbox of ``kind``: "bubblewrap", "user", "none", or "auto" (bubblewrap if it works here,
-    checked once per process; else SandboxUnavailable, whose message says what to do)."""
+    checked once per process; else SandboxUnavailable, whose message says what to do). Bubblewrap
+    and the user sandbox need the seccomp filter (:mod:`seccomp`) to install."""
+    if kind in ("auto", "bubblewrap", "user"):
+        _probe_filter()
     if kind in ("auto", "bubblewrap"):
         sandbox = Bubblewrap(settings)
         if "bubblewrap" not in _probed:

@@ -1,4 +1,4 @@
-"""What the student reads when the notebook's run was stopped before Otter could finish.
+"""What people read when the notebook's run was stopped before it could finish: every stop's words.
 
 A run ends early at the time limit (``timeout_seconds``), when the notebook's kernel dies (on
 Gradescope almost always the out-of-memory killer), when it starts more processes or writes more
@@ -22,6 +22,24 @@ TITLES = {
     DISK: "寫入太多檔案 / Too much written to disk",
     ERROR: "評分沒有完成 / Grading did not finish",
 }
+
+
+
+def summary(kind: str, *, timeout_seconds: float, memory_limit_mb: float) -> tuple[str, str]:
+    """One line on why a run was stopped, for the instructor's terminal and gradebook: (Chinese, English)."""
+    zh_time, en_time = duration(timeout_seconds)
+    lines = {
+        TIMEOUT: (f"執行超過 {zh_time}，筆記本被停下來了。", f"Stopped after {en_time}: the notebook did not finish in time."),
+        MEMORY: ("筆記本執行時 kernel 停止了（某個儲存格讓它當掉、把它結束，或用掉太多記憶體）。",
+                 "The notebook's kernel died while it ran (a cell crashed it, killed it or used too much memory)."),
+        MEMORY_LIMIT: (f"筆記本用掉的記憶體超過上限 {memory_limit_mb:,.0f} MB，被停下來了。",
+                       f"Stopped: the notebook used more memory than the limit of {memory_limit_mb:,.0f} MB."),
+        PROCESSES: ("筆記本開了超過上限的行程，被停下來了。", "Stopped: the notebook started more processes than the grader allows."),
+        DISK: ("筆記本寫入的資料超過上限，被停下來了。", "Stopped: the notebook wrote more to disk than the grader allows."),
+        ERROR: ("筆記本執行時評分程式出錯了；請看 grading.log。", "The autograder failed while the notebook ran; see grading.log."),
+    }
+    return lines.get(kind, lines[ERROR])
+
 
 NOT_CHECKED = (
     "這一題沒有被檢查：評分在執行到這一題之前就停止了（請看最上面的說明）。\n"

@@ -66,11 +66,13 @@ def run(
     max_folder_mb: float | None = None,
     cancel: threading.Event | None = None,
     on_stop: Callable[[], None] | None = None,
+    held_memory: Callable[[list[psutil.Process]], float] | None = None,
     preexec_fn=None,
 ) -> Supervised:
     """Run ``command`` and supervise it until it exits or is stopped; never raises for what it does.
 
-    ``memory_limit_mb`` bounds the resident memory of the whole process tree; ``max_processes`` the
+    ``memory_limit_mb`` bounds the resident memory of the whole process tree plus what
+    ``held_memory(tree)`` says the sandbox holds outside it (its tmpfs files); ``max_processes`` the
     tasks in it (threads count, as they do for RLIMIT_NPROC); ``max_folder_mb`` the bytes on disk
     under ``watch_folder``. ``on_stop`` (the sandbox's ``kill_all``) runs when the command ends, by
     itself or stopped, before the tree is killed.
@@ -92,7 +94,8 @@ def run(
     log = CappedLog(proc.stdout)
     stopped, peak = None, 0
     try:
-        stopped, peak = _watch(proc, deadline, memory_limit, max_processes, watch_folder, folder_limit, cancel)
+        stopped, peak = _watch(proc, deadline, memory_limit, max_processes, watch_folder, folder_limit, cancel,
+                               held_memory)
     finally:
         try:
             if on_stop is not None:
@@ -103,9 +106,10 @@ def run(
     return Supervised(stopped, proc.returncode, peak, log.text(), time.monotonic() - started)
 
 
-def _watch(proc, deadline, memory_limit, max_processes, watch_folder, folder_limit, cancel) -> tuple[str | None, int]:
+def _watch(proc, deadline, memory_limit, max_processes, watch_folder, folder_limit, cancel,
+           held_memory) -> tuple[str | None, int]:
     """Poll until ``proc`` exits or goes too far; returns why it was stopped (None: it exited) and
-    the peak resident memory of its tree."""
+    the peak memory of its tree (resident, plus what the sandbox holds for it)."""
     peak = 0
     while True:
         try:
@@ -114,7 +118,7 @@ def _watch(proc, deadline, memory_limit, max_processes, watch_folder, folder_lim
         except subprocess.TimeoutExpired:
             pass
         members = _tree(proc.pid)
-        rss = _rss(members)
+        rss = resident(members) + (held_memory(members) if held_memory is not None else 0)
         peak = max(peak, rss)
         if memory_limit is not None and rss > memory_limit:
             return "memory", peak
@@ -136,7 +140,8 @@ def _tree(pid: int) -> list[psutil.Process]:
         return []
 
 
-def _rss(processes: list[psutil.Process]) -> int:
+def resident(processes: list[psutil.Process]) -> int:
+    """Resident memory of ``processes``, in bytes."""
     total = 0
     for p in processes:
         try:
@@ -157,9 +162,9 @@ def _tasks(processes: list[psutil.Process]) -> int:
     return total
 
 
-def tree_rss(pid: int) -> int:
+def treeresident(pid: int) -> int:
     """Resident memory of ``pid`` and all its descendants, in bytes."""
-    return _rss(_tree(pid))
+    return resident(_tree(pid))
 
 
 def folder_over(folder: Path, limit_bytes: float) -> bool:

@@ -1,4 +1,4 @@
-"""Check results.json files against Gradescope's specification (a JSON Schema kept in the package)."""
+"""Check results.json files against Gradescope's specification (a JSON Schema kept beside the tests)."""
 
 from __future__ import annotations
 

@@ -1,0 +1,292 @@
+"""Grading a class on a Dask cluster: the batch's grade function, run on the cluster's workers.
+
+The batch (:mod:`.batch`) does not change: intake, ids, the store, resume and every output stay on
+this machine, and a result is stored the moment it arrives. What changes is the grade function it
+is handed: :class:`RemoteGrader` sends each submission's files with its task to a worker, waits for
+the outcome, writes ``results.json`` into the submission's output folder and returns the outcome,
+exactly as the local grader does. The workers grade with :mod:`.cluster_worker`.
+
+Faults: a worker that dies mid-grading costs a regrade elsewhere, noted in the row; a submission
+that stops two workers is marked failed with a message; the scheduler going away stops the batch
+(``lost`` says why) and what was not recorded is graded when the same command runs again.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from concurrent.futures import CancelledError
+from contextlib import contextmanager
+from pathlib import Path
+
+from ..errors import KitError
+from .. import run
+from . import cluster_config, cluster_worker, ids, store
+
+# How long to wait for the scheduler, and for a first worker to join it.
+CONNECT_SECONDS = 30
+FIRST_WORKER_SECONDS = 600
+# How often a waiting submission looks at the batch's stop and the scheduler.
+POLL_SECONDS = 0.5
+# Submissions in flight per grading slot of the cluster: one grading, one on its way.
+IN_FLIGHT_PER_SLOT = 2
+# The scheduler gives a task to another worker after one worker died running it, not after two.
+ALLOWED_FAILURES = cluster_worker.MAX_WORKERS_LOST - 1
+
+
+class ClusterError(KitError, RuntimeError):
+    """The cluster cannot be reached or used; the message says why and what to do."""
+
+
+def is_address(target: str) -> bool:
+    return "://" in target or ":" in target
+
+
+class Cluster:
+    """A Dask client, and the jobqueue cluster it started if it started one."""
+
+    def __init__(self, client, where: str, jobqueue=None, slots: int = 0):
+        self.client, self.where, self.jobqueue, self._slots = client, where, jobqueue, slots
+
+    def workers_alive(self) -> int:
+        try:
+            return len(self.client.scheduler_info(n_workers=-1).get("workers", {}))
+        except Exception:  # the scheduler went away: no worker can be reached
+            return 0
+
+    def slots(self) -> int:
+        """Gradings the cluster runs at once: its workers' threads, or what the batch jobs will bring."""
+        try:
+            threads = sum(w.get("nthreads", 1) for w in self.client.scheduler_info(n_workers=-1)["workers"].values())
+        except Exception:
+            threads = 0
+        return max(threads, self._slots, 1)
+
+    def close(self) -> None:
+        try:
+            self.client.close(timeout=10)
+        except Exception:
+            pass  # a scheduler that is gone cannot be told goodbye
+        finally:
+            if self.jobqueue is not None:
+                self.jobqueue.close()
+
+
+def connect(target: str, config_path: Path | str | None = None) -> Cluster:
+    """A scheduler's address (``tcp://host:8786``), or a batch system (slurm, pbs, sge) whose
+    workers are started as jobs with the knobs of ``config_path``."""
+    from distributed import Client
+
+    if is_address(target):
+        address = target if "://" in target else f"tcp://{target}"
+        try:
+            client = Client(address, timeout=CONNECT_SECONDS)
+        except (OSError, TimeoutError) as e:
+            raise ClusterError(f"No Dask scheduler answers at {address} ({e}). Start one with `dask scheduler` "
+                               "and its workers with `dask worker ADDRESS --nthreads 1`, or check the address.") from None
+        try:  # one dead worker is bad luck, two are the submission's doing (see cluster_worker)
+            client.run_on_scheduler(cluster_worker.set_allowed_failures, ALLOWED_FAILURES)
+        except Exception:
+            pass  # refused by this scheduler: cluster_worker still stops after MAX_WORKERS_LOST deaths
+        cluster = Cluster(client, address)
+    else:
+        if target not in cluster_config.SYSTEMS:
+            raise ClusterError(f"--cluster takes a scheduler's address (tcp://host:8786) or one of "
+                               f"{', '.join(cluster_config.SYSTEMS)}; found {target!r}.")
+        if config_path is None:
+            raise ClusterError(f"--cluster {target} needs --cluster-config FILE: the cores, memory and walltime of "
+                               "one batch job (see docs/grading-on-a-cluster.md).")
+        try:
+            knobs = cluster_config.load(config_path, target)
+        except cluster_config.ConfigError as e:
+            raise ClusterError(str(e)) from None
+        cluster = _start_jobqueue(target, knobs)
+    _wait_for_a_worker(cluster)
+    return cluster
+
+
+def _start_jobqueue(system: str, knobs: dict) -> Cluster:
+    import sys
+
+    import dask
+    from distributed import Client
+
+    import dask_jobqueue
+
+    kind = {"slurm": dask_jobqueue.SLURMCluster, "pbs": dask_jobqueue.PBSCluster, "sge": dask_jobqueue.SGECluster}[system]
+    knobs = dict(knobs)
+    jobs = knobs.pop("jobs")
+    if system == "sge" and "account" in knobs:
+        knobs["project"] = knobs.pop("account")  # SGE calls it a project (qsub -P)
+    knobs.setdefault("python", sys.executable)  # the jobs run this installation of fashion-kit
+    with dask.config.set({"distributed.scheduler.allowed-failures": ALLOWED_FAILURES}):
+        try:
+            jobqueue = kind(**knobs)
+        except Exception as e:
+            raise ClusterError(f"Cannot start a {system} cluster: {type(e).__name__}: {e}") from None
+    jobqueue.scale(jobs=jobs)
+    threads = jobs * knobs["cores"]
+    return Cluster(Client(jobqueue, timeout=CONNECT_SECONDS), f"{system} ({jobs} jobs)", jobqueue, threads)
+
+
+def _wait_for_a_worker(cluster: Cluster) -> None:
+    try:
+        cluster.client.wait_for_workers(1, timeout=FIRST_WORKER_SECONDS)
+    except (TimeoutError, OSError) as e:
+        cluster.close()
+        raise ClusterError(f"No worker joined the scheduler at {cluster.where} in {FIRST_WORKER_SECONDS} s ({e}); "
+                           "start workers with `dask worker ADDRESS --nthreads 1`, or see why the batch jobs "
+                           "did not start (squeue, qstat).") from None
+
+
+class RemoteGrader:
+    """The batch's grade function (see :mod:`.grader`), graded on the cluster's workers."""
+
+    takes_extra_files = True
+
+    def __init__(self, cluster: Cluster, kit: cluster_worker.GradingKit, stop: threading.Event):
+        self.cluster, self.kit, self.stop = cluster, kit, stop
+        self.lost: str | None = None  # why the batch stopped, when the scheduler went away
+        self._lock = threading.Lock()
+
+    def progress_column(self):
+        return progress_column(self.cluster)
+
+    def in_flight(self) -> int:
+        return self.cluster.slots() * IN_FLIGHT_PER_SLOT
+
+    def __call__(self, notebook, autograder_zip, output_folder, *, settings, sandbox, extra_files, env, cancel):
+        client, name = self.cluster.client, Path(output_folder).name
+        extras = {Path(p).name: Path(p).read_bytes() for p in extra_files}
+        attempt = f"{ids.printable(name)}-{uuid.uuid4().hex[:12]}"
+        future = client.submit(cluster_worker.grade, self.kit.name, attempt, Path(notebook).read_bytes(), extras,
+                               key=f"grade-{attempt}", pure=False)
+        try:
+            graded = self._wait(future, cancel)
+        except CancelledError:
+            graded = None
+        except Exception as e:
+            if self._scheduler_gone():  # not this submission's fault: graded when the batch runs again
+                return run.Outcome(str(notebook), "interrupted", "The scheduler went away.")
+            return self._failed(notebook, e)
+        if graded is None:
+            return run.Outcome(str(notebook), "interrupted", "Grading was cancelled before it finished.")
+        if graded.outcome is None:  # it stopped two workers already: not tried a third time
+            return self._killed_workers(notebook, len(graded.lost_workers), ", ".join(graded.lost_workers))
+        outcome = graded.outcome
+        outcome.submission = str(notebook)
+        if graded.results is not None:
+            store.write(Path(output_folder).parent, name, store.RESULTS, data=graded.results)
+        if graded.lost_workers:
+            lost = ", ".join(graded.lost_workers)
+            outcome.message = " ".join(filter(None, [
+                outcome.message, f"Graded again on {graded.worker}: the worker {lost} stopped while grading it."]))
+            outcome.message_zh = " ".join(filter(None, [
+                getattr(outcome, "message_zh", ""), f"工作節點 {lost} 在批改時停止了，已改由 {graded.worker} 重新批改。"]))
+        return outcome
+
+    def _wait(self, future, cancel):
+        """The worker's answer; None once the batch stops or the scheduler is gone."""
+        from distributed import TimeoutError as DaskTimeout
+
+        while True:
+            if cancel.is_set() or self.stop.is_set():
+                future.cancel()
+                return None
+            try:
+                return future.result(timeout=POLL_SECONDS)
+            except (DaskTimeout, TimeoutError):
+                pass
+            except CancelledError:
+                if self._scheduler_gone():
+                    return None
+                raise
+            if self._scheduler_gone():
+                return None
+
+    def _scheduler_gone(self) -> bool:
+        if self.cluster.client.status == "running":
+            return False
+        with self._lock:
+            if self.lost is None:
+                self.lost = (f"The Dask scheduler at {self.cluster.where} went away; what was graded is "
+                             "recorded. Start the scheduler and its workers again.")
+        self.stop.set()
+        return True
+
+    def _killed_workers(self, notebook, count: int, where: str) -> run.Outcome:
+        outcome = run.Outcome(
+            str(notebook), "error",
+            f"Grading it stopped {count} workers one after the other ({where}), so it was not tried again. "
+            "See the workers' logs, then grade it alone with --student.", sandbox=self.kit.sandbox)
+        outcome.message_zh = f"批改這份作業時，有 {count} 個工作節點先後停止（{where}），所以不再重試。"
+        return outcome
+
+    def _failed(self, notebook, error: Exception) -> run.Outcome:
+        from distributed import KilledWorker
+
+        if isinstance(error, KilledWorker):
+            last = getattr(getattr(error, "last_worker", None), "address", "unknown")
+            return self._killed_workers(notebook, error.allowed_failures + 1, f"the last: {last}")
+        if isinstance(error, cluster_worker.KitRefused):
+            with self._lock:
+                self.lost = f"A worker refused to grade: {error} Fix that worker, or leave it out."
+            self.stop.set()
+            return run.Outcome(str(notebook), "interrupted", str(error))
+        raise error  # the batch makes it this submission's error row, as for a local grading
+
+
+@contextmanager
+def grading(cluster: Cluster, autograder_zip: Path | str, settings, sandbox: str, stop: threading.Event,
+            grade_fn=None, use_watchdog: bool = True):
+    """A :class:`RemoteGrader` for one batch: its kit is on every worker (and every worker that joins)
+    while it is open, and removed from them at the end."""
+    autograder_zip = Path(autograder_zip)
+    digest = store.grader_digest(autograder_zip, settings.fingerprint(), sandbox)
+    kit = cluster_worker.GradingKit(f"fashion-kit-{digest[:12]}-{uuid.uuid4().hex[:8]}", autograder_zip.read_bytes(),
+                                    settings, sandbox, digest, grade_fn, use_watchdog)
+    try:
+        cluster.client.register_plugin(kit)
+    except cluster_worker.KitRefused as e:
+        raise ClusterError(f"A worker refused the grading kit: {e}") from None
+    except Exception as e:  # a worker that could not even write it (a full disk, no local directory)
+        raise ClusterError(f"A worker could not take the grading kit: {type(e).__name__}: {e}") from None
+    remote = RemoteGrader(cluster, kit, stop)
+    try:
+        yield remote
+    finally:
+        if cluster.client.status == "running":
+            try:
+                if stop.is_set():
+                    cluster.client.run(cluster_worker.cancel_all, kit.name)
+                cluster.client.unregister_worker_plugin(kit.name)
+                cluster.client.set_metadata([cluster_worker.METADATA_ROOT, kit.name], {})  # the attempts noted
+            except Exception:
+                pass  # a worker that cannot be told drops the kit when it stops
+
+
+def progress_column(cluster: Cluster):
+    """A progress-bar column with the number of workers alive, read from the scheduler as it redraws."""
+    from rich.progress import ProgressColumn
+    from rich.text import Text
+
+    class Workers(ProgressColumn):
+        max_refresh = 1.0
+
+        def render(self, task):
+            return Text(f"{cluster.workers_alive()} workers")
+
+    return Workers()
+
+
+@contextmanager
+def session(target: str, config_path, autograder_zip, settings, sandbox: str, stop: threading.Event,
+            grade_fn=None, use_watchdog: bool = True):
+    """Connect to (or start) the cluster, install the batch's kit, yield its :class:`RemoteGrader`,
+    and close everything at the end. Raises :class:`ClusterError` before yielding if it cannot."""
+    cluster = connect(target, config_path)
+    try:
+        with grading(cluster, autograder_zip, settings, sandbox, stop, grade_fn, use_watchdog) as remote:
+            yield remote
+    finally:
+        cluster.close()

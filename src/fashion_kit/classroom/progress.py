@@ -1,0 +1,121 @@
+"""What ``fashion-kit grade`` shows while a class is graded: a bar on a terminal, plain lines otherwise.
+
+The time left is estimated from the gradings measured so far in this run (each record's own
+``seconds``), not from the rate of the bar: gradings finish in bunches (``--jobs`` at a time), and a
+rate taken over two that ended together says seconds when minutes are left. Until one grading has
+ended, the estimate is unknown and says so. When the output is no terminal (piped, in a log, in CI),
+a line is printed as each grading ends, so a log shows the batch moving.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import time
+
+from rich.progress import BarColumn, Progress, ProgressColumn, TextColumn, TimeElapsedColumn
+from rich.text import Text
+
+from .ids import printable
+
+
+class Estimate:
+    """The time left, from the measured gradings: the ones left run ``jobs`` at a time."""
+
+    def __init__(self, total: int, jobs: int, clock=time.monotonic):
+        self.total, self.jobs, self.clock = total, max(1, jobs), clock
+        self.durations: list[float] = []
+        self.done = 0
+        self.started = self.last = clock()  # self.last: when the last grading ended
+
+    def finished(self, seconds: float) -> None:
+        self.done += 1
+        if seconds > 0:
+            self.durations.append(seconds)
+        self.last = self.clock()
+
+    def seconds_left(self) -> float | None:
+        """None until a grading has been measured."""
+        left = self.total - self.done
+        if left <= 0:
+            return 0.0
+        if self.durations:
+            mean = statistics.mean(self.durations)
+        elif self.done:  # gradings that measured no time of their own: the wall clock's
+            mean = (self.last - self.started) * min(self.jobs, self.total) / self.done
+        else:
+            return None
+        rounds = math.ceil(left / min(self.jobs, left))
+        # The gradings running now started about when the last one ended.
+        return max(rounds * mean - (self.clock() - self.last), 0.0)
+
+
+def duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "time left unknown until a grading ends"
+    if seconds <= 0:
+        return "almost done"
+    if seconds < 90:
+        return f"about {max(5, round(seconds / 5) * 5):.0f} s left"
+    if seconds < 90 * 60:
+        return f"about {round(seconds / 60):.0f} min left"
+    return f"about {seconds / 3600:.1f} h left"
+
+
+class _EtaColumn(ProgressColumn):
+    def __init__(self, estimate_of):
+        super().__init__()
+        self.estimate_of = estimate_of
+
+    def render(self, task) -> Text:
+        estimate = self.estimate_of()
+        return Text(duration(estimate.seconds_left()) if estimate else "", style="progress.remaining")
+
+
+class Reporter:
+    """``on_start`` and ``on_done`` for :func:`.batch.grade_class`, printing to a rich console."""
+
+    def __init__(self, console, jobs: int, columns=()):
+        self.console, self.jobs, self.columns = console, jobs, list(columns)  # columns: more for the bar
+        self.estimate: Estimate | None = None
+        self.counts = {"done": 0, "failed": 0}
+        self.progress = None
+        self.task = None
+
+    def start(self, total: int, skipped: int) -> None:
+        if skipped:
+            self.console.print(f"{skipped} submissions already graded: skipped (--force grades them again)",
+                               soft_wrap=True)
+        self.estimate = Estimate(total, min(self.jobs, total) if total else self.jobs)
+        if not total:
+            return
+        if self.console.is_terminal:
+            self.progress = Progress(
+                TextColumn("grading"), BarColumn(),
+                TextColumn("[green]{task.fields[done]} done[/green] [red]{task.fields[failed]} failed[/red] "
+                           "{task.fields[left]} remaining"),
+                TimeElapsedColumn(), _EtaColumn(lambda: self.estimate), *self.columns, console=self.console)
+            self.task = self.progress.add_task("grading", total=total, done=0, failed=0, left=total)
+            self.progress.start()
+        else:
+            self.console.print(f"grading {total} submission(s), {min(self.jobs, total)} at a time", soft_wrap=True)
+
+    def done(self, record) -> None:
+        if self.estimate is None:  # recorded before grading starts (invalid, ignored): not counted here
+            return
+        self.counts["done" if not record.failed else "failed"] += 1
+        self.estimate.finished(float(getattr(record, "seconds", 0) or 0))
+        left = self.estimate.total - self.estimate.done
+        if self.progress is not None:
+            self.progress.update(self.task, advance=1, left=left, **self.counts)
+            return
+        score = f", {record.total:g}/{record.possible:g}" if getattr(record, "scores", None) else ""
+        self.console.print(Text(
+            f"[{self.estimate.done}/{self.estimate.total}] {printable(record.id)}: {record.status}{score} "
+            f"({record.seconds:.0f} s); "
+            + (f"{left} remaining, {duration(self.estimate.seconds_left())}" if left else "all graded")),
+            soft_wrap=True)
+
+    def stop(self) -> None:
+        if self.progress is not None:
+            self.progress.stop()

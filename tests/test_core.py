@@ -1,0 +1,46 @@
+"""The grading core's entry point, started exactly as the autograder zip's run_autograder starts it."""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+from pathlib import Path
+
+from fashion_kit import settings as settings_module
+from fashion_kit.grading import core, sandbox
+
+RUN_AUTOGRADER = Path(core.__file__).resolve().parents[1] / "gradescope" / "run_autograder"
+
+
+def run_autograder_arguments(autograder_dir: Path) -> list[str]:
+    """The arguments run_autograder hands the core, with Gradescope's /autograder moved to ``autograder_dir``."""
+    line = next(line for line in RUN_AUTOGRADER.read_text().splitlines() if line.startswith("exec "))
+    words = shlex.split(line)
+    args = words[words.index("fashion_kit.grading.core") + 1:]
+    return [str(autograder_dir) if a == "/autograder" else a for a in args]
+
+
+def test_without_settings_the_sandbox_and_the_grading_use_the_zips_otter_config(tmp_path, monkeypatch):
+    source = tmp_path / "autograder" / "source"
+    source.mkdir(parents=True)
+    limits = {"max_processes": 100, "max_work_folder_mb": 64, "memory_limit_mb": 1024, "timeout_seconds": 60}
+    (source / "otter_config.json").write_text(json.dumps({"fashion_kit": limits}), encoding="utf-8")
+    args = run_autograder_arguments(tmp_path / "autograder")
+    assert "--settings" not in args and re.fullmatch(r"--sandbox", args[1]), args
+    made, graded = [], []
+
+    def choose(kind, *, settings):  # the user sandbox needs root and its account: record, then go without
+        made.append((kind, settings))
+        return sandbox.NoSandbox(settings)
+
+    monkeypatch.setattr(core.sandboxes, "choose", choose)
+    monkeypatch.setattr(core.sandboxes, "adopt_orphans", lambda: None)
+    monkeypatch.setattr(core, "grade", lambda folder, box, **kw: graded.append((Path(folder), box)))
+    assert core.main(args) == 0
+    expected = settings_module.load(source / "otter_config.json")
+    assert made == [("user", expected)]
+    ((folder, box),) = graded
+    assert folder == tmp_path / "autograder" and box.settings == expected
+    # The sandbox's own walls come from the same values the supervisor is given (box.settings).
+    assert f"--fsize={64 * 2**20}" in sandbox._limits(box.settings)

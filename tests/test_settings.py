@@ -1,0 +1,49 @@
+"""The grading settings: declared once, read once, and what people read about them is what they are."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from fashion_kit import paths, settings
+
+
+def test_the_readme_table_is_the_one_the_declarations_give():
+    readme = (paths.ROOT / "README.md").read_text(encoding="utf-8")
+    assert settings.markdown_table() in readme, "regenerate it: python -c 'from fashion_kit import settings; " \
+                                                "print(settings.markdown_table())'"
+
+
+def test_the_class_guides_limits_table_gives_each_limits_default_and_option():
+    guide = (paths.ROOT / "docs" / "grading-a-class.md").read_text(encoding="utf-8")
+    rows = re.findall(r"^\| [^|]+ \| (\S+)[^|]* \| [^|]*`fashion_kit\.(\w+)` \| `(--[\w-]+)` \|$", guide, re.MULTILINE)
+    assert {name for _, name, _ in rows} == {key.name for key in settings.LIMITS}
+    for default, name, option in rows:
+        key = next(k for k in settings.LIMITS if k.name == name)
+        assert float(default) == key.default and option == settings.option(key), name
+
+
+def test_the_repositorys_otter_config_is_valid():
+    assert settings.load(paths.OTTER_CONFIG).assignment_name == "fashion_mnist"
+
+
+@pytest.mark.parametrize("key, value", [("min_test_accuracy", 1.5), ("max_processes", 64.5), ("seed", -1),
+                                        ("max_notebook_mb", 0), ("timeout_seconds", True), ("assignment_name", " ")])
+def test_a_value_out_of_bounds_names_the_key_and_what_was_found(key, value):
+    with pytest.raises(settings.SettingsError, match=re.escape(key) + r".*found"):
+        settings.Settings().replace(**{key: value})
+    config = {key: value} if key in ("seed", "assignment_name") else {"fashion_kit": {key: value}}
+    with pytest.raises(settings.SettingsError, match=re.escape(key)):
+        settings.parse(config)
+
+
+def test_an_unknown_key_is_refused_with_the_known_ones():
+    with pytest.raises(settings.SettingsError, match="unknown setting fashion_kit.timeout; expected one of min_test"):
+        settings.parse({"fashion_kit": {"timeout": 5}})
+
+
+def test_every_key_is_declared_with_a_default_its_check_accepts_and_help():
+    for key in settings.KEYS:
+        assert key.metadata["check"](key.name, key.default) == key.default
+        assert key.metadata["help"] and key.metadata["check"].bounds
