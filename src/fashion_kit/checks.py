@@ -270,10 +270,20 @@ def _array(values, name):
     return found if isinstance(found, dict) else {"type": "nothing"}
 
 
-def _shape_problem(name, found, shape):
+def _unset(name, found, question):
+    """The message for a variable that has no value yet (None) or is still the blank (...), or None."""
     if found.get("type") in ("NoneType", "nothing"):
-        return (f"{name} 還沒有值：請執行上面這一題的儲存格，讓它順利跑完（沒有錯誤）。 / "
-                f"{name} has no value yet: run this question's cell above and let it finish without an error.")
+        return (f"{name} 還沒有值：請執行上面第 {question} 題的儲存格，讓它順利跑完（沒有錯誤）。 / "
+                f"{name} has no value yet: run question {question}'s cell above and let it finish without an error.")
+    if found.get("type") == "ellipsis":
+        return f"{name} 還是 ...：請把 ... 換成你的答案。 / {name} is still ...: replace the ... with your answer."
+    return None
+
+
+def _shape_problem(name, found, shape):
+    unset = _unset(name, found, 1)
+    if unset:
+        return unset
     if found.get("type") != "ndarray":
         return (f"{name} 應該是 NumPy 陣列，但現在是 {found.get('type')}。請檢查 load_data() 那一行。 / "
                 f"Expected {name} to be a NumPy array, found {found.get('type')}. Check the load_data() line.")
@@ -313,12 +323,11 @@ def check_q2_class_names(values, public=False) -> tuple:
         return _verdict([(1, f'class_names[9] 應該是 "Ankle boot"，但現在是 {names[9]!r}。 / '
                              f'Expected class_names[9] == "Ankle boot", found {names[9]!r}.')])
     wrong = [i for i, (got, want) in enumerate(zip(names, CLASS_NAMES)) if got.strip().lower() != want.lower()]
-    if wrong:  # the table is in the notebook's own text: checking it gives nothing away
-        first, table = wrong[0], CLASS_NAMES[wrong[0]]
-        return _verdict([(1, f"標籤 {wrong} 的名稱和表格不一樣：例如標籤 {first} 現在是 {names[first]!r}，表格寫的是 "
-                             f"{table!r}。請對照表格檢查拼字和順序。 / Expected the names in the table's order; found "
-                             f"different names for labels {wrong} (label {first} is {names[first]!r}, the table says "
-                             f"{table!r}). Check the spelling and order against the table.")])
+    if wrong:  # the public check and the grade compare the same: the table is above the question
+        return _verdict([(1, f"標籤 {wrong} 的名稱和表格不一樣：例如標籤 {wrong[0]} 現在是 {names[wrong[0]]!r}，表格寫的是 "
+                             f"{CLASS_NAMES[wrong[0]]!r}。請對照表格檢查拼字和順序。 / Expected the table's names in "
+                             f"label order; labels {wrong} differ (label {wrong[0]} is {names[wrong[0]]!r}, the table "
+                             f"says {CLASS_NAMES[wrong[0]]!r}). Check the spelling and order.")])
     return _verdict([(1, None)])
 
 
@@ -326,8 +335,10 @@ def check_q3_normalize(values, public=False) -> tuple:
     parts = []
     for name in ("training_images", "test_images"):
         found, shape = _array(values, name), SHAPES[name]
-        problem = None
-        if found.get("type") != "ndarray" or found.get("shape") != list(shape):
+        problem = _unset(name, found, 3)
+        if problem:
+            pass
+        elif found.get("type") != "ndarray" or found.get("shape") != list(shape):
             shown = found.get("shape") or found.get("type")
             problem = (f"{name} 應該仍是形狀 {shape} 的陣列。 / Expected {name} to still be an array of shape "
                        f"{shape}, found {tuple(shown) if isinstance(shown, list) else shown}.")
@@ -335,10 +346,11 @@ def check_q3_normalize(values, public=False) -> tuple:
             problem = (f"{name} 應該是小數（float），但現在是 {found.get('dtype')}。記得除以 255.0。 / "
                        f"Expected {name} to hold decimals (float), found {found.get('dtype')}. Divide by 255.0.")
         elif found.get("min") == 0.0 and abs((found.get("max") or 0) - 1 / 255) < 1e-6:
-            problem = (f"{name} 的最大值是 1/255：除了兩次 255，正規化的儲存格大概執行了兩次。請從第 1 題的儲存格"
-                       "重新往下執行（或重新啟動並全部執行），這個儲存格只執行一次。 / "
-                       f"{name} runs up to 1/255: it was divided by 255 twice, probably because this cell ran "
-                       "twice. Run the cells again from question 1 on (or restart and run all), this cell once.")
+            high = found.get("max")
+            problem = (f"{name} 的最大值是 {high:g}（= 1/255）：除了兩次 255，正規化的儲存格大概執行了兩次。"
+                       "請從第 1 題的儲存格重新往下執行（或重新啟動並全部執行），這個儲存格只執行一次。 / "
+                       f"{name} runs up to {high:g} (= 1/255): it was divided by 255 twice, probably because this "
+                       "cell ran twice. Run the cells again from question 1 on (or restart and run all), this cell once.")
         elif not (found.get("min") == 0.0 and abs((found.get("max") or 0) - 1.0) < 1e-6):
             low, high = found.get("min"), found.get("max")
             problem = (f"{name} 的數值應該在 0 到 1 之間（最小 0，最大 1），但現在是 {low:g} 到 {high:g}。 / "
@@ -572,16 +584,17 @@ def check_q10_param_count(values, public=False) -> tuple:
             return 0.0, [f"{name} 應該是整數，但現在是 {kind}。 / Expected {name} to be a whole number, found {kind}."]
         found[name] = number["value"]
     hidden, output, total = found["hidden_params"], found["output_params"], found["total_params"]
+    # Inputs × neurons weights plus one bias per neuron, as the text above the question says.
+    for name, value, inputs, neurons in (("hidden_params", hidden, 784, 128), ("output_params", output, 128, 10)):
+        if value == inputs * neurons:
+            return 0.0, [f"{name} 是 {value} = {inputs} × {neurons}：這只算了權重，還要加上每個神經元一個 bias（{neurons} 個）。 / "
+                         f"{name} is {value} = {inputs} × {neurons}, the weights only: add one bias per neuron ({neurons})."]
+        if value != inputs * neurons + neurons:
+            return 0.0, [f"{name} 現在是 {value}，不對。這一層有 {inputs} 個輸入和 {neurons} 個神經元："
+                         "參數 = 輸入數 × 神經元數 + 神經元數。 / "
+                         f"{name} is {value}, which is off. This layer has {inputs} inputs and {neurons} neurons: "
+                         "parameters = inputs × neurons + neurons."]
     if total != hidden + output:
         return 0.0, ["total_params 應該等於 hidden_params + output_params。 / Expected total_params == "
                      f"hidden_params + output_params, found {total} != {hidden} + {output}."]
-    for name, value, inputs, neurons in (("hidden_params", hidden, 784, 128), ("output_params", output, 128, 10)):
-        if value == inputs * neurons:
-            return 0.0, [f"{name} 是 {value} = {inputs} × {neurons}：這只算了權重，還要加上每個神經元一個 bias"
-                         f"（{neurons} 個）。 / {name} is {value} = {inputs} × {neurons}, the weights only: add one "
-                         f"bias per neuron ({neurons})."]
-    if (hidden, output) != tuple(EXPECTED_PARAMS):  # the arithmetic is in the notebook's own text
-        return 0.0, [f"hidden_params 或 output_params 不對（現在是 {hidden} 和 {output}）。提示：Flatten 之後有 28 × 28 "
-                     "個輸入，別忘了 bias。 / hidden_params or output_params is off (found "
-                     f"{hidden} and {output}). Hint: Flatten gives 28 × 28 inputs; remember the biases."]
     return 1.0, []
