@@ -429,7 +429,8 @@ def test_the_evidence_cells_hand_over_each_questions_values_and_record_every_fit
             "model.compile(optimizer='adam', loss='sparse_categorical_crossentropy')\n"
             "history = model.fit(np.zeros((100, 28, 28)), np.zeros(100), epochs=2, batch_size=16, "
             "validation_split=0.2, verbose=0)", 'grader.check("q6_fit")']
-    nb = evidence.Evidence(None, None, {"folder": str(tmp_path)}).before_execution(notebook(*code))
+    nb = notebook(*code)
+    evidence.apply(nb, tmp_path)
     fit = keras.Model.fit
     env: dict = {"grader": type("Grader", (), {"check": staticmethod(lambda q: None)})()}
     try:
