@@ -285,6 +285,9 @@ def test_student_fills_in_the_answers_and_everything_passes(jupyterlab, chromium
                 page.keyboard.press("ControlOrMeta+a")
                 page.keyboard.insert_text(wrong)
                 page.keyboard.press("Shift+Enter")
+                # A cell that fails aborts the cells queued behind it: run the check once it is done.
+                page.wait_for_timeout(1500)
+                wait_until(lambda: jupyterlab.kernel_state(kernel) == "idle", 180, f"the cell with {piece!r} to run")
                 page.keyboard.press("Shift+Enter")
 
                 def checked():
