@@ -51,7 +51,7 @@ def test_roster_reads_header_variants_bom_and_extra_columns(tmp_path):
     assert roster.parse(canvas_export) == [roster.Student("B10901002", "Anna Lee", "", login="alee", canvas_id="1234",
                                                           section="A", sortable_name="Lee, Anna")]
     split = "SIS User ID,ID,First name,Last name,E-mail\nS77,999,Ada,Lovelace,ada@example.edu\n"
-    assert roster.parse(split) == [roster.Student("S77", "Ada Lovelace", "ada@example.edu")]
+    assert roster.parse(split) == [roster.Student("S77", "Ada Lovelace", "ada@example.edu", sortable_name="Lovelace, Ada")]
 
 
 @pytest.mark.parametrize("text, words", [

@@ -57,7 +57,8 @@ def test_a_moodle_participants_export_puts_chinese_family_names_first():
 
 def test_gradescope_and_plain_rosters():
     gradescope = "First Name,Last Name,SID,Email,Role,Sections\nAnna,Lee,B1,anna@example.edu,Student,A\n"
-    assert roster.parse(gradescope) == [roster.Student("B1", "Anna Lee", "anna@example.edu", section="A")]
+    assert roster.parse(gradescope) == [roster.Student("B1", "Anna Lee", "anna@example.edu", section="A",
+                                                       sortable_name="Lee, Anna")]
     plain = "學號,姓名,電子郵件,帳號\nB2,陳 美玲,mei@example.edu,meichen\n"
     assert roster.parse(plain) == [roster.Student("B2", "陳 美玲", "mei@example.edu", login="meichen")]
 
@@ -165,10 +166,13 @@ def _file(first, last, order, sep):
        order=st.sampled_from(["first_last", "last_first", "sortable"]), sep=st.sampled_from(["_", " ", "", "-", ", "]))
 @example(people=[("Anna", "Lee"), ("Lee", "Anna")], order="first_last", sep="_")
 @example(people=[("小明", "王"), ("王", "小明")], order="sortable", sep="")
+@example(people=[("0", "ᄀ"), ("ᄀ", "0")], order="first_last", sep="_")
 def test_a_file_named_after_a_student_never_matches_someone_else(people, order, sep):
     """Any roster of names, in any script: a file named after one student, in any order and with any
     separator, matches that student or (when names fold alike) nobody; never another student."""
-    students = [roster.Student(sid=f"S{i:05d}", name=roster.full_name(first, last)) for i, (first, last) in enumerate(people)]
+    # As the roster reader records a first/last roster: the name as people write it and "Last, First".
+    students = [roster.Student(sid=f"S{i:05d}", name=roster.full_name(first, last), sortable_name=f"{last}, {first}")
+                for i, (first, last) in enumerate(people)]
     rows, _ = matching.match(students, [upload("x", f"{_file(*people[0], order, sep)}.ipynb")])
     assert [i for i, r in enumerate(rows) if r.upload is not None] in ([0], [])
 

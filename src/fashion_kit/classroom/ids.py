@@ -34,13 +34,14 @@ def printable(text: str) -> str:
 
 def _letter(ch: str) -> str:
     """One character of an id: a Latin letter without its accent, a letter or digit of any other
-    script as it is (full-width forms made narrow), anything else an underscore."""
+    script as it is (full-width forms made narrow), anything else a space."""
     plain = "".join(c for c in unicodedata.normalize("NFKD", ch) if not unicodedata.combining(c))
+    # A space stands for "not in an id": base_id turns each run of them into one underscore.
     if plain.isascii():
-        return "".join(c if c.isalnum() or c in "._-" else "_" for c in plain) or "_"
+        return "".join(c if c.isalnum() or c in "._-" else " " for c in plain) or " "
     if unicodedata.category(ch)[0] in "LN" and ch.isprintable():
         return unicodedata.normalize("NFKC", ch)
-    return "_"
+    return " "
 
 
 def base_id(name: str) -> str:

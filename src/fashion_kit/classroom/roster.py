@@ -188,7 +188,8 @@ def parse(text: str, where: str = "roster") -> list[Student]:
         raw_name = cell(columns.name)
         name = display_name(raw_name) if raw_name else full_name(cell(columns.first), cell(columns.last))
         sortable = raw_name if columns.canvas and "," in raw_name else ""
-        if columns.canvas and columns.name is None and cell(columns.last):
+        if columns.name is None and cell(columns.last) and cell(columns.first):
+            # Kept as "Last, First": the split is what tells 王小明 (王 + 小明) from 小明王 when matching.
             sortable = f"{cell(columns.last)}, {cell(columns.first)}"
         student = Student(cell(columns.sid), name, cell(columns.email), cell(columns.login),
                           cell(columns.canvas_id), cell(columns.section), sortable)
