@@ -50,3 +50,15 @@ def test_off_a_terminal_each_grading_is_a_line():
                      "grading 2 submission(s), 2 at a time",
                      "[1/2] 王小明: graded, 1/1 (61 s); 1 remaining, about 60 s left",
                      "[2/2] b: graded, 1/1 (61 s); all graded"], "one unwrapped line each, even at 40 columns"
+
+
+def test_off_a_terminal_the_lines_carry_what_the_bar_would_show_beside_them():
+    out = io.StringIO()
+    alive = iter([2, 1])
+    reporter = progress.Reporter(Console(file=out, width=40), jobs=2, note=lambda: f"{next(alive)} workers alive")
+    reporter.start(2, 0)
+    record = SimpleNamespace(id="a", status="graded", failed=False, seconds=10.0, scores={}, total=0.0, possible=1.0)
+    reporter.done(record)
+    reporter.done(SimpleNamespace(**{**vars(record), "id": "b"}))
+    lines = out.getvalue().splitlines()
+    assert lines[1].endswith("; 2 workers alive") and lines[2].endswith("all graded; 1 workers alive"), lines

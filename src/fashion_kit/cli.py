@@ -198,7 +198,8 @@ def _grade(args, interrupts) -> int:
     # How many gradings run at once, for the time left (the batch decides the same way).
     jobs = args.jobs or (remote.in_flight() if remote is not None else default_jobs())
     reporter = progress.Reporter(console, jobs=jobs,
-                                 columns=[remote.progress_column()] if remote is not None else [])
+                                 columns=[remote.progress_column()] if remote is not None else [],
+                                 note=remote.workers_note if remote is not None else None)
 
     try:
         result = batch.grade_class(

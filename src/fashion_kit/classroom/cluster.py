@@ -152,6 +152,10 @@ class RemoteGrader:
     def progress_column(self):
         return progress_column(self.cluster)
 
+    def workers_note(self) -> str:
+        """The workers alive, for the progress lines printed when the output is no terminal."""
+        return f"{self.cluster.workers_alive()} workers alive"
+
     def in_flight(self) -> int:
         return self.cluster.slots() * IN_FLIGHT_PER_SLOT
 

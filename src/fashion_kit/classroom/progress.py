@@ -75,8 +75,9 @@ class _EtaColumn(ProgressColumn):
 class Reporter:
     """``on_start`` and ``on_done`` for :func:`.batch.grade_class`, printing to a rich console."""
 
-    def __init__(self, console, jobs: int, columns=()):
-        self.console, self.jobs, self.columns = console, jobs, list(columns)  # columns: more for the bar
+    def __init__(self, console, jobs: int, columns=(), note=None):
+        # columns: more for the bar; note(): the same information as text, for the plain lines.
+        self.console, self.jobs, self.columns, self.note = console, jobs, list(columns), note
         self.estimate: Estimate | None = None
         self.counts = {"done": 0, "failed": 0}
         self.progress = None
@@ -113,7 +114,8 @@ class Reporter:
         self.console.print(Text(
             f"[{self.estimate.done}/{self.estimate.total}] {printable(record.id)}: {record.status}{score} "
             f"({record.seconds:.0f} s); "
-            + (f"{left} remaining, {duration(self.estimate.seconds_left())}" if left else "all graded")),
+            + (f"{left} remaining, {duration(self.estimate.seconds_left())}" if left else "all graded")
+            + (f"; {self.note()}" if self.note is not None else "")),
             soft_wrap=True)
 
     def stop(self) -> None:
