@@ -32,9 +32,15 @@ def test_dense64_loses_exactly_the_structure_points(grader, core_submissions):
     assert outcome.scores == expected
 
 
-def test_feedback_says_what_was_expected_and_found(grader, core_submissions):
-    first = next(t for t in grader("blank").results["tests"] if t["name"] == "q1_load_data")
-    assert "Expected" in first["output"] and "found" in first["output"]
+def test_feedback_says_what_is_wrong_in_both_languages(grader, core_submissions):
+    """Phase 2 decides every question; each lost question's message says why, in Chinese and English."""
+    import re
+
+    results = grader("blank").results["tests"]
+    lost = [t for t in results if t.get("max_score") and t["score"] < t["max_score"]]
+    assert lost and "has no value yet" in next(t["output"] for t in results if t["name"] == "q1_load_data")
+    for test in lost:
+        assert re.search(r"[\u4e00-\u9fff]", test["output"]) and re.search(r"[A-Za-z]{4}", test["output"]), test
 
 
 @pytest.mark.parametrize("name", ["solution-zh-TW", "blank", "dense64"])
