@@ -9,3 +9,4 @@ MASTER = ROOT / "assignment" / "fashion_mnist.ipynb"
 OTTER_CONFIG = ROOT / "otter_config.json"
 CONSTRAINTS = ROOT / "constraints.txt"
 AUTOGRADER_ZIP = ROOT / "autograder" / "autograder.zip"
+SOLUTIONS = ROOT / "solutions"  # the built answer keys, one folder per language

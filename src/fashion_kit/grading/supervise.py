@@ -162,7 +162,7 @@ def _tasks(processes: list[psutil.Process]) -> int:
     return total
 
 
-def treeresident(pid: int) -> int:
+def tree_resident(pid: int) -> int:
     """Resident memory of ``pid`` and all its descendants, in bytes."""
     return resident(_tree(pid))
 

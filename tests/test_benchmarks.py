@@ -1,0 +1,28 @@
+"""The benchmark scripts still start: they import the kit's internals, so a rename in the kit breaks
+them, and nothing else runs them (their figures are measured by hand, never in the suite)."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = sorted((Path(__file__).resolve().parents[1] / "benchmarks").glob("*.py"))
+# The baseline is the lesson's bare code, with no options of its own: it is only compiled here.
+BASELINE = "lesson_script.py"
+
+
+def test_there_are_benchmark_scripts():
+    assert {path.name for path in BENCHMARKS} >= {"run_benchmarks.py", BASELINE}
+
+
+def test_the_baseline_compiles():
+    baseline = next(path for path in BENCHMARKS if path.name == BASELINE)
+    compile(baseline.read_text(encoding="utf-8"), str(baseline), "exec")
+
+
+@pytest.mark.parametrize("script", [path for path in BENCHMARKS if path.name != BASELINE], ids=lambda path: path.name)
+def test_a_benchmark_script_starts_and_explains_itself(script):
+    proc = subprocess.run([sys.executable, str(script), "--help"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "usage:" in proc.stdout
