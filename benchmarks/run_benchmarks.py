@@ -31,7 +31,6 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from fashion_kit import data, paths  # noqa: E402
-from fashion_kit.grading.supervise import tree_resident  # noqa: E402
 
 SOLUTION = paths.SOLUTIONS / "en" / "fashion_mnist.ipynb"
 console = Console()

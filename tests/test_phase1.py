@@ -1,7 +1,6 @@
 """Phase 1's driver on tiny notebooks (no TensorFlow, a kernel of a few seconds): every cell runs,
-the kernel talks over Unix sockets, no output is kept, the checks run in Otter's grading mode where
-they are placed (their verdicts only tell the student: phase 2 decides), and a notebook for another
-assignment is not run."""
+the kernel talks over Unix sockets, no output is kept, the notebook's own checks do nothing and Otter
+is never imported (phase 2 decides), and a notebook for another assignment is not run."""
 
 from __future__ import annotations
 
@@ -10,24 +9,11 @@ from pathlib import Path
 
 import nbformat
 import psutil
+import pytest
 
 from fashion_kit import contract
 from fashion_kit.grading import phase1
-from fashion_kit.grading.cells import checkpoints, grading_mode, in_place, is_kit_cell
-
-TEST_FILE = """\
-from otter.test_files import test_case
-OK_FORMAT = False
-name = {name!r}
-points = {points}
-@test_case(points=None, hidden=False)
-def test_public(x):
-    open({log!r}, "a").write({name!r} + ":" + repr(x) + "\n")  # where and on what it ran
-    assert x == 2, "x 應該是 2。 / Expected x == 2, found " + repr(x)
-@test_case(points=None, hidden=True)
-def test_hidden(x):
-    assert x > 0
-"""
+from fashion_kit.grading.cells import checkpoints, grading_mode
 
 
 def notebook(*cells) -> nbformat.NotebookNode:
@@ -35,43 +21,35 @@ def notebook(*cells) -> nbformat.NotebookNode:
         c if isinstance(c, nbformat.NotebookNode) else nbformat.v4.new_code_cell(c) for c in cells])
 
 
-def work_folder(tmp_path: Path, **points: int) -> tuple[Path, Path, Path, Path]:
-    """A work folder laid out as the grading core makes it: tests, submission, evidence, home."""
+def work_folder(tmp_path: Path) -> tuple[Path, Path, Path]:
+    """A work folder laid out as the grading core makes it: submission, evidence, home."""
     work = tmp_path / "work"
-    tests, submission = work / contract.WORK_SOURCE / "tests", work / contract.WORK_SUBMISSION
-    evidence, home = work / contract.EVIDENCE_DIR, work / contract.WORK_HOME
-    for folder in (tests, submission, evidence, home):
+    submission, evidence, home = work / contract.WORK_SUBMISSION, work / contract.EVIDENCE_DIR, work / contract.WORK_HOME
+    for folder in (submission, evidence, home):
         folder.mkdir(parents=True)
-    for name, value in points.items():
-        (tests / f"{name}.py").write_text(TEST_FILE.format(name=name, points=value, log=str(submission / "checks.log")), encoding="utf-8")
-    return work, tests, submission, evidence
+    return work, submission, evidence
 
 
-def test_grading_mode_drops_ignored_cells_adds_metadata_checks_and_checks_the_rest_last(tmp_path):
-    _, tests, submission, evidence = work_folder(tmp_path, q1=1, q2=1)
+def test_grading_mode_drops_ignored_cells_and_puts_the_stand_in_first(tmp_path):
+    _, _, evidence = work_folder(tmp_path)
     ignored = nbformat.v4.new_code_cell("print('a picture')")
     ignored.metadata["tags"] = ["otter_ignore"]
-    graded_here = nbformat.v4.new_markdown_cell("**Question 2** is checked by the grader.")
-    graded_here.metadata["otter"] = {"tests": ["q2"]}
-    nb = notebook("x = 2", ignored, graded_here, "grader.check_all()")
-    in_place.apply(nb)
-    grading_mode.check_the_rest(nb, tests)
+    ignored_by_metadata = nbformat.v4.new_code_cell("print('another picture')")
+    ignored_by_metadata.metadata["otter"] = {"ignore": True}
+    nb = notebook("x = 2", ignored, ignored_by_metadata, "grader.check_all()")
     checkpoints.apply(nb, evidence)
-    grading_mode.enter(nb, tests, submission)
+    grading_mode.enter(nb)
     sources = [c.source for c in nb.cells]
-    assert "init_grading_mode(" + repr(str(tests.resolve())) + ")" in sources[0]
-    assert "print('a picture')" not in sources, "an otter_ignore cell is not run"
-    # The ignored cell keeps its number: cell 3 is the student's third code cell.
-    assert "__fashion_kit_checkpoint__(3, 'pass')" in sources
-    after = sources.index(graded_here.source) + 1
-    assert sources[after] == f"{grading_mode.NOTEBOOK}().check('q2')\n" and is_kit_cell(nb.cells[after])
-    assert "check_if_not_already_checked" in sources[-2] and str(tests.resolve() / "q1.py") in sources[-2]
-    assert sources[-1] == "__fashion_kit_checkpoint__(None, '')", "the trail is written after the last checks"
+    assert sources[0] == grading_mode.STAND_IN_CELL
+    assert "print('a picture')" not in sources and "print('another picture')" not in sources
+    # The ignored cells keep their numbers: cell 4 is the student's fourth code cell.
+    assert "__fashion_kit_checkpoint__(4, 'grader.check_all()')" in sources
+    assert sources[-1] == "__fashion_kit_checkpoint__(None, '')"
 
 
 def test_every_cell_runs_over_unix_sockets_and_no_output_is_kept(tmp_path, capsys):
     # Deeper than a Unix socket's path may be (107 bytes), as an instructor's output folder can be.
-    work, _, submission, _ = work_folder(tmp_path / ("deep-" * 12))
+    work, submission, _ = work_folder(tmp_path / ("deep-" * 12))
     home = work / contract.WORK_HOME
     nb = notebook("x = 2\nprint('x' * 100000)", "raise ValueError('a mistake in this cell')",
                   "import json, os\n"
@@ -92,22 +70,59 @@ def test_every_cell_runs_over_unix_sockets_and_no_output_is_kept(tmp_path, capsy
     assert "ValueError: a mistake in this cell" in logged and "x" * 1000 not in logged
 
 
-def test_the_checks_run_in_the_kernel_where_they_are_placed_and_the_rest_at_the_end(tmp_path):
-    work, tests, submission, evidence = work_folder(tmp_path, q1=1, q2=2, q3=1)
-    graded_here = nbformat.v4.new_markdown_cell("q3 is checked here")
-    graded_here.metadata["otter"] = {"tests": ["q3"]}
-    nb = notebook("import otter\ngrader = otter.Notebook()", "x = 2", 'grader.check("q2")', graded_here,
-                  "x = -1", "grader.check_all()")
-    in_place.apply(nb)
-    grading_mode.check_the_rest(nb, tests)
+STUDENT_FIRST_CELL_PARTS = """\
+import importlib.util, sys
+assert importlib.util.find_spec("otter") is not None  # so the first cell installs nothing
+import otter
+from otter.check.notebook import Notebook as OtterNotebook
+from otter.check.utils import IPythonInterpreter
+from otter.test_files import GradingResults
+from otter.test_files.abstract_test import TestCaseResult, TestFile
+from otter.test_files.exception_test import ExceptionTestFile
+ExceptionTestFile._generate_error_message = lambda *args: "one message"
+formatters = get_ipython().display_formatter.formatters
+formatters["text/html"].for_type(TestFile, lambda result: result.name)
+
+class Notebook(OtterNotebook):
+    def check(self, question, global_env=None):
+        result = super().check(question, global_env)
+        if not type(self)._grading_mode:
+            result.test_case_results = []
+        return result
+
+    def export(self, *args, **kwargs):
+        if self.interpreter is IPythonInterpreter.COLAB:
+            return
+        super().export(*args, export_path="fashion_mnist.zip", display_link=False, **kwargs)
+
+otter.Notebook = Notebook
+grader = otter.Notebook("fashion_mnist.ipynb")
+"""
+
+
+@pytest.mark.parametrize("first_cell", [STUDENT_FIRST_CELL_PARTS, "import otter\ngrader = otter.Notebook()"],
+                         ids=["the student notebook's first cell", "Otter's own two lines"])
+def test_the_notebooks_checks_do_nothing_and_otter_is_never_imported(tmp_path, capsys, first_cell):
+    work, submission, evidence = work_folder(tmp_path)
+    nb = notebook(first_cell, "x = 2", 'result = grader.check("q1")\nresult', "grader.check_all()",
+                  "grader.export(pdf=False)",
+                  "import json, sys\n"
+                  "json.dump({'otter': [type(m).__name__ for n, m in sys.modules.items() if n.split('.')[0] == 'otter'],"
+                  " 'files': [type(m).__name__ for m in sys.modules.values() if (getattr(m, '__file__', None) or '').find('/otter/') >= 0],"
+                  " 'result': repr(result), 'x': x}, open('after.json', 'w'))")
     checkpoints.apply(nb, evidence)
-    grading_mode.enter(nb, tests, submission)
+    grading_mode.enter(nb)
     phase1.execute(nb, submission, work / contract.WORK_HOME)
+    assert "Error" not in capsys.readouterr().out, "no cell raised"
+    after = json.loads((submission / "after.json").read_text())
+    assert after["x"] == 2 and after["result"] == ""
+    assert after["otter"] and set(after["otter"]) == {"StandInModule"} and after["files"] == [], "no module of Otter's loaded"
+    assert sorted(p.name for p in submission.iterdir()) == ["after.json"], "export wrote nothing"
     assert json.loads((evidence / contract.RUNNING_FILE).read_text()) == {"cell": None, "first_line": ""}
 
 
 def test_a_notebook_for_another_assignment_is_not_run(tmp_path):
-    work, _, submission, evidence = work_folder(tmp_path)
+    work, submission, evidence = work_folder(tmp_path)
     nb = notebook("open('ran.txt', 'w').write('1')")
     nb.metadata["otter"] = {"assignment_name": "hw03_regression"}
     nbformat.write(nb, str(submission / contract.NOTEBOOK))

@@ -145,19 +145,6 @@ def parse(config: dict, where: str = "otter_config.json") -> Settings:
     return Settings(**values)
 
 
-# Keys of otter_config.json that are secrets (Otter's Gradescope token for PDF uploads).
-SECRET_KEYS = ("token",)
-
-
-def without_secrets(path: Path | str) -> str:
-    """The otter_config.json at ``path`` as text for the sandboxed notebook's copy: Otter there needs
-    the settings, never a secret the instructor put in the file."""
-    config = json.loads(Path(path).read_text(encoding="utf-8"))
-    for key in SECRET_KEYS:
-        config.pop(key, None)
-    return json.dumps(config, indent=4)
-
-
 def load(path: Path | str) -> Settings:
     """Settings from the otter_config.json at ``path``."""
     path = Path(path)

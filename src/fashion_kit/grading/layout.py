@@ -15,7 +15,7 @@ import stat
 from pathlib import Path
 
 from .. import contract as c
-from .. import data, settings
+from .. import data
 
 # The lesson's model file is about 1.2 MB with Adam's state, the challenge's a few MB; the notebook's
 # own test images are 31 MB as float32.
@@ -45,16 +45,10 @@ def make_gradescope_folder(folder: Path, autograder_zip: Path, notebook, extra_f
 
 
 def make_work_folder(work: Path, source: Path, submission: Path) -> None:
-    """Fill ``work`` with what phase 1 may see: the settings and tests (Otter needs them), the
-    submission's files, the evidence folder, a home with the data set in its Keras cache."""
-    (work / c.WORK_SOURCE).mkdir(parents=True)
-    (work / c.WORK_SOURCE / "otter_config.json").write_text(
-        settings.without_secrets(source / "otter_config.json"), encoding="utf-8")
-    # Only the public tests: phase 2 decides every question, so no hidden test is in the kernel's reach.
-    (work / c.WORK_SOURCE / "tests").mkdir()
-    for test in sorted((source / "tests").glob("*.py")):
-        (work / c.WORK_SOURCE / "tests" / test.name).write_text(
-            public_tests(test.read_text(encoding="utf-8")), encoding="utf-8")
+    """Fill ``work`` with what phase 1 may see: the submission's files, the evidence folder, a home
+    with the data set in its Keras cache. Nothing else of the autograder's: no test (phase 2 decides
+    every question, and the notebook's own checks do nothing while grading) and no settings (phase 1
+    gets the seed and the assignment's name on its command line)."""
     # The submission's files, never a link: a link could point phase 1 at anything of ours.
     shutil.copytree(submission, work / c.WORK_SUBMISSION, symlinks=True,
                     ignore=lambda folder, names: [n for n in names if os.path.islink(os.path.join(folder, n))])
@@ -64,23 +58,6 @@ def make_work_folder(work: Path, source: Path, submission: Path) -> None:
     for name in data.FILES:
         shutil.copyfile(source / "data" / "fashion-mnist" / name, cache / name)
     (work / c.WORK_HOME / "tmp").mkdir()
-
-
-def public_tests(text: str) -> str:
-    """An Otter test file without its hidden test cases (``@test_case(..., hidden=True)``)."""
-    import ast
-
-    lines = text.splitlines(keepends=True)
-    for node in reversed(ast.parse(text).body):
-        if not isinstance(node, ast.FunctionDef):
-            continue
-        hidden = any(isinstance(d, ast.Call) and any(
-            k.arg == "hidden" and isinstance(k.value, ast.Constant) and k.value.value is True for k in d.keywords)
-            for d in node.decorator_list)
-        if hidden:
-            start = min([node.lineno] + [d.lineno for d in node.decorator_list]) - 1
-            del lines[start:node.end_lineno]
-    return "".join(lines)
 
 
 def remove_tree(path: Path) -> None:

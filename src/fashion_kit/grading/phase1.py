@@ -3,11 +3,11 @@ runs inside the sandbox.
 
 ``python -I -m fashion_kit.grading.phase1 WORK SEED ASSIGNMENT`` executes the notebook in
 ``WORK/submission/`` with nbclient, the kit's cells inserted (:mod:`.cells`), as Otter's grading
-would: every cell runs, whatever the cells before it raised, and the checks run in grading mode.
-The kernel talks to this process over Unix sockets in the private home (no network port), and no
-cell output is kept: what phase 2 reads is the evidence folder the kit's cells write (the checks'
-verdicts, the model snapshots), beside, and rewritable by, the student's code; the trusted phase
-reads it only as data. A submission for another assignment is not run: ``refused.json`` says why.
+would: every cell runs, whatever the cells before it raised, and the notebook's own checks do
+nothing (phase 2 decides). The kernel talks to this process over Unix sockets in the private home
+(no network port), and no cell output is kept: what phase 2 reads is the evidence folder the kit's
+cells write (the values each question is decided on, the model snapshots), beside, and rewritable
+by, the student's code; the trusted phase reads it only as data. A submission for another assignment is not run: ``refused.json`` says why.
 """
 
 from __future__ import annotations
@@ -131,7 +131,7 @@ def main(work: str, seed: str, assignment: str) -> int:
     if why:
         refuse(evidence, why)
         return 0
-    cells.prepare(nb, evidence=evidence, tests=work / c.WORK_SOURCE / "tests", cwd=submission, seed=int(seed))
+    cells.prepare(nb, evidence=evidence, seed=int(seed))
     timings = Timings()
     try:
         execute(nb, submission, work / c.WORK_HOME, timings)

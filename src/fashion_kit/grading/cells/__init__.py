@@ -1,11 +1,10 @@
 """The kit's cells around the student's notebook, inserted before phase 1 runs it in the sandbox.
 
 Each module is one transformation of the notebook (an ``nbformat`` node, changed in place):
-grading is deterministic and quiet (seeding), each question counts where it is answered
-(in_place), Otter's checks run in grading mode in the kernel (grading_mode), the evidence the
-trusted phase measures is saved (evidence) and a trail survives a run that is stopped
-(checkpoints). What they leave is written by the student's kernel, so the trusted phase reads it as
-data and never trusts it blindly. :func:`prepare` applies them in the one order that works.
+grading is deterministic and quiet (seeding), the notebook's own checks cost nothing
+(grading_mode), the evidence the trusted phase measures is saved where each question is answered
+(evidence) and a trail survives a run that is stopped (checkpoints). What they leave is written
+by the student's kernel, so the trusted phase reads it as data and never trusts it blindly. :func:`prepare` applies them in the one order that works.
 """
 
 from __future__ import annotations
@@ -28,21 +27,16 @@ def is_kit_cell(cell) -> bool:
     return KIT_TAG in cell.get("metadata", {}).get("tags", [])
 
 
-def prepare(nb: nbformat.NotebookNode, *, evidence: Path, tests: Path, cwd: Path, seed: int) -> nbformat.NotebookNode:
+def prepare(nb: nbformat.NotebookNode, *, evidence: Path, seed: int) -> nbformat.NotebookNode:
     """The notebook phase 1 executes: the student's ``nb`` with the kit's cells; ``evidence`` is
-    the evidence folder, ``tests`` the tests the kernel's ``grader.check`` runs, ``cwd`` the folder
-    the notebook runs in."""
-    from . import checkpoints, evidence as evidence_cells, grading_mode, in_place, seeding
+    the evidence folder."""
+    from . import checkpoints, evidence as evidence_cells, grading_mode, seeding
 
-    in_place.apply(nb)
     seeding.apply(nb, seed)
     evidence_cells.apply(nb, evidence)
-    # The questions no check cell checked are checked at the very end, before the last checkpoint,
-    # so the trail of a finished run holds every question.
-    grading_mode.check_the_rest(nb, tests)
     checkpoints.apply(nb, evidence)
     # Last, as Otter does it: cells tagged otter_ignore go (their checkpoints numbered them, so a
-    # cell's number is the one the student sees), checks named in cell metadata are added, and
-    # grading mode is entered before anything else runs.
-    grading_mode.enter(nb, tests, cwd)
+    # cell's number is the one the student sees), and the stand-in for Otter is in place before
+    # anything else runs.
+    grading_mode.enter(nb)
     return nb

@@ -1,62 +1,94 @@
-"""Cells: Otter's checks in grading mode inside the kernel, without Otter's driver process.
+"""Cells: grading mode, where the notebook's own checks cost nothing.
 
-The student's ``grader = otter.Notebook(...)`` and ``grader.check("qN")`` cells run as they do in
-Jupyter; a cell of the kit's in front of everything puts Otter's ``Notebook`` in grading mode (the
-checks run the grading's tests and are recorded; ``export`` and ``check_all`` do nothing), and the
-questions no cell checked are checked at the very end. The rest of what Otter's own preparation did
-to a notebook stays too: cells tagged ``otter_ignore`` are not run, and a cell whose metadata names
-tests (``otter: {tests: [...]}``) is followed by their checks. The verdicts reach the trusted phase
-through the checkpoints' trail (:mod:`.checkpoints`).
+Phase 2 decides every question, so while grading the student's ``grader = otter.Notebook(...)`` and
+``grader.check("qN")`` cells have nothing to do: a cell of the kit's in front of everything puts a
+stand-in for Otter in the kernel's import system. ``import otter`` and ``from otter.... import X``
+then give objects that accept any call and do nothing (a check, ``check_all``, ``export``; a
+subclass of ``otter.Notebook`` works too, as the student notebook's first cell makes one). The
+kernel never imports Otter (seconds of imports and tens of megabytes beside the training), and it
+needs no test file: nothing of the autograder's tests is in the notebook's reach.
+
+The rest of what Otter's grading mode does to a notebook stays: cells tagged ``otter_ignore`` (or
+with ``otter: {ignore: true}`` in their metadata) are not run.
 """
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import nbformat
 
 from . import kit_cell
 
 IGNORE_TAG = "otter_ignore"  # Otter's tag for a cell that is not run when grading
-NOTEBOOK = "__fashion_kit_otter_notebook__"
 
-ENTER_CELL = """\
-from otter import Notebook as {notebook}
-import sys as _fashion_kit_sys
-{notebook}.init_grading_mode({tests!r})
-_fashion_kit_sys.path.append({cwd!r})
-del _fashion_kit_sys
+STAND_IN_CELL = """\
+def __fashion_kit_stand_in_for_otter__():
+    import importlib.abc, importlib.machinery, sys, types
+
+    class AnyAttribute(type):
+        # A class attribute the notebook reads (IPythonInterpreter.COLAB, say) is a stand-in too.
+        def __getattr__(cls, name):
+            if name.startswith("__"):
+                raise AttributeError(name)
+            return Nothing
+
+    class Nothing(metaclass=AnyAttribute):
+        # Every class and function of Otter's, and what they return: accepts anything, does nothing.
+        _grading_mode = True
+
+        def __init__(self, *args, **kwargs):
+            pass
+
+        def __call__(self, *args, **kwargs):
+            return Nothing()
+
+        def __getattr__(self, name):
+            if name.startswith("__"):
+                raise AttributeError(name)
+            return Nothing()
+
+        def __iter__(self):
+            return iter(())
+
+        def __repr__(self):
+            return ""
+
+        # Named, so a subclass's super().check(...) finds them.
+        check = check_all = export = to_pdf = submit = run_plugin = add_plugin_files = __call__
+
+    class StandInModule(types.ModuleType):
+        def __getattr__(self, name):
+            if name.startswith("__"):
+                raise AttributeError(name)
+            return Nothing
+
+    class StandInFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+        def find_spec(self, name, path=None, target=None):
+            if name == "otter" or name.startswith("otter."):
+                return importlib.machinery.ModuleSpec(name, self, is_package=True)
+            return None
+
+        def create_module(self, spec):
+            return StandInModule(spec.name)
+
+        def exec_module(self, module):
+            pass
+
+    for name in [name for name in sys.modules if name == "otter" or name.startswith("otter.")]:
+        del sys.modules[name]
+    sys.meta_path.insert(0, StandInFinder())
+
+
+__fashion_kit_stand_in_for_otter__()
+del __fashion_kit_stand_in_for_otter__
 """
-CHECK_THE_REST_CELL = """\
-from otter.execute import Checker as _fashion_kit_checker
-for _fashion_kit_test in {tests!r}:
-    _fashion_kit_checker.check_if_not_already_checked(_fashion_kit_test)
-del _fashion_kit_checker, _fashion_kit_test
-"""
 
 
-def test_files(tests: Path) -> list[str]:
-    """The tests' paths, in the order Otter checks them at the end (sorted by path)."""
-    return sorted(str(path) for path in Path(tests).resolve().glob("*.py"))
+def ignored(cell) -> bool:
+    metadata = cell.get("metadata", {})
+    otter = metadata.get("otter", {}) if isinstance(metadata.get("otter"), dict) else {}
+    return IGNORE_TAG in metadata.get("tags", []) or bool(otter.get("ignore", False))
 
 
-def check_the_rest(nb: nbformat.NotebookNode, tests: Path) -> None:
-    """At the end, check every question no cell has checked (Otter's last cell did the same)."""
-    nb.cells.append(kit_cell(CHECK_THE_REST_CELL.format(tests=test_files(tests))))
-
-
-def enter(nb: nbformat.NotebookNode, tests: Path, cwd: Path) -> None:
-    """Drop the ignored cells, add the checks cell metadata asks for, and enter grading mode first;
-    ``cwd`` is the folder the notebook runs in (on ``sys.path``, as Otter puts it there)."""
-    cells = []
-    for cell in nb.cells:
-        metadata = cell.get("metadata", {})
-        otter = metadata.get("otter", {}) if isinstance(metadata.get("otter"), dict) else {}
-        if IGNORE_TAG in metadata.get("tags", []) or otter.get("ignore", False):
-            continue
-        cells.append(cell)
-        if otter.get("tests"):
-            cells.append(kit_cell("".join(f"{NOTEBOOK}().check({test!r})\n" for test in otter["tests"])))
-    tests = str(Path(tests).resolve())
-    cells.insert(0, kit_cell(ENTER_CELL.format(notebook=NOTEBOOK, tests=tests, cwd=str(Path(cwd).resolve()))))
-    nb.cells = cells
+def enter(nb: nbformat.NotebookNode) -> None:
+    """Drop the cells Otter does not run when grading, and put the stand-in for Otter first."""
+    nb.cells = [kit_cell(STAND_IN_CELL), *(cell for cell in nb.cells if not ignored(cell))]
