@@ -38,6 +38,7 @@ import fashion_kit
 from fashion_kit import assign, notebooks, run, settings as settings_module
 from fashion_kit.grading import sandbox, supervise
 from fashion_kit.grading.layout import make_gradescope_folder, remove_tree
+from fashion_kit.statuses import Stop
 
 from . import gradescope_spec
 from .test_grading import QUESTIONS
@@ -69,7 +70,7 @@ EDIT = {
     ]
 }
 SCORES = {"type": "object", "additionalProperties": {"type": "number", "minimum": 0}}
-STOPPED = {"enum": ["timeout", "memory", "memory-limit", "processes", "disk", "error"]}
+STOPPED = {"enum": [str(stop) for stop in Stop if stop is not Stop.INTERRUPTED]}
 SCHEMA = {
     "type": "object",
     "required": ["entries"],

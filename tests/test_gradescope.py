@@ -149,7 +149,7 @@ def test_grading_needs_no_network(grader, stopped_submissions):
 def test_kernel_killed_like_out_of_memory_gets_a_clear_message(grader, stopped_submissions):
     outcome = grader("kernel-killed")
     assert outcome.status == "graded", outcome.message + outcome.log[-3000:]
-    assert outcome.stopped == "memory"
+    assert outcome.stopped == "kernel-died"
     notice = _by_name(outcome)["記憶體不足 / Out of memory"]
     assert "記憶體" in notice["output"] and "more memory than the grading machine has" in notice["output"]
     assert "starts with `import os, signal`" in notice["output"]

@@ -506,7 +506,7 @@ def test_user_sandbox_counts_its_shared_memory_files_against_the_memory_limit(us
     """
     held = supervise.run(script_command(user_box, user_work, code), cwd=user_work, env=None, timeout=20,
                          memory_limit_mb=256, on_stop=user_box.kill_all, held_memory=user_box.held_memory)
-    assert held.stopped == "memory" and held.peak_rss_bytes > 256 * 2**20, held
+    assert held.stopped == "memory-limit" and held.peak_rss_bytes > 256 * 2**20, held
     assert not [p for p in os.listdir("/dev/shm") if p.startswith(Path(name).name)]
 
 
@@ -524,7 +524,7 @@ def test_user_sandbox_counts_the_memory_of_a_double_forked_daemon(user_box, user
         time.sleep(30)
     """
     held = run_in(user_box, user_work, code, memory_limit_mb=256)
-    assert held.stopped == "memory", held
+    assert held.stopped == "memory-limit", held
     assert user_box.processes() == []
 
 
@@ -649,7 +649,7 @@ def test_bubblewrap_counts_its_tmpfs_against_the_memory_limit(bwrap_box, work):
     roomy = sandbox.Bubblewrap(Settings().replace(max_work_folder_mb=1024))
     held = supervise.run(script_command(roomy, work, code), cwd=work, env=None, timeout=20, memory_limit_mb=256,
                          on_stop=roomy.kill_all, held_memory=roomy.held_memory)
-    assert held.stopped == "memory" and held.peak_rss_bytes > 256 * 2**20, held
+    assert held.stopped == "memory-limit" and held.peak_rss_bytes > 256 * 2**20, held
 
 
 # ---- no sandbox ----------------------------------------------------------------------------------
@@ -712,7 +712,7 @@ def test_supervisor_stops_at_the_memory_limit(tmp_path):
         time.sleep(30)
     """
     result = supervised(code, tmp_path, memory_limit_mb=200)
-    assert result.stopped == "memory" and result.peak_rss_bytes > 200 * 2**20
+    assert result.stopped == "memory-limit" and result.peak_rss_bytes > 200 * 2**20
 
 
 def test_supervisor_stops_at_the_time_limit(tmp_path):

@@ -21,6 +21,7 @@ from rich.markup import escape as markup_escape
 from rich.table import Table
 
 from . import contract
+from .statuses import NOT_FAILED
 
 # Two means closer than this are a tie for "hardest question" (floating-point sums of halves).
 TIE = 1e-9
@@ -28,7 +29,6 @@ NO_SANDBOX = "none"
 # A file in the upload folder that is no submission at all (a README, the roster): listed, not graded.
 IGNORED = "ignored"
 # Statuses that are no failure to grade: "ignored" is a file beside the submissions (a README).
-NOT_FAILED = ("graded", "ignored")
 
 
 def regraded_text(result) -> str:

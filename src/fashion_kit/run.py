@@ -25,6 +25,7 @@ from . import contract, notebooks, settings as settings_module
 from .classroom import intake
 from .grading import layout, sandbox as sandboxes, stopped, supervise
 from .settings import Settings
+from .statuses import Status, Stop
 
 NOTEBOOK = contract.NOTEBOOK
 # The core stops the notebook at the settings' time limit and then measures for a few seconds; the
@@ -41,20 +42,20 @@ class Outcome:
     ``status`` is one of: graded (results.json was written); invalid (not a gradable notebook);
     wrong-assignment (a notebook made for another assignment); timeout and memory (stopped from
     outside, at the time or memory limit); interrupted (grading was cancelled); error (the autograder
-    failed without results). ``message`` says what happened. A graded run whose notebook had to be
-    stopped carries partial results and says why in ``stopped``: timeout, memory, processes, disk or
-    error. ``sandbox`` is the isolation the notebook ran in: bubblewrap, user or none.
+    failed without results): a :class:`~fashion_kit.statuses.Status`. ``message`` says what happened.
+    A graded run whose notebook had to be stopped carries partial results and says why in
+    ``stopped``, a :class:`~fashion_kit.statuses.Stop`. ``sandbox`` is the isolation the notebook ran in: bubblewrap, user or none.
     """
 
     submission: str
-    status: str
+    status: Status
     message: str = ""
     results: dict | None = None
     seconds: float = 0.0
     log: str = ""
     scores: dict[str, tuple[float, float]] = field(default_factory=dict)
     peak_memory_mb: float = 0.0
-    stopped: str = ""
+    stopped: Stop | str = ""  # "" when the notebook ran to its end
     sandbox: str = ""
     message_zh: str = ""  # the message in Traditional Chinese, when there is one
 
@@ -110,7 +111,7 @@ def grade(
     try:  # the one check of a notebook, the same as the batch's for an upload
         checked, _ = intake.read_notebook_file(submission, int(settings.max_notebook_mb * 2**20))
     except intake.Refused as e:
-        return Outcome(str(submission), "invalid", e.en, message_zh=e.zh, sandbox=box.name)
+        return Outcome(str(submission), Status.INVALID, e.en, message_zh=e.zh, sandbox=box.name)
     nb = prepare_submission(nbformat.reads(checked.decode("utf-8"), as_version=4))
 
     with tempfile.TemporaryDirectory(prefix="fashion-kit-grade-", dir=workdir) as tmp:
@@ -147,16 +148,16 @@ def outcome_of(submission: str, results: dict | None, ran: supervise.Supervised,
                        ran.peak_rss_bytes / 2**20, stopped, sandbox, message_zh)
 
     outer = settings.timeout_seconds + OUTER_GRACE_SECONDS
-    if ran.stopped == "timeout":
-        return outcome("timeout", f"Stopped after {outer:g} s: the notebook did not finish in time.")
-    if ran.stopped == "memory":
-        return outcome("memory", f"Stopped: the grading used {ran.peak_rss_bytes / 2**20:,.0f} MB, more than "
+    if ran.stopped == Stop.TIMEOUT:
+        return outcome(Status.TIMEOUT, f"Stopped after {outer:g} s: the notebook did not finish in time.")
+    if ran.stopped == Stop.MEMORY_LIMIT:
+        return outcome(Status.MEMORY, f"Stopped: the grading used {ran.peak_rss_bytes / 2**20:,.0f} MB, more than "
                                  f"the limit of {settings.memory_limit_mb + OUTER_MEMORY_MARGIN_MB:,.0f} MB.")
-    if ran.stopped == "interrupted":
-        return outcome("interrupted", "Grading was cancelled before it finished.")
+    if ran.stopped == Stop.INTERRUPTED:
+        return outcome(Status.INTERRUPTED, "Grading was cancelled before it finished.")
     if results is None:
         tail = ran.log.strip().splitlines()[-1:] or ["no output"]
-        return outcome("error", f"The autograder exited with code {ran.returncode} and wrote no results "
+        return outcome(Status.ERROR, f"The autograder exited with code {ran.returncode} and wrote no results "
                                 f"({tail[0][:300]}).")
     tests = {t.get("name"): t for t in results.get("tests", [])}
     if contract.OTTER_ERROR_TEST in tests:
@@ -170,8 +171,8 @@ def outcome_of(submission: str, results: dict | None, ran: supervise.Supervised,
         if points:
             zh += f"之前檢查過的題目保留 {points:g} 分。"
             en += f" The questions checked before that keep their {points:g} points."
-        return outcome("graded", en, found, stopped=kind, message_zh=zh)
-    return outcome("graded", "", found)
+        return outcome(Status.GRADED, en, found, stopped=kind, message_zh=zh)
+    return outcome(Status.GRADED, "", found)
 
 
 def read_results(path: Path | str) -> dict | None:
@@ -193,11 +194,11 @@ def _refused(otter_message: str, make) -> Outcome:
         got, expected = found.groups()
         what = "has no assignment name" if got == "None" else f"is for assignment '{got}'"
         return make(
-            "wrong-assignment",
+            Status.WRONG_ASSIGNMENT,
             f"This notebook {what}; expected the '{expected}' notebook (start from the student notebook).",
         )
     detail = otter_message.split("\n\n", 1)[-1].strip() or "no reason given"
-    return make("error", f"Otter refused to grade the notebook: {detail}")
+    return make(Status.ERROR, f"Otter refused to grade the notebook: {detail}")
 
 
 def format_table(outcome: Outcome) -> str:

@@ -21,13 +21,9 @@ from ..errors import KitError
 from .. import contract, paths, settings as settings_module
 from ..questions import NoQuestions, points_in_autograder
 from . import exports, ids, intake, lock, schedule, store, watchdog
+from ..statuses import RECORDED, RETRYABLE, STATUS_OF_STOP, Status
 from .store import Record
 
-# Statuses a re-run with --retry-failed grades again: they may pass with more time, memory or luck.
-RETRYABLE = {"timeout", "memory", "error"}
-# Why the grader stopped a grading part-way (run.Outcome.stopped) -> the gradebook's status.
-STOPPED_STATUS = {"timeout": "timeout", "memory-limit": "memory", "memory": "error", "processes": "error",
-                  "disk": "error", "error": "error"}
 DUPLICATE_CHOICES = ("latest", "highest", "both")
 SANDBOX_CHOICES = ("auto", "none")
 # Why a recorded submission is graded again, for the summary.
@@ -231,14 +227,14 @@ class _Batch:
                 up.notebook, self.autograder_zip, folder, settings=self.settings, sandbox=self.sandbox,
                 extra_files=list(up.extra_files), env={watchdog.BATCH_ENV: self.token}, cancel=self.stop,
             )
-            if outcome.status == "interrupted" or (self.stop.is_set() and outcome.status != "graded"):
+            if outcome.status == Status.INTERRUPTED or (self.stop.is_set() and outcome.status != Status.GRADED):
                 return None  # cut short by the stop: graded again next time
             if outcome.log:
                 store.write(self.out, up.id, store.LOG, data=outcome.log)
             # Results cut short by the zip's own limits count as a failure to grade here, scores kept.
-            status = STOPPED_STATUS.get(outcome.stopped, outcome.status)
-            if status not in store.STATUSES:
-                status = "error"
+            status = STATUS_OF_STOP.get(outcome.stopped, outcome.status)
+            if status not in RECORDED:
+                status = Status.ERROR
             return self._record(
                 up, status, " ".join(filter(None, [outcome.message, up.message])),
                 " ".join(filter(None, [getattr(outcome, "message_zh", ""), up.message_zh])),

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from ..errors import KitError
 from .. import run
+from ..statuses import Status
 from . import cluster_config, cluster_worker, ids, store
 
 # How long to wait for the scheduler, and for a first worker to join it.
@@ -171,10 +172,10 @@ class RemoteGrader:
             graded = None
         except Exception as e:
             if self._scheduler_gone():  # not this submission's fault: graded when the batch runs again
-                return run.Outcome(str(notebook), "interrupted", "The scheduler went away.")
+                return run.Outcome(str(notebook), Status.INTERRUPTED, "The scheduler went away.")
             return self._failed(notebook, e)
         if graded is None:
-            return run.Outcome(str(notebook), "interrupted", "Grading was cancelled before it finished.")
+            return run.Outcome(str(notebook), Status.INTERRUPTED, "Grading was cancelled before it finished.")
         if graded.outcome is None:  # it stopped two workers already: not tried a third time
             return self._killed_workers(notebook, len(graded.lost_workers), ", ".join(graded.lost_workers))
         outcome = graded.outcome
@@ -236,7 +237,7 @@ class RemoteGrader:
             with self._lock:
                 self.lost = f"A worker refused to grade: {error} Fix that worker, or leave it out."
             self.stop.set()
-            return run.Outcome(str(notebook), "interrupted", str(error))
+            return run.Outcome(str(notebook), Status.INTERRUPTED, str(error))
         raise error  # the batch makes it this submission's error row, as for a local grading
 
 

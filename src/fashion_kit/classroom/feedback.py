@@ -26,6 +26,7 @@ import zipfile
 from pathlib import Path
 
 from .. import contract, questions
+from ..statuses import Status
 from .roster import get
 from .store import FEEDBACK, FEEDBACK_ZIP
 
@@ -65,20 +66,20 @@ LABELS = {
 
 # What a student can do about a submission that was not graded, by the gradebook's status.
 ADVICE = {
-    "invalid": ("用 Jupyter 或 Colab 打開你的筆記本，確認它打得開、程式能從頭執行，存檔後再繳交那個 .ipynb 檔"
+    Status.INVALID: ("用 Jupyter 或 Colab 打開你的筆記本，確認它打得開、程式能從頭執行，存檔後再繳交那個 .ipynb 檔"
                 "（或 grader.export() 產生的 zip 檔）。",
                 "Open your notebook in Jupyter or Colab, check that it opens and runs from the top, save it, "
                 "then hand in that .ipynb file (or the zip grader.export() makes)."),
-    "wrong-assignment": ("這份筆記本不是這次作業的。請重新下載這次作業的筆記本，把你的答案貼進去再繳交。",
+    Status.WRONG_ASSIGNMENT: ("這份筆記本不是這次作業的。請重新下載這次作業的筆記本，把你的答案貼進去再繳交。",
                          "This notebook is not this assignment's. Download this assignment's notebook again, "
                          "put your answers in it, and hand it in."),
-    "timeout": ("筆記本執行太久，超過了時間限制。請檢查有沒有無窮迴圈，或訓練的 epoch 是否比題目要求的多。",
+    Status.TIMEOUT: ("筆記本執行太久，超過了時間限制。請檢查有沒有無窮迴圈，或訓練的 epoch 是否比題目要求的多。",
                 "Your notebook ran longer than the time limit. Look for a loop that never ends, or training "
                 "for more epochs than the question asks."),
-    "memory": ("筆記本用掉的記憶體超過限制。請不要建立比題目要求更大的模型或資料。",
+    Status.MEMORY: ("筆記本用掉的記憶體超過限制。請不要建立比題目要求更大的模型或資料。",
                "Your notebook used more memory than allowed. Do not build larger models or data than the "
                "questions ask for."),
-    "error": ("執行時程式當掉了。請在 Jupyter 裡選「重新啟動並執行全部」，找出出錯的儲存格修好後再繳交。",
+    Status.ERROR: ("執行時程式當掉了。請在 Jupyter 裡選「重新啟動並執行全部」，找出出錯的儲存格修好後再繳交。",
               "Your notebook crashed while it ran. In Jupyter, use Restart & Run All, fix the cell that "
               "fails, then hand it in again."),
 }

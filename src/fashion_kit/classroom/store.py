@@ -16,6 +16,8 @@ import threading
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
+from ..statuses import NOT_FAILED, RECORDED
+
 RECORD = "record.json"
 RESULTS = "results.json"
 LOG = "grading.log"
@@ -33,9 +35,7 @@ PARTIAL_TAKE_AWAY = ("students.partial.csv", "unmatched.partial.csv")
 OUTPUT_NAMES = {n.lower() for n in (RECORD, RESULTS, LOG, GRADEBOOK, REPORT, FEEDBACK, WORK, LOCK, *TAKE_AWAY,
                                     *PARTIAL_TAKE_AWAY)}
 
-STATUSES = ("graded", "invalid", "wrong-assignment", "timeout", "memory", "error", "ignored")
-# Statuses that are not a failure to grade: the file was no submission at all.
-NOT_FAILED = {"graded", "ignored"}
+STATUSES = RECORDED
 
 
 class OutsideOutput(ValueError):

@@ -35,10 +35,10 @@ from .. import questions as questions_module
 from .. import settings as settings_module
 from ..settings import Settings
 from . import layout, sandbox as sandboxes, supervise, verdicts
-from .stopped import DISK, ERROR, MEMORY, MEMORY_LIMIT, PROCESSES, TIMEOUT
+from ..statuses import Stop
 
 # What nbclient says when the kernel vanishes mid-cell; on Gradescope that is the out-of-memory killer.
-KERNEL_DIED = ("DeadKernelError", "Kernel died")
+KERNEL_DIED_SIGNS = ("DeadKernelError", "Kernel died")
 # Each model is measured by an evaluator process of its own, with its own budget counted in CPU
 # seconds (the lesson's model takes about 2, the challenge's reference CNN about 40 with Keras's
 # import), so machine load changes no grade. The wall-clock limit is only a backstop for a process
@@ -103,7 +103,7 @@ def grade(autograder_dir: Path, box: sandboxes.Sandbox, *, scratch: Path | None 
         clock.append(("measure", time.monotonic()))
         results = verdicts.decide(questions, phase1, models, settings, sandbox=box.name)
         results["extra_data"][c.LANGUAGE_KEY] = notebook_language(autograder_dir / "submission", trusted)
-        if phase1.stopped == ERROR:
+        if phase1.stopped == Stop.ERROR:
             results["tests"].append({"name": "Autograder log (instructors only)", "status": "failed",
                                      "visibility": "hidden", "output": ran.log[-5000:]})
         results_path = autograder_dir / "results" / "results.json"
@@ -152,14 +152,12 @@ def read_phase1(work: Path, trusted: Path, questions: dict[str, float], ran: sup
     return phase1
 
 
-def _why_stopped(ran: supervise.Supervised) -> str:
-    if ran.stopped == "memory":
-        return MEMORY_LIMIT
-    if ran.stopped in (TIMEOUT, PROCESSES, DISK):
+def _why_stopped(ran: supervise.Supervised) -> Stop:
+    if ran.stopped in (Stop.TIMEOUT, Stop.MEMORY_LIMIT, Stop.PROCESSES, Stop.DISK):
         return ran.stopped
-    if ran.stopped is None and (ran.returncode == -9 or any(s in ran.log for s in KERNEL_DIED)):
-        return MEMORY
-    return ERROR
+    if ran.stopped is None and (ran.returncode == -9 or any(s in ran.log for s in KERNEL_DIED_SIGNS)):
+        return Stop.KERNEL_DIED
+    return Stop.ERROR
 
 
 def measure(work: Path, trusted: Path, data_dir: Path, box: sandboxes.Sandbox, python: Path) -> dict:

@@ -9,18 +9,16 @@ score and the questions never reached get 0 (:mod:`verdicts` builds the results)
 
 from __future__ import annotations
 
-TIMEOUT, MEMORY, PROCESSES, DISK, ERROR = "timeout", "memory", "processes", "disk", "error"
-# MEMORY is a kernel that died (on Gradescope almost always the out-of-memory killer); MEMORY_LIMIT is
-# a notebook the grader itself stopped at its memory limit (memory_limit_mb).
-MEMORY_LIMIT = "memory-limit"
+from ..statuses import Stop
+
 
 TITLES = {
-    TIMEOUT: "時間到了 / Time limit reached",
-    MEMORY: "記憶體不足 / Out of memory",
-    MEMORY_LIMIT: "記憶體不足 / Out of memory",
-    PROCESSES: "程式開了太多行程 / Too many processes",
-    DISK: "寫入太多檔案 / Too much written to disk",
-    ERROR: "評分沒有完成 / Grading did not finish",
+    Stop.TIMEOUT: "時間到了 / Time limit reached",
+    Stop.KERNEL_DIED: "記憶體不足 / Out of memory",
+    Stop.MEMORY_LIMIT: "記憶體不足 / Out of memory",
+    Stop.PROCESSES: "程式開了太多行程 / Too many processes",
+    Stop.DISK: "寫入太多檔案 / Too much written to disk",
+    Stop.ERROR: "評分沒有完成 / Grading did not finish",
 }
 
 
@@ -29,16 +27,16 @@ def summary(kind: str, *, timeout_seconds: float, memory_limit_mb: float) -> tup
     """One line on why a run was stopped, for the instructor's terminal and gradebook: (Chinese, English)."""
     zh_time, en_time = duration(timeout_seconds)
     lines = {
-        TIMEOUT: (f"執行超過 {zh_time}，筆記本被停下來了。", f"Stopped after {en_time}: the notebook did not finish in time."),
-        MEMORY: ("筆記本執行時 kernel 停止了（某個儲存格讓它當掉、把它結束，或用掉太多記憶體）。",
+        Stop.TIMEOUT: (f"執行超過 {zh_time}，筆記本被停下來了。", f"Stopped after {en_time}: the notebook did not finish in time."),
+        Stop.KERNEL_DIED: ("筆記本執行時 kernel 停止了（某個儲存格讓它當掉、把它結束，或用掉太多記憶體）。",
                  "The notebook's kernel died while it ran (a cell crashed it, killed it or used too much memory)."),
-        MEMORY_LIMIT: (f"筆記本用掉的記憶體超過上限 {memory_limit_mb:,.0f} MB，被停下來了。",
+        Stop.MEMORY_LIMIT: (f"筆記本用掉的記憶體超過上限 {memory_limit_mb:,.0f} MB，被停下來了。",
                        f"Stopped: the notebook used more memory than the limit of {memory_limit_mb:,.0f} MB."),
-        PROCESSES: ("筆記本開了超過上限的行程，被停下來了。", "Stopped: the notebook started more processes than the grader allows."),
-        DISK: ("筆記本寫入的資料超過上限，被停下來了。", "Stopped: the notebook wrote more to disk than the grader allows."),
-        ERROR: ("筆記本執行時評分程式出錯了；請看 grading.log。", "The autograder failed while the notebook ran; see grading.log."),
+        Stop.PROCESSES: ("筆記本開了超過上限的行程，被停下來了。", "Stopped: the notebook started more processes than the grader allows."),
+        Stop.DISK: ("筆記本寫入的資料超過上限，被停下來了。", "Stopped: the notebook wrote more to disk than the grader allows."),
+        Stop.ERROR: ("筆記本執行時評分程式出錯了；請看 grading.log。", "The autograder failed while the notebook ran; see grading.log."),
     }
-    return lines.get(kind, lines[ERROR])
+    return lines.get(kind, lines[Stop.ERROR])
 
 
 NOT_CHECKED = (
@@ -70,7 +68,7 @@ def message(kind: str, cell: dict | None, limit_seconds: float | None = None,
     zh_where, en_where = _where(cell)
     kept_zh = "在這之前已經檢查過的題目都保留分數；後面沒有檢查到的題目是 0 分。"
     kept_en = "Questions checked before that keep their score; the questions it never reached get 0."
-    if kind == MEMORY_LIMIT:
+    if kind == Stop.MEMORY_LIMIT:
         return (
             f"你的筆記本{zh_where}用掉的記憶體超過評分程式的上限 {limit_mb:,.0f} MB，所以被停下來了。{kept_zh}\n"
             "常見原因：把資料複製了很多份、模型太大，或 batch_size 太大。改小一點再重新上傳。\n\n"
@@ -78,7 +76,7 @@ def message(kind: str, cell: dict | None, limit_seconds: float | None = None,
             f"was stopped. {kept_en}\nCommon causes: many copies of the data, a very large model, or a very "
             "large batch_size. Make them smaller and submit again."
         )
-    if kind == PROCESSES:
+    if kind == Stop.PROCESSES:
         return (
             f"你的筆記本{zh_where}一直開新的行程（process），超過評分環境的上限，所以被停下來了。{kept_zh}\n"
             "請不要在筆記本裡用 os.fork、subprocess 或 multiprocessing 開很多行程，修改後再重新上傳。\n\n"
@@ -86,7 +84,7 @@ def message(kind: str, cell: dict | None, limit_seconds: float | None = None,
             f"stopped. {kept_en}\nDo not start many processes (os.fork, subprocess, multiprocessing) in "
             "the notebook; fix it and submit again."
         )
-    if kind == DISK:
+    if kind == Stop.DISK:
         return (
             f"你的筆記本{zh_where}寫入的檔案太大或太多，超過評分環境的上限，所以被停下來了。{kept_zh}\n"
             "這份作業只需要存一個模型檔；請刪掉寫入大檔案的程式，修改後再重新上傳。\n\n"
@@ -94,7 +92,7 @@ def message(kind: str, cell: dict | None, limit_seconds: float | None = None,
             f"stopped. {kept_en}\nThe assignment saves one model file; remove the code that writes large "
             "files and submit again."
         )
-    if kind == TIMEOUT:
+    if kind == Stop.TIMEOUT:
         zh_limit, en_limit = duration(limit_seconds)
         return (
             f"你的筆記本執行超過 {zh_limit}，所以自動評分程式{zh_where}把它停下來了。"
@@ -105,7 +103,7 @@ def message(kind: str, cell: dict | None, limit_seconds: float | None = None,
             "Check that cell for an endless loop, a call waiting for input, or too many training epochs, "
             "then submit again."
         )
-    if kind == MEMORY:
+    if kind == Stop.KERNEL_DIED:
         return (
             f"你的筆記本{zh_where}突然停止了，最可能的原因是它用掉的記憶體超過評分環境的上限。"
             "在這之前已經檢查過的題目都保留分數；後面沒有檢查到的題目是 0 分。\n"

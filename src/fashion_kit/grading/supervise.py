@@ -23,6 +23,7 @@ from typing import Callable
 import psutil
 
 from ..contract import dying_with
+from ..statuses import Stop
 
 # Of a run's output, the head and the tail are kept (where the errors are); the middle of a flood is
 # counted and dropped, so a notebook printing gigabytes can fill neither memory nor the disk.
@@ -36,18 +37,17 @@ MAX_FOLDER_FILES = 100_000
 # The assignment writes a few files at most two folders deep; the Keras cache sits four deep.
 MAX_FOLDER_DEPTH = 64
 
-STOPS = ("timeout", "memory", "processes", "disk", "interrupted")
 
 
 @dataclass
 class Supervised:
     """How a supervised run ended.
 
-    ``stopped`` is None when the command exited by itself, else why the supervisor stopped it: one
-    of ``STOPS``. ``log`` is the head and tail of its output (stdout and stderr together).
+    ``stopped`` is None when the command exited by itself, else why the supervisor stopped it: a
+    :class:`~fashion_kit.statuses.Stop` (its time, memory, process or disk limit, or a cancel). ``log`` is the head and tail of its output (stdout and stderr together).
     """
 
-    stopped: str | None
+    stopped: Stop | None
     returncode: int | None
     peak_rss_bytes: int
     log: str
@@ -107,7 +107,7 @@ def run(
 
 
 def _watch(proc, deadline, memory_limit, max_processes, watch_folder, folder_limit, cancel,
-           held_memory) -> tuple[str | None, int]:
+           held_memory) -> tuple[Stop | None, int]:
     """Poll until ``proc`` exits or goes too far; returns why it was stopped (None: it exited) and
     the peak memory of its tree (resident, plus what the sandbox holds for it)."""
     peak = 0
@@ -121,15 +121,15 @@ def _watch(proc, deadline, memory_limit, max_processes, watch_folder, folder_lim
         rss = resident(members) + (held_memory(members) if held_memory is not None else 0)
         peak = max(peak, rss)
         if memory_limit is not None and rss > memory_limit:
-            return "memory", peak
+            return Stop.MEMORY_LIMIT, peak
         if max_processes is not None and _tasks(members) > max_processes:
-            return "processes", peak
+            return Stop.PROCESSES, peak
         if folder_limit is not None and folder_over(watch_folder, folder_limit):
-            return "disk", peak
+            return Stop.DISK, peak
         if deadline is not None and time.monotonic() > deadline:
-            return "timeout", peak
+            return Stop.TIMEOUT, peak
         if cancel is not None and cancel.is_set():
-            return "interrupted", peak
+            return Stop.INTERRUPTED, peak
 
 
 def _tree(pid: int) -> list[psutil.Process]:

@@ -1,0 +1,38 @@
+"""The words for how a grading ended are declared once (fashion_kit.statuses); the class guide's table
+of gradebook statuses names exactly those, and the stop words in results.json are the Stop values."""
+
+import re
+from pathlib import Path
+
+from fashion_kit import statuses
+from fashion_kit.classroom import store
+from fashion_kit.grading import stopped
+from fashion_kit.statuses import Status, Stop
+
+GUIDE = Path(__file__).resolve().parents[1] / "docs" / "grading-a-class.md"
+
+
+def test_the_class_guide_lists_every_gradebook_status_once():
+    text = GUIDE.read_text(encoding="utf-8")
+    table = text[text.index("| status | meaning |"):].split("\n\n")[0]
+    named = re.findall(r"^\| `([a-z-]+)` \| ", table, re.MULTILINE)
+    assert named == [str(status) for status in statuses.RECORDED] == list(store.STATUSES)
+
+
+def test_every_stop_has_a_title_and_a_summary_in_both_languages():
+    for stop in Stop:
+        if stop is Stop.INTERRUPTED:
+            continue  # an interrupted grading is graded again: no student reads about it
+        assert " / " in stopped.TITLES[stop]
+        zh, en = stopped.summary(stop, timeout_seconds=600, memory_limit_mb=4096)
+        assert zh and en and zh != en
+        assert zh != stopped.summary(Stop.ERROR, timeout_seconds=600, memory_limit_mb=4096)[0] or stop is Stop.ERROR
+
+
+def test_each_stop_has_one_gradebook_status_and_the_words_mean_one_thing():
+    assert set(statuses.STATUS_OF_STOP) == set(Stop)
+    assert all(status in Status for status in statuses.STATUS_OF_STOP.values())
+    # "memory" is a gradebook status only; the stops say which memory: the limit or a dead kernel.
+    assert "memory" not in {str(stop) for stop in Stop}
+    assert Stop.MEMORY_LIMIT == "memory-limit" and statuses.STATUS_OF_STOP[Stop.MEMORY_LIMIT] == Status.MEMORY
+    assert statuses.RETRYABLE <= set(statuses.RECORDED) and statuses.NOT_FAILED <= set(statuses.RECORDED)
