@@ -121,7 +121,7 @@ Why this rule: grading fixes the seed, so one notebook always gets the same scor
 correct notebook differs from the reference in harmless ways (another seed, `import keras`, float32
 pixels, a different CPU), each of which is like drawing another seed. At {MIN_STD_BELOW_MEAN:g} standard
 deviations a correct solution falls below the threshold by chance with probability about 3 in
-100,000 (normal tail), while the real mistakes in the catalogue (tests/catalogue) land far below it
+100,000 (normal tail), while the real mistakes in the catalogue (tests/grading/catalogue) land far below it
 or are caught by the questions they concern. A threshold much closer to the mean would fail correct
 work by luck.
 

@@ -1,4 +1,8 @@
-"""Shared fixtures: one build per test session, and notebooks graded in parallel, once each."""
+"""Shared fixtures: one build per test session, and notebooks graded in parallel, once each.
+
+The tests mirror the package: tests/grading/ holds the grading core's (fashion_kit.grading),
+tests/classroom/ the class tooling's (fashion_kit.classroom), and tests/ itself the rest (the build,
+the notebooks, the registry, the settings, the command line)."""
 
 from __future__ import annotations
 
@@ -11,13 +15,15 @@ from pathlib import Path
 
 import pytest
 
-from fashion_kit import assign, data, notebooks, run
+from fashion_kit import assign, data, notebooks, paths, questions, run
 
 from . import gradescope_spec
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "fashion-mnist"
 # Two gradings at once fill both cores of the reference machine; more only adds memory.
 GRADING_JOBS = int(os.environ.get("FASHION_KIT_TEST_JOBS", "2"))
+# Every graded question and its points, as the master declares them.
+QUESTIONS = questions.points_in_master(paths.MASTER)
 
 
 def pytest_configure(config):

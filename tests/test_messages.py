@@ -13,7 +13,7 @@ import pytest
 from fashion_kit import check_code, notebooks, paths, questions
 from fashion_kit.grading.messages import UNEXPECTED_VALUE, clean_output
 
-from . import test_catalogue
+from .grading import test_catalogue
 
 # Words a student must never read in a test's output.
 RAW_ERROR = re.compile(r"Traceback|Error at line|\b[A-Z]\w*(?:Error|Exception)\b|\bStopIteration\b")
@@ -119,7 +119,7 @@ def selected_entries(session) -> list[dict]:
 
 @pytest.fixture(scope="session")
 def graded_outputs(request, built, grader, tmp_path_factory) -> dict[str, str]:
-    """The selected entries queued at once; the names are tests/test_catalogue.py's, so a session
+    """The selected entries queued at once; the names are tests/grading/test_catalogue.py's, so a session
     that runs both grades each entry once."""
     work = tmp_path_factory.mktemp("messages")
     names = {}

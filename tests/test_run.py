@@ -13,7 +13,7 @@ from fashion_kit import cli
 from fashion_kit.grading import sandbox
 
 from .conftest import mutate
-from .test_grading import QUESTIONS
+from .conftest import QUESTIONS
 
 FIT = "history = model.fit(training_images, training_labels, epochs=5)"
 

@@ -1,4 +1,4 @@
-"""Rosters as Canvas, Moodle and Gradescope export them (tests/lms_exports/ holds files shaped exactly
+"""Rosters as Canvas, Moodle and Gradescope export them (tests/classroom/lms_exports/ holds files shaped exactly
 like their exports), and every upload of a class matched to its student."""
 
 from __future__ import annotations
@@ -211,7 +211,7 @@ def test_canvas_lastname_firstname_variant():
 
 def test_the_patterns_the_readme_and_docs_give_match_canvas_download_names():
     """The walk-through holds as written: its --match example picks the Canvas ID out of Canvas's names."""
-    root = Path(__file__).parent.parent
+    root = Path(__file__).parents[2]
     found = [m for doc in ("README.md", "docs/grading-a-class.md")
              for m in re.findall(r"--match '([^']+)'", (root / doc).read_text(encoding="utf-8"))]
     assert found

@@ -1,7 +1,7 @@
 """Grading integrity: the judge (phase 2's verdicts), its evidence reader, and what phase 1 may leave.
 
 The hostile submissions themselves (attacks graded end to end in both layouts) are in the catalogue
-(tests/catalogue/, test_catalogue.py); the checks on their own are in test_checks.py; this module
+(tests/grading/catalogue/, test_catalogue.py); the checks on their own are in test_checks.py; this module
 tests the pieces that decide a grade from what phase 1 left.
 """
 
@@ -20,7 +20,7 @@ from fashion_kit.grading import core, evaluator, layout, verdicts
 from fashion_kit.grading.cells import checkpoints, evidence, seeding
 from fashion_kit.settings import Settings
 
-from .test_grading import QUESTIONS
+from ..conftest import QUESTIONS
 
 SETTINGS = Settings()
 LESSON = [["Flatten", None, None], ["Dense", 128, "relu"], ["Dense", 10, "softmax"]]

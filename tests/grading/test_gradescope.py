@@ -19,9 +19,9 @@ import pytest
 
 from fashion_kit import assign, autograder_zip, questions
 
-from . import gradescope_spec
-from .conftest import mutate
-from .test_grading import QUESTIONS
+from .. import gradescope_spec
+from ..conftest import mutate
+from ..conftest import QUESTIONS
 
 GRADESCOPE = Path(assign.__file__).parent / "gradescope"
 POINTS = QUESTIONS

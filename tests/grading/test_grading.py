@@ -2,14 +2,11 @@
 
 import pytest
 
-from fashion_kit import paths, questions
-
-from . import gradescope_spec
+from .. import gradescope_spec
+from ..conftest import QUESTIONS
 
 pytestmark = pytest.mark.slow
 
-# Every graded question and its points, as the master declares them.
-QUESTIONS = questions.points_in_master(paths.MASTER)
 
 
 @pytest.mark.parametrize("lang", ["zh-TW", "en"])

@@ -1,6 +1,6 @@
 """The catalogue of faulty and hostile submissions: every entry gets exactly the score it must get.
 
-tests/catalogue/catalogue.json describes each entry as edits of the reference solution; this module
+tests/grading/catalogue/catalogue.json describes each entry as edits of the reference solution; this module
 turns them into notebooks, grades them all with the real autograder (queued at once, graded in
 parallel by the session's ``grader``) and compares every question's score.
 
@@ -40,8 +40,8 @@ from fashion_kit.grading import sandbox, supervise
 from fashion_kit.grading.layout import make_gradescope_folder, remove_tree
 from fashion_kit.statuses import Stop
 
-from . import gradescope_spec
-from .test_grading import QUESTIONS
+from .. import gradescope_spec
+from ..conftest import QUESTIONS
 
 CATALOGUE = Path(__file__).resolve().parent / "catalogue" / "catalogue.json"
 FIT = "history = model.fit(training_images, training_labels, epochs=5)"
@@ -207,7 +207,7 @@ def test_catalogue_is_well_formed():
 
 
 def test_every_edit_still_fits_the_reference_solution(tmp_path):
-    base = Path(__file__).resolve().parents[1] / "solutions" / "en" / assign.NOTEBOOK
+    base = Path(__file__).resolve().parents[2] / "solutions" / "en" / assign.NOTEBOOK
     markers = {"@TOKEN@": "0" * 32, "@OUTSIDE@": "/nowhere", "@HOME@": "/nowhere", "@CANARY@": "/nowhere/secret",
                "@PORT@": "9"}
     for entry in ALL_ENTRIES:
@@ -222,7 +222,7 @@ def test_every_edit_still_fits_the_reference_solution(tmp_path):
 
 
 def test_a_stale_edit_is_reported_with_what_was_expected(tmp_path):
-    base = Path(__file__).resolve().parents[1] / "solutions" / "en" / assign.NOTEBOOK
+    base = Path(__file__).resolve().parents[2] / "solutions" / "en" / assign.NOTEBOOK
     stale = {"name": "stale", "training": "full", "edits": [{"replace": ["Dense(999", "Dense(1"]}]}
     with pytest.raises(CatalogueError, match=r"stale: expected a code cell containing 'Dense\(999'"):
         mutant(stale, base, tmp_path / "stale.ipynb")
@@ -393,7 +393,7 @@ class Attack:
         sitecustomize.py."""
         found = [str(p) for p in self.outside.rglob("*")]
         kit = Path(fashion_kit.__file__).parent
-        for folder in [self.home, Path("/etc"), Path(__file__).resolve().parents[1], *_site_folders()]:
+        for folder in [self.home, Path("/etc"), Path(__file__).resolve().parents[2], *_site_folders()]:
             found += [str(p) for p in folder.glob(f"*{self.token}*") if p != self.canary_folder]
         found += [str(p) for p in kit.rglob(f"*{self.token}*")]
         found += [str(p) for p, digest in self.watched.items() if _digest(p) != digest]

@@ -24,7 +24,7 @@ from fashion_kit.classroom import batch, cluster, cluster_config, cluster_worker
 
 from .classroom_fakes import KILL_THE_WORKER, RecordingGrader, fake_autograder, write_notebook  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DASK = Path(sys.executable).parent / "dask"
 START_SECONDS = 60
 

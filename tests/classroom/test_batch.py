@@ -1,6 +1,6 @@
 """Grading a whole class: input discovery, supervision (time, memory, output), the gradebook,
 resumption, the report, and one acceptance run of the CLI over a mixed class. Tests that grade for
-real are marked slow; the rest use a fake grader (see tests/test_classroom.py for more)."""
+real are marked slow; the rest use a fake grader (see tests/classroom/test_classroom.py for more)."""
 
 from __future__ import annotations
 
@@ -26,8 +26,9 @@ from fashion_kit.classroom import batch, exports, intake, store
 from fashion_kit.classroom.intake import InputError
 from fashion_kit.grading import supervise
 
-from . import classroom_fakes, gradescope_spec
-from .conftest import GRADING_JOBS, mutate
+from .. import gradescope_spec
+from . import classroom_fakes
+from ..conftest import GRADING_JOBS, mutate
 
 MB = 2**20
 QUESTIONS = list(questions.NAMES)

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from fashion_kit import contract, report
 from fashion_kit.classroom import exports, feedback, matching, resources, roster
 
-from . import gradescope_spec
+from .. import gradescope_spec
 
 QUESTIONS = ["q1_load_data", "q2_class_names", "q3_normalize"]
 HOSTILE = "<script>alert('x')</script> & \"quotes\""
