@@ -26,3 +26,13 @@ def test_a_benchmark_script_starts_and_explains_itself(script):
     proc = subprocess.run([sys.executable, str(script), "--help"], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "usage:" in proc.stdout
+
+
+def test_the_cluster_benchmark_grades_through_a_real_scheduler_and_prints_its_figures():
+    """cluster_throughput.py with tiny stand-in gradings: a real dask scheduler and workers on the
+    loopback, the local pool beside them, and the overhead table."""
+    script = next(path for path in BENCHMARKS if path.name == "cluster_throughput.py")
+    proc = subprocess.run([sys.executable, str(script), "--submissions", "2", "--work", "0.2", "--workers", "2",
+                           "--overhead-submissions", "3"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "2 loopback workers" in proc.stdout and "cluster overhead per submission" in proc.stdout
