@@ -232,12 +232,15 @@ def test_student_fills_in_the_answers_and_everything_passes(jupyterlab, chromium
 
             # Type each answer into its blank, replacing the "...": the editor's own text input,
             # inserted whole so that no auto-indent or auto-closed bracket changes it.
-            for index, code in filled.items():
+            def type_into(index, code):
                 editor = cells.nth(index).locator(".cm-content")
                 editor.scroll_into_view_if_needed()
                 editor.click()
                 page.keyboard.press("ControlOrMeta+a")
                 page.keyboard.insert_text(code)
+
+            for index, code in filled.items():
+                type_into(index, code)
             page.keyboard.press("Escape")
             page.keyboard.press("ControlOrMeta+s")
             wait_until(lambda: all(jupyterlab.saved_notebook(notebook_path).cells[i].source == code
@@ -279,11 +282,7 @@ def test_student_fills_in_the_answers_and_everything_passes(jupyterlab, chromium
             for piece, wrong, _ in MISTAKES:
                 index = next(i for i, code in filled.items() if piece in code)
                 before = jupyterlab.saved_notebook(notebook_path).cells[index + 1].execution_count
-                editor = cells.nth(index).locator(".cm-content")
-                editor.scroll_into_view_if_needed()
-                editor.click()
-                page.keyboard.press("ControlOrMeta+a")
-                page.keyboard.insert_text(wrong)
+                type_into(index, wrong)
                 page.keyboard.press("Shift+Enter")
                 # A cell that fails aborts the cells queued behind it: run the check once it is done.
                 page.wait_for_timeout(1500)

@@ -9,10 +9,12 @@ import os
 import threading
 import zipfile
 from pathlib import Path
+from types import SimpleNamespace
 
 import nbformat
 
 from fashion_kit import run
+from fashion_kit.statuses import NOT_FAILED
 
 QUESTIONS = ["q1", "q2", "q3"]
 
@@ -182,3 +184,26 @@ class RecordingGrader(FakeGrader):
 
     def log(self) -> list[dict]:
         return [json.loads(p.read_text(encoding="utf-8")) for p in sorted(self.log_dir.glob("*.json"))]
+
+
+class Rec(SimpleNamespace):
+    """A batch record with the fields and properties the outputs read (store.Record's, and the
+    attributes a test adds, such as a language)."""
+
+    def __init__(self, id, status="graded", scores=None, submitters=(), **extra):
+        defaults = dict(original_name=f"{id}.ipynb", gradescope_id="", message="", message_zh="", counted=True,
+                        duplicate_of="", sandbox="bubblewrap", seconds=1.0)
+        super().__init__(id=id, status=status, scores=scores or {}, submitters=list(submitters),
+                         **{**defaults, **extra})
+
+    @property
+    def total(self):
+        return sum(s for s, _ in self.scores.values())
+
+    @property
+    def possible(self):
+        return sum(p for _, p in self.scores.values())
+
+    @property
+    def failed(self):
+        return self.status not in NOT_FAILED

@@ -8,15 +8,16 @@ keeps the previous row's user."""
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import re
 import zipfile
-from types import SimpleNamespace
 
 import pytest
 
 from fashion_kit.classroom import exports, matching, outputs, roster
 
+from .classroom_fakes import Rec as Record
 from .test_roster import CANVAS, CANVAS_CLASS, CANVAS_NO_SIS, CANVAS_NO_SIS_USER_ID, MOODLE, canvas_uploads
 
 QUESTIONS = ["q1", "q2", "q3"]
@@ -135,24 +136,7 @@ def test_moodle_csv_leaves_out_a_student_it_cannot_name_and_says_so():
     assert exports.moodle_csv([exports.Line(u, None) for u in users], "hw").text is None, "no total, no file"
 
 
-class Rec(SimpleNamespace):
-    def __init__(self, id, **extra):
-        defaults = dict(original_name=f"{id}.ipynb", gradescope_id="", message="", message_zh="", counted=True,
-                        duplicate_of="", sandbox="bubblewrap", seconds=1.0, status="graded",
-                        scores={"q1": [1.0, 1.0]}, submitters=[])
-        super().__init__(id=id, **{**defaults, **extra})
-
-    @property
-    def total(self):
-        return sum(s for s, _ in self.scores.values())
-
-    @property
-    def possible(self):
-        return sum(p for _, p in self.scores.values())
-
-    @property
-    def failed(self):
-        return self.status not in ("graded", "ignored")
+Rec = functools.partial(Record, scores={"q1": [1.0, 1.0]})  # a graded upload of one question
 
 
 def test_a_partial_batch_writes_partial_files_and_no_lms_file(tmp_path):

@@ -20,6 +20,7 @@ from fashion_kit import contract, report
 from fashion_kit.classroom import exports, feedback, matching, resources, roster
 
 from .. import gradescope_spec
+from .classroom_fakes import Rec
 
 QUESTIONS = ["q1_load_data", "q2_class_names", "q3_normalize"]
 HOSTILE = "<script>alert('x')</script> & \"quotes\""
@@ -337,23 +338,6 @@ def test_a_page_without_results_shows_the_batch_message_in_the_notebook_language
     record = {"id": "cy", "status": "invalid", "message": "cy.ipynb is empty.", "message_zh": "cy.ipynb 是空的。"}
     assert parsed(feedback.page(record, None, language="zh-TW")).messages == ["cy.ipynb 是空的。", "cy.ipynb is empty."]
     assert parsed(feedback.page(record, None, language="en")).messages == ["cy.ipynb is empty."]
-
-
-class Rec(SimpleNamespace):
-    """A batch record with the fields and properties exports.gradebook_csv reads."""
-
-    def __init__(self, id, status="graded", scores=None, submitters=(), **extra):
-        defaults = dict(original_name=f"{id}.ipynb", gradescope_id="", message="", message_zh="", counted=True,
-                        duplicate_of="", sandbox="bubblewrap", seconds=1.0)
-        super().__init__(id=id, status=status, scores=scores or {}, submitters=list(submitters), **{**defaults, **extra})
-
-    @property
-    def total(self):
-        return sum(s for s, _ in self.scores.values())
-
-    @property
-    def possible(self):
-        return sum(p for _, p in self.scores.values())
 
 
 def test_outputs_writes_every_takeaway_file(tmp_path):

@@ -191,24 +191,27 @@ def test_bubblewrap_shows_no_home_and_no_secret(bwrap_box, work, tmp_path, monke
     assert {k: v for k, v in found["env"].items() if k != "PWD"} == ENV
 
 
+# Tries to write each NAME=PATH it is given; prints what happened to each, its uid and its environment.
+WRITE_PROBE = """
+    import json, os, sys
+    out = {"uid": os.getuid(), "env": sorted(os.environ)}
+    for pair in sys.argv[1:]:
+        name, path = pair.split("=", 1)
+        try:
+            open(path, "w").write("x")
+            out[name] = "written"
+        except OSError as e:
+            out[name] = e.strerror
+    print(json.dumps(out))
+"""
+
+
 @needs_bwrap
 def test_bubblewrap_writes_only_the_work_folder(bwrap_box, work):
     kit = Path(fashion_kit.__file__).resolve().parent
     targets = {"venv": Path(sys.prefix) / "escaped", "etc": Path("/etc/escaped"), "kit": kit / "escaped",
                "parent": work.parent / "escaped", "work": work / "written"}
-    code = """
-        import json, sys
-        out = {}
-        for pair in sys.argv[1:]:
-            name, path = pair.split("=", 1)
-            try:
-                open(path, "w").write("x")
-                out[name] = "written"
-            except OSError as e:
-                out[name] = e.strerror
-        print(json.dumps(out))
-    """
-    found = report(run_in(bwrap_box, work, code, *[f"{k}={v}" for k, v in targets.items()]))
+    found = report(run_in(bwrap_box, work, WRITE_PROBE, *[f"{k}={v}" for k, v in targets.items()]))
     assert found["work"] == "written" and (work / "written").read_text() == "x"
     for name in ("venv", "etc", "kit"):
         assert found[name] != "written", name
@@ -389,19 +392,8 @@ def user_box(student_python, user_work):
 def test_user_sandbox_prepares_and_confines(user_box, user_work, monkeypatch):
     monkeypatch.setenv("FASHION_KIT_TEST_SECRET", "s3cret")
     grader = user_work.parent / "grader"
-    code = """
-        import json, os, sys
-        out = {"uid": os.getuid(), "env": sorted(os.environ)}
-        for name, path in (("grader", sys.argv[1]), ("venv", sys.argv[2]), ("work", "written")):
-            try:
-                open(path, "w").write("x")
-                out[name] = "written"
-            except OSError as e:
-                out[name] = e.strerror
-        print(json.dumps(out))
-    """
-    found = report(run_in(user_box, user_work, code, str(grader / "escaped"), str(Path(sys.prefix) / "escaped"),
-                          env=None))
+    found = report(run_in(user_box, user_work, WRITE_PROBE, f"grader={grader / 'escaped'}",
+                          f"venv={Path(sys.prefix) / 'escaped'}", "work=written", env=None))
     assert found["uid"] == user_box.uid != 0
     assert found["work"] == "written"
     assert found["grader"] == found["venv"] == "Permission denied"
