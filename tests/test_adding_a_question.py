@@ -14,7 +14,7 @@ from fashion_kit import assign, check_code, checks, notebooks, paths, questions
 from fashion_kit.classroom import feedback
 from fashion_kit.grading import verdicts
 
-from .grading.test_integrity import SETTINGS, honest_values, models
+from .grading.judge_fakes import SETTINGS, honest_values, models
 
 GUIDE = paths.ROOT / "docs" / "adding-a-question.md"
 NAME = "q11_pixels"

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 
 from fashion_kit import paths, settings
+from fashion_kit.settings import Settings
 
 
 def test_the_readme_table_is_the_one_the_declarations_give():
@@ -47,3 +49,31 @@ def test_every_key_is_declared_with_a_default_its_check_accepts_and_help():
     for key in settings.KEYS:
         assert key.metadata["check"](key.name, key.default) == key.default
         assert key.metadata["help"] and key.metadata["check"].bounds
+
+
+def test_settings_name_the_bad_key_and_what_was_found(tmp_path):
+    with pytest.raises(settings.SettingsError, match=r"fashion_kit.min_test_accuracy must be a number from 0 to 1; found 1.5"):
+        settings.parse({"fashion_kit": {"min_test_accuracy": 1.5}})
+    with pytest.raises(settings.SettingsError, match="unknown setting fashion_kit.min_test_acuracy"):
+        settings.parse({"fashion_kit": {"min_test_acuracy": 0.9}})
+    with pytest.raises(settings.SettingsError, match="seed must be a whole number"):
+        settings.parse({"seed": "42"})
+    with pytest.raises(settings.SettingsError, match="does not exist"):
+        settings.load(tmp_path / "otter_config.json")
+    with pytest.raises(settings.SettingsError, match="timeout_seconds must be"):
+        Settings().replace(timeout_seconds=-1)
+    assert Settings().replace(timeout_seconds=60).fingerprint() != Settings().fingerprint()
+    assert Settings().replace(timeout_seconds=None) == Settings()
+
+
+def test_the_repositorys_settings_are_valid_and_are_what_the_zip_carries(built):
+    assert settings.load(paths.OTTER_CONFIG) == settings.from_zip(built.autograder_zip)
+
+
+def test_only_settings_py_reads_otter_config():
+    """One owner for the settings: no other module of the kit opens otter_config.json."""
+    package = Path(settings.__file__).parent
+    parsing = re.compile(r"json\.loads?\([^\n]*(otter_config|OTTER_CONFIG)|(otter_config|OTTER_CONFIG)[^\n]*\.read_text\(")
+    readers = sorted(p.relative_to(package).as_posix() for p in package.rglob("*.py")
+                     if parsing.search(p.read_text(encoding="utf-8")))
+    assert readers == [], f"parse otter_config.json through fashion_kit.settings, not in {readers}"

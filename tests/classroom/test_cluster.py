@@ -358,7 +358,7 @@ def graded_columns(rows: list[dict]) -> dict[str, dict]:
 def test_real_gradings_on_loopback_workers_match_the_local_pool(built, tmp_path):
     """The reference, a blank, a mistake and a broken upload, graded by the local pool and then by
     two `dask worker` processes with the same sandbox, one of them killed mid-grading."""
-    from .conftest import mutate
+    from ..conftest import mutate
 
     cls = tmp_path / "class"
     cls.mkdir()

@@ -1,0 +1,78 @@
+"""What phase 1 hands over for an honest notebook, and the evaluator's facts of its models: the
+judge's tests change a piece of it at a time."""
+
+from __future__ import annotations
+
+
+
+from fashion_kit import checks, contract
+from fashion_kit.grading import verdicts
+from fashion_kit.settings import Settings
+
+from ..conftest import QUESTIONS
+
+
+SETTINGS = Settings()
+LESSON = [["Flatten", None, None], ["Dense", 128, "relu"], ["Dense", 10, "softmax"]]
+TRAINED = "d" * 64  # the digest of the trained weights
+
+
+def lesson_model(**changes) -> dict:
+    facts = {"layers": LESSON, "params": [0, 100480, 1290], "iterations": 9375, "compiled": True,
+             "optimizer": "adam", "loss": "sparsecategoricalcrossentropy", "metrics": ["accuracy"],
+             "weights": TRAINED}
+    return {**facts, **changes}
+
+
+def models(**changes) -> dict:
+    """The evaluator's facts of an honest notebook's model files; ``changes`` replace some (None: no file)."""
+    found = {contract.Q_MODEL: lesson_model(iterations=0, weights="u" * 64),
+             contract.Q_COMPILE: lesson_model(iterations=0, weights="u" * 64),
+             contract.Q_FIT: lesson_model(), contract.Q_SAVE_LOAD: lesson_model(), "student": lesson_model(),
+             contract.Q_EVALUATE: lesson_model(accuracy=0.8677, train_accuracy=0.8961)}
+    found.update(changes)
+    return {k: v for k, v in found.items() if v is not None}
+
+
+def honest_values() -> dict:
+    """What the grader's cells collect in an honest notebook (arrays as checks.describe_array gives them)."""
+    def array(name, scaled):
+        shape = list(checks.SHAPES[name])
+        digest = checks.OFFICIAL_DIGESTS[name]
+        if scaled:
+            return {"type": "ndarray", "shape": shape, "dtype": "float64", "kind": "f", "min": 0.0, "max": 1.0,
+                    "mean": 0.28, "digest": "s" * 64, "digest_times_255": digest}
+        kind = "u"
+        high = 255.0 if "images" in name else 9.0
+        return {"type": "ndarray", "shape": shape, "dtype": "uint8", "kind": kind, "min": 0.0, "max": high,
+                "mean": 1.0, "digest": digest, "digest_times_255": None}
+
+    fit = {"examples": 60000, "images": "training_images", "batch_size": 32, "validation_split": 0.0,
+           "epochs_done": 5, "steps": 1875}
+    return {
+        "q1_load_data": {n: array(n, False) for n in checks.SHAPES},
+        "q2_class_names": {"class_names": list(checks.CLASS_NAMES)},
+        "q3_normalize": {n: array(n, True) for n in ("training_images", "test_images")},
+        "q4_model": {"model": {}}, "q5_compile": {"model": {}},
+        "q6_fit": {"model": {}, "history": {"type": "History", "epochs": 5, "params": {"steps": 1875}}, "fits": [fit]},
+        "q7_save_load": {"files": ["fashion_mnist_model.keras"], "loaded": {
+            "type": "Sequential", "is_model": True, "is_the_model_itself": False, "same_weights": True}},
+        "q8_evaluate": {"test_loss": {"kind": "real", "value": 0.36}, "test_acc": {"kind": "real", "value": 0.8677}},
+        "q9_accuracy": {"model": {"type": "Sequential", "is_model": True}},
+        "q10_param_count": {n: {"kind": "integer", "value": v} for n, v in
+                            (("hidden_params", 100480), ("output_params", 1290), ("total_params", 101770))},
+    }
+
+
+def decided(values=None, found=None, settings=SETTINGS, **phase1) -> dict:
+    phase1 = verdicts.Phase1(values=honest_values() if values is None else values, **phase1)
+    return verdicts.decide({q: float(p) for q, p in QUESTIONS.items()}, phase1,
+                           models() if found is None else found, settings, sandbox="bubblewrap")
+
+
+def scores(results: dict) -> dict:
+    return {t["name"]: t["score"] for t in results["tests"] if t.get("max_score")}
+
+
+def output(results: dict, name: str) -> str:
+    return next(t["output"] for t in results["tests"] if t["name"] == name)

@@ -1,0 +1,55 @@
+"""The same submission gets the same results.json: graded twice, and idle against loaded."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from fashion_kit import assign, contract, notebooks
+
+from ..conftest import QUESTIONS
+
+
+
+@pytest.mark.slow
+def test_grading_the_same_submission_twice_gives_identical_results(built, grader, tmp_path_factory):
+    """Without the notebook's own set_random_seed, only the grader's seeding makes training repeatable."""
+    nb = notebooks.read(built.solutions["en"])
+    seeded = [c for c in nb.cells if c.cell_type == "code" and "keras.utils.set_random_seed(42)" in c.source]
+    assert seeded, "the reference solution no longer seeds Keras itself; update this test"
+    for cell in seeded:
+        cell.source = cell.source.replace("keras.utils.set_random_seed(42)", "pass")
+    path = tmp_path_factory.mktemp("determinism") / assign.NOTEBOOK
+    notebooks.write(nb, path)
+    first, second = grader.submit("unseeded-1", path), grader.submit("unseeded-2", path)
+    first, second = first.result(), second.result()
+    assert first.status == second.status == "graded", first.log[-3000:] + second.log[-3000:]
+    assert first.scores == second.scores == {q: (p, p) for q, p in QUESTIONS.items()}
+    measured = [o.results["extra_data"][contract.MEASURED_KEY]["accuracy"] for o in (first, second)]
+    assert measured[0] == measured[1] and measured[0] >= 0.85
+    assert first.sandbox == "bubblewrap"
+    assert json.dumps(first.results, sort_keys=True) == json.dumps(second.results, sort_keys=True)
+
+
+@pytest.mark.slow
+def test_machine_load_changes_no_grade(built, tmp_path):
+    """The same submission graded on an otherwise idle machine, then with both cores kept busy by
+    other processes: the same results.json (each model's measurement is counted in CPU seconds)."""
+    import subprocess
+    import sys
+
+    from fashion_kit import run
+
+    first = run.grade(built.solutions["en"], built.autograder_zip, tmp_path / "idle")
+    spinners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(os.cpu_count() or 2)]
+    try:
+        second = run.grade(built.solutions["en"], built.autograder_zip, tmp_path / "loaded")
+    finally:
+        for p in spinners:
+            p.kill()
+            p.wait()
+    assert first.status == second.status == "graded", first.log[-3000:] + second.log[-3000:]
+    assert first.score == first.possible
+    assert json.dumps(first.results, sort_keys=True) == json.dumps(second.results, sort_keys=True)

@@ -1,0 +1,177 @@
+"""Phase 2's verdicts (fashion_kit.grading.verdicts): every question decided by its check on the
+values phase 1 handed over and on the grader's own measurement of the models; no score of the
+kernel's is read. The hostile submissions themselves, graded end to end in both layouts, are in the
+catalogue (catalogue/, test_catalogue.py); the checks on their own are in tests/test_checks.py."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from fashion_kit import contract
+from fashion_kit.grading import core, verdicts
+
+from ..conftest import QUESTIONS
+
+from .judge_fakes import SETTINGS, decided, honest_values, lesson_model, models, output, scores
+
+
+def test_honest_values_keep_every_point_and_record_the_sandbox():
+    results = decided()
+    assert scores(results) == {q: float(p) for q, p in QUESTIONS.items()} and results["score"] == 13
+    assert results["extra_data"][contract.SANDBOX_KEY] == "bubblewrap"
+    assert results["extra_data"][contract.MEASURED_KEY]["accuracy"] == 0.8677
+
+
+def test_the_kernel_cannot_claim_a_model_the_grader_did_not_read():
+    # The kernel says it has the lesson's model; the snapshots the grader read say otherwise.
+    wrong = lesson_model(layers=[["Flatten", None, None], ["Dense", 64, "relu"], ["Dense", 10, "softmax"]],
+                         params=[0, 50240, 650], iterations=5625, optimizer="sgd")
+    values = honest_values()
+    values["q4_model"]["model"] = lesson_model()  # what a forging kernel would write
+    results = decided(values, models(q4_model=wrong, q5_compile=wrong, q6_fit=wrong))
+    got = scores(results)
+    assert (got["q4_model"], got["q5_compile"], got["q6_fit"]) == (0, 0, 0)
+    assert "Dense(64, relu)" in output(results, "q4_model") and "Dense(128, relu)" in output(results, "q4_model")
+    assert "5625" in output(results, "q6_fit") and "9375" in output(results, "q6_fit")
+    assert got["q9_accuracy"] == 0, "the evaluated model is not the one built at q4"
+
+
+def test_q1_q2_q3_q10_are_decided_on_the_values_with_the_hidden_parts():
+    values = honest_values()
+    values["q2_class_names"]["class_names"][0] = "T-shirt"  # the public check passes, the full one does not
+    values["q3_normalize"]["test_images"]["digest_times_255"] = "x" * 64  # right range, wrong pixels
+    values["q10_param_count"] = {n: {"kind": "integer", "value": v} for n, v in
+                                 (("hidden_params", 100352), ("output_params", 1280), ("total_params", 101632))}
+    values["q1_load_data"]["test_labels"]["digest"] = "y" * 64
+    got = scores(decided(values))
+    assert (got["q1_load_data"], got["q2_class_names"], got["q3_normalize"], got["q10_param_count"]) == (0, 0, 0, 0)
+
+
+@pytest.mark.parametrize("fits, iterations, ok", [
+    ([dict(batch_size=32, steps=1875)], 9375, True),
+    ([dict(batch_size=60000, steps=1)], 5, True),
+    ([dict(batch_size=64, steps=750, validation_split=0.2)], 3750, True),  # 48,000 trained, batch 64
+    ([dict(epochs_done=3), dict(epochs_done=2)], 9375, True),  # 3 + 2 epochs
+    ([dict(examples=1, batch_size=32, steps=1)], 5, False),  # five steps on one image
+    ([dict(images="other", examples=10000, steps=313)], 1565, False),  # the test set
+    ([dict(epochs_done=1)], 9375, False),  # one epoch, then the step counter set to five epochs'
+    ([dict()], 1875, False),
+    (None, 9375, False),
+])
+def test_q6_is_five_epochs_of_steps_over_the_training_images(fits, iterations, ok):
+    base = {"examples": 60000, "images": "training_images", "batch_size": 32, "validation_split": 0.0,
+            "epochs_done": 5, "steps": 1875}
+    values = honest_values()
+    values["q6_fit"]["fits"] = None if fits is None else [{**base, **f} for f in fits]
+    got = scores(decided(values, models(q6_fit=lesson_model(iterations=iterations))))
+    assert got["q6_fit"] == (1 if ok else 0)
+
+
+def test_q8_agrees_with_the_notebooks_own_scaling_of_the_test_images():
+    # Forgot / 255.0 everywhere: evaluate() ran on 0..255 images and said 0.71; the standard scaling
+    # gives 0.10. That is an honest evaluation of its own test data: q8 keeps its point.
+    found = models(q8_evaluate=lesson_model(accuracy=0.10, train_accuracy=0.10, own_images={"accuracy": 0.71}))
+    values = honest_values()
+    values["q8_evaluate"]["test_acc"]["value"] = 0.71
+    assert scores(decided(values, found))["q8_evaluate"] == 1
+    values["q8_evaluate"]["test_acc"]["value"] = 0.99  # a number from nowhere
+    results = decided(values, found)
+    assert scores(results)["q8_evaluate"] == 0.5 and "0.9900" in output(results, "q8_evaluate")
+
+
+def test_q7_needs_the_students_own_file_with_the_trained_weights_and_then_loading_it_back():
+    assert scores(decided(found=models(student=None)))["q7_save_load"] == 0
+    results = decided(found=models(student={"error": "OSError: truncated file"}))
+    assert scores(results)["q7_save_load"] == 0 and "truncated file" in output(results, "q7_save_load")
+    assert scores(decided(found=models(student=lesson_model(weights="u" * 64))))["q7_save_load"] == 0
+    values = honest_values()
+    values["q7_save_load"]["loaded"]["is_the_model_itself"] = True  # loaded_model = model
+    assert scores(decided(values))["q7_save_load"] == 0.5
+
+
+def test_missing_evidence_confirms_nothing():
+    got = scores(decided(found=models(q7_save_load=None, q8_evaluate=None)))
+    assert (got["q7_save_load"], got["q8_evaluate"], got["q9_accuracy"]) == (0, 0, 0)
+    values = honest_values()
+    del values["q2_class_names"]
+    results = decided(values)
+    assert scores(results)["q2_class_names"] == 0 and "was not checked" in output(results, "q2_class_names")
+
+
+def test_values_of_the_wrong_type_count_for_nothing_and_crash_nothing():
+    weird = lesson_model(accuracy="0.99", iterations="9375", params=["100480"], layers="Dense", compiled="yes",
+                         weights=5)
+    junk = {q: v for q, v in zip(QUESTIONS, ["x", 1, None, [1], {"model": 3}, {"fits": "a"}, {"files": 1},
+                                            {"test_acc": "0.9"}, [], {"hidden_params": True}])}
+    results = decided(junk, {q: weird for q in models()})
+    assert results["score"] == 0
+    assert scores(decided(found=models(q8_evaluate=lesson_model(accuracy=1.5))))["q9_accuracy"] == 0
+
+
+def test_q9_is_the_evaluated_model_trained_on_the_training_set_against_the_threshold():
+    at = decided(found=models(q8_evaluate=lesson_model(accuracy=0.85, train_accuracy=0.86)))
+    assert scores(at)["q9_accuracy"] == 2 and "0.8500" in output(at, "q9_accuracy")
+    below = decided(found=models(q8_evaluate=lesson_model(accuracy=0.8499, train_accuracy=0.86)))
+    assert scores(below)["q9_accuracy"] == 0
+    assert "Expected a test accuracy of at least 0.85, found 0.8499" in output(below, "q9_accuracy")
+    stricter = decided(found=models(q8_evaluate=lesson_model(accuracy=0.87, train_accuracy=0.9)),
+                       settings=SETTINGS.replace(min_test_accuracy=0.9))
+    assert scores(stricter)["q9_accuracy"] == 0
+    # Weights set from the test set: near-perfect there, no better than chance on the training set.
+    memorised = decided(found=models(q8_evaluate=lesson_model(accuracy=0.99, train_accuracy=0.6)))
+    assert scores(memorised)["q9_accuracy"] == 0 and "training set" in output(memorised, "q9_accuracy")
+    # Another model evaluated than the one trained at q6 and saved at q7.
+    other = decided(found=models(q8_evaluate=lesson_model(accuracy=0.9, train_accuracy=0.9, weights="o" * 64)))
+    assert scores(other)["q9_accuracy"] == 0 and "question 6" in output(other, "q9_accuracy")
+
+
+def test_challenge_goes_on_the_leaderboard_and_earns_the_bonus_only_when_trained_on_the_training_set():
+    def cnn(test, train):
+        return {"accuracy": test, "train_accuracy": train, "layers": [], "params": []}
+
+    results = decided(found=models(challenge=cnn(0.9123, 0.93)))
+    assert results["leaderboard"] == [{"name": contract.LEADERBOARD_NAME, "value": 0.9123, "order": "desc"}]
+    bonus = next(t for t in results["tests"] if t["name"] == contract.CHALLENGE_TEST)
+    assert (bonus["score"], bonus["max_score"], results["score"]) == (1.0, 0, 14.0)
+    below = decided(found=models(challenge=cnn(0.88, 0.9)))
+    assert results["score"] - below["score"] == 1.0
+    off = decided(found=models(challenge=cnn(0.99, 0.99)), settings=SETTINGS.replace(challenge_bonus_points=0))
+    assert off["score"] == 13 and "leaderboard" in off
+    assert "leaderboard" not in decided()
+    memorised = decided(found=models(challenge=cnn(0.99, 0.7)))
+    assert memorised["score"] == 13 and "leaderboard" not in memorised
+    # A challenge file that could not be measured costs the required questions nothing.
+    failed = decided(found=models(challenge={"error": "the grader's measurement failed (its CPU time limit)"}))
+    assert failed["score"] == 13
+
+
+def test_a_stopped_run_keeps_what_was_answered_and_names_the_cell():
+    values = {"q1_load_data": honest_values()["q1_load_data"]}
+    results = decided(values, models(), stopped="timeout", running_cell={"cell": 12, "first_line": "import time"})
+    assert scores(results)["q1_load_data"] == 1 and results["score"] == 1
+    assert results["extra_data"][contract.STOPPED_KEY] == "timeout"
+    title = results["tests"][0]
+    assert title["visibility"] == "visible" and "import time" in title["output"]
+    assert "Not checked" in output(results, "q6_fit")
+
+
+def test_a_refused_submission_is_passed_on_with_no_score():
+    results = decided(refused="wrong notebook")
+    assert results["score"] == 0 and output(results, contract.OTTER_ERROR_TEST) == "wrong notebook"
+
+
+def test_results_follow_gradescope_spec_in_every_shape():
+    from .. import gradescope_spec as spec
+
+    for found in (decided(), decided(stopped="disk"),
+                  decided(found=models(challenge={"accuracy": 0.95, "train_accuracy": 0.97}))):
+        assert spec.problems(found) == []
+
+
+def test_no_score_of_the_kernel_is_read_by_phase_2():
+    """Otter's results and the checkpoints are written by the kernel; the judge reads neither."""
+    source = Path(core.__file__).read_text(encoding="utf-8") + Path(verdicts.__file__).read_text(encoding="utf-8")
+    assert "checked.json" not in source and "CHECKED_FILE" not in source
+    assert '"score"' not in Path(core.__file__).read_text(encoding="utf-8")
