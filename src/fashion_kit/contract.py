@@ -21,7 +21,8 @@ CHALLENGE_FILE = "challenge_model.keras"
 # Files a student may hand in next to the notebook; anything else is ignored by the grader.
 SUBMITTED_FILES = (NOTEBOOK, *MODEL_FILES, CHALLENGE_FILE)
 
-# results.json's extra_data: why a run was stopped (timeout, memory, error), for programs.
+# results.json's extra_data: why a run was stopped (a statuses.Stop: timeout, memory-limit, kernel-died...),
+# for programs.
 STOPPED_KEY = "fashion_kit_stopped"
 # results.json's extra_data: the sandbox the notebook ran in (bubblewrap, user, none).
 SANDBOX_KEY = "fashion_kit_sandbox"

@@ -44,7 +44,8 @@ class Outcome:
     outside, at the time or memory limit); interrupted (grading was cancelled); error (the autograder
     failed without results): a :class:`~fashion_kit.statuses.Status`. ``message`` says what happened.
     A graded run whose notebook had to be stopped carries partial results and says why in
-    ``stopped``, a :class:`~fashion_kit.statuses.Stop`. ``sandbox`` is the isolation the notebook ran in: bubblewrap, user or none.
+    ``stopped``, a :class:`~fashion_kit.statuses.Stop`. ``sandbox`` is the isolation the notebook
+    ran in: bubblewrap, user or none.
     """
 
     submission: str

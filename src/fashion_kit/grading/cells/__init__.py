@@ -4,7 +4,8 @@ Each module is one transformation of the notebook (an ``nbformat`` node, changed
 grading is deterministic and quiet (seeding), the notebook's own checks cost nothing
 (grading_mode), the evidence the trusted phase measures is saved where each question is answered
 (evidence) and a trail survives a run that is stopped (checkpoints). What they leave is written
-by the student's kernel, so the trusted phase reads it as data and never trusts it blindly. :func:`prepare` applies them in the one order that works.
+by the student's kernel, so the trusted phase reads it as data and never trusts it blindly.
+:func:`prepare` applies them in the one order that works.
 """
 
 from __future__ import annotations
