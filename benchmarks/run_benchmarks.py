@@ -32,6 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from fashion_kit import data, paths  # noqa: E402
+from fashion_kit.grading import supervise  # noqa: E402
 
 SOLUTION = paths.SOLUTIONS / "en" / "fashion_mnist.ipynb"
 console = Console()
@@ -66,13 +67,8 @@ class PeakMemory:
 def _each_process(pid: int, cpu: dict[int, float]) -> list[tuple[str, int]]:
     """(what it runs, resident bytes) of ``pid`` and each of its descendants; records each one's CPU
     seconds in ``cpu``."""
-    try:
-        root = psutil.Process(pid)
-        members = [root, *root.children(recursive=True)]
-    except psutil.NoSuchProcess:
-        return []
     held = []
-    for p in members:
+    for p in supervise.tree(pid):  # the tree the grader's own supervisor counts
         try:
             cmdline, rss, times = p.cmdline(), p.memory_info().rss, p.cpu_times()
         except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):

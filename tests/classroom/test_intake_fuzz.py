@@ -17,6 +17,7 @@ from pathlib import Path
 import yaml
 from hypothesis import HealthCheck, given, settings, strategies as st
 
+from fashion_kit import statuses
 from fashion_kit.classroom import batch, ids, intake, store
 
 from .classroom_fakes import DAMAGE, FakeGrader, damage, fake_autograder, notebook_text, snapshot, \
@@ -200,7 +201,7 @@ def test_intake_never_crashes_loses_or_writes_outside(tmp_path, case):
     assert len({i.lower() for i in found}) == len(found) and all(ids.is_safe(i) for i in found)
     assert not {i.lower() for i in found} & store.OUTPUT_NAMES
     for row in rows:
-        assert row["status"] in store.STATUSES
+        assert row["status"] in statuses.RECORDED
         assert row["status"] == "graded" or (row["message"] and row["message_zh"]), row
     assert len(fake.calls) == sum(1 for r in rows if r["status"] == "graded")
     assert snapshot(room, skip=out) == before

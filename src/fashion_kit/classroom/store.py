@@ -16,7 +16,7 @@ import threading
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
-from ..statuses import NOT_FAILED, RECORDED
+from ..statuses import NOT_FAILED
 
 RECORD = "record.json"
 RESULTS = "results.json"
@@ -35,7 +35,6 @@ PARTIAL_TAKE_AWAY = ("students.partial.csv", "unmatched.partial.csv")
 OUTPUT_NAMES = {n.lower() for n in (RECORD, RESULTS, LOG, GRADEBOOK, REPORT, FEEDBACK, WORK, LOCK, *TAKE_AWAY,
                                     *PARTIAL_TAKE_AWAY)}
 
-STATUSES = RECORDED
 
 
 class OutsideOutput(ValueError):

@@ -117,7 +117,7 @@ def _watch(proc, deadline, memory_limit, max_processes, watch_folder, folder_lim
             return None, peak
         except subprocess.TimeoutExpired:
             pass
-        members = _tree(proc.pid)
+        members = tree(proc.pid)
         rss = resident(members) + (held_memory(members) if held_memory is not None else 0)
         peak = max(peak, rss)
         if memory_limit is not None and rss > memory_limit:
@@ -132,7 +132,8 @@ def _watch(proc, deadline, memory_limit, max_processes, watch_folder, folder_lim
             return Stop.INTERRUPTED, peak
 
 
-def _tree(pid: int) -> list[psutil.Process]:
+def tree(pid: int) -> list[psutil.Process]:
+    """``pid`` and all its descendants (none if it is gone): what the supervisor counts."""
     try:
         root = psutil.Process(pid)
         return [root, *root.children(recursive=True)]
@@ -160,11 +161,6 @@ def _tasks(processes: list[psutil.Process]) -> int:
         except (psutil.NoSuchProcess, psutil.AccessDenied):
             total += 1
     return total
-
-
-def tree_resident(pid: int) -> int:
-    """Resident memory of ``pid`` and all its descendants, in bytes."""
-    return resident(_tree(pid))
 
 
 def folder_over(folder: Path, limit_bytes: float) -> bool:
@@ -199,7 +195,7 @@ def kill_tree(pid: int) -> None:
     """Kill ``pid``, everything under it, and the process groups they lead or belong to. A Jupyter
     kernel runs in a session of its own, so killing one process group alone would leave it running."""
     for _ in range(2):  # a second pass catches what was started while the first one ran
-        members = _tree(pid)
+        members = tree(pid)
         groups = {pid}
         for p in members:
             try:
