@@ -74,14 +74,15 @@ def describe_array(value) -> dict:
     rows = value.reshape(len(value), -1) if value.ndim else value.reshape(1, 1)
     for start in range(0, len(rows), SLICE):
         part = np.ascontiguousarray(rows[start:start + SLICE], dtype=np.float32)
-        plain.update(part.tobytes())
-        times = part.astype(np.float64) * 255.0
-        rounded = np.rint(times)
-        exact = exact and bool(np.all(np.abs(times - rounded) <= 1e-3))
-        if exact:
-            scaled.update(rounded.astype(np.float32).tobytes())
+        plain.update(part)
         low, high = min(low, float(part.min())), max(high, float(part.max()))
-        total += float(part.astype(np.float64).sum())
+        total += float(part.sum(dtype=np.float64))
+        if exact:  # once one value is not a whole number of 1/255ths, the second digest is dropped
+            times = part * np.float64(255.0)
+            rounded = np.rint(times)
+            exact = bool(np.abs(np.subtract(times, rounded, out=times), out=times).max() <= 1e-3)
+            if exact:
+                scaled.update(rounded.astype(np.float32))
     found.update(min=low, max=high, mean=total / value.size, digest=plain.hexdigest(),
                  digest_times_255=scaled.hexdigest() if exact else None)
     return found

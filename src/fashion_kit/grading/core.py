@@ -12,7 +12,7 @@ with ``--sandbox user``, local grading with bubblewrap.
    process of it survives. The grader's own cells leave each question's values and the model
    snapshots there.
 3. Phase 2 (trusted), the only judge, copies out what phase 1 left (as data, with size limits,
-   following no link), measures each saved model in a sandboxed evaluator process of its own,
+   following no link), measures the saved models in sandboxed evaluator processes,
    decides every question with the kit's checks (:mod:`verdicts`, :mod:`fashion_kit.checks`) and
    writes ``results/results.json``, where phase 1 could never write.
 """
@@ -39,9 +39,9 @@ from ..statuses import Stop
 
 # What nbclient says when the kernel vanishes mid-cell; on Gradescope that is the out-of-memory killer.
 KERNEL_DIED_SIGNS = ("DeadKernelError", "Kernel died")
-# Each model is measured by an evaluator process of its own, with its own budget counted in CPU
-# seconds (the lesson's model takes about 2, the challenge's reference CNN about 40 with Keras's
-# import), so machine load changes no grade. The wall-clock limit is only a backstop for a process
+# The models are measured by evaluator processes with a budget counted in CPU seconds (the lesson's
+# models take about 2 together, the challenge's reference CNN about 40 with Keras's import), so
+# machine load changes no grade. The wall-clock limit is only a backstop for a process
 # that waits without computing; no measurement comes near it.
 EVALUATOR_CPU_SECONDS = 300
 EVALUATOR_WALL_SECONDS = 1800
@@ -161,7 +161,7 @@ def _why_stopped(ran: supervise.Supervised) -> Stop:
 
 
 def measure(work: Path, trusted: Path, data_dir: Path, box: sandboxes.Sandbox, python: Path) -> dict:
-    """Copy the models out of the work folder and measure each in an evaluator process of its own:
+    """Copy the models out of the work folder and measure them in evaluator processes:
     {key: facts or {"error": ...}} for the snapshots, the student's file and the challenge file."""
     # Beside the trusted folder, not in it: the evaluator runs as the sandbox's identity, which must
     # enter this folder (on Gradescope, the unprivileged account cannot pass the 0700 trusted folder).
@@ -188,37 +188,59 @@ def measure(work: Path, trusted: Path, data_dir: Path, box: sandboxes.Sandbox, p
         for name in data.FILES:
             shutil.copyfile(data_dir / name, inputs / name)
         box.prepare(inputs)
-    # The challenge file is measured last: whatever a crafted file could do to the folder, it does
-    # after every required question's model was measured.
-    for key in sorted(models, key=lambda k: k == "challenge"):
-        request = {"data": str(inputs), "model": str(models[key]), "accuracy": key in (c.Q_EVALUATE, "challenge"),
-                   "own_images": own if key == c.Q_EVALUATE else None}
-        found[key] = _evaluate(key, request, inputs, box, python)
+    requests = [{"key": key, "model": str(models[key]), "answer": str(inputs / ANSWER_FILE.format(key=key)),
+                 "accuracy": key in (c.Q_EVALUATE, "challenge"), "own_images": own if key == c.Q_EVALUATE else None}
+                for key in models]
+    # The lesson's models share one process (its start costs more than their measurement); the
+    # challenge file gets one of its own, measured last: whatever a crafted file could do to the
+    # folder or to its reader, it does after every required question's model was measured.
+    for group in ([r for r in requests if r["key"] != "challenge"], [r for r in requests if r["key"] == "challenge"]):
+        if group:
+            found.update(_evaluate(group, inputs, box, python))
     return found
 
 
-def _evaluate(key: str, request: dict, inputs: Path, box: sandboxes.Sandbox, python: Path) -> dict:
-    """One model's facts, from an evaluator process of its own; what went wrong, as data."""
-    request_file, answer_name = inputs / f"request-{key}.json", ANSWER_FILE.format(key=key)
-    request_file.write_text(json.dumps(request), encoding="utf-8")
+def _evaluate(requests: list[dict], inputs: Path, box: sandboxes.Sandbox, python: Path) -> dict:
+    """{key: facts} of the models ``requests`` name, measured in order by one evaluator process; what
+    went wrong, as data. A file that kills its reader costs only its own facts: the evaluator writes
+    each answer as soon as it has it, so the first one missing is the model it died on, and the
+    ones after it are measured again, each in a process of its own."""
+    ran, answers = _run_evaluator(requests, inputs, box, python)
+    missing = [r for r in requests if r["key"] not in answers]
+    if missing:
+        answers[missing[0]["key"]] = {"error": _failure(ran)}
+        for request in missing[1:]:
+            alone, answer = _run_evaluator([request], inputs, box, python)
+            answers[request["key"]] = answer.get(request["key"]) or {"error": _failure(alone)}
+    return answers
+
+
+def _run_evaluator(requests: list[dict], inputs: Path, box: sandboxes.Sandbox, python: Path):
+    """One evaluator process for ``requests``: how it ran, and the answers it wrote."""
+    request_file = inputs / f"request-{requests[0]['key']}.json"
+    request_file.write_text(json.dumps({"data": str(inputs), "models": requests}), encoding="utf-8")
     env = {"HOME": str(inputs), "PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "TF_CPP_MIN_LOG_LEVEL": "3",
            "CUDA_VISIBLE_DEVICES": "", "KERAS_HOME": str(inputs / ".keras"), "MPLBACKEND": "Agg"}
     command = box.command(
-        [str(python), "-I", "-m", "fashion_kit.grading.evaluator", str(request_file), str(inputs / answer_name),
-         str(EVALUATOR_CPU_SECONDS)],
+        [str(python), "-I", "-m", "fashion_kit.grading.evaluator", str(request_file), str(EVALUATOR_CPU_SECONDS)],
         work=inputs, env=env,
     )
     ran = supervise.run(command, cwd=inputs, env=None, timeout=EVALUATOR_WALL_SECONDS,
                         memory_limit_mb=EVALUATOR_MEMORY_MB, on_stop=box.kill_all, held_memory=box.held_memory)
     box.kill_all()
-    answer = None
-    if ran.stopped is None and ran.returncode == 0:
-        answer = layout.read_untrusted_json(inputs, answer_name, inputs.parent)
-    (inputs / answer_name).unlink(missing_ok=True)
-    if isinstance(answer, dict):
-        return answer
+    answers = {}
+    for request in requests:
+        answer_name = Path(request["answer"]).name
+        answer = layout.read_untrusted_json(inputs, answer_name, inputs.parent)  # written whole, or not at all
+        (inputs / answer_name).unlink(missing_ok=True)
+        if isinstance(answer, dict):
+            answers[request["key"]] = answer
+    return ran, answers
+
+
+def _failure(ran: supervise.Supervised) -> str:
     why = ran.stopped or ("its CPU time limit" if ran.returncode in (-24, -9) else f"exit code {ran.returncode}")
-    return {"error": f"the grader's measurement failed ({why})"}
+    return f"the grader's measurement failed ({why})"
 
 
 def main(argv: list[str] | None = None) -> int:

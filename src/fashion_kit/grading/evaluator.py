@@ -1,10 +1,11 @@
 """Phase 2's measurements: saved models read as data and measured, in a process of their own.
 
-``python -I -m fashion_kit.grading.evaluator REQUEST ANSWER CPU_SECONDS`` measures one model file and
-writes its facts to ANSWER (see :func:`answer`). Each model gets a process of its own, limited in
-CPU seconds; it runs after the notebook's processes are dead, on copies of the files they left,
-inside the same kind of sandbox, so even a file crafted to break a parser can neither reach the
-grade's other inputs nor outlive the grading. The facts are the ones the checks compare
+``python -I -m fashion_kit.grading.evaluator REQUEST CPU_SECONDS`` measures the model files the
+request names and writes each one's facts to a file (see :func:`answer` and :func:`main`). The
+process is limited in CPU seconds; it runs after the notebook's processes are dead, on copies of the
+files they left, inside the same kind of sandbox, so even a file crafted to break a parser can
+neither reach the grade's other inputs nor outlive the grading. The lesson's models share one
+process; the challenge's file, the only one that may need Keras, gets its own. The facts are the ones the checks compare
 (:mod:`fashion_kit.checks`), read as Keras reads the file.
 
 A model file is read without Keras where it can be: a ``.keras`` file is a zip of ``config.json`` and
@@ -17,6 +18,7 @@ gigabyte). Any other model (the challenge's CNN, a student's extra layer) is loa
 
 from __future__ import annotations
 
+import functools
 import gzip
 import io
 import json
@@ -58,8 +60,10 @@ def _softmax(z):
     return e / e.sum(axis=-1, keepdims=True)
 
 
+@functools.lru_cache(maxsize=None)
 def read_idx(path: Path) -> np.ndarray:
-    """An IDX file (the MNIST format) as an array: magic 0x0000 08 <ndim>, big-endian sizes."""
+    """An IDX file (the MNIST format) as a read-only array: magic 0x0000 08 <ndim>, big-endian sizes.
+    Read once per process: one measurement reads the test set three times, a process measures many."""
     with gzip.open(path, "rb") as f:
         raw = f.read()
     if raw[:2] != b"\x00\x00" or raw[2] != 0x08:
@@ -379,25 +383,31 @@ def _affine(raw: np.ndarray, theirs: np.ndarray) -> list[float] | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``evaluator REQUEST.json ANSWER.json CPU_SECONDS``: limits its own CPU time, measures, then
-    writes the answer to ANSWER.json.
+    """``evaluator REQUEST.json CPU_SECONDS``: limits its own CPU time, then measures the models
+    REQUEST.json names ({"data": folder, "models": [{"answer": path, "model": ..., ...}]}), in order,
+    each answer written to its file as soon as it is known, whole or not at all.
 
     CPU seconds, not wall time: on a loaded machine a measurement takes longer but no more CPU, so
-    load changes no grade. The limit is set before any file is read. The answer goes to a file of
-    its own, never to the output: what a model file makes Keras print (a layer's name in a warning,
-    say) must not be taken for the answer."""
+    load changes no grade. The limit is set before any file is read. The answers go to files of
+    their own, never to the output: what a model file makes Keras print (a layer's name in a warning,
+    say) must not be taken for an answer. Whoever started the process learns which model it died on
+    from the first answer missing."""
     import resource
     import warnings
 
     argv = sys.argv[1:] if argv is None else argv
-    if len(argv) > 2:
-        seconds = int(argv[2])
+    if len(argv) > 1:
+        seconds = int(argv[1])
         resource.setrlimit(resource.RLIMIT_CPU, (seconds, seconds + 5))
     request = json.loads(Path(argv[0]).read_text(encoding="utf-8"))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        found = answer(request)
-    Path(argv[1]).write_text(json.dumps(found), encoding="utf-8")
+    for model in request["models"]:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            found = answer({"data": request["data"], **model})
+        target = Path(model["answer"])
+        partial = target.with_name(target.name + ".partial")
+        partial.write_text(json.dumps(found), encoding="utf-8")
+        os.replace(partial, target)
     return 0
 
 
