@@ -33,6 +33,10 @@ NOTEBOOK = contract.NOTEBOOK
 OUTER_GRACE_SECONDS = 120
 # ... and above the notebook's memory limit by this much (the core and its evaluator).
 OUTER_MEMORY_MARGIN_MB = 1024
+# The core watches the notebook every supervise.POLL_SECONDS; this watch is the backstop for the
+# trusted core, and looks five times less often: each look walks the machine's process table, about
+# a second of CPU over one grading at the core's rate, taken from the notebook's training.
+OUTER_POLL_SECONDS = 1.0
 
 
 @dataclass
@@ -132,6 +136,7 @@ def grade(
             command, cwd=tmp, env={**os.environ, **(env or {})},
             timeout=settings.timeout_seconds + OUTER_GRACE_SECONDS,
             memory_limit_mb=settings.memory_limit_mb + OUTER_MEMORY_MARGIN_MB, cancel=cancel,
+            poll_seconds=OUTER_POLL_SECONDS,
         )
         results_path = ag_dir / contract.RESULTS_DIR / "results.json"
         results = read_results(results_path)

@@ -502,14 +502,15 @@ def with_threshold(source_zip: Path, target: Path, min_test_accuracy: float) -> 
 
 @pytest.mark.slow
 def test_a_gradescope_export_killed_resumed_and_regraded(built, tmp_path):
-    """12 submissions: 2 that train (one of them also uploaded twice by the same student, the copy
-    blank), blanks, hostile and broken uploads. Killed with SIGKILL halfway, resumed, then graded
-    again after the zip's q9 threshold is raised: every row is checked."""
+    """11 submissions: one that trains (its student also uploaded a blank copy later), blanks (one
+    as grader.export()'s zip), hostile and broken uploads. Killed with SIGKILL halfway, resumed, then
+    graded again after the zip's q9 threshold is raised: every row is checked. (A timeout and the
+    Chinese solution's full marks are the mixed class's, above: here they would only cost minutes.)"""
     solutions, students = built.solutions, built.student
     export = tmp_path / "assignment_1_export"
     uploads = {  # Gradescope id -> (student, how the upload is made)
         "101": ("Lin Mei", lambda d: shutil_copy(solutions["en"], d / "fashion_mnist.ipynb")),
-        "102": ("Chen Wei", lambda d: export_zip(d / "fashion_mnist.zip", solutions["zh-TW"])),
+        "102": ("Chen Wei", lambda d: export_zip(d / "fashion_mnist.zip", students["zh-TW"])),
         "103": ("Lee Ann", lambda d: shutil_copy(students["en"], d / "fashion_mnist.ipynb")),
         "104": ("Kao Yu", lambda d: shutil_copy(students["zh-TW"], d / "My notebook (final).ipynb")),
         "105": ("Wang Hao", lambda d: tiny(d / "nb.ipynb", *HOSTILE["kernel_kill"])),
@@ -518,7 +519,6 @@ def test_a_gradescope_export_killed_resumed_and_regraded(built, tmp_path):
         "108": ("Lo Ping", lambda d: (d / "fashion_mnist.zip").write_bytes(b"PK\x03\x04 not a zip")),
         "109": ("Wu Fen", lambda d: (d / "fashion_mnist.ipynb").write_bytes(b"")),
         "110": ("Lin Mei", lambda d: shutil_copy(students["en"], d / "fashion_mnist.ipynb")),  # a second, blank
-        "111": ("Yang Shu", lambda d: tiny(d / "nb.ipynb", "import time\ntime.sleep(10**6)")),
         "112": ("Pan Rui", lambda d: (d / "answers.txt").write_text("I could not finish")),
     }
     metadata = []
@@ -534,7 +534,7 @@ def test_a_gradescope_export_killed_resumed_and_regraded(built, tmp_path):
     zip_path = tmp_path / "autograder.zip"
     zip_path.write_bytes(built.autograder_zip.read_bytes())
     out, tag = tmp_path / "out", uuid.uuid4().hex
-    # Long enough for a training on a loaded 2-core machine; the sleeper waits it out in each run.
+    # Long enough for a training on a loaded 2-core machine.
     args = [str(export), "-o", str(out), "--autograder", str(zip_path), "--jobs", str(GRADING_JOBS),
             "--timeout", "150"]
 
@@ -565,13 +565,13 @@ def test_a_gradescope_export_killed_resumed_and_regraded(built, tmp_path):
         assert status == {
             "101": "graded", "102": "graded", "103": "graded", "104": "graded", "105": "error",
             "106": "wrong-assignment", "107": "invalid", "108": "invalid", "109": "invalid", "110": "graded",
-            "111": "timeout", "112": "invalid"}, rows
-        for good in ("101", "102"):
-            if threshold_raised:
-                assert rows[good]["q9_accuracy"] == "0" and float(rows[good]["total"]) < float(rows[good]["possible"])
-            else:
-                assert rows[good]["total"] == rows[good]["possible"], rows[good]
-        for blank in ("103", "104", "110"):
+            "112": "invalid"}, rows
+        good = rows["101"]
+        if threshold_raised:
+            assert good["q9_accuracy"] == "0" and float(good["total"]) < float(good["possible"])
+        else:
+            assert good["total"] == good["possible"], good
+        for blank in ("102", "103", "104", "110"):
             assert rows[blank]["total"] == "0", rows[blank]
         assert "nested more than" in rows["107"]["message"] and "not a valid zip" in rows["108"]["message"]
         assert "is empty" in rows["109"]["message"] and "answers.txt" in rows["112"]["message"]

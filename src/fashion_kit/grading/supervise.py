@@ -68,6 +68,7 @@ def run(
     on_stop: Callable[[], None] | None = None,
     held_memory: Callable[[list[psutil.Process]], float] | None = None,
     preexec_fn=None,
+    poll_seconds: float = POLL_SECONDS,
 ) -> Supervised:
     """Run ``command`` and supervise it until it exits or is stopped; never raises for what it does.
 
@@ -75,7 +76,7 @@ def run(
     ``held_memory(tree)`` says the sandbox holds outside it (its tmpfs files); ``max_processes`` the
     tasks in it (threads count, as they do for RLIMIT_NPROC); ``max_folder_mb`` the bytes on disk
     under ``watch_folder``. ``on_stop`` (the sandbox's ``kill_all``) runs when the command ends, by
-    itself or stopped, before the tree is killed.
+    itself or stopped, before the tree is killed. The tree is looked at every ``poll_seconds``.
     """
     started = time.monotonic()
     deadline = None if timeout is None else started + timeout
@@ -95,7 +96,7 @@ def run(
     stopped, peak = None, 0
     try:
         stopped, peak = _watch(proc, deadline, memory_limit, max_processes, watch_folder, folder_limit, cancel,
-                               held_memory)
+                               held_memory, poll_seconds)
     finally:
         try:
             if on_stop is not None:
@@ -107,13 +108,13 @@ def run(
 
 
 def _watch(proc, deadline, memory_limit, max_processes, watch_folder, folder_limit, cancel,
-           held_memory) -> tuple[Stop | None, int]:
+           held_memory, poll_seconds) -> tuple[Stop | None, int]:
     """Poll until ``proc`` exits or goes too far; returns why it was stopped (None: it exited) and
     the peak memory of its tree (resident, plus what the sandbox holds for it)."""
     peak = 0
     while True:
         try:
-            proc.wait(timeout=POLL_SECONDS)
+            proc.wait(timeout=poll_seconds)
             return None, peak
         except subprocess.TimeoutExpired:
             pass
