@@ -79,3 +79,42 @@ def test_seeding_uses_the_settings_seed_and_silences_progress_bars():
     assert "set_random_seed(1234)" in first and "disable_interactive_logging()" in first
     assert '"pre_run_cell"' in first and "numpy.random.seed(seed)" in first, "reseeded before every cell"
     assert "rfc3987_syntax" in first, "the kernel skips the optional module that costs 0.75 s to import"
+
+
+def test_while_grading_keras_trains_evaluates_and_predicts_without_progress_output(capsys):
+    """The seeding cell, run in this process: a notebook's fit(..., verbose=1) (or its default) trains
+    with verbose=0, exactly as it would with it, and prints nothing; a call Keras would refuse still
+    gets Keras's own error."""
+    import keras
+    import numpy as np
+    import pytest
+
+    nb = notebook("x = 1")
+    seeding.apply(nb, 7)
+    saved = {name: getattr(keras.Model, name) for name in ("fit", "evaluate", "predict")}
+    shell = type("Shell", (), {"events": type("Events", (), {"register": staticmethod(lambda *a: None)})()})()
+    try:
+        exec(nb.cells[0].source, {"get_ipython": lambda: shell})
+        x, y = np.random.default_rng(0).random((64, 28, 28)), np.arange(64) % 10
+
+        def trained(**how):
+            keras.utils.set_random_seed(0)
+            model = keras.Sequential([keras.Input((28, 28)), keras.layers.Flatten(), keras.layers.Dense(10)])
+            model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+            return model, model.fit(x, y, epochs=2, batch_size=16, **how)
+
+        capsys.readouterr()
+        model, history = trained(verbose=1)
+        loss = model.evaluate(x, y, verbose=1)
+        model.predict(x[:4], verbose=1)
+        assert capsys.readouterr().out == "", "no progress bar, no per-epoch line"
+        assert history.params["verbose"] == 0 and history.params["steps"] == 4
+        _, default = trained()
+        assert history.history == default.history, "what a fit computes does not depend on verbose"
+        assert np.isfinite(loss).all()
+        with pytest.raises(TypeError, match="epoch"):
+            model.fit(x, y, epoch=5)  # a typo: Keras's own message names it
+    finally:
+        for name, method in saved.items():
+            setattr(keras.Model, name, method)
+        keras.config.enable_interactive_logging()

@@ -5,7 +5,7 @@ request names and writes each one's facts to a file (see :func:`answer` and :fun
 process is limited in CPU seconds; it runs after the notebook's processes are dead, on copies of the
 files they left, inside the same kind of sandbox, so even a file crafted to break a parser can
 neither reach the grade's other inputs nor outlive the grading. The lesson's models share one
-process; the challenge's file, the only one that may need Keras, gets its own. The facts are the ones the checks compare
+process; the challenge's file, the heaviest, gets its own. The facts are the ones the checks compare
 (:mod:`fashion_kit.checks`), read as Keras reads the file.
 
 A model file is read without Keras where it can be: a ``.keras`` file is a zip of ``config.json`` and
