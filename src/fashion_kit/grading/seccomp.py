@@ -93,7 +93,8 @@ def build():
     f.set_attr(sc.Attr.CTL_NNP, 1)  # PR_SET_NO_NEW_PRIVS as the filter is loaded
     # Kernels before 5.16 turn on the speculative-store-bypass mitigation for every filtered process
     # (a slower CPU for the whole training); it guards a process's memory from its own code, which
-    # the notebook may read anyway. Docker's filter opts out the same way; older libseccomp cannot.
+    # the notebook may read anyway. crun, and runc since 1.1.5, opt out the same way by default.
+    # libseccomp before 2.5 cannot: the filter is then loaded without it.
     try:
         f.set_attr(sc.Attr.CTL_SSB, 1)
     except (OSError, RuntimeError, ValueError):
