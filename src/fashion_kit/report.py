@@ -240,6 +240,13 @@ def _roster_block(roster, esc) -> str:
                          f"<tr><td>{esc(record_id(u))}</td><td>{esc(str(_get(u, 'original_name', '') or ''))}</td>"
                          f"<td>{esc('; '.join(s.label for s in closest.get(record_id(u), [])) or '—')}</td></tr>"
                          for u in unmatched) + "</table>")
+    conflicts = [r for r in rows if getattr(r, "conflict", "")]
+    if conflicts:
+        parts.append("<h3>Uploads whose notebook names another student</h3><p>Matched by their file name or the "
+                     "LMS; check that each is the student's own work.</p><table><tr><th>student</th><th>upload</th>"
+                     "<th>what the notebook says</th></tr>" + "".join(
+                         f"<tr><td>{esc(r.student.label)}</td><td>{esc(record_id(r.upload))}</td>"
+                         f"<td>{esc(r.conflict)}</td></tr>" for r in conflicts) + "</table>")
     if absent:
         parts.append(f"<h3>Students without an upload ({esc(absent[0].status)})</h3><table><tr><th>student</th>"
                      "<th>email</th><th>section</th></tr>" + "".join(

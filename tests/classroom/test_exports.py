@@ -221,7 +221,7 @@ def test_fashion_kit_grade_a_canvas_class_every_student_matched(tmp_path, monkey
     status = {line[1]: line[table[0].index("status")] for line in table[1:]}
     assert status.pop("Thi Mai Nguyen") == "missing" and set(status.values()) == {"graded"} and len(status) == 10
     by = {line[1]: line[table[0].index("matched_by")] for line in table[1:]}
-    assert by["Anna Lee"] == by["John Smith"] == "pattern" and by["Jisoo Park"] == "file name"
+    assert by["Anna Lee"] == by["John Smith"] == "pattern" and by["Jisoo Park"] == "notebook metadata"
     got = canvas_import((out / "canvas.csv").read_text(encoding="utf-8"), roster.read(CANVAS))
     assert len(got) == 11 and got["12352"] == "" and all(got[k] for k in got if k != "12352")
     with zipfile.ZipFile(out / "feedback.zip") as zf:

@@ -221,3 +221,25 @@ def test_the_patterns_the_readme_and_docs_give_match_canvas_download_names():
                                 ("smithjohn_late_12351_667788_fashion_mnist-1.ipynb", "12351"),
                                 ("王小明_12346_556679_fashion_mnist.ipynb", "12346")):
             assert pattern.search(name).group("canvas_id") == canvas_id
+
+
+def test_a_notebooks_metadata_never_outweighs_its_file_name():
+    """Carol's notebook whose metadata claims Bob's email is Carol's, flagged; Bob is missing."""
+    students = [roster.Student("B1", "Carol Chen", "carol.chen@example.edu"),
+                roster.Student("B2", "Bob Lee", "bob.lee@example.edu")]
+    carol = upload("carol_chen", "carol_chen.ipynb")
+    carol["identity"] = ["Carol Chen", "bob.lee@example.edu"]
+    rows, unmatched = matching.match(students, [carol])
+    assert unmatched == []
+    assert [(r.student.name, r.upload and r.upload["id"], r.matched_by) for r in rows] == [
+        ("Carol Chen", "carol_chen", "file name"), ("Bob Lee", None, "")]
+    assert "Bob Lee" in rows[0].conflict and "bob.lee@example.edu" in rows[0].conflict
+    assert rows[1].status == matching.MISSING
+
+
+def test_a_notebook_whose_name_says_nothing_is_matched_by_its_metadata_without_a_flag():
+    students = [roster.Student("B1", "Carol Chen", "carol.chen@example.edu")]
+    anonymous = upload("notebook", "notebook.ipynb")
+    anonymous["identity"] = ["Carol Chen", "carol.chen@example.edu"]
+    rows, _ = matching.match(students, [anonymous])
+    assert (rows[0].upload["id"], rows[0].matched_by, rows[0].conflict) == ("notebook", "notebook metadata", "")

@@ -116,7 +116,7 @@ def roster_gradebook_csv(rows, questions: list[str], possible: float) -> str:
     above it, and ``percent`` above 100.
     """
     out = [["sid", "name", "email", "login", "section", "id", "original_name", "matched_by", "uploads", *questions,
-            "total", "possible", "percent", "status", "message", "duplicate_of"]]
+            "total", "possible", "percent", "status", "message", "duplicate_of", "check"]]
     for row in rows:
         s, r = row.student, row.upload
         scores = _scores(r) if r is not None else {}
@@ -129,6 +129,7 @@ def roster_gradebook_csv(rows, questions: list[str], possible: float) -> str:
             f"{total:g}" if total is not None else "", f"{possible:g}", percent(total, possible),
             row.status, _field(r, "message", "") if r is not None else "",
             _field(r, "duplicate_of", "") if r is not None else "",
+            row.conflict,
         ])
     return _csv(out)
 

@@ -7,16 +7,20 @@ An upload is matched, in this order, by
    expression searched in the upload's original name, whose named groups (``sid``, ``email``,
    ``login``, ``canvas_id``, ``name``, ``first_name``, ``last_name``) say what they captured, e.g.
    ``^[^_]+_(late_)?(?P<canvas_id>[0-9]+)_`` for Canvas's ``leeanna_12345_67890_hw.ipynb``;
-3. a student id, email or login found anywhere in the file name or in the notebook's metadata
-   (``HW1_B10901001.ipynb``, ``hw1b10901001.ipynb``), never inside a longer run of digits or letters;
+3. a student id, email or login found anywhere in the file name (``HW1_B10901001.ipynb``,
+   ``hw1b10901001.ipynb``), never inside a longer run of digits or letters;
 4. the student's name in the file name: in either order, with or without spaces, commas or
    underscores (``anna_lee``, ``lee_anna``, ``leeanna`` for "Lee, Anna"), a Chinese name with or
    without spaces (``王小明.ipynb``, ``作業_王小明.ipynb``, ``chen_meiling_hw3.ipynb`` for 陳美玲's
-   roster name "Chen Meiling").
+   roster name "Chen Meiling");
+5. only for an upload whose name says nothing: an id, then a name, in the notebook's own metadata
+   (its ``authors``, Colab's file name). The notebook is the student's to write, so it never outweighs
+   what the LMS or the file name says; when it names another student, the row says so
+   (:attr:`Row.conflict`) for the instructor to look at.
 
-Ids found (steps 1 to 3) win over names (step 4). What fits several students matches none of them:
-it is listed as unmatched, with the closest roster entries, for a person to decide. All functions are
-pure, over plain data (dicts or objects with the same attribute names).
+Within each source ids win over names. What fits several students matches none of them: it is listed
+as unmatched, with the closest roster entries, for a person to decide. All functions are pure, over
+plain data (dicts or objects with the same attribute names).
 """
 
 from __future__ import annotations
@@ -53,7 +57,8 @@ class Row:
 
     student: Student
     upload: object | None = None  # the upload (a dict or a record object) chosen for this student
-    matched_by: str = ""  # "sid", "email", "pattern" or "file name"
+    matched_by: str = ""  # "sid", "email", "pattern", "file name" or "notebook metadata"
+    conflict: str = ""  # the counted upload's metadata names another student: what it says
     uploads: list[str] = field(default_factory=list)  # ids of every upload that matched this student
     none_status: str = MISSING  # the status without an upload: missing, or pending in a partial batch
 
@@ -152,11 +157,14 @@ class _Index:
         return {i for i, keys in enumerate(self.names) if key and key in keys}
 
 
-def _texts(upload) -> list[str]:
-    """What an upload is called, and what its notebook's metadata says of its author."""
-    names = [_stem(str(get(upload, key, "") or "")) for key in ("original_name", "id")]
-    hints = [str(h) for h in (get(upload, "identity", None) or []) if isinstance(h, str)]
-    return [t for t in names + hints if t]
+def _names(upload) -> list[str]:
+    """What an upload is called: its file name as handed in, and its id."""
+    return [t for t in (_stem(str(get(upload, key, "") or "")) for key in ("original_name", "id")) if t]
+
+
+def _metadata(upload) -> list[str]:
+    """What the notebook's own metadata says of its author (the student could have written anything)."""
+    return [str(h) for h in (get(upload, "identity", None) or []) if isinstance(h, str) and h]
 
 
 def _by_pattern(upload, index: _Index, pattern: re.Pattern) -> set[int]:
@@ -215,12 +223,22 @@ def _matches(upload, index: _Index, pattern: re.Pattern | None) -> tuple[set[int
         found = _by_pattern(upload, index, pattern)
         if found:
             return found, "pattern"
-    texts = _texts(upload)
-    for finder in (_by_identifiers, _by_names):
-        found = finder(texts, index)
-        if found:
-            return found, "file name"
+    for texts, how in ((_names(upload), "file name"), (_metadata(upload), "notebook metadata")):
+        for finder in (_by_identifiers, _by_names):
+            found = finder(texts, index)
+            if found:
+                return found, how
     return set(), ""
+
+
+def _metadata_conflict(upload, found: set[int], index: _Index) -> str:
+    """What the upload's metadata says, when it names students other than those it was matched to."""
+    hints = _metadata(upload)
+    claimed = _by_identifiers(hints, index) or _by_names(hints, index)
+    if not claimed or claimed & found:
+        return ""
+    names = ", ".join(index.roster[i].label for i in sorted(claimed))
+    return f"the notebook's metadata names {names} ({'; '.join(hints)[:120]})"
 
 
 def _total(upload) -> float:
@@ -262,6 +280,7 @@ def match(roster: list[Student], uploads, pattern: re.Pattern | str | None = Non
             row.uploads.append(str(get(upload, "id", "")))
             if row.upload is None or _preference(upload) < _preference(row.upload):
                 row.upload, row.matched_by = upload, how
+                row.conflict = _metadata_conflict(upload, found, index)
     for row in rows:
         row.uploads.sort(key=natural_key)
     return rows, unmatched
@@ -290,7 +309,7 @@ def closest(upload, roster: list[Student], n: int = 3, cutoff: float = 0.7, keys
     """The roster entries whose ids or names look most like a part of the upload's name, best first.
     ``keys`` (:func:`closest_keys`) saves computing them again for every upload."""
     pieces = set()
-    for text in _texts(upload):
+    for text in _names(upload) + _metadata(upload):
         words = _tokens(text)
         pieces |= {"".join(words[k:k + m]) for m in range(1, len(words) + 1) for k in range(len(words) - m + 1)}
     pairs = [_bigrams(p) for p in pieces if len(p) >= MIN_TOKEN]
