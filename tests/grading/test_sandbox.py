@@ -586,13 +586,26 @@ REFUSED_CALLS = """
     attempt("perf_event_open", lambda: libc.syscall(298, 0, 0, -1, -1, 0))
     attempt("userfaultfd", lambda: libc.syscall(323, 0))
     attempt("io_uring_setup", lambda: libc.syscall(425, 1, (ctypes.c_char * 120)()))
+    # A set-id copy of a shell in the work folder: in bubblewrap it would be the grader's, outside.
+    import shutil
+    shutil.copy("/bin/true", "shell")
+    for bits in (0o4755, 0o2755):
+        attempt(f"chmod {bits:o}", lambda: os.chmod("shell", bits))
+        attempt(f"fchmod {bits:o}", lambda: os.fchmod(os.open("shell", os.O_RDONLY), bits))
+        attempt(f"chmod {bits:o} by the C library", lambda: libc.chmod(b"shell", bits))
+        attempt(f"open a new file {bits:o}", lambda: os.open(f"new-{bits:o}", os.O_CREAT | os.O_WRONLY, bits))
+        attempt(f"mkdir {bits:o}", lambda: os.mkdir(f"folder-{bits:o}", bits))
+        attempt(f"mknod {bits:o}", lambda: os.mknod(f"node-{bits:o}", bits | 0o100000))
+    attempt("openat2", lambda: libc.syscall(437, -100, b"new-openat2", None, 0))
+    setid = [name for name in os.listdir(".") if os.lstat(name).st_mode & 0o6000]
+    os.chmod("shell", 0o755)  # an ordinary mode still works
     # What a notebook does need still works.
     a, b = socket.socketpair()
     a.sendall(b"unix"); unix = b.recv(4).decode()
     thread = threading.Thread(target=lambda: None); thread.start(); thread.join()
     child = subprocess.run(["true"]).returncode
     status = dict(line.split(":", 1) for line in open("/proc/self/status").read().splitlines())
-    print(json.dumps({"calls": out, "unix": unix, "child": child, "seccomp": status["Seccomp"].strip(),
+    print(json.dumps({"calls": out, "unix": unix, "child": child, "seccomp": status["Seccomp"].strip(), "setid": setid,
                       "no_new_privs": status["NoNewPrivs"].strip()}))
 """
 
@@ -603,6 +616,7 @@ def filter_refuses_what_a_notebook_never_needs(box: sandbox.Sandbox, work: Path)
     assert {name: how for name, how in found["calls"].items() if not how.startswith("refused")} == {}
     assert found["calls"]["AF_INET"] == found["calls"]["memfd_create"] == "refused: Operation not permitted"
     assert found["unix"] == "unix" and found["child"] == 0
+    assert found["setid"] == [] and found["calls"]["openat2"] == "refused: Function not implemented"
 
 
 @needs_bwrap

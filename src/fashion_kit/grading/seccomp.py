@@ -17,7 +17,12 @@ process, so Python raises a plain ``PermissionError`` the student can read. Refu
   message queues and semaphores, POSIX message queues;
 * reaching into other processes: ``ptrace``, ``process_vm_readv``/``writev``, ``pidfd_getfd``, ``kcmp``;
 * new namespaces (``unshare``, ``setns``, ``clone`` with a ``CLONE_NEW*`` flag) and mounts, and the
-  kernel's administrative and debugging interfaces (keys, BPF, perf, userfaultfd, modules, kexec...).
+  kernel's administrative and debugging interfaces (keys, BPF, perf, userfaultfd, modules, kexec...);
+* set-user-id and set-group-id bits, in every call that gives a file its mode (the ``chmod`` family,
+  ``open``/``creat``, ``mkdir``, ``mknod``): in bubblewrap the sandbox's uid is the grader's own
+  outside, so a set-uid copy of a shell in the work folder would run as the grader for any local
+  account that reached it. ``openat2`` passes its mode in memory, so it answers ``ENOSYS`` (the C
+  library and Python use ``openat``).
 
 ``clone3`` passes its flags in memory a filter cannot read, so it answers ``ENOSYS``: the C library
 then falls back to ``clone``, whose flags are checked (what Docker's and systemd's filters do).
@@ -36,6 +41,11 @@ FAMILIES = 64
 # clone()'s namespace flags; its low byte is the exit signal, so CLONE_NEWTIME (0x80) cannot be told
 # apart there (it exists only for clone3 and unshare, both refused whole).
 CLONE_NEW_FLAGS = (0x00020000, 0x02000000, 0x04000000, 0x08000000, 0x10000000, 0x20000000, 0x40000000)
+
+S_ISUID, S_ISGID = 0o4000, 0o2000
+# Where each call that sets a file's mode takes it (the argument's index).
+MODE_ARGUMENT = {"chmod": 1, "fchmod": 1, "fchmodat": 2, "fchmodat2": 2, "open": 2, "openat": 3, "creat": 1,
+                 "mkdir": 1, "mkdirat": 2, "mknod": 1, "mknodat": 2}
 
 REFUSED = (
     # memory outside every process
@@ -117,6 +127,12 @@ def build():
     for flag in CLONE_NEW_FLAGS:
         f.add_rule(refuse, "clone", sc.Arg(0, sc.MASKED_EQ, flag, flag))
     f.add_rule(sc.ERRNO(errno.ENOSYS), "clone3")
+    for name, index in MODE_ARGUMENT.items():
+        if sc.resolve_syscall(sc.Arch.NATIVE, name) >= 0:
+            for bit in (S_ISUID, S_ISGID):
+                f.add_rule(refuse, name, sc.Arg(index, sc.MASKED_EQ, bit, bit))
+    if sc.resolve_syscall(sc.Arch.NATIVE, "openat2") >= 0:
+        f.add_rule(sc.ERRNO(errno.ENOSYS), "openat2")
     return f
 
 
