@@ -84,7 +84,7 @@ def _say(text: str, style: str = "") -> None:
 def cmd_run(args) -> int:
     import tempfile
 
-    from . import contract, run, settings
+    from . import contract, folders, run, settings
     from .classroom import feedback
     from .classroom.ids import printable
     from .grading.sandbox import SandboxUnavailable
@@ -101,8 +101,7 @@ def cmd_run(args) -> int:
         console.print(f"[red]No autograder at {autograder}. Build it first: fashion-kit assign[/red]")
         return EXIT_USAGE
     grading = settings.from_zip(autograder).replace(**limits_of(args))
-    out = run_output(submission, args.output)
-    out.mkdir(parents=True, exist_ok=True)
+    out = folders.make_private(run_output(submission, args.output))
     # The files a student hands in beside the notebook (the challenge model, the saved model).
     extra_files = [submission.with_name(name) for name in contract.SUBMITTED_FILES
                    if name != contract.NOTEBOOK and submission.with_name(name).is_file()]
@@ -208,7 +207,7 @@ def _grade(args, interrupts) -> int:
             jobs=jobs, force=args.force,
             grade_fn=remote, use_watchdog=remote is None,
             retry_failed=args.retry_failed, duplicates=args.duplicates, student=args.student,
-            stop=interrupts.event, on_start=reporter.start, on_done=reporter.done,
+            stop=interrupts.event, on_start=reporter.start, on_done=reporter.done, group=args.group,
         )
     finally:
         reporter.stop()
@@ -324,6 +323,9 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--duplicates", choices=("latest", "highest", "both"), default="latest",
                    help="a student who handed in more than once: which upload counts (default: latest); all are kept and flagged")
     s.add_argument("--student", metavar="ID", help="grade again only this submission (its id in gradebook.csv)")
+    s.add_argument("--group", metavar="GROUP",
+                   help="let this group's members (teaching assistants) read the output folder "
+                        "(default: only you)")
     s.add_argument("--no-sandbox", action="store_true",
                    help="run the notebooks without a sandbox (only for notebooks you trust; recorded in the gradebook)")
     s.add_argument("--cluster", metavar="ADDRESS|slurm|pbs|sge",

@@ -45,7 +45,6 @@ EVIDENCE_DIR = "evidence"
 RUNNING_FILE = "running.json"  # the student's code cell that is about to run
 # Of every question, what the grader's cell collected right after it was answered (checks.collect_*).
 QUESTION_VALUES = "{question}.json"
-REFUSED_FILE = "refused.json"  # why phase 1 would not run the submission (the wrong notebook), if so
 TEST_IMAGES_FILE = "test_images.npy"  # the notebook's own test_images at question 8
 # Of a question with evidence, the grader saves `model` right after the question is answered.
 MODEL_SNAPSHOT = "{question}.keras"

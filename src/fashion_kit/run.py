@@ -121,9 +121,9 @@ def grade(
 
     with tempfile.TemporaryDirectory(prefix="fashion-kit-grade-", dir=workdir) as tmp:
         tmp = Path(tmp).absolute()
-        # The sandbox's account may pass through to its work folder (the core makes it in here), but
-        # neither list this folder nor enter the Gradescope layout beside it (the hidden tests).
-        tmp.chmod(0o711)
+        # Only the Gradescope layout's account may pass through to its work folder (the core makes it
+        # in here), and neither list this folder nor enter the Gradescope layout beside it.
+        tmp.chmod(box.folder_mode)
         ag_dir = tmp / "autograder"
         ag_dir.mkdir(mode=0o700)
         layout.make_gradescope_folder(ag_dir, autograder_zip, nb, extra_files)

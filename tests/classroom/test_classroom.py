@@ -475,3 +475,33 @@ def test_a_bug_in_the_kit_is_one_row_with_its_traceback_in_the_log(tmp_path, zip
     assert record.status == "error" and "grading.log" in record.message and "TypeError" in record.message
     log = (tmp_path / "out" / record.id / store.LOG).read_text(encoding="utf-8")
     assert "Traceback (most recent call last)" in log and "in __call__" in log
+
+
+def test_the_output_folder_is_the_instructors_alone_or_shared_read_only_with_a_group(tmp_path, zip_path):
+    """Students' notebooks, grades and the gradings in flight: no other local account may reach them."""
+    import grp
+    import stat
+
+    from fashion_kit import folders
+
+    cls = tmp_path / "class"
+    write_notebook(cls / "a.ipynb", "x = 1")
+    seen = []
+
+    class Looking(FakeGrader):
+        def __call__(self, notebook, *args, **kwargs):
+            seen.append(stat.S_IMODE((out / store.WORK).stat().st_mode))
+            return super().__call__(notebook, *args, **kwargs)
+
+    out = tmp_path / "graded"
+    out.mkdir(mode=0o755)
+    grade(cls, out, zip_path, Looking())
+    assert stat.S_IMODE(out.stat().st_mode) == folders.PRIVATE and seen == [folders.PRIVATE]
+
+    group = grp.getgrgid(os.getgid()).gr_name if os.getgid() else "nogroup"
+    shared = grade(cls, tmp_path / "shared", zip_path, group=group)
+    assert shared.all_graded
+    info = (tmp_path / "shared").stat()
+    assert stat.S_IMODE(info.st_mode) == folders.GROUP_READABLE and info.st_gid == grp.getgrnam(group).gr_gid
+    with pytest.raises(batch.BatchError, match="no such group"):
+        grade(cls, tmp_path / "other", zip_path, group="no-such-group-here")

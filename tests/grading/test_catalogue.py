@@ -21,11 +21,13 @@ import os
 import shutil
 import site
 import socket
+import stat
 import subprocess
 import sys
 import sysconfig
 import tempfile
 import threading
+import time
 import uuid
 from pathlib import Path
 
@@ -344,6 +346,12 @@ class Attack:
         self._thread.start()
         self.watched = {p / name: _digest(p / name) for p in _site_folders()
                         for name in ("sitecustomize.py", "usercustomize.py")}
+        # Seen in the grading's folders while it runs: set-id files, and (in the local layout, where
+        # nothing of a grading is another account's business) anything another account could reach.
+        self.setid: set[str] = set()
+        self.reachable: set[str] = set()
+        self._watching = threading.Thread(target=self._watch, daemon=True)
+        self._watching.start()
 
     def _listen(self):
         while self._listening:
@@ -357,6 +365,29 @@ class Attack:
                     self.connections.append(conn.recv(100))
                 except OSError:
                     self.connections.append(b"")
+
+    def _watch(self):
+        while self._listening:
+            pending = [(str(self.folder), True)]
+            while pending:
+                folder, open_to_others = pending.pop()
+                try:
+                    entries = list(os.scandir(folder))
+                except OSError:
+                    continue
+                for entry in entries:
+                    try:
+                        mode = entry.stat(follow_symlinks=False).st_mode
+                    except OSError:
+                        continue
+                    if mode & 0o6000 and not stat.S_ISLNK(mode):
+                        self.setid.add(entry.path)
+                    if stat.S_ISDIR(mode):
+                        passes = open_to_others and bool(mode & stat.S_IXOTH)
+                        if passes and self.layout == "bubblewrap":
+                            self.reachable.add(entry.path)
+                        pending.append((entry.path, passes))
+            time.sleep(0.1)
 
     @property
     def markers(self) -> dict[str, str]:
@@ -431,6 +462,7 @@ class Attack:
         """Take the test's own things away, and anything a successful attack left (after it was seen)."""
         self._listening = False
         self._thread.join(timeout=5)
+        self._watching.join(timeout=5)
         self.listener.close()
         for p in self.left_outside():
             path = Path(p)
@@ -485,7 +517,8 @@ def grade_hostile(entry: dict, layout: str, base: Path, autograder_zip: Path, wo
                 outcome = grade_as_gradescope(notebook, autograder_zip, settings, attack.env, attack.folder, out)
                 shared = attack.left_shared()  # before another grading may use the account
         seen = {"survivors": attack.survivors(), "outside": attack.left_outside(), "shared": shared,
-                "connections": list(attack.connections)}
+                "connections": list(attack.connections), "setid": sorted(attack.setid),
+                "reachable": sorted(attack.reachable)}
     finally:
         attack.clean_up()
     return {"outcome": outcome, **seen}
@@ -538,6 +571,8 @@ def test_hostile_entry_gets_exactly_its_expected_scores(hostile_gradings, entry,
     assert graded["survivors"] == [], f"{entry['name']} in {layout}: processes outlived the grading"
     assert graded["outside"] == [], f"{entry['name']} in {layout}: files written outside the work folder"
     assert graded["shared"] == [], f"{entry['name']} in {layout}: left behind where every user may write"
+    assert graded["setid"] == [], f"{entry['name']} in {layout}: set-id files existed during the grading"
+    assert graded["reachable"] == [], f"{entry['name']} in {layout}: other accounts could reach the grading's folders"
     assert bool(graded["connections"]) == network, (
         f"{entry['name']} in {layout}: {len(graded['connections'])} connection(s) reached the test's port")
 

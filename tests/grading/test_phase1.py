@@ -12,7 +12,7 @@ import psutil
 import pytest
 
 from fashion_kit import contract
-from fashion_kit.grading import phase1
+from fashion_kit.grading import admission, phase1
 from fashion_kit.grading.cells import checkpoints, grading_mode
 
 
@@ -121,14 +121,25 @@ def test_the_notebooks_checks_do_nothing_and_otter_is_never_imported(tmp_path, c
     assert json.loads((evidence / contract.RUNNING_FILE).read_text()) == {"cell": None, "first_line": ""}
 
 
-def test_a_notebook_for_another_assignment_is_not_run(tmp_path):
+def test_a_notebook_for_another_assignment_is_refused_before_anything_runs(tmp_path):
+    """The trusted core decides a refusal from the upload itself (admission), so no file phase 1 can
+    write is ever read as the grader's word."""
     work, submission, evidence = work_folder(tmp_path)
     nb = notebook("open('ran.txt', 'w').write('1')")
     nb.metadata["otter"] = {"assignment_name": "hw03_regression"}
     nbformat.write(nb, str(submission / contract.NOTEBOOK))
-    assert phase1.main(str(work), "42", "fashion_mnist") == 0
-    message = json.loads((evidence / contract.REFUSED_FILE).read_text(encoding="utf-8"))["message"]
+    scratch = tmp_path / "trusted"
+    scratch.mkdir()
+    message = admission.refusal(submission, "fashion_mnist", scratch, 2**20)
+    assert message.startswith(admission.REFUSED_INTRO)
     assert "Received submission for assignment 'hw03_regression' (this is assignment 'fashion_mnist')" in message
-    assert not (submission / "ran.txt").exists()
+    nb.metadata["otter"] = {"assignment_name": "fashion_mnist"}
+    nbformat.write(nb, str(submission / contract.NOTEBOOK))
+    assert admission.refusal(submission, "fashion_mnist", scratch, 2**20) is None
+    assert list(scratch.iterdir()) == [], "the copy it read is gone"
+    (submission / contract.NOTEBOOK).write_text("{not json", encoding="utf-8")
+    assert "could not be read as JSON" in admission.refusal(submission, "fashion_mnist", scratch, 2**20)
     nbformat.write(nb, str(submission / "copy.ipynb"))
-    assert phase1.find_notebook(submission) == (None, "More than one .ipynb file found in submission")
+    assert admission.find_notebook(submission) == (None, "More than one .ipynb file found in submission")
+    assert "More than one .ipynb" in admission.refusal(submission, "fashion_mnist", scratch, 2**20)
+    assert not (submission / "ran.txt").exists() and list(evidence.iterdir()) == []

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import KitError
-from .. import contract, paths, settings as settings_module
+from .. import contract, folders, paths, settings as settings_module
 from ..questions import NoQuestions, points_in_autograder
 from . import exports, ids, intake, lock, schedule, store, watchdog
 from ..statuses import RECORDED, RETRYABLE, STATUS_OF_STOP, Status
@@ -83,6 +83,7 @@ def grade_class(
     use_watchdog: bool = True,
     on_start=None,
     on_done=None,
+    group: str | None = None,
 ) -> BatchResult:
     """Grade every upload in ``source`` into ``out`` with ``grade_fn`` (see :mod:`.grader`).
 
@@ -90,14 +91,15 @@ def grade_class(
     :class:`.schedule.Interrupts`) stops the batch at any point: the gradings in flight are cancelled
     and graded again next time, and the result has ``interrupted`` set. Without ``stop``, the batch
     installs its own signal handlers when it runs in the main thread. ``on_start(to_grade, skipped)``
-    and ``on_done(record)`` let a caller show progress.
+    and ``on_done(record)`` let a caller show progress. ``out`` is made private to this account (to it
+    and ``group``'s members, who may read); the gradings in flight below it are this account's alone.
     """
     if stop is None:
         with schedule.Interrupts() as interrupts:
             return grade_class(source, out, autograder_zip, grade_fn=grade_fn, settings=settings,
                                sandbox=sandbox, jobs=jobs, force=force, retry_failed=retry_failed,
                                duplicates=duplicates, student=student, stop=interrupts.event,
-                               use_watchdog=use_watchdog, on_start=on_start, on_done=on_done)
+                               use_watchdog=use_watchdog, on_start=on_start, on_done=on_done, group=group)
     out, autograder_zip = Path(out), Path(autograder_zip or paths.AUTOGRADER_ZIP)
     if not autograder_zip.is_file():
         raise BatchError(f"No autograder at {autograder_zip}. Build it first: fashion-kit assign")
@@ -124,12 +126,16 @@ def grade_class(
     if out.exists() and not out.is_dir():
         raise BatchError(f"{out} is a file; expected a folder for the gradebook, the report and the results.")
     questions = questions_in(autograder_zip)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        folders.make_private(out, group)
+    except folders.FolderError as e:
+        raise BatchError(str(e)) from None
     grading = store.grader_digest(autograder_zip, settings.fingerprint(), sandbox)
 
     with lock.OutputLock(out):
         store.remove(out, store.WORK)  # a killed batch's copies
         scratch = store.folder(out, store.WORK, "tmp")
+        store.inside(out, store.WORK).chmod(folders.PRIVATE)  # not even the group's: gradings in flight
         previous_tempdir = tempfile.tempdir
         # The gradings' temporary folders (the unzipped autograder, hidden tests included) go under
         # the output folder too: removed with it, never left readable in /tmp.

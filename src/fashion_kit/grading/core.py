@@ -6,7 +6,8 @@ with ``--sandbox user``, local grading with bubblewrap.
 
 1. Before anything of the student's runs, everything the grade depends on is fixed: the settings,
    the questions and their points (the autograder's own tests), the data's checksums. Nothing of it
-   is read again later from a place the notebook could write.
+   is read again later from a place the notebook could write. A submission that is not one notebook
+   for this assignment is refused here (:mod:`admission`), and nothing of it runs.
 2. Phase 1 (untrusted) runs the notebook (:mod:`phase1`) on a copy of the submission in a work
    folder, inside the sandbox, under the time, memory, process and disk limits; afterwards no
    process of it survives. The grader's own cells leave each question's values and the model
@@ -34,7 +35,7 @@ from .. import data
 from .. import questions as questions_module
 from .. import settings as settings_module
 from ..settings import Settings
-from . import layout, sandbox as sandboxes, supervise, verdicts
+from . import admission, layout, sandbox as sandboxes, supervise, verdicts
 from ..statuses import Stop
 
 # What nbclient says when the kernel vanishes mid-cell; on Gradescope that is the out-of-memory killer.
@@ -76,36 +77,22 @@ def grade(autograder_dir: Path, box: sandboxes.Sandbox, *, scratch: Path | None 
     clock = [("start", time.monotonic())]
     tmp = Path(tempfile.mkdtemp(prefix="fashion-kit-grading-", dir=scratch))
     try:
-        tmp.chmod(0o711)  # the sandbox user may pass through to its work folder, not list ours
+        tmp.chmod(box.folder_mode)
         work, trusted = tmp / "work", tmp / "trusted"
         trusted.mkdir(mode=0o700)
-        layout.make_work_folder(work, source, autograder_dir / "submission")
-        box.prepare(work)
-        clock.append(("prepare", time.monotonic()))
-        python = Path(sys.executable)
-        command = box.command(
-            [str(python), "-I", "-m", "fashion_kit.grading.phase1", str(work), str(settings.seed),
-             settings.assignment_name],
-            work=work, env=layout.phase1_env(work, python),
-        )
-        ran = supervise.run(
-            command, cwd=work, env=None, timeout=settings.timeout_seconds,
-            memory_limit_mb=settings.memory_limit_mb, max_processes=settings.max_processes,
-            watch_folder=work, max_folder_mb=settings.max_work_folder_mb, on_stop=box.kill_all,
-            held_memory=box.held_memory,
-        )
-        box.kill_all()  # whatever happened, nothing of phase 1 outlives this line
-        clock.append(("phase1", time.monotonic()))
-        log(ran.log[-LOG_CHARS:], end="" if ran.log.endswith("\n") else "\n")
-
-        phase1 = read_phase1(work, trusted, questions, ran)
-        models = measure(work, trusted, data_dir, box, python)
-        clock.append(("measure", time.monotonic()))
+        submission = autograder_dir / c.WORK_SUBMISSION
+        refused = admission.refusal(submission, settings.assignment_name, trusted,
+                                    int(settings.max_notebook_mb * 2**20))
+        if refused is not None:  # the grader's own word: nothing of the student's runs
+            log(refused)
+            phase1, models, phase1_log = verdicts.Phase1(refused=refused), {}, ""
+        else:
+            phase1, models, phase1_log = run_phase1(work, trusted, source, submission, questions, data_dir, box, clock, log)
         results = verdicts.decide(questions, phase1, models, settings, sandbox=box.name)
-        results["extra_data"][c.LANGUAGE_KEY] = notebook_language(autograder_dir / "submission", trusted)
+        results["extra_data"][c.LANGUAGE_KEY] = notebook_language(submission, trusted)
         if phase1.stopped == Stop.ERROR:
             results["tests"].append({"name": "Autograder log (instructors only)", "status": "failed",
-                                     "visibility": "hidden", "output": ran.log[-5000:]})
+                                     "visibility": "hidden", "output": phase1_log[-5000:]})
         results_path = autograder_dir / "results" / "results.json"
         results_path.parent.mkdir(parents=True, exist_ok=True)
         partial = results_path.with_name(".results.json.partial")  # replaced, never written through a link
@@ -119,6 +106,34 @@ def grade(autograder_dir: Path, box: sandboxes.Sandbox, *, scratch: Path | None 
     return results
 
 
+def run_phase1(work: Path, trusted: Path, source: Path, submission: Path, questions: dict[str, float],
+               data_dir: Path, box: sandboxes.Sandbox, clock: list, log) -> tuple[verdicts.Phase1, dict, str]:
+    """Run the notebook in the sandbox (phase 1), then measure the models it left: what phase 1
+    left, read as the student's data, the measured facts, and phase 1's output."""
+    layout.make_work_folder(work, source, submission)
+    box.prepare(work)
+    clock.append(("prepare", time.monotonic()))
+    python = Path(sys.executable)
+    command = box.command(
+        [str(python), "-I", "-m", "fashion_kit.grading.phase1", str(work), str(box.settings.seed)],
+        work=work, env=layout.phase1_env(work, python),
+    )
+    settings = box.settings
+    ran = supervise.run(
+        command, cwd=work, env=None, timeout=settings.timeout_seconds,
+        memory_limit_mb=settings.memory_limit_mb, max_processes=settings.max_processes,
+        watch_folder=work, max_folder_mb=settings.max_work_folder_mb, on_stop=box.kill_all,
+        held_memory=box.held_memory,
+    )
+    box.kill_all()  # whatever happened, nothing of phase 1 outlives this line
+    clock.append(("phase1", time.monotonic()))
+    log(ran.log[-LOG_CHARS:], end="" if ran.log.endswith("\n") else "\n")
+    phase1 = read_phase1(work, trusted, questions, ran)
+    models = measure(work, trusted, data_dir, box, python)
+    clock.append(("measure", time.monotonic()))
+    return phase1, models, ran.log
+
+
 def notebook_language(submission: Path, scratch: Path) -> str | None:
     """The language the submitted notebook was handed out in (the build writes it into its metadata),
     read from the upload itself, which phase 1 never touches."""
@@ -129,16 +144,12 @@ def notebook_language(submission: Path, scratch: Path) -> str | None:
 
 
 def read_phase1(work: Path, trusted: Path, questions: dict[str, float], ran: supervise.Supervised) -> verdicts.Phase1:
-    """What phase 1 left, read as untrusted data: why it refused the submission, if it did; else each
-    question's collected values and, when it did not finish, why it stopped (and in which cell). No
-    score of the kernel's is read: phase 2 decides every question."""
+    """What phase 1 left, read as the student's data: each question's collected values and, when it
+    did not finish, why it stopped (and in which cell). No score of the kernel's is read, and nothing
+    it wrote is taken as the grader's word: phase 2 decides every question."""
     evidence = work / c.EVIDENCE_DIR
     phase1 = verdicts.Phase1()
     finished = ran.stopped is None and ran.returncode == 0
-    refused = layout.read_untrusted_json(evidence, c.REFUSED_FILE, trusted) if finished else None
-    if isinstance(refused, dict):
-        phase1.refused = verdicts.text_of(refused.get("message")) or "The grader could not grade the notebook."
-        return phase1
     for name in questions:
         found = layout.read_untrusted_json(evidence, c.QUESTION_VALUES.format(question=name), trusted)
         if found is not None:

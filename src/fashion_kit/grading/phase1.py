@@ -1,19 +1,19 @@
 """Phase 1, untrusted: run the student's notebook, with the kit's cells, in a kernel. This program
 runs inside the sandbox.
 
-``python -I -m fashion_kit.grading.phase1 WORK SEED ASSIGNMENT`` executes the notebook in
+``python -I -m fashion_kit.grading.phase1 WORK SEED`` executes the notebook in
 ``WORK/submission/`` with nbclient, the kit's cells inserted (:mod:`.cells`), as Otter's grading
 would: every cell runs, whatever the cells before it raised, and the notebook's own checks do
 nothing (phase 2 decides). The kernel talks to this process over Unix sockets in the private home
 (no network port), and no cell output is kept: what phase 2 reads is the evidence folder the kit's
 cells write (the values each question is decided on, the model snapshots), beside, and rewritable
-by, the student's code; the trusted phase reads it only as data. A submission for another assignment is not run: ``refused.json`` says why.
+by, the student's code; the trusted phase reads it only as data. Whether the submission is graded at
+all was decided before this program started (:mod:`.admission`).
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import sys
 import time
@@ -27,29 +27,6 @@ CONNECTION_FILE, SOCKETS = "kernel.json", "kernel"
 ERROR_CHARS = 300
 # The log's timing line names this many of the slowest cells.
 SLOWEST_CELLS = 5
-
-
-def find_notebook(submission: Path) -> tuple[Path | None, str | None]:
-    """The submission's one notebook, or None and why there is none to grade."""
-    found = sorted(submission.glob("*.ipynb"))
-    if len(found) == 1:
-        return found[0], None
-    return None, "More than one .ipynb file found in submission" if found else "No gradable files found in submission"
-
-
-def wrong_assignment(nb, assignment: str) -> str | None:
-    """Otter's check of the notebook's assignment name (its message, which the kit's runner reads)."""
-    meta = nb.get("metadata", {}).get("otter", {})
-    got = meta.get("assignment_name") if isinstance(meta, dict) else None
-    if assignment and got != assignment:
-        return f"Received submission for assignment '{got}' (this is assignment '{assignment}')"
-    return None
-
-
-def refuse(evidence: Path, why: str) -> None:
-    message = f"The grader could not grade this submission:\n\n{why}"
-    (evidence / c.REFUSED_FILE).write_text(json.dumps({"message": message}, ensure_ascii=False), encoding="utf-8")
-    print(message)
 
 
 def first_line(cell) -> str:
@@ -115,22 +92,21 @@ def execute(nb, cwd: Path, home: Path, timings: Timings | None = None) -> None:
         client.execute(cleanup_kc=True)  # and the kernel is shut down: this client started it
 
 
-def main(work: str, seed: str, assignment: str) -> int:
+def main(work: str, seed: str) -> int:
     c.skip_slow_optional_modules()
     import nbformat
     from nbclient.exceptions import DeadKernelError
 
-    from . import cells
+    from . import admission, cells
 
     work = Path(work).resolve()
     evidence, submission = work / c.EVIDENCE_DIR, work / c.WORK_SUBMISSION
     evidence.mkdir(exist_ok=True)
-    path, why = find_notebook(submission)
-    nb = nbformat.read(path, as_version=4) if path is not None else None
-    why = why or wrong_assignment(nb, assignment)
-    if why:
-        refuse(evidence, why)
-        return 0
+    path, why = admission.find_notebook(submission)
+    if path is None:  # the trusted core checked this before; nothing to run
+        print(why, flush=True)
+        return 1
+    nb = nbformat.read(path, as_version=4)
     cells.prepare(nb, evidence=evidence, seed=int(seed))
     timings = Timings()
     try:
@@ -144,4 +120,4 @@ def main(work: str, seed: str, assignment: str) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(*sys.argv[1:4]))
+    sys.exit(main(*sys.argv[1:3]))

@@ -136,6 +136,9 @@ class Sandbox:
     """Where phase 1 runs. Subclasses set ``name`` (recorded in results and the gradebook)."""
 
     name: str = ""
+    # The mode of the grader's folders above a work folder: the grader's alone. Nothing in them may be
+    # reachable by another local account, a set-id file least of all (the filter refuses to make one).
+    folder_mode: int = 0o700
 
     def __init__(self, settings: Settings | None = None):
         self.settings = settings or Settings()
@@ -539,6 +542,7 @@ class UnprivilegedUser(Sandbox):
     work by uid, so an account serves one grading at a time (Gradescope grades one per container)."""
 
     name = "user"
+    folder_mode = 0o711  # the account passes through to its work folder; it cannot list ours
 
     def __init__(self, settings: Settings | None = None, user: str = SANDBOX_USER):
         super().__init__(settings)
