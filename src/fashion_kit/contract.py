@@ -34,6 +34,9 @@ LANGUAGE_KEY = "fashion_kit_language"
 # The test results.json holds, and no scores, when a submission cannot be graded (Otter's name for it).
 OTTER_ERROR_TEST = "Autograder Error"
 CHALLENGE_TEST, LEADERBOARD_NAME = "Challenge bonus", "Challenge test accuracy"
+# Beside each question's scored test, a test without points holding what the notebook's own check
+# says of it: Gradescope can show it at once, while the scores wait for publication.
+PUBLIC_CHECK_TEST = "{question} · 筆記本的檢查 / notebook check"
 
 # The phase-1 work folder: a copy of what the notebook may see, and the only place it may write.
 # It mirrors Gradescope's layout: the tests in source/tests, the submission's files, a private home.

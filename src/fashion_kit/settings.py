@@ -52,6 +52,23 @@ def _text(key: str, value):
 _text.bounds = "non-empty text"
 
 
+# Gradescope's four moments a result can be shown to a student (its results.json "visibility").
+VISIBILITIES = ("hidden", "after_due_date", "after_published", "visible")
+
+
+def _one_of(choices: tuple[str, ...]):
+    def check(key: str, value):
+        if value not in choices:
+            raise SettingsError(f"{key} must be one of {', '.join(choices)}; found {value!r}.")
+        return value
+    check.bounds = " · ".join(f"`{c}`" for c in choices)
+    return check
+
+
+# Otter's keys that fashion-kit's grader does not read, and the kit's setting that says it instead.
+NOT_READ = {"show_hidden": "score_visibility", "show_stdout": "log_visibility"}
+
+
 def _key(default, check, help: str, *, top_level: bool = False, limit: str | None = None):
     """One setting, declared once: its default, its check, its help; ``top_level`` for Otter's own
     keys (the rest live in the ``fashion_kit`` section); ``limit`` is the unit of a limit of one
@@ -86,6 +103,16 @@ class Settings:
     max_processes: int = _key(512, _number(64, 100000, whole=True),
                               "processes and threads the notebook may run at once (TensorFlow needs a few dozen)",
                               limit="processes")
+
+    # When students see what on Gradescope (results.json's visibility of each part).
+    check_visibility: str = _key(
+        "visible", _one_of(VISIBILITIES),
+        "when students see each question's check on Gradescope (the words of the notebook's own check)")
+    score_visibility: str = _key(
+        "after_published", _one_of(VISIBILITIES),
+        "when students see each question's score and the grader's message on Gradescope")
+    log_visibility: str = _key("after_published", _one_of(VISIBILITIES),
+                               "when students see the grading's log on Gradescope (instructors always do)")
 
     def replace(self, **overrides) -> "Settings":
         """A copy with ``overrides`` (None values are ignored), each validated like the file's."""
@@ -122,7 +149,8 @@ def markdown_table() -> str:
     """The settings table of the README: the kit's keys, their defaults and what they mean."""
     rows = ["| key | default | allowed | meaning |", "|---|---|---|---|"]
     for key in KIT_KEYS:
-        rows.append(f"| `{key.name}` | {key.default:g} | {key.metadata['check'].bounds} | {key.metadata['help']} |")
+        default = f"`{key.default}`" if isinstance(key.default, str) else f"{key.default:g}"
+        rows.append(f"| `{key.name}` | {default} | {key.metadata['check'].bounds} | {key.metadata['help']} |")
     return "\n".join(rows)
 
 
@@ -134,6 +162,11 @@ def parse(config: dict, where: str = "otter_config.json") -> Settings:
     if not isinstance(section, dict):
         raise SettingsError(f"{where}: \"{SECTION}\" must be an object; found {type(section).__name__}.")
     kit = [k.name for k in KIT_KEYS]
+    for otter_key, instead in NOT_READ.items():
+        if otter_key in config:
+            raise SettingsError(
+                f"{where}: {otter_key} is Otter's setting, which fashion-kit's grader does not read; remove it and "
+                f"set {SECTION}.{instead} instead (one of {', '.join(VISIBILITIES)}).")
     unknown = sorted(set(section) - set(kit))
     if unknown:
         raise SettingsError(f"{where}: unknown setting {SECTION}.{unknown[0]}; expected one of {', '.join(kit)}.")

@@ -10,8 +10,10 @@ from pathlib import Path
 import pytest
 
 from fashion_kit import contract
+from fashion_kit import settings as settings_module
 from fashion_kit.grading import core, verdicts
 
+from .. import gradescope_spec
 from ..conftest import QUESTIONS
 
 from .judge_fakes import SETTINGS, decided, honest_values, lesson_model, models, output, scores
@@ -175,3 +177,45 @@ def test_no_score_of_the_kernel_is_read_by_phase_2():
     source = Path(core.__file__).read_text(encoding="utf-8") + Path(verdicts.__file__).read_text(encoding="utf-8")
     assert "checked.json" not in source and "CHECKED_FILE" not in source
     assert '"score"' not in Path(core.__file__).read_text(encoding="utf-8")
+
+
+def _shown_before_publication(results: dict) -> list[dict]:
+    return [t for t in results["tests"] if t.get("visibility", results.get("visibility", "visible")) == "visible"]
+
+
+def test_a_student_who_forgot_to_normalise_sees_why_on_gradescope_before_grades_are_published():
+    values = honest_values()
+    values["q3_normalize"] = {n: values["q1_load_data"][n] for n in ("training_images", "test_images")}
+    results = decided(values)
+    shown = _shown_before_publication(results)
+    assert shown and all("max_score" not in t for t in shown), "no score before publication (the default)"
+    q3 = next(t for t in shown if t["name"] == contract.PUBLIC_CHECK_TEST.format(question="q3_normalize"))
+    assert q3["status"] == "failed" and "255" in q3["output"] and "uint8" in q3["output"]
+    q2 = next(t for t in shown if t["name"] == contract.PUBLIC_CHECK_TEST.format(question="q2_class_names"))
+    assert q2["status"] == "passed"
+    assert "of 10 questions pass your notebook's checks" in results["output"] and results["output_format"] == "md"
+    assert "publishes grades" in results["output"] and "老師公布成績" in results["output"]
+
+
+@pytest.mark.parametrize("check_visibility", settings_module.VISIBILITIES)
+@pytest.mark.parametrize("score_visibility", settings_module.VISIBILITIES)
+def test_every_visibility_setting_gives_results_gradescope_accepts(check_visibility, score_visibility):
+    chosen = SETTINGS.replace(check_visibility=check_visibility, score_visibility=score_visibility,
+                              log_visibility=score_visibility)
+    results = decided(settings=chosen)
+    assert gradescope_spec.problems(results) == []
+    for test in results["tests"]:
+        if test["name"] in QUESTIONS:
+            assert test["visibility"] == score_visibility and test["status"] == "passed"
+        elif test["name"] != contract.CHALLENGE_TEST:
+            assert test["visibility"] == check_visibility, test["name"]
+    assert results["stdout_visibility"] == score_visibility
+    assert len([t for t in results["tests"] if t["name"] in QUESTIONS]) == len(QUESTIONS)
+    assert scores(results) == {q: float(p) for q, p in QUESTIONS.items()}, "the checks' tests carry no points"
+
+
+def test_otters_display_keys_are_refused_with_the_kits_setting_to_use():
+    with pytest.raises(settings_module.SettingsError, match=r"show_hidden is Otter's setting.*fashion_kit\.score_visibility"):
+        settings_module.parse({"show_hidden": True})
+    with pytest.raises(settings_module.SettingsError, match=r"score_visibility must be one of hidden, after_due_date"):
+        settings_module.parse({"fashion_kit": {"score_visibility": "later"}})

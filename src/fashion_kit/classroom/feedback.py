@@ -154,6 +154,11 @@ def _students(record) -> str:
     return "; ".join(names)
 
 
+def _is_public_check(test: dict) -> bool:
+    name = str(test.get("name", ""))
+    return name == PUBLIC_TESTS or any(name == contract.PUBLIC_CHECK_TEST.format(question=q) for q in questions.NAMES)
+
+
 def visible_tests(results: dict) -> list[dict]:
     """The result boxes a student sees once grades are published: all but the ``hidden`` ones."""
     tests = results.get("tests")
@@ -231,17 +236,12 @@ def page(record, results: dict | None, *, language: str = DEFAULT_LANGUAGE, assi
         parts.append(f"<tr><th>{L('status')}</th><td>{esc(status)}</td></tr>")
     parts.append("</table>")
 
-    # Otter's summary of the public checks says nothing the questions' own rows do not, and may say
-    # "All test cases passed!" of a question the grader scored 0 from its evidence.
-    notices = [t for t in tests if "max_score" not in t and not (scored and t.get("name") == PUBLIC_TESTS)]
-    top_output = results.get("output")
-    if top_output or notices:
+    # The notebook's own checks (and Otter's box of them) say nothing the questions' rows do not, and
+    # may pass a question the grader scored 0; results.json's top box only counts them for Gradescope.
+    notices = [t for t in tests if "max_score" not in t and not (scored and _is_public_check(t))]
+    if notices:
         parts.append(f"<h2>{L('notices')}</h2>")
-        if top_output:
-            parts.append(f"<pre class='message notice'>{T(top_output)}</pre>")
         for t in notices:
-            if top_output and t.get("output") == top_output:
-                continue  # the stopped-run notice is often both the top output and a box
             parts.append(f"<h3>{esc(str(t.get('name', '')))}</h3><pre class='message'>{T(t.get('output', ''))}</pre>")
 
     parts.append(f"<h2>{L('question')}</h2><table class='questions'><tr><th>{L('question')}</th><th>{L('score')}</th>"

@@ -90,6 +90,7 @@ def grade(autograder_dir: Path, box: sandboxes.Sandbox, *, scratch: Path | None 
             phase1, models, phase1_log = run_phase1(work, trusted, source, submission, questions, data_dir, box, clock, log)
         results = verdicts.decide(questions, phase1, models, settings, sandbox=box.name)
         results["extra_data"][c.LANGUAGE_KEY] = notebook_language(submission, trusted)
+        results["execution_time"] = round(time.monotonic() - clock[0][1], 1)
         if phase1.stopped == Stop.ERROR:
             results["tests"].append({"name": "Autograder log (instructors only)", "status": "failed",
                                      "visibility": "hidden", "output": phase1_log[-5000:]})

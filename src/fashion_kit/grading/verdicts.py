@@ -143,11 +143,48 @@ def phase2_values(name: str, kernel, models: dict, settings: Settings):
 
 # -- results.json --------------------------------------------------------------------------------------
 
+def public_check(question, kernel_values, not_checked: str) -> tuple[str, str]:
+    """(status, output) of the notebook's own check of a question, as the student saw it in Jupyter:
+    the public part of the same check, on the values the notebook's kernel collected. It decides no
+    points, so what the kernel collected is good enough here."""
+    if question is None or kernel_values is None:
+        return "failed", not_checked
+    fraction, messages = question.decide(kernel_values, public=True)
+    if fraction >= 1 and not messages:
+        return "passed", f"{question.name}: 通過筆記本的檢查。 / {question.name} passes the notebook's check."
+    return "failed", text_of(f"{question.name}: {clean_output(chr(10).join(messages))}")
+
+
+VISIBILITY_WORDS = {  # when the scores are shown, in both languages (Gradescope's visibility values)
+    "visible": ("分數已經在下面", "the scores are below"),
+    "after_published": ("老師公布成績後會看到每一題的分數", "each question's score appears when your instructor publishes grades"),
+    "after_due_date": ("截止時間過後會看到每一題的分數", "each question's score appears after the due date"),
+    "hidden": ("分數由老師另外公布", "your instructor shares the scores separately"),
+}
+
+
+def summary(public: dict[str, tuple[str, str]], settings: Settings) -> str:
+    """The box at the top of a Gradescope result (Markdown): how many questions pass the notebook's
+    own checks, and when the scores follow."""
+    passed = sum(1 for status, _ in public.values() if status == "passed")
+    zh, en = VISIBILITY_WORDS[settings.score_visibility]
+    if settings.check_visibility == "visible":
+        count_zh = f"**{len(public)} 題中有 {passed} 題通過筆記本的檢查。**"
+        count_en = f"**{passed} of {len(public)} questions pass your notebook's checks.**"
+        more_zh, more_en = "評分程式還會檢查更多（例如用自己的測試資料量準確率）", (
+            "The grader checks more than the notebook does (for example the accuracy, on its own test set)")
+    else:
+        count_zh, count_en, more_zh, more_en = "**已收到你的筆記本，評分完成。**", "**Your notebook was graded.**", "", ""
+    lines_zh = [count_zh, f"{more_zh}；{zh}。" if more_zh else f"{zh}。"]
+    lines_en = [count_en, f"{more_en}; {en}." if more_en else f"{en[0].upper()}{en[1:]}."]
+    return "\n\n".join([" ".join(lines_zh), " ".join(lines_en)])
+
+
 def decide(questions: dict[str, float], phase1: Phase1, models: dict, settings: Settings,
            *, sandbox: str) -> dict:
     """The final results.json (Gradescope's format) for one submission."""
-    results: dict = {"tests": [], "stdout_visibility": "after_published",
-                     "extra_data": {c.SANDBOX_KEY: sandbox}}
+    results: dict = {"tests": [], "stdout_visibility": settings.log_visibility, "output_format": "md",
+                     "test_output_format": "simple_format", "extra_data": {c.SANDBOX_KEY: sandbox}}
     if phase1.refused is not None:
         results["tests"].append({"name": c.OTTER_ERROR_TEST, "output": phase1.refused})
         results["score"] = 0
@@ -155,11 +192,10 @@ def decide(questions: dict[str, float], phase1: Phase1, models: dict, settings: 
     if phase1.stopped:
         text = stopped.message(phase1.stopped, phase1.running_cell, settings.timeout_seconds,
                                settings.memory_limit_mb)
-        results["output"] = text
         results["extra_data"][c.STOPPED_KEY] = phase1.stopped
         results["tests"].append({"name": stopped.TITLES[phase1.stopped], "status": "failed",
                                  "visibility": "visible", "output": text})
-    total = 0.0
+    total, public = 0.0, {}
     for name, possible in questions.items():
         question = BY_NAME.get(name)
         if name not in phase1.values or question is None:
@@ -170,9 +206,16 @@ def decide(questions: dict[str, float], phase1: Phase1, models: dict, settings: 
             score = round(possible * max(0.0, min(1.0, float(fraction))), 5)
             shown = clean_output("\n".join(messages)) if messages else "All test cases passed!"
             output = text_of(f"{name}: {shown}" if messages else f"{name} results: {shown}")
+        public[name] = public_check(question, phase1.values.get(name), output)
         total += score
+        results["tests"].append({"name": c.PUBLIC_CHECK_TEST.format(question=name), "status": public[name][0],
+                                 "visibility": settings.check_visibility, "output": public[name][1]})
         results["tests"].append({"name": name, "score": score, "max_score": possible,
-                                 "visibility": "after_published", "output": output})
+                                 "status": "passed" if score >= possible else "failed",
+                                 "visibility": settings.score_visibility, "output": output})
+    results["output"] = summary(public, settings) + (
+        f"\n\n{stopped.message(phase1.stopped, phase1.running_cell, settings.timeout_seconds, settings.memory_limit_mb)}"
+        if phase1.stopped else "")
     evaluated = model_facts(models, c.Q_EVALUATE)
     measured = {"accuracy": evaluated.get("accuracy"), "train_accuracy": evaluated.get("train_accuracy"),
                 "threshold": settings.min_test_accuracy, "challenge_accuracy": None,
