@@ -74,7 +74,7 @@ def test_answer_key_is_the_student_notebook_with_every_blank_filled(built, lang)
             assert mine.source == theirs.source
     assert filled >= 10
     assert sum(c.source.startswith("grader.check(") for c in key.cells) >= 9
-    assert 'otter.Notebook("fashion_mnist.ipynb")' in key.cells[2].source + key.cells[1].source
+    assert 'otter.Notebook(this_notebook())' in key.cells[2].source + key.cells[1].source
 
 
 @pytest.mark.parametrize("lang", notebooks.LANGUAGES)

@@ -39,7 +39,8 @@ def fake_grade(monkeypatch):
     outcome = {"status": "graded", "message": "", "stopped": ""}
 
     def grade(path, zip_path, out, **kwargs):
-        calls.append(SimpleNamespace(path=Path(path), zip=Path(zip_path), out=Path(out), **kwargs))
+        calls.append(SimpleNamespace(path=Path(path), zip=Path(zip_path), out=Path(out),
+                                     content=Path(path).read_bytes() if Path(path).is_file() else None, **kwargs))
         results = {"tests": [{"name": "q1_load_data", "score": 0.0, "max_score": 1.0, "visibility": "after_published",
                               "output": OUTPUT}], "score": 0.0}
         Path(out).mkdir(parents=True, exist_ok=True)
@@ -224,3 +225,29 @@ def test_every_error_of_the_kits_is_one_message_and_its_exit_code(tmp_path, caps
     assert all(issubclass(e, errors.KitError) and e.exit_code == cli.EXIT_USAGE for e in usage)
     not_done = (autograder_zip.BuildError, data.DataError, sandbox.SandboxBreach)
     assert all(issubclass(e, errors.NotDone) and e.exit_code == cli.EXIT_NOT_GRADED for e in not_done)
+
+
+def test_run_grades_the_zip_the_export_cell_makes_as_grade_does(tmp_path, monkeypatch, fake_grade):
+    """The export cell tells students to upload its zip: `run` takes it, the notebook and the challenge
+    model inside; a zip without a notebook is an invalid submission with its reason in both languages."""
+    import stat
+
+    monkeypatch.chdir(tmp_path)
+    nb = notebook(tmp_path / "made", name="fashion_mnist (1).ipynb")
+    export = tmp_path / "fashion_mnist_2026_12_06T10_00_00.zip"
+    with zipfile.ZipFile(export, "w") as zf:
+        zf.write(nb, nb.name)
+        zf.writestr(contract.CHALLENGE_FILE, b"model")
+        zf.writestr(".OTTER_LOG", b"")
+    assert cli.main(["run", str(export), "--autograder", str(autograder(tmp_path))]) == cli.EXIT_GRADED
+    (call,) = fake_grade.calls
+    assert call.content == nb.read_bytes() and [p.name for p in call.extra_files] == [contract.CHALLENGE_FILE]
+    out = tmp_path / "graded" / export.stem
+    assert (out / "results.json").is_file() and stat.S_IMODE(out.stat().st_mode) == 0o700
+
+    empty = tmp_path / "empty.zip"
+    with zipfile.ZipFile(empty, "w") as zf:
+        zf.writestr("notes.txt", b"hello")
+    assert cli.main(["run", str(empty), "--autograder", str(autograder(tmp_path))]) == cli.EXIT_NOT_GRADED
+    page = (tmp_path / "graded" / "empty" / "feedback.html").read_text(encoding="utf-8")
+    assert "no notebook" in page and len(fake_grade.calls) == 1

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import textwrap
 import warnings
+import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -363,10 +364,12 @@ class StandInShell:
         return "<google.colab._shell.Shell object>" if self.colab else "<ipykernel.zmqshell.ZMQInteractiveShell>"
 
 
-def first_cell_environment(lang: str, folder: Path, monkeypatch, colab: bool = False) -> dict:
-    """Run ``lang``'s student notebook's first cell in ``folder`` (with the notebook saved there, as
-    in Jupyter, or fetched from a stand-in of Colab's front end), as a student's kernel would; its
-    namespace. Whatever the cell installs into Otter and IPython is undone after the test."""
+def first_cell_environment(lang: str, folder: Path, monkeypatch, colab: bool = False,
+                           saved_as: str = assign.NOTEBOOK) -> dict:
+    """Run ``lang``'s student notebook's first cell in ``folder`` (with the notebook saved there as
+    ``saved_as``, as in Jupyter, or fetched from a stand-in of Colab's front end), as a student's
+    kernel would; its namespace. Whatever the cell installs into Otter and IPython is undone after
+    the test."""
     import json
     import types
 
@@ -389,7 +392,8 @@ def first_cell_environment(lang: str, folder: Path, monkeypatch, colab: bool = F
         for name, module in (("google", google), ("google.colab", package), ("google.colab._message", message)):
             monkeypatch.setitem(sys.modules, name, module)
     else:
-        notebooks.write(student, folder / assign.NOTEBOOK)
+        notebooks.write(student, folder / saved_as)
+    monkeypatch.delenv("JPY_SESSION_NAME", raising=False)
     monkeypatch.setattr(otter_utils, "get_ipython", lambda: shell)
     monkeypatch.chdir(folder)
     monkeypatch.setattr(ExceptionTestFile, "_generate_error_message", ExceptionTestFile._generate_error_message)
@@ -433,3 +437,84 @@ def test_checks_work_on_colab(tmp_path, monkeypatch, capsys):
     said = capsys.readouterr().out
     assert "File > Download > Download .ipynb" in said and "Gradescope" in said, said
     assert not list(tmp_path.glob("*.zip"))
+
+
+TABLE = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+
+
+@pytest.mark.parametrize("saved_as", ["fashion_mnist (1).ipynb", "Copy of fashion_mnist.ipynb"])
+def test_a_renamed_notebooks_checks_and_export_work(saved_as, tmp_path, monkeypatch):
+    """A second download or a copy has another file name: the checks read their tests from it all the
+    same, and the export packs that file."""
+    env = first_cell_environment("en", tmp_path, monkeypatch, saved_as=saved_as)
+    env["class_names"] = list(TABLE)
+    exec('result = grader.check("q2_class_names")', env)
+    assert env["result"].passed_all
+    env["display"] = lambda value: None
+    exec("grader.export(pdf=False)", env)
+    zips = list(tmp_path.glob("fashion_mnist_*.zip"))
+    assert len(zips) == 1 and saved_as in zipfile.ZipFile(zips[0]).namelist()
+
+
+def test_jupyters_own_name_for_the_notebook_wins_over_an_old_download(tmp_path, monkeypatch):
+    (tmp_path / assign.NOTEBOOK).write_text("{}", encoding="utf-8")  # an old, broken download beside it
+    env = first_cell_environment("en", tmp_path, monkeypatch, saved_as="fashion_mnist (2).ipynb")
+    monkeypatch.setenv("JPY_SESSION_NAME", str(Path("course") / "fashion_mnist (2).ipynb"))
+    assert env["this_notebook"]() == "fashion_mnist (2).ipynb"
+
+
+def test_a_folder_without_the_notebook_says_so_in_the_notebooks_language(tmp_path, monkeypatch):
+    env = first_cell_environment("zh-TW", tmp_path, monkeypatch)
+    (tmp_path / assign.NOTEBOOK).unlink()
+    with pytest.raises(FileNotFoundError, match="找不到這本筆記本的檔案"):
+        env["this_notebook"]()
+
+
+@pytest.mark.parametrize("lang", notebooks.LANGUAGES)
+def test_every_line_of_a_message_shows_in_the_notebooks_language(lang, tmp_path, monkeypatch):
+    """Both image sets left unscaled: two messages, each "中文 / English". The en notebook shows each
+    one's English only; zh-TW shows each Chinese line followed by its own English."""
+    import numpy as np
+
+    env = first_cell_environment(lang, tmp_path, monkeypatch)
+    env["training_images"] = np.zeros((60000, 28, 28), dtype=np.uint8)
+    env["test_images"] = np.zeros((10000, 28, 28), dtype=np.uint8)
+    exec('result = grader.check("q3_normalize")', env)
+    text = shown(env, env["result"])
+    lines = [line.strip() for line in text.splitlines()[1:]]
+    cjk = re.compile(r"[\u3400-\u9fff]")
+    if lang == "en":
+        assert len(lines) == 2 and not any(cjk.search(line) for line in lines), text
+        assert lines[0].startswith("Expected training_images") and lines[1].startswith("Expected test_images"), text
+    else:
+        assert len(lines) == 4 and [bool(cjk.search(line)) for line in lines] == [True, False, True, False], text
+        assert "training_images" in lines[0] and "training_images" in lines[1] and "test_images" in lines[2]
+    html_text = shown(env, env["result"], "text/html")
+    assert html_text.count("<p style='margin-left: 1.5em'>") == 2, html_text
+
+
+def _ran(env, cell_id: str, code: str) -> None:
+    """What IPython tells the first cell after a cell ran in Jupyter (the cell's id comes with it)."""
+    from IPython.core.interactiveshell import ExecutionInfo, ExecutionResult
+
+    result = ExecutionResult(ExecutionInfo(code, True, False, True, cell_id))
+    env["shell"].events.trigger("post_run_cell", result)
+
+
+@pytest.mark.parametrize("lang", notebooks.LANGUAGES)
+def test_exporting_unsaved_work_makes_no_zip_and_says_how_to_save(lang, tmp_path, monkeypatch, capsys):
+    env = first_cell_environment(lang, tmp_path, monkeypatch)
+    env["display"] = lambda value: None
+    student = notebooks.read(tmp_path / assign.NOTEBOOK)
+    answer = next(c for c in student.cells if c.cell_type == "code" and c.source.startswith("class_names = "))
+    _ran(env, answer.id, 'class_names = ["T-shirt/top", "Trouser"]')  # typed and run, never saved
+    capsys.readouterr()
+    exec("grader.export(pdf=False)", env)
+    said = capsys.readouterr().out
+    assert not list(tmp_path.glob("*.zip")), "no zip of the unsaved notebook"
+    assert ("Ctrl+S" in said and "class_names" in said) and (("存檔" in said) if lang == "zh-TW" else ("Save" in said))
+
+    answer.source = 'class_names = ["T-shirt/top", "Trouser"]'  # now saved
+    notebooks.write(student, tmp_path / assign.NOTEBOOK)
+    exec("grader.export(pdf=False)", env)
+    assert len(list(tmp_path.glob("fashion_mnist_*.zip"))) == 1

@@ -86,6 +86,7 @@ def cmd_run(args) -> int:
 
     from . import contract, folders, run, settings
     from .classroom import feedback
+    from .statuses import Status
     from .classroom.ids import printable
     from .grading.sandbox import SandboxUnavailable
 
@@ -95,7 +96,8 @@ def cmd_run(args) -> int:
              "submissions, use `fashion-kit grade`.", "red")
         return EXIT_USAGE
     if not submission.is_file():
-        _say(f"No notebook at {submission}; expected the path of a submitted .ipynb file.", "red")
+        _say(f"No notebook at {submission}; expected the path of a submitted .ipynb file or the zip "
+             "grader.export() made.", "red")
         return EXIT_USAGE
     if not autograder.is_file():
         console.print(f"[red]No autograder at {autograder}. Build it first: fashion-kit assign[/red]")
@@ -108,10 +110,20 @@ def cmd_run(args) -> int:
     try:
         with tempfile.TemporaryDirectory(prefix=".run-", dir=out) as work, \
                 console.status(f"grading {printable(str(submission))}"):
-            outcome = run.grade(
-                submission, autograder, out, settings=grading,
-                sandbox="none" if args.no_sandbox else "auto", extra_files=extra_files, workdir=work,
-            )
+            notebook = submission
+            if submission.suffix.lower() == ".zip":  # what the export cell makes: read as `grade` reads it
+                from .classroom import intake
+
+                upload = intake.read_export(submission, Path(work), int(grading.max_notebook_mb * 2**20))
+                notebook, extra_files = upload.notebook, upload.extra_files
+                if upload.status == "invalid":
+                    outcome = run.Outcome(str(submission), Status.INVALID, upload.message,
+                                          message_zh=upload.message_zh)
+            if notebook is not None:
+                outcome = run.grade(
+                    notebook, autograder, out, settings=grading,
+                    sandbox="none" if args.no_sandbox else "auto", extra_files=extra_files, workdir=work,
+                )
     except SandboxUnavailable as e:
         _say(f"{e}\nTo grade a notebook you trust without a sandbox, add --no-sandbox.", "red")
         return EXIT_USAGE
@@ -293,7 +305,8 @@ def parser() -> argparse.ArgumentParser:
     s.epilog = EXIT_CODES
     # Optional to argparse only so that a notebook named like an option (-rf.ipynb) is taken; see main().
     s.add_argument("submission", nargs="?",
-                   help="a notebook (.ipynb); a challenge_model.keras beside it is graded too")
+                   help="a notebook (.ipynb), with a challenge_model.keras beside it graded too, or the zip "
+                        "grader.export() made")
     s.add_argument("--autograder", default=str(paths.AUTOGRADER_ZIP), help=AUTOGRADER_HELP)
     s.add_argument("--output", "-o", help="folder for results.json, grading.log and feedback.html "
                    "(default: graded/<notebook name>/)")

@@ -241,6 +241,17 @@ def read_notebook_file(path: Path, max_bytes: int) -> tuple[bytes, int]:
     return check_notebook(read_entry(entry, max_bytes), shown)
 
 
+def read_export(path: Path, out: Path, max_notebook_bytes: int) -> Upload:
+    """A ``grader.export()`` zip given to ``fashion-kit run``, read exactly as the batch reads one: its
+    notebook and model files copied under ``out/.work/``; a zip that cannot be graded comes back as an
+    invalid :class:`Upload` saying why, in both languages."""
+    reader = _Reader(out, max_notebook_bytes, None)
+    st = path.stat()
+    entry = _Entry(path.name, st.st_size, lambda: open(path, "rb"), st.st_mtime)
+    up = Upload(ids.printable(path.name), _stem(path.name))
+    return reader._guarded(up, lambda: reader._from_zip(up, entry, [], (up.original_name, up.original_name)))
+
+
 def _load_yaml(raw: bytes):
     """YAML, its flow nesting ([...], {...}) limited first: PyYAML's scanner is quadratic in it."""
     import yaml
