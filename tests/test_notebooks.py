@@ -518,3 +518,28 @@ def test_exporting_unsaved_work_makes_no_zip_and_says_how_to_save(lang, tmp_path
     notebooks.write(student, tmp_path / assign.NOTEBOOK)
     exec("grader.export(pdf=False)", env)
     assert len(list(tmp_path.glob("fashion_mnist_*.zip"))) == 1
+
+
+@pytest.mark.parametrize("lang", notebooks.LANGUAGES)
+def test_a_typo_in_a_variables_name_is_pointed_out(lang, tmp_path, monkeypatch):
+    """``trainig_images = training_images / 255.0``: the check sees the unscaled training_images and
+    says so, and names the look-alike variable the student did set."""
+    import numpy as np
+
+    env = first_cell_environment(lang, tmp_path, monkeypatch)
+    pixels = np.random.default_rng(0)
+    env["training_images"] = pixels.integers(0, 256, (60000, 28, 28), dtype=np.uint8)
+    env["trainig_images"] = env["training_images"] / 255.0
+    env["test_images"] = pixels.integers(0, 256, (10000, 28, 28), dtype=np.uint8) / 255.0
+    exec('result = grader.check("q3_normalize")', env)
+    text = shown(env, env["result"])
+    assert "trainig_images" in text and (("打錯字" in text) if lang == "zh-TW" else ("typo for training_images" in text))
+    env["training_images"] = env["trainig_images"]
+    exec('result = grader.check("q3_normalize")', env)
+    assert env["result"].passed_all, "a passing check says nothing of look-alike names"
+
+
+def test_tensorflows_start_up_notes_are_turned_off_before_it_is_imported(tmp_path, monkeypatch):
+    monkeypatch.delenv("TF_CPP_MIN_LOG_LEVEL", raising=False)
+    first_cell_environment("en", tmp_path, monkeypatch)
+    assert os.environ["TF_CPP_MIN_LOG_LEVEL"] == "2"
