@@ -8,7 +8,9 @@ import contextlib
 import json
 import os
 import pwd
+import shutil
 import subprocess
+import sys
 import traceback
 from pathlib import Path
 
@@ -19,19 +21,36 @@ from fashion_kit.grading import sandbox
 
 @contextlib.contextmanager
 def ordinary_account():
-    """(uid, gid) of an account of this test run's own, removed afterwards (needs root)."""
+    """(uid, gid) of an account of this test run's own that may read this Python (a module imported
+    late is read as the account), removed afterwards (needs root, and setfacl)."""
     if os.geteuid() != 0:
         pytest.skip("making an ordinary account to run as needs root")
+    if shutil.which("setfacl") is None:
+        pytest.skip("setfacl is not installed (Debian/Ubuntu: apt-get install acl); the account cannot reach "
+                    "this Python without it")
     name = f"fk-plain-{os.getpid()}"
     try:
         pwd.getpwnam(name)
     except KeyError:
         sandbox.ensure_user(name)
     entry = pwd.getpwnam(name)
+    opened = sandbox.grant_traverse(Path(sys.executable).resolve(), name)
     try:
         yield entry.pw_uid, entry.pw_gid
     finally:
+        revoke_traverse(opened, name)
         subprocess.run(["userdel", name], check=False, capture_output=True)
+
+
+def revoke_traverse(folders: list[Path], account: str) -> None:
+    """Undo :func:`sandbox.grant_traverse`: the account's ACL entries go, and the mask setfacl added
+    with them when no other named entry is left."""
+    for folder in folders:
+        subprocess.run(["setfacl", "-x", f"u:{account}", str(folder)], check=True)
+        rest = subprocess.run(["getfacl", "--skip-base", "--omit-header", str(folder)], capture_output=True,
+                              text=True).stdout
+        if not any(line.startswith(("user:", "group:")) and line.split(":")[1] for line in rest.splitlines()):
+            subprocess.run(["setfacl", "-b", str(folder)], check=True)
 
 
 def chown_tree(top: Path, uid: int, gid: int) -> None:
