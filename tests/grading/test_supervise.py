@@ -4,6 +4,7 @@ takes what it cannot see for over the limit, and holds a descriptor per level at
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -128,6 +129,4 @@ def test_a_folder_the_grader_cannot_read_is_over_the_limit(account):
         assert run_as(*account, over) is True
     finally:
         (work / "trap").chmod(0o700)
-        import shutil
-
         shutil.rmtree(base)

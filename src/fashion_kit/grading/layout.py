@@ -128,51 +128,49 @@ def remove_at(dir_fd: int, name: str) -> bool:
     top = _open_folder(dir_fd, name, st)
     if top is None:
         return False
-    # One frame per level: [name, (device, inode), descriptor or None once closed, names left or None].
-    frames, whole = [[name, (st.st_dev, st.st_ino), top, None]], True
+    levels, whole = [_Level(name, st, top)], True
     try:
-        while frames:
-            frame = frames[-1]
-            name_, ident, fd, pending = frame
-            if pending is None:
+        while levels:
+            level = levels[-1]
+            if level.pending is None:
                 try:
-                    with os.scandir(fd) as it:
-                        frame[3] = pending = [entry.name for entry in it]
+                    with os.scandir(level.fd) as it:
+                        level.pending = [entry.name for entry in it]
                 except OSError:
-                    frame[3], pending, whole = [], [], False
-            if pending:
-                entry = pending.pop()
+                    level.pending, whole = [], False
+            if level.pending:
+                entry = level.pending.pop()
                 try:
-                    est = os.stat(entry, dir_fd=fd, follow_symlinks=False)
+                    est = os.stat(entry, dir_fd=level.fd, follow_symlinks=False)
                 except FileNotFoundError:
                     continue
                 except OSError:
                     whole = False
                     continue
                 if not stat.S_ISDIR(est.st_mode):
-                    whole &= _unlinked(fd, entry)
+                    whole &= _unlinked(level.fd, entry)
                     continue
-                child = _open_folder(fd, entry, est)
+                child = _open_folder(level.fd, entry, est)
                 if child is None:
                     whole = False
                     continue
-                frames.append([entry, (est.st_dev, est.st_ino), child, None])
-                if len(frames) > REMOVE_OPEN_FOLDERS and frames[-REMOVE_OPEN_FOLDERS - 1][2] is not None:
-                    os.close(frames[-REMOVE_OPEN_FOLDERS - 1][2])
-                    frames[-REMOVE_OPEN_FOLDERS - 1][2] = None
+                levels.append(_Level(entry, est, child))
+                if len(levels) > REMOVE_OPEN_FOLDERS and (outer := levels[-REMOVE_OPEN_FOLDERS - 1]).fd is not None:
+                    os.close(outer.fd)
+                    outer.fd = None
                 continue
             # This folder is empty (or holds what could not be removed): up one level, and remove it.
-            frames.pop()
+            levels.pop()
             try:
-                if frames and frames[-1][2] is None:
-                    frames[-1][2] = up = os.open("..", _DIR_FLAGS, dir_fd=fd)
-                    info = os.fstat(up)
-                    if (info.st_dev, info.st_ino) != frames[-1][1]:  # moved: this is not the way back
+                if levels and levels[-1].fd is None:
+                    levels[-1].fd = os.open("..", _DIR_FLAGS, dir_fd=level.fd)
+                    info = os.fstat(levels[-1].fd)
+                    if (info.st_dev, info.st_ino) != levels[-1].ident:  # moved: not the way back
                         return False
             finally:
-                os.close(fd)
+                os.close(level.fd)
             try:
-                os.rmdir(name_, dir_fd=frames[-1][2] if frames else dir_fd)
+                os.rmdir(level.name, dir_fd=levels[-1].fd if levels else dir_fd)
             except FileNotFoundError:
                 pass
             except OSError:
@@ -181,9 +179,20 @@ def remove_at(dir_fd: int, name: str) -> bool:
     except OSError:
         return False
     finally:
-        for frame in frames:
-            if frame[2] is not None:
-                os.close(frame[2])
+        for level in levels:
+            if level.fd is not None:
+                os.close(level.fd)
+
+
+class _Level:
+    """A folder on the remover's way down: its name in its parent, its identity (to check the way
+    back up), its descriptor (None once closed to bound them), the names in it still to remove (None
+    until listed)."""
+
+    __slots__ = ("name", "ident", "fd", "pending")
+
+    def __init__(self, name: str, st: os.stat_result, fd: int):
+        self.name, self.ident, self.fd, self.pending = name, (st.st_dev, st.st_ino), fd, None
 
 
 def _unlinked(dir_fd: int, name: str) -> bool:
