@@ -12,6 +12,8 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
+import threading
 import time
 import uuid
 import zipfile
@@ -24,9 +26,10 @@ import pytest
 from fashion_kit import questions, report, run, settings as settings_module
 from fashion_kit.classroom import batch, exports, intake, store
 from fashion_kit.classroom.intake import InputError
-from fashion_kit.grading import supervise
+from fashion_kit.grading import layout, supervise
 
 from .. import gradescope_spec
+from ..grading.accounts import ordinary_account, run_as
 from . import classroom_fakes
 from ..conftest import GRADING_JOBS, mutate
 
@@ -293,6 +296,64 @@ def test_a_grader_failure_is_one_row_not_a_crashed_batch(tmp_path):
     assert {k: (r["status"], r["total"]) for k, r in rows.items()} == {
         "a": ("graded", "10"), "b": ("error", ""), "c": ("graded", "10")}
     assert "disk full" in rows["b"]["message"] and not result.all_graded
+
+
+def plant_trap(folder: str) -> None:
+    """What a notebook can leave where the gradings' temporary folders go: a folder only its owner
+    may write and enter (0300), a chain deeper than Python's recursion in it, bytes at the bottom."""
+    current = os.open(tempfile.mkdtemp(dir=folder), os.O_RDONLY | os.O_DIRECTORY)
+    os.fchmod(current, 0o300)
+    for _ in range(1100):
+        os.mkdir("d", dir_fd=current)
+        below = os.open("d", os.O_RDONLY | os.O_DIRECTORY, dir_fd=current)
+        os.fchmod(below, 0o300)
+        os.close(current)
+        current = below
+    fd = os.open("bytes", os.O_WRONLY | os.O_CREAT, 0o600, dir_fd=current)
+    os.write(fd, b"x" * 65536)
+    os.close(fd)
+    os.close(current)
+
+
+def test_what_no_clean_up_can_remove_stops_neither_this_batch_nor_the_next():
+    # Graded by an ordinary account (as root everything can be removed): a killed batch left in
+    # .work a folder of root's the account cannot empty, and each grading leaves a trap in its
+    # temporary folder. Both batches finish, grade everything, and say what was left where.
+    with ordinary_account() as (uid, gid):
+        base = Path(tempfile.mkdtemp(prefix="fashion-kit-batch-"))
+        try:
+            for name in ("a", "b"):
+                tiny(base / "class" / f"{name}.ipynb", "x = 1")
+            zip_path = fake_autograder(base / "ag.zip")
+            out = base / "out"
+            theirs = out / store.WORK / "tmp" / "theirs"
+            theirs.mkdir(parents=True)
+            (theirs / "file").write_text("root's")
+            for path in (base, base / "class", base / "class" / "a.ipynb", base / "class" / "b.ipynb", zip_path,
+                         out, out / store.WORK, out / store.WORK / "tmp"):
+                os.chown(path, uid, gid)
+
+            def grade(notebook, autograder_zip, output_folder, **kwargs):
+                plant_trap(tempfile.gettempdir())  # the batch's: in .work
+                return run.Outcome(str(notebook), "graded", scores={q: (1.0, 1.0) for q in QUESTIONS},
+                                   sandbox="none")
+
+            def grade_the_class():
+                result = batch.grade_class(base / "class", out, zip_path, grade_fn=grade, use_watchdog=False,
+                                           jobs=1, force=True, stop=threading.Event())
+                return {"rows": {r.id: r.status for r in result.records}, "left": result.left_on_disk,
+                        "work": (out / store.WORK).exists()}
+
+            first = run_as(uid, gid, grade_the_class)
+            assert first["rows"] == {"a": "graded", "b": "graded"} and not first["work"], first
+            [moved] = first["left"]
+            assert Path(moved).parent == out / store.QUARANTINE and (Path(moved) / "tmp" / "theirs" / "file").exists()
+            assert sorted(p.name for p in Path(moved).rglob("*")) == ["file", "theirs", "tmp"]  # the rest is gone
+            second = run_as(uid, gid, grade_the_class)  # the quarantine is tried again, and still cannot go
+            assert second == {**first, "left": [str(out / store.QUARANTINE)]}
+            assert by_id(gradebook(out))["b"]["status"] == "graded"
+        finally:
+            layout.remove_tree(base)
 
 
 # ---- supervision: tiny notebooks graded for real (seconds each, no training) ----

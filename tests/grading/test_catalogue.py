@@ -8,8 +8,9 @@ The hostile entries attack the grader itself. Each is graded in both layouts: th
 (bubblewrap) and Gradescope's (``--sandbox user``: root, the notebook run as the unprivileged account).
 Besides its scores, every hostile grading is checked from outside: no process of it survives, nothing
 lands outside the work folder (in the instructor's folders, the kit, site-packages), nothing of it is
-left where every user may write (files at any depth, SysV IPC objects, POSIX message queues), no
-secret of the instructor's is read, and no connection gets out.
+left where every user may write (files at any depth, SysV IPC objects, POSIX message queues), none
+of the grading's temporary folders is left, no secret of the instructor's is read, and no connection
+gets out.
 """
 
 from __future__ import annotations
@@ -458,6 +459,11 @@ class Attack:
             found += [f"SysV {kind}: {row.split()[:2]}" for row in rows if row.split()[:1] == [key]]
         return found
 
+    def scratch_left(self) -> list[str]:
+        """The grading's temporary folders still there once it is over (the local grader's and the
+        core's own): whatever phase 1 made of its work folder, the grading removes them."""
+        return [p.name for p in self.folder.iterdir() if p.name.startswith(("fashion-kit-grade-", "fashion-kit-grading-"))]
+
     def clean_up(self):
         """Take the test's own things away, and anything a successful attack left (after it was seen)."""
         self._listening = False
@@ -473,9 +479,8 @@ class Attack:
         for p in self.left_shared():
             if not p.startswith("SysV"):
                 remove_tree(Path(p)) if os.path.isdir(p) else Path(p).unlink(missing_ok=True)
-        shutil.rmtree(self.canary_folder, ignore_errors=True)
-        shutil.rmtree(self.outside, ignore_errors=True)
-        shutil.rmtree(self.folder, ignore_errors=True)
+        for folder in (self.canary_folder, self.outside, self.folder):
+            remove_tree(folder)
 
 
 def grade_as_gradescope(notebook: Path, autograder_zip: Path, settings, env: dict, folder: Path,
@@ -518,7 +523,7 @@ def grade_hostile(entry: dict, layout: str, base: Path, autograder_zip: Path, wo
                 shared = attack.left_shared()  # before another grading may use the account
         seen = {"survivors": attack.survivors(), "outside": attack.left_outside(), "shared": shared,
                 "connections": list(attack.connections), "setid": sorted(attack.setid),
-                "reachable": sorted(attack.reachable)}
+                "reachable": sorted(attack.reachable), "scratch": attack.scratch_left()}
     finally:
         attack.clean_up()
     return {"outcome": outcome, **seen}
@@ -573,6 +578,7 @@ def test_hostile_entry_gets_exactly_its_expected_scores(hostile_gradings, entry,
     assert graded["shared"] == [], f"{entry['name']} in {layout}: left behind where every user may write"
     assert graded["setid"] == [], f"{entry['name']} in {layout}: set-id files existed during the grading"
     assert graded["reachable"] == [], f"{entry['name']} in {layout}: other accounts could reach the grading's folders"
+    assert graded["scratch"] == [], f"{entry['name']} in {layout}: the grading's temporary folders were not removed"
     assert bool(graded["connections"]) == network, (
         f"{entry['name']} in {layout}: {len(graded['connections'])} connection(s) reached the test's port")
 

@@ -1,17 +1,22 @@
 """The folders of one grading (fashion_kit.grading.layout): what the work folder holds, what phase 1
 may see of our environment, copies out of it that follow no link, and its removal however it is
-shaped."""
+shaped, by the account that graded it."""
 
 from __future__ import annotations
 
 import json
 import os
+import resource
+import tempfile
 import zipfile
 from pathlib import Path
 
+import pytest
 
 from fashion_kit import contract, data
 from fashion_kit.grading import layout
+
+from .accounts import ordinary_account, run_as
 
 
 
@@ -80,3 +85,114 @@ def test_a_tree_too_deep_for_python_is_still_removed(tmp_path):
     os.close(fd)
     layout.remove_tree(root)
     assert not root.exists()
+
+
+# ---- removal as the grader's own account, of what phase 1 can make ------------------------------------
+
+
+@pytest.fixture(scope="module")
+def account():
+    with ordinary_account() as ids:
+        yield ids
+
+
+@pytest.fixture
+def shared(account):
+    """A folder of the account's, where it can make trees (pytest's own are closed to others)."""
+    base = Path(tempfile.mkdtemp(prefix="fashion-kit-remove-"))
+    os.chown(base, *account)
+    yield base
+    assert layout.remove_tree(base) == []  # as root
+
+
+def plant_trap(top: str) -> None:
+    """What a notebook can leave in its work folder: a folder it may write and enter but not list
+    (0300) with bytes in it, a chain 1,100 deep below it (0300, the deepest one 0000), and folders
+    nested past PATH_MAX; with a link to a file outside."""
+    here = os.open(top, os.O_RDONLY | os.O_DIRECTORY)
+    os.mkdir("trap", dir_fd=here)
+    trap = os.open("trap", os.O_RDONLY | os.O_DIRECTORY, dir_fd=here)
+    fd = os.open("bytes", os.O_WRONLY | os.O_CREAT, 0o600, dir_fd=trap)
+    os.write(fd, b"x" * 65536)
+    os.close(fd)
+    current = os.dup(trap)
+    for level in range(1100):
+        os.mkdir("d", dir_fd=current)
+        below = os.open("d", os.O_RDONLY | os.O_DIRECTORY, dir_fd=current)
+        if level % 100 == 0:
+            os.close(os.open("file", os.O_WRONLY | os.O_CREAT, 0o400, dir_fd=below))
+        os.fchmod(below, 0o300)
+        os.close(current)
+        current = below
+    os.fchmod(current, 0o000)
+    os.close(current)
+    current = os.dup(here)
+    for letter in "abcdefghijklmnopqr":
+        os.mkdir(letter * 250, dir_fd=current)
+        below = os.open(letter * 250, os.O_RDONLY | os.O_DIRECTORY, dir_fd=current)
+        os.close(current)
+        current = below
+    os.symlink(os.environ.get("CANARY", "/etc/passwd"), "link", dir_fd=current)
+    os.close(current)
+    os.fchmod(trap, 0o300)
+    os.close(trap)
+    os.close(here)
+
+
+def test_a_trap_of_the_graders_own_account_is_removed_by_that_account(account, shared):
+    canary = shared.parent / f"{shared.name}-canary"
+    canary.write_text("outside")
+    try:
+        work = shared / "work"
+        work.mkdir()
+        os.chown(work, *account)
+        os.environ["CANARY"] = str(canary)
+        run_as(*account, plant_trap, str(work))
+        assert run_as(*account, os.access, str(work / "trap"), os.R_OK) is False  # it cannot list it
+        assert run_as(*account, lambda: layout.remove_tree(work)) == []
+        assert not work.exists() and canary.read_text() == "outside"
+    finally:
+        os.environ.pop("CANARY", None)
+        canary.unlink()
+
+
+def test_a_tree_too_deep_for_the_descriptors_allowed_is_removed(tmp_path):
+    nested = tmp_path / "deep"
+    nested.mkdir()
+    current = os.open(nested, os.O_RDONLY)
+    for _ in range(500):
+        os.mkdir("d", dir_fd=current)
+        below = os.open("d", os.O_RDONLY, dir_fd=current)
+        os.close(current)
+        current = below
+    os.close(current)
+
+    def remove_with_few_descriptors():
+        # Room for the remover's own folders and a few more: a walk holding one per level would fail.
+        highest = max(map(int, os.listdir("/proc/self/fd")))
+        resource.setrlimit(resource.RLIMIT_NOFILE, (highest + layout.REMOVE_OPEN_FOLDERS + 8,) * 2)
+        return layout.remove_tree(nested)
+
+    assert run_as(0, 0, remove_with_few_descriptors) == []
+    assert not nested.exists()
+
+
+def test_what_cannot_be_removed_is_moved_into_the_quarantine_and_reported(account, shared, capfd):
+    work = shared / "work"
+    (work / "theirs").mkdir(parents=True)
+    (work / "theirs" / "file").write_text("root's, in a folder of root's: no ordinary account removes it")
+    (work / "mine").mkdir()
+    (work / "mine" / "file").write_text("the account's")
+    for path in (work, work / "mine", work / "mine" / "file"):
+        os.chown(path, *account)
+    (work / "mine").chmod(0o300)
+    quarantine = shared / "quarantine"
+    left = run_as(*account, lambda: layout.remove_tree(work, quarantine))
+    assert len(left) == 1 and Path(left[0]).parent == quarantine and Path(left[0]).name.endswith("-work")
+    assert not work.exists()
+    kept = Path(left[0])
+    assert sorted(p.name for p in kept.iterdir()) == ["theirs"]  # the rest was removed
+    assert (kept / "theirs" / "file").exists()
+    assert f"{kept} is left on disk" in capfd.readouterr().err
+    # Without a quarantine it stays where it is, said so, and nothing raises.
+    assert run_as(*account, lambda: layout.remove_tree(kept)) == [str(kept)] and kept.exists()

@@ -24,8 +24,10 @@ import psutil
 import pytest
 
 import fashion_kit
-from fashion_kit.grading import sandbox, supervise
+from fashion_kit.grading import layout, sandbox, supervise
 from fashion_kit.settings import Settings
+
+from .accounts import revoke_traverse
 
 PYTHON = sys.executable
 ENV = {"HOME": "/tmp", "PATH": "/usr/bin:/bin", "FASHION_KIT_GIVEN": "yes"}
@@ -359,13 +361,7 @@ def student_python():
         yield account
     finally:
         sandbox.UnprivilegedUser(user=account).kill_all()
-        for folder in opened:
-            subprocess.run(["setfacl", "-x", f"u:{account}", str(folder)], check=True)
-            # The last named entry gone, the mask setfacl added is the only trace left: drop it too.
-            rest = subprocess.run(["getfacl", "--skip-base", "--omit-header", str(folder)], capture_output=True,
-                                  text=True).stdout
-            if not any(line.startswith(("user:", "group:")) and line.split(":")[1] for line in rest.splitlines()):
-                subprocess.run(["setfacl", "-b", str(folder)], check=True)
+        revoke_traverse(opened, account)
         subprocess.run(["userdel", account], check=True)
 
 
@@ -500,6 +496,43 @@ def test_user_sandbox_counts_its_shared_memory_files_against_the_memory_limit(us
                          memory_limit_mb=256, on_stop=user_box.kill_all, held_memory=user_box.held_memory)
     assert held.stopped == "memory-limit" and held.peak_rss_bytes > 256 * 2**20, held
     assert not [p for p in os.listdir("/dev/shm") if p.startswith(Path(name).name)]
+
+
+@needs_root
+def test_user_sandbox_counts_and_removes_shared_memory_no_path_reaches(user_box):
+    # Below 4,518 characters of folder names no call can name a file by its path; below 65 levels
+    # the walk does not go. The first is counted all the same, the second is too much; kill_all
+    # removes both.
+    token = uuid.uuid4().hex
+    plant = """
+        import os, sys
+        top, names, size = sys.argv[1], sys.argv[2].split(","), int(sys.argv[3])
+        folder = os.open("/dev/shm", os.O_RDONLY | os.O_DIRECTORY)
+        for name in [top, *names]:
+            os.mkdir(name, dir_fd=folder)
+            below = os.open(name, os.O_RDONLY | os.O_DIRECTORY, dir_fd=folder)
+            os.close(folder)
+            folder = below
+        fd = os.open("hoard", os.O_WRONLY | os.O_CREAT, 0o600, dir_fd=folder)
+        os.write(fd, b"x" * size)
+    """
+
+    def as_account(top: str, names: list[str], size: int) -> None:
+        subprocess.run([PYTHON, "-I", "-c", textwrap.dedent(plant), top, ",".join(names), str(size)],
+                       user=user_box.uid, group=user_box.gid, extra_groups=[], check=True, cwd="/")
+
+    long_path, deep = f"fashion-kit-long-{token}", f"fashion-kit-deep-{token}"
+    try:
+        as_account(long_path, [letter * 250 for letter in "abcdefghijklmnopqr"], 8 * 2**20)
+        assert 8 * 2**20 <= user_box.held_memory([]) < 9 * 2**20
+        as_account(deep, ["d"] * (supervise.MAX_FOLDER_DEPTH + 1), 4096)
+        assert user_box.held_memory([]) == float("inf")
+        user_box.kill_all()
+        assert not os.path.lexists(f"/dev/shm/{long_path}") and not os.path.lexists(f"/dev/shm/{deep}")
+        assert user_box.held_memory([]) == 0
+    finally:
+        for name in (long_path, deep):
+            layout.remove_tree(Path("/dev/shm", name))
 
 
 @needs_root
@@ -773,7 +806,7 @@ def test_without_a_sandbox_the_grading_core_still_kills_a_double_forked_daemon(t
     script = textwrap.dedent(f"""
         import os, sys, time
         from pathlib import Path
-        from fashion_kit.grading import sandbox, supervise
+        from fashion_kit.grading import layout, sandbox, supervise
         sandbox.adopt_orphans()
         box = sandbox.NoSandbox()
         work = Path({str(tmp_path)!r})

@@ -48,6 +48,8 @@ class BatchResult:
     regraded: dict[str, int] = field(default_factory=dict)  # why -> how many recorded ones were graded again
     sandbox: str = "auto"
     pending: list[str] = field(default_factory=list)  # ids of the uploads that have no record yet
+    # What the clean-up at the start and the end could not remove (in .quarantine/, or where it was).
+    left_on_disk: list[str] = field(default_factory=list)
 
     @property
     def all_graded(self) -> bool:
@@ -133,7 +135,9 @@ def grade_class(
     grading = store.grader_digest(autograder_zip, settings.fingerprint(), sandbox)
 
     with lock.OutputLock(out):
-        store.remove(out, store.WORK)  # a killed batch's copies
+        # A killed batch's copies, and what an earlier clean-up could not remove: what still cannot be
+        # is moved aside or left where it is, and said so, but stops neither this batch nor the next.
+        left = store.remove(out, store.QUARANTINE) + store.remove(out, store.WORK)
         scratch = store.folder(out, store.WORK, "tmp")
         store.inside(out, store.WORK).chmod(folders.PRIVATE)  # not even the group's: gradings in flight
         previous_tempdir = tempfile.tempdir
@@ -141,12 +145,14 @@ def grade_class(
         # the output folder too: removed with it, never left readable in /tmp.
         tempfile.tempdir = str(scratch)
         try:
-            return _Batch(out, autograder_zip, questions, grade_fn, settings, sandbox, grading, stop,
-                          duplicates).run(source, jobs, force, retry_failed, student, use_watchdog,
-                                          on_start or (lambda *_: None), on_done or (lambda _: None))
+            result = _Batch(out, autograder_zip, questions, grade_fn, settings, sandbox, grading, stop,
+                            duplicates).run(source, jobs, force, retry_failed, student, use_watchdog,
+                                            on_start or (lambda *_: None), on_done or (lambda _: None))
         finally:
             tempfile.tempdir = previous_tempdir
-            store.remove(out, store.WORK)
+            left += store.remove(out, store.WORK)
+        result.left_on_disk = left
+        return result
 
 
 class _Batch:

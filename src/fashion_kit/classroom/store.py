@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import threading
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -26,14 +25,17 @@ REPORT = "report.html"
 FEEDBACK = "feedback"
 WORK = ".work"  # temporary copies and the grader's scratch folders; removed at start and end
 LOCK = ".lock"
+# What a clean-up could not remove is moved here (it would block the next run where it was), for the
+# instructor to delete; each batch tries to remove it again.
+QUARANTINE = ".quarantine"
 # No submission id may be one of these (compared ignoring case).
 # The take-away files written next to the gradebook (outputs.py): no submission id may take one either.
 FEEDBACK_ZIP = "feedback.zip"
 TAKE_AWAY = ("students.csv", "unmatched.csv", "canvas.csv", "moodle.csv", FEEDBACK_ZIP)
 # What a batch that did not finish writes instead of the first two (the others are not written then).
 PARTIAL_TAKE_AWAY = ("students.partial.csv", "unmatched.partial.csv")
-OUTPUT_NAMES = {n.lower() for n in (RECORD, RESULTS, LOG, GRADEBOOK, REPORT, FEEDBACK, WORK, LOCK, *TAKE_AWAY,
-                                    *PARTIAL_TAKE_AWAY)}
+OUTPUT_NAMES = {n.lower() for n in (RECORD, RESULTS, LOG, GRADEBOOK, REPORT, FEEDBACK, WORK, LOCK, QUARANTINE,
+                                    *TAKE_AWAY, *PARTIAL_TAKE_AWAY)}
 
 
 
@@ -125,13 +127,15 @@ def folder(out: Path, *parts: str) -> Path:
     return path
 
 
-def remove(out: Path, *parts: str) -> None:
-    """Remove the file or folder ``out/parts...`` if it is there (a link is removed, never followed)."""
+def remove(out: Path, *parts: str) -> list[str]:
+    """Remove the file or folder ``out/parts...`` if it is there (a link is removed, never followed),
+    whatever a grading left in it; never raises for what it finds. What cannot be removed is moved
+    into ``out/.quarantine/`` and reported; returns where it went ([] when all is gone)."""
+    from ..grading.layout import remove_tree
+
     path = inside(out, *parts)
-    if path.is_symlink() or path.is_file():
-        path.unlink(missing_ok=True)
-    elif path.is_dir():
-        shutil.rmtree(path, ignore_errors=True)
+    quarantine = None if parts[0] == QUARANTINE else inside(out, QUARANTINE)
+    return remove_tree(path, quarantine)
 
 
 def save(out: Path, record: Record) -> None:

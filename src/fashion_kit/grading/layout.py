@@ -9,9 +9,12 @@ home; it is the only place phase 1 can write. Whatever phase 1 leaves there is c
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 import stat
+import sys
+import time
 from pathlib import Path
 
 from .. import contract as c
@@ -60,17 +63,168 @@ def make_work_folder(work: Path, source: Path, submission: Path) -> None:
     (work / c.WORK_HOME / "tmp").mkdir()
 
 
-def remove_tree(path: Path) -> None:
-    """Remove what phase 1 may have left, however it is shaped: shutil.rmtree recurses (a chain of
-    folders thousands deep exhausts Python's stack), so ``rm -rf`` (which does not) finishes the job."""
-    import subprocess
+# The remover holds this many folder descriptors at most, however deep the tree: deeper, it closes
+# the outermost ones and comes back up through ".." (checked to be the folder it left).
+REMOVE_OPEN_FOLDERS = 32
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
+
+def remove_tree(path: Path, quarantine: Path | None = None) -> list[str]:
+    """Remove ``path`` (a file, a link or a folder, however it is shaped); never raises. Returns what
+    is left: [] when it is gone. What cannot be removed (a folder of another account's, say) is moved
+    whole into a new folder in ``quarantine`` if one is given, so the name is free for the next run;
+    either way it is reported on stderr, where the instructor sees it."""
+    path = Path(path)
     try:
-        shutil.rmtree(path)
+        parent = os.open(path.parent, _DIR_FLAGS)
+    except FileNotFoundError:
+        return []
+    except OSError as e:
+        return _left(path, f"its folder cannot be opened ({e.strerror})")
+    try:
+        if remove_at(parent, path.name):
+            return []
+        if quarantine is None:
+            return _left(path, "some of it could not be removed")
+        try:
+            target = _quarantine_name(quarantine, path.name)
+            os.rename(path.name, target, src_dir_fd=parent)
+        except OSError as e:
+            return _left(path, f"some of it could not be removed, nor moved into {quarantine} ({e.strerror})")
+        return _left(Path(target), f"some of {path} could not be removed; it was moved here, to delete by hand")
+    finally:
+        os.close(parent)
+
+
+def _quarantine_name(quarantine: Path, name: str) -> str:
+    """A new, unused path in ``quarantine`` (created, the grader's alone) for something called ``name``."""
+    quarantine.mkdir(mode=0o700, parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    for n in itertools.count():
+        target = quarantine / f"{stamp}-{n}-{name}"
+        if not os.path.lexists(target):
+            return str(target)
+
+
+def _left(path: Path, why: str) -> list[str]:
+    print(f"fashion-kit: warning: {path} is left on disk: {why}.", file=sys.stderr)
+    return [str(path)]
+
+
+def remove_at(dir_fd: int, name: str) -> bool:
+    """Remove the entry ``name`` of the folder open as ``dir_fd``, and all below it; whether it is
+    gone. Follows no link, never recurses in Python (a chain of folders thousands deep is no deeper
+    to it), holds REMOVE_OPEN_FOLDERS descriptors at most, and gives itself the access it needs to
+    folders it owns (a folder made unreadable, ``chmod 0300``, is opened again). Removes all it can
+    and never raises for what it finds."""
+    try:
+        st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return False
+    if not stat.S_ISDIR(st.st_mode):
+        return _unlinked(dir_fd, name)
+    top = _open_folder(dir_fd, name, st)
+    if top is None:
+        return False
+    levels, whole = [_Level(name, st, top)], True
+    try:
+        while levels:
+            level = levels[-1]
+            if level.pending is None:
+                try:
+                    with os.scandir(level.fd) as it:
+                        level.pending = [entry.name for entry in it]
+                except OSError:
+                    level.pending, whole = [], False
+            if level.pending:
+                entry = level.pending.pop()
+                try:
+                    est = os.stat(entry, dir_fd=level.fd, follow_symlinks=False)
+                except FileNotFoundError:
+                    continue
+                except OSError:
+                    whole = False
+                    continue
+                if not stat.S_ISDIR(est.st_mode):
+                    whole &= _unlinked(level.fd, entry)
+                    continue
+                child = _open_folder(level.fd, entry, est)
+                if child is None:
+                    whole = False
+                    continue
+                levels.append(_Level(entry, est, child))
+                if len(levels) > REMOVE_OPEN_FOLDERS and (outer := levels[-REMOVE_OPEN_FOLDERS - 1]).fd is not None:
+                    os.close(outer.fd)
+                    outer.fd = None
+                continue
+            # This folder is empty (or holds what could not be removed): up one level, and remove it.
+            levels.pop()
+            try:
+                if levels and levels[-1].fd is None:
+                    levels[-1].fd = os.open("..", _DIR_FLAGS, dir_fd=level.fd)
+                    info = os.fstat(levels[-1].fd)
+                    if (info.st_dev, info.st_ino) != levels[-1].ident:  # moved: not the way back
+                        return False
+            finally:
+                os.close(level.fd)
+            try:
+                os.rmdir(level.name, dir_fd=levels[-1].fd if levels else dir_fd)
+            except FileNotFoundError:
+                pass
+            except OSError:
+                whole = False
+        return whole
+    except OSError:
+        return False
+    finally:
+        for level in levels:
+            if level.fd is not None:
+                os.close(level.fd)
+
+
+class _Level:
+    """A folder on the remover's way down: its name in its parent, its identity (to check the way
+    back up), its descriptor (None once closed to bound them), the names in it still to remove (None
+    until listed)."""
+
+    __slots__ = ("name", "ident", "fd", "pending")
+
+    def __init__(self, name: str, st: os.stat_result, fd: int):
+        self.name, self.ident, self.fd, self.pending = name, (st.st_dev, st.st_ino), fd, None
+
+
+def _unlinked(dir_fd: int, name: str) -> bool:
+    try:
+        os.unlink(name, dir_fd=dir_fd)
     except FileNotFoundError:
         pass
-    except (OSError, RecursionError):
-        subprocess.run(["rm", "-rf", "--", str(path)], check=False, stdin=subprocess.DEVNULL)
+    except OSError:
+        return False
+    return True
+
+
+def _open_folder(dir_fd: int, name: str, st: os.stat_result) -> int | None:
+    """The folder ``name`` (whose lstat is ``st``) open for listing, with read, write and search
+    access given back to its owner first when we are the owner and it lacks them (root needs none).
+    None if it cannot be opened, or is no longer the folder that was looked at."""
+    try:
+        handle = os.open(name, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
+    except OSError:
+        return None
+    try:
+        info = os.fstat(handle)
+        if (info.st_dev, info.st_ino) != (st.st_dev, st.st_ino):
+            return None
+        if info.st_mode & 0o700 != 0o700 and info.st_uid == os.geteuid() != 0:
+            # An O_PATH descriptor cannot be fchmod-ed; its /proc link can, and names this very folder.
+            os.chmod(f"/proc/self/fd/{handle}", stat.S_IMODE(info.st_mode) | 0o700)
+        return os.open(".", _DIR_FLAGS, dir_fd=handle)
+    except OSError:
+        return None
+    finally:
+        os.close(handle)
 
 
 def phase1_env(work: Path, python: Path) -> dict[str, str]:

@@ -466,30 +466,30 @@ def _world_writable(path: str) -> bool:
     return stat.S_ISDIR(st.st_mode) and bool(st.st_mode & stat.S_IWOTH)
 
 
-def _owned_in(roots: Iterable[str], uid: int, skip: set[str], *, into_owned: bool):
-    """The entries below ``roots`` that ``uid`` owns, at any depth, following no link: the walk goes
-    down the world-writable folders (only there can the account have made anything in a folder not
-    its own) and, with ``into_owned``, into its own folders too. Folders in ``skip`` are left alone."""
-    pending = list(roots)
-    while pending:
-        folder = pending.pop()
+def _owned_in(roots: Iterable[str], uid: int, skip: set[str], *, into_owned: bool, strict: bool,
+              max_entries: int | None = None):
+    """(folder descriptor, name, lstat) of each entry below ``roots`` that ``uid`` owns, at any depth
+    the walk may go (:func:`supervise.walk`: by descriptors, no name too long, no link followed): it
+    goes down the world-writable folders (only there can the account have made anything in a folder
+    not its own) and, with ``into_owned``, into its own folders too. The folders in ``skip`` (paths)
+    are left alone. ``strict`` and ``max_entries`` (for each root) are the walk's."""
+    skipped = set()
+    for path in skip:
         try:
-            with os.scandir(folder) as it:
-                entries = list(it)
+            st = os.stat(path, follow_symlinks=False)
+            skipped.add((st.st_dev, st.st_ino))
         except OSError:
-            continue
-        for entry in entries:
-            if entry.path in skip:
-                continue
-            try:
-                st = entry.stat(follow_symlinks=False)
-            except OSError:
-                continue
-            owned, is_dir = st.st_uid == uid, stat.S_ISDIR(st.st_mode)
-            if owned:
-                yield entry
-            if is_dir and ((owned and into_owned) or (not owned and st.st_mode & stat.S_IWOTH)):
-                pending.append(entry.path)
+            pass
+
+    def descend(st: os.stat_result) -> bool:
+        owned = st.st_uid == uid
+        return (owned and into_owned) or (not owned and bool(st.st_mode & stat.S_IWOTH))
+
+    for root in roots:
+        for fd, name, st in supervise.walk(root, descend, strict=strict, max_entries=max_entries,
+                                           skip=lambda st: (st.st_dev, st.st_ino) in skipped):
+            if st.st_uid == uid:
+                yield fd, name, st
 
 
 # /proc/sysvipc/<kind> lists the SysV IPC objects of this IPC namespace, with the call that removes one.
@@ -667,16 +667,12 @@ class UnprivilegedUser(Sandbox):
         message queues), and its SysV IPC objects: they would fill the container's disk or memory (and
         any grading after it) while outside the work folder's limit. Runs when none of its processes
         is left, so nothing changes under the walk."""
-        from .layout import remove_tree
+        from .layout import remove_at
 
-        for entry in _owned_in(shared_writable(), self.uid, self._prepared, into_owned=False):
-            if entry.is_dir(follow_symlinks=False):
-                remove_tree(Path(entry.path))
-            else:
-                try:
-                    os.unlink(entry.path)
-                except OSError:
-                    pass
+        for fd, name, _ in _owned_in(shared_writable(), self.uid, self._prepared, into_owned=False, strict=False):
+            if not remove_at(fd, name):
+                print(f"fashion-kit: warning: a file or folder {self.user} left in a shared folder ({name[:80]}) "
+                      "could not be removed.", file=sys.stderr)
         remove_sysv_ipc(self.uid)
 
     def held_memory(self, members):
@@ -688,16 +684,16 @@ class UnprivilegedUser(Sandbox):
             self._memory_roots = [r for r in shared_writable() if _device(r) in devices], devices
         roots, devices = self._memory_roots
         total, seen = 0, set()
-        for count, entry in enumerate(_owned_in(roots, self.uid, self._prepared, into_owned=True)):
-            if count > supervise.MAX_FOLDER_FILES:
-                return float("inf")  # a million empty files are inodes in memory all the same
-            try:
-                st = entry.stat(follow_symlinks=False)
-            except OSError:
-                continue
-            if stat.S_ISREG(st.st_mode) and (st.st_dev, st.st_ino) not in seen:
-                seen.add((st.st_dev, st.st_ino))
-                total += st.st_blocks * 512
+        try:
+            # A million empty files are inodes in memory all the same: past MAX_FOLDER_FILES entries, or
+            # where the walk cannot see (a folder too deep, unreadable), what is held counts as too much.
+            for _, _, st in _owned_in(roots, self.uid, self._prepared, into_owned=True, strict=True,
+                                      max_entries=supervise.MAX_FOLDER_FILES):
+                if stat.S_ISREG(st.st_mode) and (st.st_dev, st.st_ino) not in seen:
+                    seen.add((st.st_dev, st.st_ino))
+                    total += st.st_blocks * 512
+        except supervise.Unseen:
+            return float("inf")
         for p in members:
             try:
                 fds = os.listdir(f"/proc/{p.pid}/fd")
