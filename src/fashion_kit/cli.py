@@ -174,9 +174,9 @@ def _grade(args, interrupts) -> int:
         return EXIT_USAGE
     settings = settings_module.from_zip(args.autograder).replace(**limits_of(args))
     # A roster or a pattern that cannot be used stops the batch before any grading.
-    if args.roster:
-        roster.read(args.roster)
-    matching.compile_pattern(args.match)
+    students = roster.read(args.roster) if args.roster else None
+    pattern = matching.compile_pattern(args.match)
+    owners = (lambda uploads: matching.owners(students, uploads, pattern)) if students else None
     if not args.no_sandbox and not args.cluster:  # refused once, before any work (on a cluster: by each worker)
         from .grading import sandbox as sandboxes
 
@@ -208,6 +208,7 @@ def _grade(args, interrupts) -> int:
             grade_fn=remote, use_watchdog=remote is None,
             retry_failed=args.retry_failed, duplicates=args.duplicates, student=args.student,
             stop=interrupts.event, on_start=reporter.start, on_done=reporter.done, group=args.group,
+            owners=owners,
         )
     finally:
         reporter.stop()

@@ -142,7 +142,7 @@ def roster_gradebook_csv(rows, questions: list[str], possible: float, late_penal
         out.append([
             s.sid, s.name, s.email, s.login, s.section,
             _field(r, "id", "") if r is not None else "", _field(r, "original_name", "") if r is not None else "",
-            row.matched_by, "; ".join(row.uploads),
+            row.matched_by, _uploads(row),
             *[f"{float(scores[q][0]):g}" if q in scores else "" for q in questions],
             f"{total:g}" if total is not None else "", f"{possible:g}", percent(total, possible),
             row.status, _field(r, "message", "") if r is not None else "",
@@ -153,6 +153,12 @@ def roster_gradebook_csv(rows, questions: list[str], possible: float, late_penal
             row.conflict,
         ])
     return _csv(out)
+
+
+def _uploads(row) -> str:
+    """Every upload of the student's, the one that is their grade marked when there are several."""
+    chosen = str(_field(row.upload, "id", "")) if row.upload is not None else ""
+    return "; ".join(f"{u} (counted)" if u == chosen and len(row.uploads) > 1 else u for u in row.uploads)
 
 
 def unmatched_csv(uploads, closest_of) -> str:
