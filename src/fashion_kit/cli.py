@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from contextlib import ExitStack
 from pathlib import Path
@@ -265,9 +266,27 @@ def version() -> str:
         return __version__
 
 
+def plain(text: str) -> str:
+    """Help text as a terminal shows it: the docstrings' and settings' markup (``code``, `code`,
+    [text](link)) written plainly."""
+    text = re.sub(r"\[([^\]]+)\]\(([^)]+)\)", r"\1 (\2)", text)
+    return re.sub(r"`{1,2}([^`]+)`{1,2}", r"\1", text)
+
+
+class PlainHelp(argparse.HelpFormatter):
+    """``--help`` with every description, option help and epilog made :func:`plain`."""
+
+    def _format_text(self, text):
+        return super()._format_text(plain(text))
+
+    def _expand_help(self, action):
+        return plain(super()._expand_help(action))
+
+
 def _command(sub, name: str, summary: str) -> argparse.ArgumentParser:
     """A subcommand whose one-line summary is both its entry in `--help` and its own description."""
-    return sub.add_parser(name, help=summary, description=summary[0].upper() + summary[1:] + ".")
+    return sub.add_parser(name, help=summary, description=summary[0].upper() + summary[1:] + ".",
+                          formatter_class=PlainHelp)
 
 
 AUTOGRADER_HELP = "the autograder zip to grade with (default: %(default)s, built by `fashion-kit assign`)"
@@ -277,7 +296,7 @@ EXIT_CODES = ("exit codes (run and grade): 0 every submission graded; 1 some sub
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="fashion-kit", description=__doc__, epilog=EXIT_CODES)
+    p = argparse.ArgumentParser(prog="fashion-kit", description=__doc__, epilog=EXIT_CODES, formatter_class=PlainHelp)
     p.add_argument("--version", action="version", version=f"%(prog)s {version()}",
                    help="print the version of fashion-kit and exit")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
