@@ -127,6 +127,14 @@ def _png(fig) -> str:
     return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
+def share_axis(values: list[float]) -> tuple[float, str]:
+    """Where the mean-score chart's axis ends, and its label: a share of the points ends at 100 %;
+    only a bonus can take a bar beyond it, and then the label says so."""
+    end = max([100.0, *values])
+    label = "mean score (% of the question's points)"
+    return end, label + (f"; above 100 % with the bonus, up to {end:.0f} %" if end > 100 else "")
+
+
 def figures(records, questions) -> dict[str, str]:
     """Base64 PNGs: the mean score per question (as a share of its points) and the score histogram."""
     import matplotlib
@@ -142,11 +150,9 @@ def figures(records, questions) -> dict[str, str]:
     values = [100 * means[q][0] / means[q][1] if means[q][1] else 0.0 for q in names]
     bars = ax.barh(names, values, color="#4c72b0")
     ax.bar_label(bars, labels=[f"{means[q][0]:.2f} / {means[q][1]:g}" for q in names], padding=3, fontsize=8)
-    # A share of the points ends at 100 %; only a bonus can take a bar beyond it, and the axis says so.
-    top = max([100.0, *values])
-    ax.set_xlim(0, top)
-    ax.set_xlabel("mean score (% of the question's points)"
-                  + (f"; the bonus takes the axis to {top:.0f} %" if top > 100 else ""))
+    end, label = share_axis(values)
+    ax.set_xlim(0, end)
+    ax.set_xlabel(label)
     ax.set_title(f"Mean score per question ({len(scored)} scored)")
     out["means"] = _png(fig)
     plt.close(fig)
