@@ -19,7 +19,8 @@ An upload is matched, in this order, by
    (:attr:`Row.conflict`) for the instructor to look at.
 
 Within each source ids win over names. What fits several students matches none of them: it is listed
-as unmatched, with the closest roster entries, for a person to decide. All functions are pure, over
+as unmatched, with the closest roster entries (a CJK name in its pinyin too, which only ever
+suggests: many names read alike), for a person to decide. All functions are pure, over
 plain data (dicts or objects with the same attribute names).
 """
 

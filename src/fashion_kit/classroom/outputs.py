@@ -8,7 +8,11 @@ Next to the batch's own ``gradebook.csv`` (one row per upload), :func:`write` ad
 * ``canvas.csv`` and ``moodle.csv``: the totals in the layouts those systems import, with only the
   students they can identify (a file that would identify no one is not written, and the notes say why);
 * ``feedback/<student>.html`` for every student (named by SID; without a roster, by upload id), and
-  ``feedback.zip`` of them; pages of unmatched uploads in ``feedback/unmatched/``, not in the zip.
+  ``feedback.zip`` of them (named for Canvas's bulk upload when the roster gives Canvas user ids);
+  pages of unmatched uploads in ``feedback/unmatched/``, not in the zip.
+
+``canvas.csv`` takes the roster's own column for the assignment when the roster is Canvas's export,
+and the LMS files and the pages apply the late policy (``late_penalty_percent``).
 
 A batch that did not finish (interrupted, or uploads left to grade) writes ``students.partial.csv``
 and ``unmatched.partial.csv`` instead, with ``pending`` for students whose upload may be among those

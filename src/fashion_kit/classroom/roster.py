@@ -78,7 +78,7 @@ class Student:
 
 
 # What Moodle's participants export writes in its Groups column for a student in no group.
-NO_GROUP = ("nogroups", "nogroup", "沒有群組", "无分组")
+NO_GROUP = ("nogroups",)
 
 
 def section(cell: str) -> str:
