@@ -253,3 +253,20 @@ def test_help_is_plain_text():
     helps = {p.prog: p.format_help() for p in _parsers(cli.parser())}
     assert len(helps) > 3
     assert {prog: text for prog, text in helps.items() if "`" in text or "](" in text} == {}
+
+
+def test_the_late_policy_grades_nothing_again():
+    from fashion_kit.settings import Settings
+
+    assert Settings().replace(late_penalty_percent=10).fingerprint() == Settings().fingerprint()
+    assert Settings().replace(min_test_accuracy=0.8).fingerprint() != Settings().fingerprint()
+
+
+def test_the_output_lock_is_gone_when_the_batch_ends_and_still_keeps_a_second_batch_out(tmp_path):
+    from fashion_kit.classroom import lock
+
+    with lock.OutputLock(tmp_path):
+        assert (tmp_path / ".lock").exists()
+        with pytest.raises(lock.Busy):
+            lock.OutputLock(tmp_path)
+    assert not (tmp_path / ".lock").exists()
