@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from contextlib import ExitStack
 from pathlib import Path
@@ -186,9 +187,9 @@ def _grade(args, interrupts) -> int:
         return EXIT_USAGE
     settings = settings_module.from_zip(args.autograder).replace(**limits_of(args))
     # A roster or a pattern that cannot be used stops the batch before any grading.
-    if args.roster:
-        roster.read(args.roster)
-    matching.compile_pattern(args.match)
+    students = roster.read(args.roster) if args.roster else None
+    pattern = matching.compile_pattern(args.match)
+    owners = (lambda uploads: matching.owners(students, uploads, pattern)) if students else None
     if not args.no_sandbox and not args.cluster:  # refused once, before any work (on a cluster: by each worker)
         from .grading import sandbox as sandboxes
 
@@ -220,6 +221,7 @@ def _grade(args, interrupts) -> int:
             grade_fn=remote, use_watchdog=remote is None,
             retry_failed=args.retry_failed, duplicates=args.duplicates, student=args.student,
             stop=interrupts.event, on_start=reporter.start, on_done=reporter.done, group=args.group,
+            owners=owners,
         )
     finally:
         reporter.stop()
@@ -276,9 +278,27 @@ def version() -> str:
         return __version__
 
 
+def plain(text: str) -> str:
+    """Help text as a terminal shows it: the docstrings' and settings' markup (``code``, `code`,
+    [text](link)) written plainly."""
+    text = re.sub(r"\[([^\]]+)\]\(([^)]+)\)", r"\1 (\2)", text)
+    return re.sub(r"`{1,2}([^`]+)`{1,2}", r"\1", text)
+
+
+class PlainHelp(argparse.HelpFormatter):
+    """``--help`` with every description, option help and epilog made :func:`plain`."""
+
+    def _format_text(self, text):
+        return super()._format_text(plain(text))
+
+    def _expand_help(self, action):
+        return plain(super()._expand_help(action))
+
+
 def _command(sub, name: str, summary: str) -> argparse.ArgumentParser:
     """A subcommand whose one-line summary is both its entry in `--help` and its own description."""
-    return sub.add_parser(name, help=summary, description=summary[0].upper() + summary[1:] + ".")
+    return sub.add_parser(name, help=summary, description=summary[0].upper() + summary[1:] + ".",
+                          formatter_class=PlainHelp)
 
 
 AUTOGRADER_HELP = "the autograder zip to grade with (default: %(default)s, built by `fashion-kit assign`)"
@@ -288,7 +308,7 @@ EXIT_CODES = ("exit codes (run and grade): 0 every submission graded; 1 some sub
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="fashion-kit", description=__doc__, epilog=EXIT_CODES)
+    p = argparse.ArgumentParser(prog="fashion-kit", description=__doc__, epilog=EXIT_CODES, formatter_class=PlainHelp)
     p.add_argument("--version", action="version", version=f"%(prog)s {version()}",
                    help="print the version of fashion-kit and exit")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")

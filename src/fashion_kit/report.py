@@ -21,6 +21,7 @@ from rich.markup import escape as markup_escape
 from rich.table import Table
 
 from . import contract
+from .classroom.matching import is_late
 from .statuses import NOT_FAILED
 
 # Two means closer than this are a tie for "hardest question" (floating-point sums of halves).
@@ -126,6 +127,14 @@ def _png(fig) -> str:
     return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
+def share_axis(values: list[float]) -> tuple[float, str]:
+    """Where the mean-score chart's axis ends, and its label: a share of the points ends at 100 %;
+    only a bonus can take a bar beyond it, and then the label says so."""
+    end = max([100.0, *values])
+    label = "mean score (% of the question's points)"
+    return end, label + (f"; above 100 % with the bonus, up to {end:.0f} %" if end > 100 else "")
+
+
 def figures(records, questions) -> dict[str, str]:
     """Base64 PNGs: the mean score per question (as a share of its points) and the score histogram."""
     import matplotlib
@@ -141,8 +150,9 @@ def figures(records, questions) -> dict[str, str]:
     values = [100 * means[q][0] / means[q][1] if means[q][1] else 0.0 for q in names]
     bars = ax.barh(names, values, color="#4c72b0")
     ax.bar_label(bars, labels=[f"{means[q][0]:.2f} / {means[q][1]:g}" for q in names], padding=3, fontsize=8)
-    ax.set_xlim(0, 125)
-    ax.set_xlabel("mean score (% of the question's points)")
+    end, label = share_axis(values)
+    ax.set_xlim(0, end)
+    ax.set_xlabel(label)
     ax.set_title(f"Mean score per question ({len(scored)} scored)")
     out["means"] = _png(fig)
     plt.close(fig)
@@ -214,6 +224,14 @@ def partial_text(result, roster=None) -> str:
             "(canvas.csv, moodle.csv, feedback.zip) are not written. Run the same command again to finish.")
 
 
+def counted_text(record) -> str:
+    """Whether an upload is its student's grade, and, for one of several, how it was chosen."""
+    if _get(record, "counted", True) is False:
+        return f"no: a duplicate of {_get(record, 'duplicate_of', '')}" if _get(record, "duplicate_of", "") else "no"
+    how = _get(record, "counted_by", "") or ""
+    return f"yes: {how}" if how else "yes"
+
+
 def students_of(roster) -> dict[str, list[str]]:
     """Upload id -> the roster students it was matched to (labels), from ``outputs.Written``."""
     found: dict[str, list[str]] = {}
@@ -247,6 +265,14 @@ def _roster_block(roster, esc) -> str:
                      "<th>what the notebook says</th></tr>" + "".join(
                          f"<tr><td>{esc(r.student.label)}</td><td>{esc(record_id(r.upload))}</td>"
                          f"<td>{esc(r.conflict)}</td></tr>" for r in conflicts) + "</table>")
+    several = [r for r in rows if len(r.uploads) > 1]
+    if several:
+        parts.append("<h3>Students with several uploads</h3><p>Each is graded and listed; one counts as the "
+                     "student's grade, and the statistics count it alone.</p><table><tr><th>student</th>"
+                     "<th>uploads</th><th>counted</th><th>how it was chosen</th></tr>" + "".join(
+                         f"<tr><td>{esc(r.student.label)}</td><td>{esc('; '.join(r.uploads))}</td>"
+                         f"<td>{esc(record_id(r.upload))}</td><td>{esc(_get(r.upload, 'counted_by', '') or '')}</td></tr>"
+                         for r in several) + "</table>")
     if absent:
         parts.append(f"<h3>Students without an upload ({esc(absent[0].status)})</h3><table><tr><th>student</th>"
                      "<th>email</th><th>section</th></tr>" + "".join(
@@ -292,7 +318,7 @@ def html_report(result, title: str = "Fashion-MNIST: class grading report", resu
     )
 
     head = "".join(f"<th>{esc(h)}</th>" for h in ("id", "original name", "student", "status", *questions, "total",
-                                                   "percent", "message"))
+                                                   "percent", "counted", "late", "message"))
     matched = students_of(roster)
     body = []
     for r in records:
@@ -305,6 +331,7 @@ def html_report(result, title: str = "Fashion-MNIST: class grading report", resu
             + "".join(_cell(f"{float(sc[q][0]):g}" if q in sc else "", float(sc[q][0]) if q in sc else -1) for q in questions)
             + _cell(f"{total:g}" if total is not None else "", total if total is not None else -1)
             + _cell(f"{pct:.1f}" if pct is not None else "", pct if pct is not None else -1)
+            + _cell(counted_text(r)) + _cell("late" if is_late(r) else "")
             + _cell(_get(r, "message", "") or "", None, "message") + "</tr>"
         )
     question_rows = "".join(f"<tr><td>{esc(q)}</td><td>{means[q][0]:.2f}</td><td>{means[q][1]:g}</td>"

@@ -69,12 +69,13 @@ def _one_of(choices: tuple[str, ...]):
 NOT_READ = {"show_hidden": "score_visibility", "show_stdout": "log_visibility"}
 
 
-def _key(default, check, help: str, *, top_level: bool = False, limit: str | None = None):
+def _key(default, check, help: str, *, top_level: bool = False, limit: str | None = None, grading: bool = True):
     """One setting, declared once: its default, its check, its help; ``top_level`` for Otter's own
     keys (the rest live in the ``fashion_kit`` section); ``limit`` is the unit of a limit of one
-    grading that `fashion-kit run` and `grade` can override on the command line."""
+    grading that `fashion-kit run` and `grade` can override on the command line; ``grading`` False
+    for a key applied only to the totals a class's LMS files carry, so changing it grades nothing again."""
     return dataclasses.field(default=default, metadata={
-        "check": check, "help": help, "top_level": top_level, "limit": limit})
+        "check": check, "help": help, "top_level": top_level, "limit": limit, "grading": grading})
 
 
 @dataclass(frozen=True)
@@ -114,6 +115,13 @@ class Settings:
     log_visibility: str = _key("after_published", _one_of(VISIBILITIES),
                                "when students see the grading's log on Gradescope (instructors always do)")
 
+    # An LMS's download marks a late upload but says nothing of how late (Canvas's file names carry
+    # `_LATE_` and no time), so the only honest policy is one flat share per late upload.
+    late_penalty_percent: float = _key(
+        0.0, _number(0, 100),
+        "share of the total taken off an upload the LMS marked late (Canvas's `_LATE_` file names), in "
+        "`canvas.csv`, `moodle.csv` and the feedback page; 0 takes nothing off", grading=False)
+
     def replace(self, **overrides) -> "Settings":
         """A copy with ``overrides`` (None values are ignored), each validated like the file's."""
         keys = {k.name: k for k in KEYS}
@@ -131,7 +139,8 @@ class Settings:
 
     def fingerprint(self) -> str:
         """Identifies every value that can change a grade: same fingerprint, same grading."""
-        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()
+        grading = {f.name: getattr(self, f.name) for f in KEYS if f.metadata["grading"]}
+        return hashlib.sha256(json.dumps(grading, sort_keys=True).encode()).hexdigest()
 
 
 KEYS = dataclasses.fields(Settings)

@@ -158,7 +158,13 @@ def test_a_partial_batch_writes_partial_files_and_no_lms_file(tmp_path):
     assert {"students.csv", "canvas.csv", "moodle.csv", "feedback.zip"} <= {p.name for p in tmp_path.iterdir()}
 
 
-def test_feedback_zip_holds_one_page_per_student_of_the_roster_named_by_sid(tmp_path):
+def _canvas_user_id(file_name: str) -> str | None:
+    """The user id Canvas's *Upload submission comments* reads from a file name: the first part,
+    split on ``_``, made of digits only."""
+    return next((part for part in file_name.split("_") if part.isdigit()), None)
+
+
+def test_feedback_zip_holds_one_page_per_student_of_the_roster_named_for_canvas(tmp_path):
     course = roster.read(CANVAS)
     records = [Rec(u["id"], original_name=u["original_name"], identity=u.get("identity", []))
                for u in canvas_uploads()]
@@ -167,8 +173,10 @@ def test_feedback_zip_holds_one_page_per_student_of_the_roster_named_by_sid(tmp_
     written = outputs.write(tmp_path, records, QUESTIONS, assignment="hw", possible=3, students=course)
     with zipfile.ZipFile(tmp_path / "feedback.zip") as zf:
         names = sorted(zf.namelist())
-        assert names == sorted(f"{s.sid}.html" for s in course), "one page per student, the superseded upload none"
-        page = zf.read("B10901001.html").decode("utf-8")
+        assert len(names) == len(course), "one page per student, the superseded upload none"
+        assert {_canvas_user_id(n): n for n in names} == {s.canvas_id: f"{s.canvas_id}_{s.sid}.html" for s in course}
+        page = zf.read("12345_B10901001.html").decode("utf-8")
+    assert (tmp_path / "feedback" / "B10901001.html").is_file(), "the folder's pages stay named by SID"
     assert "Meiling Chen" in page and "B10901001" in page and "chen_meiling_hw3<" in page
     assert [u.id for u in written.unmatched] == ["untitled"]
     assert (tmp_path / "feedback" / "unmatched" / "untitled.html").is_file()
@@ -225,7 +233,7 @@ def test_fashion_kit_grade_a_canvas_class_every_student_matched(tmp_path, monkey
     got = canvas_import((out / "canvas.csv").read_text(encoding="utf-8"), roster.read(CANVAS))
     assert len(got) == 11 and got["12352"] == "" and all(got[k] for k in got if k != "12352")
     with zipfile.ZipFile(out / "feedback.zip") as zf:
-        assert sorted(zf.namelist()) == sorted(f"B109010{i:02d}.html" for i in range(1, 12))
+        assert sorted(_canvas_user_id(n) for n in zf.namelist()) == sorted(s.canvas_id for s in roster.read(CANVAS))
     assert (out / "王小明").is_dir(), "a Chinese file name gives a readable id"
     report = (out / "report.html").read_text(encoding="utf-8")
     assert report.index("Students without an upload") < report.index("Every submission")

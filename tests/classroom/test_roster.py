@@ -51,7 +51,7 @@ def test_a_moodle_participants_export_puts_chinese_family_names_first():
         ("陳美玲", "B10901001", "chenml@example.edu.tw", "第一組"),
         ("Meiling Chen", "B10901012", "meiling.chen@example.edu.tw", "第二組"),
         ("Anna Lee", "", "anna.lee@example.edu.tw", "第二組"),
-        ("歐陽大同", "B10901013", "ouyang@example.edu.tw", "No groups"),
+        ("歐陽大同", "B10901013", "ouyang@example.edu.tw", ""),  # Moodle's "No groups" is no section
     ]
 
 

@@ -86,6 +86,7 @@ def grade_class(
     on_start=None,
     on_done=None,
     group: str | None = None,
+    owners=None,
 ) -> BatchResult:
     """Grade every upload in ``source`` into ``out`` with ``grade_fn`` (see :mod:`.grader`).
 
@@ -93,15 +94,18 @@ def grade_class(
     :class:`.schedule.Interrupts`) stops the batch at any point: the gradings in flight are cancelled
     and graded again next time, and the result has ``interrupted`` set. Without ``stop``, the batch
     installs its own signal handlers when it runs in the main thread. ``on_start(to_grade, skipped)``
-    and ``on_done(record)`` let a caller show progress. ``out`` is made private to this account (to it
-    and ``group``'s members, who may read); the gradings in flight below it are this account's alone.
+    and ``on_done(record)`` let a caller show progress. ``owners(uploads)``, with a roster, maps an
+    upload's id to the students it is matched to (:func:`.matching.owners`): two uploads of one
+    student are duplicates whatever their files are called. ``out`` is made private to this account
+    (to it and ``group``'s members, who may read); the gradings in flight below it are its alone.
     """
     if stop is None:
         with schedule.Interrupts() as interrupts:
             return grade_class(source, out, autograder_zip, grade_fn=grade_fn, settings=settings,
                                sandbox=sandbox, jobs=jobs, force=force, retry_failed=retry_failed,
                                duplicates=duplicates, student=student, stop=interrupts.event,
-                               use_watchdog=use_watchdog, on_start=on_start, on_done=on_done, group=group)
+                               use_watchdog=use_watchdog, on_start=on_start, on_done=on_done, group=group,
+                               owners=owners)
     out, autograder_zip = Path(out), Path(autograder_zip or paths.AUTOGRADER_ZIP)
     if not autograder_zip.is_file():
         raise BatchError(f"No autograder at {autograder_zip}. Build it first: fashion-kit assign")
@@ -146,8 +150,8 @@ def grade_class(
         tempfile.tempdir = str(scratch)
         try:
             result = _Batch(out, autograder_zip, questions, grade_fn, settings, sandbox, grading, stop,
-                            duplicates).run(source, jobs, force, retry_failed, student, use_watchdog,
-                                            on_start or (lambda *_: None), on_done or (lambda _: None))
+                            duplicates, owners).run(source, jobs, force, retry_failed, student, use_watchdog,
+                                                    on_start or (lambda *_: None), on_done or (lambda _: None))
         finally:
             tempfile.tempdir = previous_tempdir
             left += store.remove(out, store.WORK)
@@ -156,10 +160,11 @@ def grade_class(
 
 
 class _Batch:
-    def __init__(self, out, autograder_zip, questions, grade_fn, settings, sandbox, grading, stop, duplicates):
+    def __init__(self, out, autograder_zip, questions, grade_fn, settings, sandbox, grading, stop, duplicates,
+                 owners=None):
         self.out, self.autograder_zip, self.questions = out, autograder_zip, questions
         self.grade_fn, self.settings, self.sandbox, self.grading = grade_fn, settings, sandbox, grading
-        self.stop, self.duplicates = stop, duplicates
+        self.stop, self.duplicates, self.owners = stop, duplicates, owners
         self.records: dict[str, Record] = {}
         self.uploads: list[intake.Upload] = []
         self.token = ""
@@ -281,29 +286,50 @@ class _Batch:
         store.write(self.out, store.GRADEBOOK, data=exports.gradebook_csv(self.ordered(), self.questions))
 
     def settle_duplicates(self) -> None:
-        """Flag every upload of a student who handed in more than one, and say which one counts."""
-        for group in _same_student(self.uploads):
+        """Flag every upload of a student who handed in more than one, and say which one counts and why."""
+        groups = _same_student(self.uploads, self.owners(self.uploads) if self.owners else {})
+        for group in groups:
             rows = [self.records[up.id] for up in group if up.id in self.records]
             if not rows:
                 continue
             first = group[0].id
-            when = {up.id: (up.created, i) for i, up in enumerate(group)}
-            latest = max(rows, key=lambda r: when[r.id])
-            if self.duplicates == "highest":
-                graded = [r for r in rows if r.status == "graded"]
-                counted = max(graded, key=lambda r: (r.total, when[r.id])) if graded else latest
-            else:
-                counted = latest
+            counted, how = _counted(group, rows, self.duplicates)
             for r in rows:
-                wanted = ("" if r.id == first else first, self.duplicates == "both" or r is counted)
-                if (r.duplicate_of, r.counted) != wanted:
-                    r.duplicate_of, r.counted = wanted
+                wanted = ("" if r.id == first else first, self.duplicates == "both" or r is counted, how)
+                if (r.duplicate_of, r.counted, r.counted_by) != wanted:
+                    r.duplicate_of, r.counted, r.counted_by = wanted
                     store.save(self.out, r)
-        grouped = {up.id for group in _same_student(self.uploads) for up in group}
+        grouped = {up.id for group in groups for up in group}
         for r in self.records.values():  # a student who is no longer a duplicate
-            if r.id not in grouped and r.status != "ignored" and (r.duplicate_of or not r.counted):
-                r.duplicate_of, r.counted = "", True
+            if r.id not in grouped and r.status != "ignored" and (r.duplicate_of or not r.counted or r.counted_by):
+                r.duplicate_of, r.counted, r.counted_by = "", True, ""
                 store.save(self.out, r)
+
+
+def _counted(group: list[intake.Upload], rows: list[Record], policy: str) -> tuple[Record, str]:
+    """Which of one student's uploads counts under ``policy`` (``--duplicates``), and how it was
+    chosen, in words: the latest by the time the uploads carry (the LMS's, else the files'), or, when
+    they carry none that tells them apart, by the order of their names."""
+    order = {up.id: i for i, up in enumerate(group)}
+    mine = [up for up in group if up.id in {r.id for r in rows}]
+    times = [up.created for up in mine]
+    timed = all(times) and len(set(times)) == len(times)
+    if timed:
+        basis = intake.LMS_TIME if all(up.created_by == intake.LMS_TIME for up in mine) else intake.FILE_TIME
+        created = {up.id: up.created for up in mine}
+        when = {r.id: (created[r.id], order[r.id]) for r in rows}
+    else:
+        basis = "the order of their names (the uploads carry no time that tells them apart)"
+        when = {r.id: (0.0, order[r.id]) for r in rows}
+    latest = max(rows, key=lambda r: when[r.id])
+    if policy == "both":
+        return latest, "both count (--duplicates both)"
+    if policy == "highest":
+        graded = [r for r in rows if r.status == "graded"]
+        if graded:
+            return max(graded, key=lambda r: (r.total, when[r.id])), "the highest total (--duplicates highest)"
+        return latest, f"none graded: the latest, by {basis}"
+    return latest, f"the latest, by {basis}"
 
 
 def _why_again(old: Record | None, digest: str, grading: str, force: bool, retry_failed: bool,
@@ -322,8 +348,9 @@ def _why_again(old: Record | None, digest: str, grading: str, force: bool, retry
     return None
 
 
-def _same_student(uploads: list[intake.Upload]) -> list[list[intake.Upload]]:
-    """Groups of two or more uploads sharing a student key (file name, SID, email or name)."""
+def _same_student(uploads: list[intake.Upload], owners: dict[str, set[str]]) -> list[list[intake.Upload]]:
+    """Groups of two or more uploads sharing a student key (file name, SID, email or name, or a
+    student of the roster ``owners`` matched them to)."""
     parent = list(range(len(uploads)))
 
     def find(i):
@@ -336,7 +363,7 @@ def _same_student(uploads: list[intake.Upload]) -> list[list[intake.Upload]]:
     for i, up in enumerate(uploads):
         if up.status == "ignored":
             continue
-        for key in up.student_keys:
+        for key in up.student_keys | {"student:" + k for k in owners.get(up.id, ())}:
             if key in owner:
                 parent[find(i)] = find(owner[key])
             else:

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from dataclasses import dataclass, field
 
-from .roster import Student
+from .matching import is_late
+from .roster import Student, fold, is_canvas_export, is_cjk
 
 # The characters OWASP lists as starting a formula in some spreadsheet.
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -38,7 +40,7 @@ def gradebook_csv(records, questions: list[str]) -> str:
     writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerow([
         "id", "original_name", "gradescope_id", "submitters", "sids", "emails", *questions, "total",
-        "possible", "percent", "status", "message", "message_zh", "counted", "duplicate_of", "sandbox", "seconds",
+        "possible", "percent", "status", "message", "message_zh", "counted", "duplicate_of", "late", "sandbox", "seconds",
     ])
     for r in records:
         # A run stopped part-way has the scores of the questions checked before: shown, as on Gradescope.
@@ -51,7 +53,7 @@ def gradebook_csv(records, questions: list[str]) -> str:
             *[f"{r.scores[q][0]:g}" if q in r.scores else "" for q in questions],
             f"{r.total:g}" if scored else "", f"{r.possible:g}" if scored else "",
             percent(r.total, r.possible) if scored else "",
-            r.status, r.message, r.message_zh, "yes" if r.counted else "no", r.duplicate_of, r.sandbox,
+            r.status, r.message, r.message_zh, "yes" if r.counted else "no", r.duplicate_of, _yes(is_late(r)), r.sandbox,
             f"{r.seconds:.1f}",
         ]
         writer.writerow([spreadsheet_safe(cell) for cell in row])
@@ -76,6 +78,19 @@ CANVAS_POINTS_ROW = "Points Possible"
 MOODLE_IDENTIFIERS = (("ID number", "sid"), ("Email address", "email"), ("Username", "login"))
 # What a partial batch's take-away files are called: never mistaken for the final ones.
 PARTIAL = ".partial"
+
+
+def _yes(flag: bool) -> str:
+    return "yes" if flag else ""
+
+
+def late_penalty(upload, percent_off: float) -> float:
+    """The points taken off ``upload``'s total for being late: ``percent_off`` of it when the LMS
+    marked it late, else 0."""
+    total = total_of(upload) if upload is not None else None
+    if not percent_off or total is None or not is_late(upload):
+        return 0.0
+    return round(total * percent_off / 100, 2)
 
 
 def _field(item, name, default=None):
@@ -109,14 +124,17 @@ def _csv(rows) -> str:
     return BOM + buffer.getvalue()
 
 
-def roster_gradebook_csv(rows, questions: list[str], possible: float) -> str:
+def roster_gradebook_csv(rows, questions: list[str], possible: float, late_penalty_percent: float = 0.0) -> str:
     """The gradebook with a roster: one row per student (``matching.Row``), ``missing`` included.
 
     ``possible`` is the assignment's points (the autograder's questions); the bonus can take a total
-    above it, and ``percent`` above 100.
+    above it, and ``percent`` above 100. ``total`` is what the grader gave; ``late`` says the LMS
+    marked the counted upload late, ``late_penalty`` what the late policy takes off it (the LMS
+    files carry the total less that); ``counted_by`` why that upload is the student's grade.
     """
     out = [["sid", "name", "email", "login", "section", "id", "original_name", "matched_by", "uploads", *questions,
-            "total", "possible", "percent", "status", "message", "duplicate_of", "check"]]
+            "total", "possible", "percent", "status", "message", "duplicate_of", "counted_by", "late", "late_penalty",
+            "check"]]
     for row in rows:
         s, r = row.student, row.upload
         scores = _scores(r) if r is not None else {}
@@ -124,14 +142,23 @@ def roster_gradebook_csv(rows, questions: list[str], possible: float) -> str:
         out.append([
             s.sid, s.name, s.email, s.login, s.section,
             _field(r, "id", "") if r is not None else "", _field(r, "original_name", "") if r is not None else "",
-            row.matched_by, "; ".join(row.uploads),
+            row.matched_by, _uploads(row),
             *[f"{float(scores[q][0]):g}" if q in scores else "" for q in questions],
             f"{total:g}" if total is not None else "", f"{possible:g}", percent(total, possible),
             row.status, _field(r, "message", "") if r is not None else "",
             _field(r, "duplicate_of", "") if r is not None else "",
+            _field(r, "counted_by", "") if r is not None else "",
+            _yes(r is not None and is_late(r)),
+            f"{penalty:g}" if (penalty := late_penalty(r, late_penalty_percent)) else "",
             row.conflict,
         ])
     return _csv(out)
+
+
+def _uploads(row) -> str:
+    """Every upload of the student's, the one that is their grade marked when there are several."""
+    chosen = str(_field(row.upload, "id", "")) if row.upload is not None else ""
+    return "; ".join(f"{u} (counted)" if u == chosen and len(row.uploads) > 1 else u for u in row.uploads)
 
 
 def unmatched_csv(uploads, closest_of) -> str:
@@ -164,18 +191,61 @@ class Export:
     why: str = ""  # why it is not written, or what identifies the students in it
 
 
-def lms_lines(rows=None, records=None) -> list[Line]:
+def lms_total(upload, late_penalty_percent: float = 0.0) -> float | None:
+    """What an LMS gets for ``upload``: its total less the late penalty, None without scores."""
+    total = total_of(upload) if upload is not None else None
+    return None if total is None else round(total - late_penalty(upload, late_penalty_percent), 2)
+
+
+def lms_lines(rows=None, records=None, late_penalty_percent: float = 0.0) -> list[Line]:
     """A :class:`Line` per student, from roster rows or, without a roster, from the counted records'
-    submitters (a record without submitters identifies no one and gives no line)."""
-    lines = [Line(row.student, total_of(row.upload) if row.upload is not None else None) for row in rows or []]
+    submitters (a record without submitters identifies no one and gives no line); each total less
+    the late penalty."""
+    lines = [Line(row.student, lms_total(row.upload, late_penalty_percent)) for row in rows or []]
     for record in records or []:
         if _field(record, "counted", True) is False:
             continue  # a superseded re-upload: the counted one is the student's grade
         for p in _field(record, "submitters", None) or []:
             if isinstance(p, dict):
                 lines.append(Line(Student(str(p.get("sid") or ""), str(p.get("name") or ""), str(p.get("email") or "")),
-                                  total_of(record)))
+                                  lms_total(record, late_penalty_percent)))
     return lines
+
+
+# An assignment's column in Canvas's gradebook export: "Fashion-MNIST (8801)", its title and its id.
+_CANVAS_ASSIGNMENT = re.compile(r"^(?P<title>.+?)\s*\((?P<id>[0-9]+)\)\s*$")
+
+
+def canvas_column(header: list[str], assignment: str) -> tuple[str | None, str]:
+    """The column of a Canvas gradebook export's ``header`` that is ``assignment`` (None for another
+    roster), and a note when there is none to choose.
+
+    Canvas's importer finds an assignment by ``Name (id)``, then by its title, else creates a new
+    one: so canvas.csv must carry the roster's own header. It is the assignment column whose title is
+    ``assignment`` (case, spaces and dashes aside), else the only assignment column; several and none
+    named so: None, and the note says why.
+    """
+    if not is_canvas_export(header):
+        return None, ""
+    columns = [h for h in header[len(CANVAS_HEADER):] if _CANVAS_ASSIGNMENT.match(h)]
+    named = [h for h in columns if fold(_CANVAS_ASSIGNMENT.match(h)["title"]) == fold(assignment)]
+    if len(named) == 1:
+        return named[0], ""
+    if len(columns) == 1:
+        return columns[0], ""
+    if not columns:
+        return None, ""
+    return None, (f"the roster has {len(columns)} assignment columns and none is uniquely named {assignment!r} "
+                  f"({', '.join(columns[:5])}); the column is {assignment!r}, which Canvas imports as a new "
+                  "assignment: rename it to the assignment's header (Name (id)) before importing")
+
+
+def canvas_name(student: Student) -> str:
+    """The Student cell as Canvas writes it: its sortable name ("Lee, Anna"); a CJK name written with
+    no space has no sortable form but itself (王小明, never "王, 小明")."""
+    if student.name and is_cjk(student.name) and " " not in student.name.strip():
+        return student.name
+    return student.sortable_name or student.name
 
 
 def canvas_csv(lines: list[Line], assignment: str, possible: float, unnamed: list[str] = ()) -> Export:
@@ -194,7 +264,7 @@ def canvas_csv(lines: list[Line], assignment: str, possible: float, unnamed: lis
         if not (s.canvas_id or s.sid or s.login):
             left_out.append(s.label)
             continue
-        out.append([s.sortable_name or s.name, s.canvas_id, s.sid, s.login, s.section,
+        out.append([canvas_name(s), s.canvas_id, s.sid, s.login, s.section,
                     f"{line.total:g}" if line.total is not None else ""])
     if len(out) == 2:
         return Export(None, left_out, "no student has a Canvas ID, an SIS User ID or an SIS Login ID "

@@ -11,7 +11,9 @@ message, the accuracy the grader measured against the threshold, and the challen
 "Public Tests" summary box is left out when the questions have their own rows: it reports only the
 public checks, and would say "All test cases passed!" above a question the grader scored 0. A
 submission that could not be graded gets what to do next.
-``feedback.zip`` bundles the pages for upload.
+``feedback.zip`` bundles the pages for upload; a student with a Canvas user id has their page named
+``<Canvas user id>_<SID>.html`` there, as Canvas's bulk upload of submission comments reads a name.
+An upload the LMS marked late says so, with what the late policy took off its total.
 
 Everything on the page comes from a student's notebook or from messages quoting it, so every text is
 escaped; nothing is trusted to be HTML.
@@ -23,6 +25,7 @@ import html
 import json
 import re
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 
 from .. import contract, questions
@@ -62,7 +65,13 @@ LABELS = {
     "sid": ("學號", "Student ID"),
     "advice": ("接下來怎麼做", "What to do next"),
     "missing": ("沒有收到你這份作業的繳交。", "No submission of yours was found for this assignment."),
+    "late": ("遲交", "Late"),
+    "late_marked": ("系統標記這份繳交為遲交。", "The course site marked this submission late."),
+    "late_penalty": ("遲交扣分", "late penalty"),
+    "after_penalty": ("扣分後總分", "total after the penalty"),
 }
+# Otter's own words in a question's message, which it writes in English only: (English, Chinese).
+OTTER_PHRASES = (("All test cases passed!", "所有測試都通過了！"),)
 
 # What a student can do about a submission that was not graded, by the gradebook's status.
 ADVICE = {
@@ -131,8 +140,14 @@ def _ratio(value):
 
 def in_language(text: str, language: str) -> str:
     """``text`` for a page in ``language``: on an English page, a grader's bilingual line ("中文 / English")
-    keeps only its English part; anything else is shown as it is."""
-    if language != "en" or not _CJK_TEXT.search(text):
+    keeps only its English part; on a Chinese page, Otter's English-only words get their Chinese
+    beside them; anything else is shown as it is."""
+    if language != "en":
+        for english, chinese in OTTER_PHRASES:
+            if chinese not in text:
+                text = text.replace(english, f"{chinese} / {english}")
+        return text
+    if not _CJK_TEXT.search(text):
         return text
     lines = []
     for line in text.split("\n"):
@@ -202,11 +217,30 @@ def missing_page(student, *, language: str = DEFAULT_LANGUAGE, assignment: str =
     return _document(parts, language, student.key)
 
 
+@dataclass
+class Late:
+    """An upload the LMS marked late: the points the late policy takes off, and its share in percent."""
+
+    penalty: float = 0.0
+    percent: float = 0.0
+
+
+def _late(parts: list[str], L, esc, late: Late | None, total) -> None:
+    """The rows saying the upload was late, and what the late policy took off the total."""
+    if late is None:
+        return
+    text = L("late_marked")
+    if late.penalty:
+        text += (f" {L('late_penalty')} {esc(_number(late.percent))} %: −{esc(_number(late.penalty))}; "
+                 f"{L('after_penalty')} {esc(_number(_float(total) - late.penalty))}")
+    parts.append(f"<tr><th>{L('late')}</th><td>{text}</td></tr>")
+
+
 def page(record, results: dict | None, *, language: str = DEFAULT_LANGUAGE, assignment: str = "",
-         student=None) -> str:
+         student=None, late: Late | None = None) -> str:
     """The feedback page of one submission: ``record`` (its id, submitters, status, message), its
-    ``results.json`` content (None when grading produced none) and, with a roster, the ``student``
-    (a ``roster.Student``) it is the grade of."""
+    ``results.json`` content (None when grading produced none), with a roster the ``student`` (a
+    ``roster.Student``) it is the grade of, and ``late`` when the LMS marked it late."""
     language = language if language in LANGUAGES else DEFAULT_LANGUAGE
     esc = html.escape
     L = lambda key: esc(_label(key, language))  # noqa: E731
@@ -217,6 +251,7 @@ def page(record, results: dict | None, *, language: str = DEFAULT_LANGUAGE, assi
     parts.append(f"<tr><th>{L('submission')}</th><td>{esc(sid)}</td></tr>")
     status, message = str(get(record, "status", "") or ""), str(get(record, "message", "") or "")
     if results is None:
+        _late(parts, L, esc, late, 0)
         parts.append(f"<tr><th>{L('status')}</th><td>{esc(status or _label('not_graded', language))}</td></tr></table>")
         parts.append(f"<p class='notice'>{L('no_results')}</p>")
         # The batch words its own messages in both languages: the Chinese one first on a zh-TW page.
@@ -232,6 +267,7 @@ def page(record, results: dict | None, *, language: str = DEFAULT_LANGUAGE, assi
     possible = sum(_float(t.get("max_score")) for t in scored)
     total = results.get("score", sum(_float(t.get("score")) for t in tests if "max_score" in t))
     parts.append(f"<tr><th>{L('total')}</th><td class='total'>{esc(_number(total))} / {esc(_number(possible))}</td></tr>")
+    _late(parts, L, esc, late, total)
     if status and status != "graded":
         parts.append(f"<tr><th>{L('status')}</th><td>{esc(status)}</td></tr>")
     parts.append("</table>")
@@ -318,11 +354,23 @@ def file_name(submission_id: str) -> str:
     return f"{safe}.html"
 
 
+def canvas_upload_name(student) -> str:
+    """A student's page's name in the zip: ``<Canvas user id>_<SID>.html`` when the roster gave a
+    Canvas user id, else the page's own name.
+
+    Canvas's *Upload submission comments* splits a file name on ``_`` and takes its first part made of
+    digits only for the user id, ignoring the rest; the id goes first, so an all-digit SID after it
+    is never taken for one."""
+    own = file_name(student.key)
+    return f"{student.canvas_id}_{own}" if student.canvas_id.isdigit() else own
+
+
 def write(out: Path | str, pages: dict[str, str], zip_name: str | None = ZIP,
-          apart: dict[str, str] | None = None) -> tuple[Path, Path | None]:
+          apart: dict[str, str] | None = None, zip_names: dict[str, str] | None = None) -> tuple[Path, Path | None]:
     """Write ``{name: html}`` to ``<out>/feedback/<name>.html`` and bundle them in ``<out>/<zip_name>``
-    (no zip when ``zip_name`` is None); ``apart`` pages (uploads that are no one's, yet) go to
-    ``<out>/feedback/unmatched/``, never into the zip.
+    (no zip when ``zip_name`` is None), each under its ``zip_names`` entry if it has one (see
+    :func:`canvas_upload_name`), else its file's name; ``apart`` pages (uploads that are no one's,
+    yet) go to ``<out>/feedback/unmatched/``, never into the zip.
 
     The folder and the zip hold exactly these pages (the zip sorted, with fixed timestamps): a page of
     an earlier run that is no longer wanted is removed. Returns the folder and the zip.
@@ -344,9 +392,10 @@ def write(out: Path | str, pages: dict[str, str], zip_name: str | None = ZIP,
     if zip_name is None:
         return folder, None
     tmp = out / f".{zip_name}.tmp"
+    named = {sid: (zip_names or {}).get(sid) or wanted[sid] for sid in wanted}
     with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
-        for sid in sorted(wanted, key=lambda s: wanted[s]):
-            info = zipfile.ZipInfo(wanted[sid], date_time=(2020, 1, 1, 0, 0, 0))
+        for sid in sorted(named, key=lambda s: named[s]):
+            info = zipfile.ZipInfo(named[sid], date_time=(2020, 1, 1, 0, 0, 0))
             info.compress_type = zipfile.ZIP_DEFLATED
             zf.writestr(info, pages[sid].encode("utf-8"))
     tmp.replace(out / zip_name)

@@ -65,6 +65,10 @@ class Refused(Exception):
         self.en, self.zh = en, zh
 
 
+# Where an upload's time comes from, said wherever it decides which of a student's uploads counts.
+LMS_TIME, FILE_TIME = "the submission time the LMS recorded", "the file's modification time"
+
+
 @dataclass
 class Upload:
     """One thing handed in: one gradebook row."""
@@ -74,6 +78,7 @@ class Upload:
     gradescope_id: str = ""
     submitters: list[dict] = field(default_factory=list)
     created: float = 0.0  # when it was handed in (Gradescope's time, else the file's), for --duplicates
+    created_by: str = ""  # what ``created`` is: LMS_TIME, FILE_TIME, or "" when nothing told it
     status: str = ""  # "" (to grade), "invalid" or "ignored"
     message: str = ""
     message_zh: str = ""
@@ -417,7 +422,8 @@ class _Reader:
         uploads = []
         for top, files in groups.items():
             _check(self.stop)
-            up = Upload(ids.printable(top), _stem(top), created=max((f.mtime for f in files), default=0.0),
+            created = max((f.mtime for f in files), default=0.0)
+            up = Upload(ids.printable(top), _stem(top), created=created, created_by=FILE_TIME if created else "",
                         student_keys={"name:" + _stem(top).casefold()})
             uploads.append(self._guarded(up, lambda up=up, top=top, files=files: self._top_level(up, top, files)))
         return uploads
@@ -450,6 +456,7 @@ class _Reader:
             details = metadata.get(folder)
             up.submitters = _submitters(details)
             up.created = _created(details) or max((f.mtime for f in files), default=0.0)
+            up.created_by = LMS_TIME if _created(details) else FILE_TIME if up.created else ""
             up.student_keys = {k for p in up.submitters for k in _person_keys(p)}
             if warning:
                 up.message, up.message_zh = warning

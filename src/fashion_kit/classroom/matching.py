@@ -19,16 +19,20 @@ An upload is matched, in this order, by
    (:attr:`Row.conflict`) for the instructor to look at.
 
 Within each source ids win over names. What fits several students matches none of them: it is listed
-as unmatched, with the closest roster entries, for a person to decide. All functions are pure, over
+as unmatched, with the closest roster entries (a CJK name in its pinyin too, which only ever
+suggests: many names read alike), for a person to decide. All functions are pure, over
 plain data (dicts or objects with the same attribute names).
 """
 
 from __future__ import annotations
 
+import difflib
 import re
 import unicodedata
 from dataclasses import dataclass, field
 from pathlib import PurePath
+
+from pypinyin import lazy_pinyin
 
 from ..contract import natural_key
 from ..errors import KitError
@@ -45,6 +49,9 @@ PATTERN_GROUPS = {"sid": "sid", "student_id": "sid", "email": "email", "login": 
 IDENTIFIERS = ("sid", "email", "login", "canvas_id")
 _CJK_RUN = re.compile(r"([\u1100-\u11ff\u2e80-\u9fff\uac00-\ud7af\uf900-\ufaff]+)")
 _SEPARATORS = re.compile(r"[\s_\-.,()\[\]{}+~#&!@'’]+")
+# Canvas's *Download Submissions* names a late upload ``<name>_LATE_<user id>_<submission id>_<file>``
+# (its case varies): the only lateness it tells, with no time.
+_CANVAS_LATE = re.compile(r"^[^_]+_late_[0-9]+_", re.IGNORECASE)
 
 
 class PatternError(KitError, ValueError):
@@ -167,6 +174,11 @@ def _metadata(upload) -> list[str]:
     return [str(h) for h in (get(upload, "identity", None) or []) if isinstance(h, str) and h]
 
 
+def is_late(upload) -> bool:
+    """Whether the LMS marked the upload late in its file name (Canvas's ``_LATE_``)."""
+    return bool(_CANVAS_LATE.match(PurePath(str(get(upload, "original_name", "") or "").replace("\\", "/")).name))
+
+
 def _by_pattern(upload, index: _Index, pattern: re.Pattern) -> set[int]:
     for text in filter(None, (str(get(upload, "original_name", "") or ""), str(get(upload, "id", "") or ""))):
         found = pattern.search(text.replace("\\", "/"))
@@ -286,6 +298,29 @@ def match(roster: list[Student], uploads, pattern: re.Pattern | str | None = Non
     return rows, unmatched
 
 
+def owners(roster: list[Student], uploads, pattern: re.Pattern | str | None = None) -> dict[str, set[str]]:
+    """Upload id -> the keys (:attr:`Student.key`) of the students it is matched to, for the uploads
+    :func:`match` gives someone: the batch's duplicates are found by student, whatever the files are
+    called."""
+    rows, _ = match(roster, uploads, pattern)
+    found: dict[str, set[str]] = {}
+    for row in rows:
+        for upload_id in row.uploads:
+            found.setdefault(upload_id, set()).add(row.student.key)
+    return found
+
+
+def romanised(name: str) -> set[str]:
+    """A CJK name as a romanised file name may spell it, in toneless pinyin, in both orders
+    (陳美玲: ``chenmeiling``, ``meilingchen``). Only for suggestions: several characters share one
+    reading, so pinyin alone never identifies a student."""
+    chars = [c for c in name if is_cjk(c)]
+    if len(chars) < 2:
+        return set()
+    syllables = [s.casefold() for s in lazy_pinyin("".join(chars))]
+    return {"".join(syllables), "".join(syllables[1:] + syllables[:1])}
+
+
 def _bigrams(text: str) -> frozenset[str]:
     return frozenset(text[i:i + 2] for i in range(len(text) - 1)) or frozenset([text])
 
@@ -300,22 +335,32 @@ def closest_keys(roster: list[Student]) -> list[list[frozenset[str]]]:
     """Each student's names and ids as character pairs, for :func:`closest`."""
     keys = []
     for s in roster:
-        found = name_keys(s) | {identifier(getattr(s, k)).split("@")[0] for k in ("sid", "login", "email")}
-        keys.append([_bigrams(k) for k in found if len(k) >= MIN_TOKEN])
+        found = name_keys(s) | romanised(s.name) | {identifier(getattr(s, k)).split("@")[0]
+                                                   for k in ("sid", "login", "email")}
+        keys.append([k for k in found if len(k) >= MIN_TOKEN])
     return keys
 
 
+def _likeness(key: str, piece: str) -> float:
+    """How alike two spellings are: the better of their shared character pairs (Dice's coefficient,
+    which forgives swapped parts) and difflib's ratio (which forgives a letter typed wrong)."""
+    dice = _similarity(_bigrams(key), _bigrams(piece))
+    matcher = difflib.SequenceMatcher(None, key, piece)
+    return max(dice, matcher.ratio() if matcher.real_quick_ratio() > dice else 0.0)
+
+
 def closest(upload, roster: list[Student], n: int = 3, cutoff: float = 0.7, keys=None) -> list[Student]:
-    """The roster entries whose ids or names look most like a part of the upload's name, best first.
+    """The roster entries whose ids or names (a CJK name in pinyin too) look most like a part of the
+    upload's name, best first.
     ``keys`` (:func:`closest_keys`) saves computing them again for every upload."""
     pieces = set()
     for text in _names(upload) + _metadata(upload):
         words = _tokens(text)
         pieces |= {"".join(words[k:k + m]) for m in range(1, len(words) + 1) for k in range(len(words) - m + 1)}
-    pairs = [_bigrams(p) for p in pieces if len(p) >= MIN_TOKEN]
+    pieces = [p for p in pieces if len(p) >= MIN_TOKEN]
     scored = []
     for s, student_keys in zip(roster, keys or closest_keys(roster)):
-        best = max((_similarity(k, p) for k in student_keys for p in pairs), default=0.0)
+        best = max((_likeness(k, p) for k in student_keys for p in pieces), default=0.0)
         if best >= cutoff:
             scored.append((best, s))
     scored.sort(key=lambda pair: -pair[0])

@@ -8,7 +8,11 @@ Next to the batch's own ``gradebook.csv`` (one row per upload), :func:`write` ad
 * ``canvas.csv`` and ``moodle.csv``: the totals in the layouts those systems import, with only the
   students they can identify (a file that would identify no one is not written, and the notes say why);
 * ``feedback/<student>.html`` for every student (named by SID; without a roster, by upload id), and
-  ``feedback.zip`` of them; pages of unmatched uploads in ``feedback/unmatched/``, not in the zip.
+  ``feedback.zip`` of them (named for Canvas's bulk upload when the roster gives Canvas user ids);
+  pages of unmatched uploads in ``feedback/unmatched/``, not in the zip.
+
+``canvas.csv`` takes the roster's own column for the assignment when the roster is Canvas's export,
+and the LMS files and the pages apply the late policy (``late_penalty_percent``).
 
 A batch that did not finish (interrupted, or uploads left to grade) writes ``students.partial.csv``
 and ``unmatched.partial.csv`` instead, with ``pending`` for students whose upload may be among those
@@ -64,14 +68,17 @@ def _listed(names: list[str], limit: int = 5) -> str:
 
 def write(out: Path | str, records, questions: list[str], *, assignment: str, possible: float,
           students: list[roster.Student] | None = None, results_of=None, language_of=None,
-          pattern=None, pending: list[str] | None = None, interrupted: bool = False) -> Written:
+          pattern=None, pending: list[str] | None = None, interrupted: bool = False,
+          roster_header: list[str] | None = None, late_penalty_percent: float = 0.0) -> Written:
     """Write the take-away files into ``out``.
 
     ``records`` are the batch's per-upload records; ``possible`` the assignment's points (the sum of
     :func:`fashion_kit.questions.points_in_autograder`); ``students`` the roster (``roster.read`` or
     ``roster.from_uploads``), None for none; ``pattern`` the ``--match`` expression. ``pending``
     names the uploads not graded yet and ``interrupted`` says the batch was stopped: either makes the
-    output partial. ``results_of(record)`` returns an upload's results.json content (or None) and
+    output partial. ``roster_header`` is the roster file's header row: a Canvas export's own column
+    for the assignment heads canvas.csv's. ``late_penalty_percent`` is taken off the totals of uploads
+    the LMS marked late, in the LMS files and on the feedback pages. ``results_of(record)`` returns an upload's results.json content (or None) and
     ``language_of(record)`` its notebook's language; without them the pages say there are no
     results, in both languages.
     """
@@ -95,20 +102,24 @@ def write(out: Path | str, records, questions: list[str], *, assignment: str, po
         for u in written.unmatched:
             written.closest[str(roster.get(u, "id", ""))] = matching.closest(u, students, keys=keys)
         stu, unm = (STUDENTS_PARTIAL, UNMATCHED_PARTIAL) if written.partial else (STUDENTS, UNMATCHED)
-        written.files.append(_atomic(out / stu, exports.roster_gradebook_csv(written.rows, questions, possible)))
+        written.files.append(_atomic(out / stu, exports.roster_gradebook_csv(written.rows, questions, possible,
+                                                                                     late_penalty_percent)))
         written.files.append(_atomic(out / unm, exports.unmatched_csv(
             written.unmatched, lambda u: written.closest.get(str(roster.get(u, "id", "")), []))))
         if written.unmatched:
             written.notes.append(f"{len(written.unmatched)} upload(s) match no student of the roster: see {unm}.")
-        lines, unnamed = exports.lms_lines(rows=written.rows), []
+        lines, unnamed = exports.lms_lines(rows=written.rows, late_penalty_percent=late_penalty_percent), []
     else:
-        lines = exports.lms_lines(records=records)
+        lines = exports.lms_lines(records=records, late_penalty_percent=late_penalty_percent)
         unnamed = [str(roster.get(r, "id", "")) for r in records
                    if roster.get(r, "counted", True) is not False and not (roster.get(r, "submitters", None) or [])]
     if written.partial:
         return written
 
-    for name, export in ((CANVAS, exports.canvas_csv(lines, assignment, possible, unnamed)),
+    column, why = exports.canvas_column(roster_header or [], assignment)
+    if why:
+        written.notes.append(f"{CANVAS}: {why}.")
+    for name, export in ((CANVAS, exports.canvas_csv(lines, column or assignment, possible, unnamed)),
                          (MOODLE, exports.moodle_csv(lines, assignment, unnamed))):
         if export.text is None:
             _remove(out / name)
@@ -120,32 +131,37 @@ def write(out: Path | str, records, questions: list[str], *, assignment: str, po
         if export.left_out:
             written.notes.append(f"{name} leaves out {len(export.left_out)} it cannot identify: "
                                  f"{_listed(export.left_out)}.")
-    _write_feedback(out, written, records, assignment, results_of, language_of, bool(students))
+    _write_feedback(out, written, records, assignment, results_of, language_of, bool(students),
+                    late_penalty_percent)
     return written
 
 
-def _write_feedback(out, written, records, assignment, results_of, language_of, with_roster) -> None:
+def _write_feedback(out, written, records, assignment, results_of, language_of, with_roster,
+                    late_penalty_percent=0.0) -> None:
     def language(record):
         return language_of(record) if language_of else feedback.DEFAULT_LANGUAGE
 
     def page(record, student=None):
+        late = feedback.Late(exports.late_penalty(record, late_penalty_percent), late_penalty_percent) \
+            if matching.is_late(record) else None
         return feedback.page(record, results_of(record) if results_of else None, language=language(record),
-                             assignment=assignment, student=student)
+                             assignment=assignment, student=student, late=late)
 
-    pages, apart = {}, {}
+    pages, apart, zipped = {}, {}, {}
     if with_roster:
         for row in written.rows:
             if row.upload is None:
                 pages[row.student.key] = feedback.missing_page(row.student, assignment=assignment)
             else:
                 pages[row.student.key] = page(row.upload, row.student)
+            zipped[row.student.key] = feedback.canvas_upload_name(row.student)
         for u in written.unmatched:
             apart[str(roster.get(u, "id", ""))] = page(u)
     else:
         for record in records:
             if roster.get(record, "counted", True) is not False:  # a superseded re-upload gets no page
                 pages[str(roster.get(record, "id", ""))] = page(record)
-    folder, bundle = feedback.write(out, pages, apart=apart)
+    folder, bundle = feedback.write(out, pages, apart=apart, zip_names=zipped)
     written.files += [folder, bundle]
 
 
@@ -164,6 +180,7 @@ def for_batch(out: Path | str, result, autograder_zip: Path | str, settings,
 
     out = Path(out)
     students = roster.read(roster_file) if roster_file else (roster.from_uploads(result.records) or None)
+    header = roster.header(roster_file) if roster_file else []
     points = points_in_autograder(autograder_zip)
     possible = sum(points.get(q, 0.0) for q in result.questions) or sum(points.values())
     if not possible:  # a zip whose test files name no points: what the graded questions were worth
@@ -183,4 +200,5 @@ def for_batch(out: Path | str, result, autograder_zip: Path | str, settings,
                  possible=possible, students=students, results_of=results_of, language_of=language_of,
                  pattern=matching.compile_pattern(pattern) if isinstance(pattern, str) else pattern,
                  pending=list(getattr(result, "pending", None) or []),
-                 interrupted=bool(getattr(result, "interrupted", False)))
+                 interrupted=bool(getattr(result, "interrupted", False)),
+                 roster_header=header, late_penalty_percent=settings.late_penalty_percent)

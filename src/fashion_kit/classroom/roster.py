@@ -77,6 +77,15 @@ class Student:
         return self.name or ident
 
 
+# What Moodle's participants export writes in its Groups column for a student in no group.
+NO_GROUP = ("nogroups",)
+
+
+def section(cell: str) -> str:
+    """A roster's section or group cell; Moodle's "No groups" is no section."""
+    return "" if fold(cell) in NO_GROUP else cell
+
+
 def fold(text: str) -> str:
     """A header or a name compared loosely: NFKC, case folded, spaces and punctuation gone."""
     return re.sub(r"[\s_\-.:/()]+", "", unicodedata.normalize("NFKC", text).casefold())
@@ -105,6 +114,22 @@ def display_name(name: str) -> str:
 def read(path: Path | str) -> list[Student]:
     """The students in a roster CSV file (see the module's docstring for the layouts)."""
     path = Path(path)
+    return parse(_text(path), path.name)
+
+
+def header(path: Path | str) -> list[str]:
+    """The roster file's header row as written (a Canvas export's assignment columns among them)."""
+    rows = _rows(_text(Path(path)), Path(path).name)
+    return rows[0] if rows else []
+
+
+def is_canvas_export(header_row: list[str]) -> bool:
+    """Whether a roster's header row is that of Canvas's gradebook export."""
+    return len(header_row) > 3 and _Columns(header_row).canvas
+
+
+def _text(path: Path) -> str:
+    """The roster file's text, whichever encoding Excel saved it in."""
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
@@ -120,7 +145,7 @@ def read(path: Path | str) -> list[Student]:
         text = raw.decode(encoding)
     except UnicodeDecodeError:
         raise RosterError(f"The roster {path.name} is not UTF-8 text; save it as \"CSV UTF-8\" and try again.") from None
-    return parse(text, path.name)
+    return text
 
 
 class _Columns:
@@ -159,16 +184,9 @@ class _Columns:
 
 def parse(text: str, where: str = "roster") -> list[Student]:
     """The students in a roster's text; see :func:`read`."""
-    text = text.lstrip("\ufeff").lstrip("\r\n")
-    if not text.strip():
+    rows = _rows(text, where)
+    if not rows:
         raise RosterError(f"The roster {where} is empty; expected a header row (student id, name, email) and a row per student.")
-    first_line = text.splitlines()[0]
-    delimiter = max(",;\t", key=first_line.count) if any(d in first_line for d in ",;\t") else ","
-    try:
-        rows = list(csv.reader(io.StringIO(text), delimiter=delimiter))
-    except csv.Error as e:  # a NUL byte, a field of megabytes: not a roster a program wrote
-        raise RosterError(f"The roster {where} is not a readable CSV file ({e}); expected a header row "
-                          "(student id, name, email) and a row per student.") from None
     columns = _Columns(rows[0])
     if not columns.identifying:
         found = ", ".join(repr(h) for h in rows[0][:8]) or "nothing"
@@ -192,7 +210,7 @@ def parse(text: str, where: str = "roster") -> list[Student]:
             # Kept as "Last, First": the split is what tells 王小明 (王 + 小明) from 小明王 when matching.
             sortable = f"{cell(columns.last)}, {cell(columns.first)}"
         student = Student(cell(columns.sid), name, cell(columns.email), cell(columns.login),
-                          cell(columns.canvas_id), cell(columns.section), sortable)
+                          cell(columns.canvas_id), section(cell(columns.section)), sortable)
         if columns.canvas and fold(raw_name or sortable) in CANVAS_TEST_STUDENT and not student.sid:
             continue  # Canvas's Test Student: every course has one, no one's grade
         if not (student.sid or student.email or student.login or student.canvas_id):
@@ -211,6 +229,20 @@ def parse(text: str, where: str = "roster") -> list[Student]:
     if not students:
         raise RosterError(f"The roster {where} has a header but no students; expected one row per student.")
     return students
+
+
+def _rows(text: str, where: str) -> list[list[str]]:
+    """The roster's rows, with whichever delimiter its first line uses; none for an empty file."""
+    text = text.lstrip("\ufeff").lstrip("\r\n")
+    if not text.strip():
+        return []
+    first_line = text.splitlines()[0]
+    delimiter = max(",;\t", key=first_line.count) if any(d in first_line for d in ",;\t") else ","
+    try:
+        return list(csv.reader(io.StringIO(text), delimiter=delimiter))
+    except csv.Error as e:  # a NUL byte, a field of megabytes: not a roster a program wrote
+        raise RosterError(f"The roster {where} is not a readable CSV file ({e}); expected a header row "
+                          "(student id, name, email) and a row per student.") from None
 
 
 def identifier(value: str) -> str:

@@ -62,6 +62,7 @@ class Record:
     sandbox: str = ""
     duplicate_of: str = ""  # the id of the first upload of the same student, if this is another
     counted: bool = True  # whether this row is the student's grade (see --duplicates)
+    counted_by: str = ""  # for a student's several uploads: how the counted one was chosen
     identity: list[str] = field(default_factory=list)  # the notebook metadata's author, for the roster
 
     @property
