@@ -142,7 +142,6 @@ def jobqueue_cluster(system: str, knobs: dict):
     import sys
 
     import dask
-    from distributed.security import Security
 
     import dask_jobqueue
 
@@ -152,20 +151,19 @@ def jobqueue_cluster(system: str, knobs: dict):
     if system == "sge" and "account" in knobs:
         knobs["project"] = knobs.pop("account")  # SGE calls it a project (qsub -P)
     knobs.setdefault("python", sys.executable)  # the jobs run this installation of fashion-kit
-    # The jobs read the credentials from files: dask-jobqueue writes them (0600) into this folder,
-    # which must be on a file system the nodes share; the home folder usually is.
+    # The jobs read the credentials from files in this folder, which must be on a file system the
+    # nodes share; the home folder usually is.
     shared = Path(os.path.expandvars(knobs.pop("shared_temp_directory", "~"))).expanduser()
     try:
         folder = Path(tempfile.mkdtemp(prefix=".fashion-kit-tls-", dir=shared))  # 0700
+        security = cluster_tls.temporary(folder)
     except OSError as e:
-        raise ClusterError(f"Cannot make a folder for the batch's TLS credentials in {shared}: {e.strerror or e}. "
+        raise ClusterError(f"Cannot write the batch's TLS credentials into a folder in {shared}: {e.strerror or e}. "
                            "Set shared_temp_directory to a folder the jobs see.") from None
-    # The scheduler's dashboard would show the submissions' names to anyone who reaches its port.
-    options = {"dashboard": False, **knobs.pop("scheduler_options", {})}
-    with dask.config.set({"distributed.scheduler.allowed-failures": ALLOWED_FAILURES}):
+    with dask.config.set({"distributed.scheduler.allowed-failures": ALLOWED_FAILURES, **cluster_tls.NO_WEB_PAGES}):
         try:
-            jobqueue = kind(**knobs, security=Security.temporary(), shared_temp_directory=str(folder),
-                            scheduler_options=options)
+            jobqueue = kind(**knobs, security=security,
+                            scheduler_options={"dashboard": False, "dashboard_address": "127.0.0.1:0"})
         except Exception as e:
             shutil.rmtree(folder, ignore_errors=True)
             raise ClusterError(f"Cannot start a {system} cluster: {type(e).__name__}: {e}") from None
@@ -219,7 +217,8 @@ class RemoteGrader:
     def __call__(self, notebook, autograder_zip, output_folder, *, settings, sandbox, extra_files, env, cancel):
         client, name = self.cluster.client, Path(output_folder).name
         extras = {Path(p).name: Path(p).read_bytes() for p in extra_files}
-        attempt = f"{ids.printable(name)}-{uuid.uuid4().hex[:12]}"
+        # No student's name in it: task keys show in the scheduler's logs and in anything watching it.
+        attempt = uuid.uuid4().hex
         future = client.submit(cluster_worker.grade, self.kit.name, attempt, Path(notebook).read_bytes(), extras,
                                key=f"grade-{attempt}", pure=False)
         try:
@@ -365,7 +364,7 @@ def read_answer(graded) -> dict:
     import jsonschema
 
     if not isinstance(graded, str):
-        raise AnswerRefused(f"a {type(graded).__name__} where JSON text was expected")
+        raise AnswerRefused(f"an object of type {type(graded).__name__}, not JSON text")
     try:
         answer = json.loads(graded, parse_constant=_no_constant)
     except ValueError as e:

@@ -29,6 +29,10 @@ CA_FILE, CERT_FILE, KEY_FILE, CONFIG_FILE = "ca.pem", "cert.pem", "key.pem", "cl
 CERT_DAYS = 400
 COMMON_NAME = "fashion-kit grading cluster"
 
+# The scheduler's web pages (worker lists, logs, call stacks, task names) are plain HTTP on port
+# 8787, open to anyone who reaches it, TLS or not, and `--no-dashboard` leaves them on: no pages.
+NO_WEB_PAGES = {"distributed.scheduler.http.routes": []}
+
 SETUP = ("Make the cluster's credentials with `fashion-kit cluster-credentials FOLDER`, start the scheduler "
          "and the workers with the lines it prints, and grade with `--cluster tls://HOST:8786 --cluster-config "
          "FOLDER/cluster.toml` (see docs/grading-on-a-cluster.md).")
@@ -107,6 +111,28 @@ def make(folder: Path | str) -> Credentials:
     return creds
 
 
+def temporary(folder: Path):
+    """Dask's throw-away credentials for one batch (one certificate, its own authority), written into
+    ``folder`` (0700, made by the caller) for the batch system's jobs to read: a job script carries
+    paths, never keys. Encryption required."""
+    from distributed.security import Security
+
+    made = Security.temporary()
+    files = {}
+    for name, pem in (("ca.pem", made.tls_ca_file), ("cert.pem", made.tls_worker_cert), ("key.pem", made.tls_worker_key)):
+        _write_private(folder / name, pem.encode())
+        files[name] = str(folder / name)
+    cert, key = files["cert.pem"], files["key.pem"]
+    return Security(require_encryption=True, tls_ca_file=files["ca.pem"], tls_client_cert=cert, tls_client_key=key,
+                    tls_scheduler_cert=cert, tls_scheduler_key=key, tls_worker_cert=cert, tls_worker_key=key)
+
+
+def environment(config: dict) -> str:
+    """Dask settings as the environment variables `dask` commands read, for a printed line."""
+    return " ".join(f"DASK_{key.upper().replace('.', '__').replace('-', '_')}={shlex.quote(repr(value))}"
+                    for key, value in config.items())
+
+
 def _write_private(path: Path, data: bytes) -> None:
     # Created 0600 from the start (O_EXCL: never through a file or link someone put there first).
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
@@ -128,9 +154,9 @@ def commands(creds: Credentials, host: str, port: int = DEFAULT_PORT) -> list[tu
            f"--tls-key {shlex.quote(str(creds.key))}")
     address = f"{SCHEME}{host}:{port}"
     config = shlex.quote(str(creds.ca_file.parent / CONFIG_FILE))
-    # No dashboard: it would show the submissions' names to anyone who can reach its port, TLS or not.
     return [
-        ("on the scheduler's machine", f"dask scheduler --protocol tls --port {port} {tls} --no-dashboard"),
+        ("on the scheduler's machine",
+         f"{environment(NO_WEB_PAGES)} dask scheduler --protocol tls --port {port} {tls} --no-dashboard"),
         ("on each worker machine", f"dask worker {address} {tls} --nthreads 1 --no-dashboard"),
         ("to grade", f"fashion-kit grade submissions/ -o graded/ --cluster {address} --cluster-config {config}"),
     ]
