@@ -6,7 +6,8 @@ worker as a Dask worker plugin; on arrival the worker writes the zip into its lo
 recomputes the batch's grading digest from what it wrote, so it grades with exactly what the
 client's records say, or refuses. With the sandbox on, a worker without bubblewrap refuses too.
 Each submission arrives as bytes with its own task and is written into a fresh temporary folder
-that is removed when its grading ends: a worker never sees another submission's files.
+that is removed when its grading ends: a worker never sees another submission's files. What goes
+back is JSON text of the shape :data:`ANSWER_SCHEMA`, which the batch checks before using any of it.
 
 A worker killed mid-grading (SIGKILL, a lost node) is noticed by the scheduler, which gives the
 task to another worker. Each start of a task is noted in the scheduler's metadata, so the next
@@ -143,7 +144,7 @@ ANSWER_SCHEMA = {
                      "status": {"enum": [s.value for s in Status if s is not Status.IGNORED]},
                      "message": _TEXT, "message_zh": _TEXT,
                      "scores": {"type": "object", "maxProperties": 100,
-                                "propertyNames": {"pattern": "^[A-Za-z0-9_.-]{1,64}$"},
+                                "propertyNames": {"pattern": "^[^\\u0000-\\u001f\\u007f]{1,200}$"},  # no control characters
                                 "additionalProperties": {"type": "array", "prefixItems": [
                                     {"type": "number", "minimum": 0}, {"type": "number", "minimum": 0}],
                                     "minItems": 2, "maxItems": 2}},
