@@ -82,7 +82,7 @@ class LoopbackCluster:
                 pass
 
     def start_workers(self, n: int, nanny: bool = True, extra: tuple[str, ...] = ()) -> None:
-        for i in range(n):
+        for _ in range(n):
             self.workers.append(self.start_worker(*([] if nanny else ["--no-nanny"]), *extra))
         with self.client() as client:
             client.wait_for_workers(len([w for w in self.workers if w.poll() is None]), timeout=START_SECONDS)
@@ -349,17 +349,22 @@ def test_a_client_without_the_cluster_credentials_is_refused(loopback, tmp_path)
 def test_a_worker_without_the_cluster_certificate_cannot_join(loopback, tmp_path):
     """Workers with another authority's certificate, or with none (plain TCP), never join; the cluster's own does."""
     foreign = cluster_tls.make(tmp_path / "foreign")
-    bad = [loopback.start_worker("--no-nanny", "--death-timeout", "10", creds=foreign),
-           loopback._start("worker", loopback.address.replace("tls://", "tcp://"), "--no-nanny", "--death-timeout",
-                           "10", "--host", "127.0.0.1", "--no-dashboard", log="untrusted.log")]
-    for proc in bad:
+    loopback.workers.append(loopback.start_worker("--no-nanny", "--death-timeout", "10", creds=foreign))
+    loopback.workers.append(loopback._start(
+        "worker", loopback.address.replace("tls://", "tcp://"), "--no-nanny", "--death-timeout", "10",
+        "--host", "127.0.0.1", "--no-dashboard", log="worker1.log"))
+    for proc in loopback.workers:
         proc.wait(START_SECONDS)
         assert proc.returncode != 0, loopback.logs()
+    for log in ("worker0.log", "worker1.log"):
+        assert "Registered to" not in (tmp_path / log).read_text(), loopback.logs()
+    assert (tmp_path / "scheduler.log").read_text().count("TLS handshake failed") >= 2, loopback.logs()
     with loopback.client() as client:
         assert client.scheduler_info(n_workers=-1)["workers"] == {}
     loopback.start_workers(1)
     with loopback.client() as client:
         assert len(client.scheduler_info(n_workers=-1)["workers"]) == 1
+    assert "Registered to" in (tmp_path / "worker2.log").read_text()
 
 
 def test_the_command_refuses_a_scheduler_without_tls_or_credentials(loopback, tmp_path):
