@@ -34,7 +34,7 @@ from rich.console import Console
 from rich.table import Table
 
 from fashion_kit import contract, paths, run, settings as settings_module
-from fashion_kit.classroom import batch, cluster
+from fashion_kit.classroom import batch, cluster, cluster_tls
 
 contract.skip_slow_optional_modules()
 DASK = Path(sys.executable).parent / "dask"
@@ -68,15 +68,18 @@ def fake_zip(path: Path) -> Path:
 
 
 class Loopback:
-    """A `dask scheduler` and ``n`` `dask worker` processes on 127.0.0.1."""
+    """A `dask scheduler` and ``n`` `dask worker` processes on 127.0.0.1, over TLS as the kit requires."""
 
     def __init__(self, work: Path, n: int):
         self.work, self.procs = work, []
         work.mkdir(parents=True, exist_ok=True)
+        creds = cluster_tls.make(work / "tls")
+        self.config = creds.ca_file.parent / cluster_tls.CONFIG_FILE
+        tls = ["--tls-ca-file", str(creds.ca_file), "--tls-cert", str(creds.cert), "--tls-key", str(creds.key)]
         env = dict(os.environ)
         file = work / "scheduler.json"
-        self.procs.append(subprocess.Popen([str(DASK), "scheduler", "--host", "127.0.0.1", "--port", "0",
-                                            "--no-dashboard", "--scheduler-file", str(file)], env=env,
+        self.procs.append(subprocess.Popen([str(DASK), "scheduler", "--protocol", "tls", "--host", "127.0.0.1",
+                                            "--port", "0", *tls, "--no-dashboard", "--scheduler-file", str(file)], env=env,
                                            start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         self.address = None
         while self.address is None:
@@ -89,12 +92,12 @@ class Loopback:
                 pass
         for i in range(n):
             self.procs.append(subprocess.Popen(
-                [str(DASK), "worker", self.address, "--nthreads", "1", "--host", "127.0.0.1", "--no-dashboard",
+                [str(DASK), "worker", self.address, *tls, "--nthreads", "1", "--host", "127.0.0.1", "--no-dashboard",
                  "--local-directory", str(work / f"w{i}")], env=env, start_new_session=True,
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         from distributed import Client
 
-        with Client(self.address) as client:
+        with Client(self.address, security=creds.security()) as client:
             client.wait_for_workers(n, timeout=300)
 
     def close(self) -> None:
@@ -126,7 +129,7 @@ def grade(work: Path, label: str, source: Path, zip_path: Path, grade_fn, *, job
     lc = Loopback(work / f"cluster-{label}", workers)
     try:
         stop, t0 = threading.Event(), time.monotonic()
-        with cluster.session(lc.address, None, zip_path, settings, sandbox, stop, grade_fn=grade_fn) as remote:
+        with cluster.session(lc.address, lc.config, zip_path, settings, sandbox, stop, grade_fn=grade_fn) as remote:
             startup, started = time.monotonic() - t0, time.monotonic()
             result = batch.grade_class(source, out, zip_path, grade_fn=remote, settings=settings, sandbox=sandbox,
                                        jobs=jobs or remote.in_flight(), stop=stop, use_watchdog=False)

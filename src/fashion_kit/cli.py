@@ -247,6 +247,31 @@ def _grade(args, interrupts) -> int:
     return 0 if result.all_graded else 1
 
 
+def cmd_cluster_credentials(args) -> int:
+    try:
+        from .classroom import cluster_tls
+
+        creds = cluster_tls.make(args.folder)
+    except ImportError as e:
+        _say(f"cluster-credentials needs the cluster extra ({e}); install it with: pip install 'fashion-kit[cluster]'", "red")
+        return EXIT_USAGE
+    except cluster_tls.CredentialsError as e:
+        _say(str(e), "red")
+        return EXIT_USAGE
+    folder = creds.ca_file.parent
+    _say(f"Credentials for the grading cluster in {folder} (the folder 0700, each file 0600). Whoever holds them can "
+         "run code on the scheduler, the workers and the grading command: copy the folder only to the machines "
+         "of the cluster, to the same path, as the account that runs Dask there (scp -rp).")
+    import socket
+
+    host, port = args.host or socket.getfqdn(), args.port or cluster_tls.DEFAULT_PORT
+    for where, line in cluster_tls.commands(creds, host, port):
+        _say(f"{where}:")
+        # Unwrapped, whatever the terminal's width: the lines are meant to be copied as they are.
+        console.print(f"  {line}", markup=False, highlight=False, soft_wrap=True)
+    return 0
+
+
 def cmd_check(args) -> int:
     from . import assign, autograder_zip
 
@@ -362,11 +387,23 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--no-sandbox", action="store_true",
                    help="run the notebooks without a sandbox (only for notebooks you trust; recorded in the gradebook)")
     s.add_argument("--cluster", metavar="ADDRESS|slurm|pbs|sge",
-                   help="grade on a Dask cluster: a scheduler's address (tcp://host:8786), or a batch system whose "
-                   "workers start as jobs (needs --cluster-config); see docs/grading-on-a-cluster.md")
+                   help="grade on a Dask cluster: a TLS scheduler's address (tls://host:8786, with the credentials "
+                   "of fashion-kit cluster-credentials), or a batch system whose workers start as jobs (needs "
+                   "--cluster-config); see docs/grading-on-a-cluster.md")
     s.add_argument("--cluster-config", metavar="FILE",
-                   help="TOML file with the batch jobs' cores, memory, walltime, queue and account (--cluster slurm|pbs|sge)")
+                   help="TOML file with the [tls] credentials of a tls:// scheduler (the cluster.toml that "
+                   "cluster-credentials writes), or the batch jobs' cores, memory, walltime, queue and account "
+                   "(--cluster slurm|pbs|sge)")
     s.set_defaults(func=cmd_grade)
+
+    s = _command(sub, "cluster-credentials", "make the TLS credentials that let only your machines into a "
+                 "grading cluster, and print the commands that use them")
+    s.add_argument("folder", help="a new or empty folder for them (made 0700)")
+    s.add_argument("--host", default=None,
+                   help="the scheduler's host name, for the printed commands (default: this machine's)")
+    s.add_argument("--port", type=int, default=None,
+                   help="the scheduler's port, for the printed commands (default: Dask's, 8786)")
+    s.set_defaults(func=cmd_cluster_credentials)
 
     s = _command(sub, "check", "verify the committed notebooks are up to date with the master")
     s.set_defaults(func=cmd_check)

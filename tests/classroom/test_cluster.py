@@ -1,5 +1,6 @@
 """Grading a class on a Dask cluster: a real `dask scheduler` and real `dask worker` processes on the
-loopback (separate processes, never an in-process cluster). The fast tests grade with the fake
+loopback (separate processes, never an in-process cluster), started with the lines that
+`fashion-kit cluster-credentials` prints, over mutual TLS. The fast tests grade with the fake
 grader of classroom_fakes (imported by the workers); the slow one grades real notebooks and compares
 the cluster's gradebook with the local pool's."""
 
@@ -8,6 +9,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -20,7 +22,7 @@ import pytest
 pytest.importorskip("distributed", reason="the cluster extra is not installed: pip install 'fashion-kit[cluster]'")
 
 from fashion_kit import settings as settings_module  # noqa: E402
-from fashion_kit.classroom import batch, cluster, cluster_config, cluster_worker, store  # noqa: E402
+from fashion_kit.classroom import batch, cluster, cluster_config, cluster_tls, cluster_worker, store  # noqa: E402
 
 from .classroom_fakes import KILL_THE_WORKER, RecordingGrader, fake_autograder, write_notebook  # noqa: E402
 
@@ -29,12 +31,29 @@ DASK = Path(sys.executable).parent / "dask"
 START_SECONDS = 60
 
 
+def printed_line(creds: cluster_tls.Credentials, where: str, address: str = "tls://127.0.0.1:0") -> tuple[dict, list[str]]:
+    """The environment and the `dask` arguments of a line `fashion-kit cluster-credentials` prints,
+    for this cluster's scheduler address."""
+    host, port = address.removeprefix(cluster_tls.SCHEME).rsplit(":", 1)
+    line = dict(cluster_tls.commands(creds, host, int(port)))[where]
+    words = shlex.split(line)
+    env = {}
+    while "=" in words[0]:
+        name, value = words.pop(0).split("=", 1)
+        env[name] = value
+    assert words[:2] in (["dask", "scheduler"], ["dask", "worker"]), line
+    return env, words[1:]
+
+
 class LoopbackCluster:
-    """A `dask scheduler` and `dask worker` processes on 127.0.0.1, each a process of its own."""
+    """A `dask scheduler` and `dask worker` processes on 127.0.0.1, each a process of its own, started
+    with the lines `fashion-kit cluster-credentials` prints (and the test's own host, ports and files)."""
 
     def __init__(self, work: Path):
         self.work = work
         self.scheduler_file = work / "scheduler.json"
+        self.creds = cluster_tls.make(work / "tls")
+        self.config = work / "tls" / cluster_tls.CONFIG_FILE
         # The workers import the tests' fake grader, as an instructor's would import fashion-kit.
         self.env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
                     "DASK_DISTRIBUTED__WORKER__DAEMON": "False"}
@@ -42,14 +61,16 @@ class LoopbackCluster:
         self.workers: list[subprocess.Popen] = []
         self.batch_thread: threading.Thread | None = None  # a batch graded in the background, if any
 
-    def _start(self, *args: str, log: str) -> subprocess.Popen:
-        return subprocess.Popen([str(DASK), *args], cwd=self.work, env=self.env, start_new_session=True,
+    def _start(self, *args: str, log: str, env: dict | None = None) -> subprocess.Popen:
+        return subprocess.Popen([str(DASK), *args], cwd=self.work, env={**self.env, **(env or {})}, start_new_session=True,
                                 stdout=open(self.work / log, "ab"), stderr=subprocess.STDOUT)
 
     def start_scheduler(self) -> None:
         self.scheduler_file.unlink(missing_ok=True)
-        self.scheduler = self._start("scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
-                                     "--scheduler-file", str(self.scheduler_file), log="scheduler.log")
+        # The printed line, with the test's port (any free one) and host (the loopback only).
+        env, words = printed_line(self.creds, "on the scheduler's machine")
+        self.scheduler = self._start(*words, "--host", "127.0.0.1", "--port", "0", "--scheduler-file",
+                                     str(self.scheduler_file), log="scheduler.log", env=env)
         deadline = time.monotonic() + START_SECONDS
         self.address = None
         while self.address is None:
@@ -60,16 +81,23 @@ class LoopbackCluster:
             except (OSError, ValueError, KeyError):
                 pass
 
-    def start_workers(self, n: int, nanny: bool = True) -> None:
-        for i in range(n):
-            self.workers.append(self._start(
-                "worker", self.address, "--nthreads", "1", "--host", "127.0.0.1", "--no-dashboard",
-                "--local-directory", str(self.work / f"worker{len(self.workers)}"), *([] if nanny else ["--no-nanny"]),
-                log=f"worker{len(self.workers)}.log"))
+    def start_workers(self, n: int, nanny: bool = True, extra: tuple[str, ...] = ()) -> None:
+        for _ in range(n):
+            self.workers.append(self.start_worker(*([] if nanny else ["--no-nanny"]), *extra))
+        with self.client() as client:
+            client.wait_for_workers(len([w for w in self.workers if w.poll() is None]), timeout=START_SECONDS)
+
+    def start_worker(self, *extra: str, creds: cluster_tls.Credentials | None = None) -> subprocess.Popen:
+        """A worker started with the printed line (with ``creds``' files instead, when given), not waited for."""
+        env, words = printed_line(creds or self.creds, "on each worker machine", self.address)
+        return self._start(*words, "--host", "127.0.0.1", "--local-directory",
+                           str(self.work / f"worker{len(self.workers)}"), *extra, log=f"worker{len(self.workers)}.log",
+                           env=env)
+
+    def client(self, **kwargs):
         from distributed import Client
 
-        with Client(self.address, timeout=START_SECONDS) as client:
-            client.wait_for_workers(len([w for w in self.workers if w.poll() is None]), timeout=START_SECONDS)
+        return Client(self.address, security=self.creds.security(), timeout=START_SECONDS, **kwargs)
 
     def kill_scheduler(self) -> None:
         os.killpg(self.scheduler.pid, signal.SIGKILL)
@@ -111,7 +139,7 @@ def on_cluster(lc: LoopbackCluster, source: Path, out: Path, zip_path: Path, gra
     """grade_class with the cluster's grade function, as `fashion-kit grade --cluster` calls it."""
     stop = stop or threading.Event()
     settings = settings_module.from_zip(zip_path)
-    with cluster.session(lc.address, None, zip_path, settings, "none", stop, grade_fn=grader,
+    with cluster.session(lc.address, lc.config, zip_path, settings, "none", stop, grade_fn=grader,
                          use_watchdog=False) as remote:
         result = batch.grade_class(source, out, zip_path, grade_fn=remote, settings=settings, sandbox="none",
                                    jobs=remote.in_flight(), stop=stop, use_watchdog=False, **kwargs)
@@ -229,7 +257,7 @@ def test_a_submission_that_kills_two_workers_is_failed_with_a_message(loopback, 
     grader = RecordingGrader(tmp_path / "log")
     stop = threading.Event()
     settings = settings_module.from_zip(zip_path)
-    with cluster.session(loopback.address, None, zip_path, settings, "none", stop, grade_fn=grader,
+    with cluster.session(loopback.address, loopback.config, zip_path, settings, "none", stop, grade_fn=grader,
                          use_watchdog=False) as remote:
         remote.cluster.client.run_on_scheduler(cluster_worker.set_allowed_failures, allowed_failures)
         result = batch.grade_class(tmp_path / "class", tmp_path / "out", zip_path, grade_fn=remote, settings=settings,
@@ -266,13 +294,11 @@ def test_the_scheduler_going_away_stops_the_batch_and_a_rerun_carries_on(loopbac
 
 def test_a_zip_that_arrives_changed_is_refused(loopback, tmp_path):
     """Each worker checks that the zip it wrote is the one the batch's records describe."""
-    from distributed import Client
-
     loopback.start_workers(1)
     zip_path = fake_autograder(tmp_path / "ag.zip")
     settings = settings_module.from_zip(zip_path)
     right = store.grader_digest(zip_path, settings.fingerprint(), "none")
-    with Client(loopback.address, timeout=START_SECONDS) as client:
+    with loopback.client() as client:
         wrong = cluster_worker.GradingKit("fashion-kit-test", zip_path.read_bytes() + b"x", settings, "none", right,
                                           RecordingGrader(tmp_path / "log"), use_watchdog=False)
         with pytest.raises(cluster_worker.KitRefused, match="arrived changed"):
@@ -280,6 +306,230 @@ def test_a_zip_that_arrives_changed_is_refused(loopback, tmp_path):
         fine = cluster_worker.GradingKit("fashion-kit-test2", zip_path.read_bytes(), settings, "none", right,
                                          RecordingGrader(tmp_path / "log"), use_watchdog=False)
         client.register_plugin(fine)  # the same kit with the zip as it is: taken
+
+
+# ---- only the instructor's machines: mutual TLS, and answers that are plain data ----
+
+def refused_connection(address: str, security=None) -> str:
+    """Why a Dask client cannot connect to ``address`` (it must not)."""
+    from distributed import Client
+
+    try:
+        client = Client(address, security=security, timeout=5)
+    except Exception as e:  # a failed handshake, a timeout, or no TLS context to even try with
+        return f"{type(e).__name__}: {e}"
+    client.close()
+    raise AssertionError(f"a client connected to {address} with {security!r}")
+
+
+def test_a_client_without_the_cluster_credentials_is_refused(loopback, tmp_path):
+    """The kit's TLS scheduler answers only clients showing a certificate signed by the cluster's
+    authority: none over plain TCP, none without a certificate, none with another authority's."""
+    from distributed.security import Security
+
+    port = loopback.address.rsplit(":", 1)[1]
+    foreign = cluster_tls.make(tmp_path / "foreign")
+    refused_connection(f"tcp://127.0.0.1:{port}")
+    refused_connection(loopback.address)
+    refused_connection(loopback.address, Security(require_encryption=True, tls_ca_file=str(loopback.creds.ca_file)))
+    refused_connection(loopback.address, foreign.security())
+    refused_connection(loopback.address, Security.temporary())
+    with loopback.client() as client:  # the cluster's own credentials: in
+        info = client.scheduler_info()
+    assert info["address"] == loopback.address
+    # ... and the scheduler's plain-HTTP pages (workers, logs, task names) are not served.
+    import urllib.error
+    import urllib.request
+
+    for page in ("info/main/workers.html", "json/identity.json"):
+        with pytest.raises(urllib.error.HTTPError, match="404"):
+            urllib.request.urlopen(f"http://127.0.0.1:{info['services']['dashboard']}/{page}", timeout=10)
+
+
+def test_a_worker_without_the_cluster_certificate_cannot_join(loopback, tmp_path):
+    """Workers with another authority's certificate, or with none (plain TCP), never join; the cluster's own does."""
+    foreign = cluster_tls.make(tmp_path / "foreign")
+    loopback.workers.append(loopback.start_worker("--no-nanny", "--death-timeout", "10", creds=foreign))
+    loopback.workers.append(loopback._start(
+        "worker", loopback.address.replace("tls://", "tcp://"), "--no-nanny", "--death-timeout", "10",
+        "--host", "127.0.0.1", "--no-dashboard", log="worker1.log"))
+    for proc in loopback.workers:
+        proc.wait(START_SECONDS)
+        assert proc.returncode != 0, loopback.logs()
+    for log in ("worker0.log", "worker1.log"):
+        assert "Registered to" not in (tmp_path / log).read_text(), loopback.logs()
+    assert (tmp_path / "scheduler.log").read_text().count("TLS handshake failed") >= 2, loopback.logs()
+    with loopback.client() as client:
+        assert client.scheduler_info(n_workers=-1)["workers"] == {}
+    loopback.start_workers(1)
+    with loopback.client() as client:
+        assert len(client.scheduler_info(n_workers=-1)["workers"]) == 1
+    assert "Registered to" in (tmp_path / "worker2.log").read_text()
+
+
+def test_the_command_refuses_a_scheduler_without_tls_or_credentials(loopback, tmp_path):
+    """--cluster tcp://..., even with a scheduler answering there, and tls:// without the [tls] credentials."""
+    loopback.start_workers(1)
+    zip_path = fake_autograder(tmp_path / "ag.zip")
+    write_notebook(tmp_path / "class" / "a.ipynb", "x = 1")
+    other = tmp_path / "other.toml"
+    other.write_text("[slurm]\ncores = 1\nmemory = '2GB'\nwalltime = '01:00:00'\n", encoding="utf-8")
+    open_scheduler = loopback._start("scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
+                                     "--scheduler-file", str(tmp_path / "open.json"), log="open.log")
+    deadline = time.monotonic() + START_SECONDS
+    while not (tmp_path / "open.json").exists():
+        assert time.monotonic() < deadline, loopback.logs()
+        time.sleep(0.2)
+    try:
+        tcp = json.loads((tmp_path / "open.json").read_text())["address"]
+        assert tcp.startswith("tcp://")
+        for extra, words in ((["--cluster", tcp], ["is refused", "tls://host:8786", "cluster-credentials FOLDER"]),
+                             (["--cluster", tcp, "--cluster-config", str(loopback.config)], ["is refused"]),
+                             (["--cluster", loopback.address], ["needs --cluster-config", "cluster-credentials"]),
+                             (["--cluster", loopback.address, "--cluster-config", str(other)],
+                              ["no [tls] table", "found [slurm]", "cluster-credentials"])):
+            proc = subprocess.run([sys.executable, "-m", "fashion_kit", "grade", str(tmp_path / "class"), "-o",
+                                   str(tmp_path / "out"), "--autograder", str(zip_path), *extra],
+                                  capture_output=True, text=True, timeout=120)
+            message = " ".join(proc.stdout.split() + proc.stderr.split())  # one message, whatever the wrapping
+            assert proc.returncode == 2 and all(w in message for w in words), message
+    finally:
+        os.killpg(open_scheduler.pid, signal.SIGKILL)
+        open_scheduler.wait()
+    assert not (tmp_path / "out").exists()
+    # The same command with the credentials grades (so what refused above was the address, not the rest).
+    proc = subprocess.run([sys.executable, "-m", "fashion_kit", "grade", str(tmp_path / "class"), "-o",
+                           str(tmp_path / "out"), "--autograder", str(zip_path), "--no-sandbox",
+                           "--cluster", loopback.address, "--cluster-config", str(loopback.config)],
+                          capture_output=True, text=True, timeout=300)
+    assert (tmp_path / "out" / store.GRADEBOOK).exists(), proc.stdout + proc.stderr + loopback.logs()
+
+
+# A worker whose fashion-kit was changed to answer what it likes, by the submission's first cell.
+HOSTILE_WORKER = """
+import json
+
+from fashion_kit import run
+from fashion_kit.classroom import cluster_worker
+from distributed import get_worker
+
+def grade(kit_name, attempt_key, notebook, extra_files):
+    lie = json.loads(notebook)["cells"][0]["source"]
+    lie = "".join(lie) if isinstance(lie, list) else lie
+    lie = lie.split("'")[1]
+    worker = get_worker().address
+    full = run.Outcome("x", "graded", scores={"q1": (1.0, 1.0), "q2": (1.0, 1.0), "q3": (1.0, 1.0)}, sandbox="none")
+    if lie == "object":  # what the batch used to take: an object of the worker's making
+        return full
+    if lie == "bytes":
+        return json.dumps(json.loads(cluster_worker.answer(worker, [], full))).encode()
+    if lie == "text":
+        return "13/13, trust me"
+    if lie == "nan":
+        return cluster_worker.answer(worker, [], full).replace('"seconds": 0.0', '"seconds": NaN')
+    answer = json.loads(cluster_worker.answer(worker, [], full))
+    if lie == "extra-key":
+        answer["outcome"]["run_this"] = "import os"
+    elif lie == "status":
+        answer["outcome"]["status"] = "ignored"
+    elif lie == "over":
+        answer["outcome"]["scores"]["q1"] = [99, 1]
+    elif lie == "no-outcome":
+        answer["outcome"] = None
+    return json.dumps(answer)  # "valid": a lie shaped as a valid answer, all a worker can still tell
+
+cluster_worker.grade = grade
+"""
+
+
+def test_a_worker_answer_that_is_not_plain_valid_data_is_that_submissions_error(loopback, tmp_path):
+    """Whatever a worker hands back that is not a valid answer is refused, submission by submission,
+    with a message, and the batch goes on; a lie shaped as a valid answer is all that gets through."""
+    (tmp_path / "hostile_worker.py").write_text(HOSTILE_WORKER, encoding="utf-8")
+    loopback.start_workers(1, extra=("--preload", str(tmp_path / "hostile_worker.py")))
+    reasons = {"object": "an object of type Outcome, not JSON text", "bytes": "an object of type bytes",
+               "text": "not JSON", "nan": "NaN is not a number JSON allows",
+               "extra-key": "'run_this' was unexpected", "status": "outcome/status", "over": "outcome/scores/q1: 99",
+               "no-outcome": "no outcome"}
+    for lie in [*reasons, "valid"]:
+        write_notebook(tmp_path / "class" / f"{lie}.ipynb", f"name = {lie!r}")
+    zip_path = fake_autograder(tmp_path / "ag.zip")
+    result, remote = on_cluster(loopback, tmp_path / "class", tmp_path / "out", zip_path, RecordingGrader(tmp_path / "log"))
+
+    assert not result.interrupted and remote.lost is None
+    rows = {r["id"]: r for r in gradebook(tmp_path / "out")}
+    assert sorted(rows) == sorted([*reasons, "valid"])
+    for lie, reason in reasons.items():
+        row = rows[lie]
+        assert row["status"] == "error" and row["total"] == "", row
+        assert "The worker's answer was refused" in row["message"] and reason in row["message"], (lie, row["message"])
+        assert "不合格式" in row["message_zh"]
+        assert not (tmp_path / "out" / lie / store.RESULTS).exists()
+    assert (rows["valid"]["status"], rows["valid"]["total"]) == ("graded", "3")
+    assert not RecordingGrader(tmp_path / "log").log()  # the kit's grader never ran: the worker answered alone
+
+
+def test_the_credentials_command_makes_private_files_and_the_lines_that_use_them(tmp_path):
+    from cryptography import x509
+
+    folder = tmp_path / "creds"
+    proc = subprocess.run([sys.executable, "-m", "fashion_kit", "cluster-credentials", str(folder), "--host", "lab1"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert folder.stat().st_mode & 0o777 == 0o700
+    names = sorted(p.name for p in folder.iterdir())
+    assert names == sorted([cluster_tls.CA_FILE, cluster_tls.CERT_FILE, cluster_tls.KEY_FILE, cluster_tls.CONFIG_FILE])
+    assert {n: (folder / n).stat().st_mode & 0o777 for n in names} == {n: 0o600 for n in names}
+    ca = x509.load_pem_x509_certificate((folder / cluster_tls.CA_FILE).read_bytes())
+    cert = x509.load_pem_x509_certificate((folder / cluster_tls.CERT_FILE).read_bytes())
+    cert.verify_directly_issued_by(ca)
+    assert ca.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+    assert not cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+    lines = proc.stderr.splitlines()  # the kit speaks on stderr
+    tls = f"--tls-ca-file {folder}/ca.pem --tls-cert {folder}/cert.pem --tls-key {folder}/key.pem"
+    assert (f"  DASK_DISTRIBUTED__SCHEDULER__HTTP__ROUTES='[]' dask scheduler --protocol tls --port 8786 {tls} "
+            "--no-dashboard") in lines, proc.stderr
+    assert f"  dask worker tls://lab1:8786 {tls} --nthreads 1 --no-dashboard" in lines, proc.stderr
+    assert (f"  fashion-kit grade submissions/ -o graded/ --cluster tls://lab1:8786 --cluster-config "
+            f"{folder}/cluster.toml") in lines, proc.stderr
+    assert cluster_config.load_tls(folder / cluster_tls.CONFIG_FILE) == cluster_tls.Credentials(
+        folder / "ca.pem", folder / "cert.pem", folder / "key.pem")
+
+    again = subprocess.run([sys.executable, "-m", "fashion_kit", "cluster-credentials", str(folder)],
+                           capture_output=True, text=True, timeout=120)
+    assert again.returncode == 2 and "not empty" in again.stdout + again.stderr
+    assert cert.fingerprint(cert.signature_hash_algorithm) == x509.load_pem_x509_certificate(
+        (folder / cluster_tls.CERT_FILE).read_bytes()).fingerprint(cert.signature_hash_algorithm)  # not overwritten
+    (folder / cluster_tls.KEY_FILE).chmod(0o644)
+    with pytest.raises(cluster_config.ConfigError, match="can be read by other accounts"):
+        cluster_config.load_tls(folder / cluster_tls.CONFIG_FILE)
+
+
+def test_a_batch_system_cluster_runs_on_throw_away_credentials(tmp_path):
+    """--cluster slurm: the scheduler the kit starts is TLS-only, its jobs get the credentials as files
+    in a 0700 folder on the shared file system, removed when the batch ends."""
+    knobs = {"cores": 1, "memory": "2GB", "walltime": "00:10:00", "jobs": 1, "processes": 1, "interface": "lo",
+             "shared_temp_directory": str(tmp_path)}
+    jobqueue, folder = cluster.jobqueue_cluster("slurm", knobs)
+    remote = cluster.Cluster(None, "slurm", jobqueue, 1, folder)
+    try:
+        assert jobqueue.scheduler_address.startswith("tls://")
+        assert folder.parent == tmp_path and folder.stat().st_mode & 0o777 == 0o700
+        files = list(folder.iterdir())
+        assert len(files) == 3 and all(f.stat().st_mode & 0o777 == 0o600 for f in files)
+        script = jobqueue.job_script()
+        for flag in ("--tls-ca-file", "--tls-cert", "--tls-key"):
+            assert f"{flag} {folder}/" in script, script
+        assert "--protocol tls://" in script and "BEGIN" not in script  # paths, never the keys themselves
+        refused_connection(jobqueue.scheduler_address)
+        refused_connection(jobqueue.scheduler_address, cluster_tls.make(tmp_path / "foreign").security())
+        from distributed import Client
+
+        with Client(jobqueue, security=jobqueue.security, timeout=START_SECONDS) as client:
+            assert client.scheduler_info()["address"] == jobqueue.scheduler_address
+    finally:
+        remote.close()
+    assert not folder.exists()
 
 
 # ---- the configuration file of --cluster slurm|pbs|sge ----
@@ -384,7 +634,7 @@ def test_real_gradings_on_loopback_workers_match_the_local_pool(built, tmp_path)
     try:
         lc.start_scheduler()
         lc.start_workers(2)
-        remote = grade(tmp_path / "remote", "--cluster", lc.address)
+        remote = grade(tmp_path / "remote", "--cluster", lc.address, "--cluster-config", str(lc.config))
         workers = [p for p in worker_processes(lc) if "nanny" not in " ".join(p.cmdline()) and p.pid not in
                    {w.pid for w in lc.workers}]
         deadline = time.monotonic() + 600

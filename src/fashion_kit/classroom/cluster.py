@@ -6,6 +6,11 @@ is handed: :class:`RemoteGrader` sends each submission's files with its task to 
 the outcome, writes ``results.json`` into the submission's output folder and returns the outcome,
 exactly as the local grader does. The workers grade with :mod:`.cluster_worker`.
 
+Only the instructor's cluster is used: the scheduler is reached over ``tls://`` with the
+credentials of :mod:`.cluster_tls` (a batch system's workers get throw-away ones for the batch),
+and a worker's answer is JSON text checked against ``cluster_worker.ANSWER_SCHEMA`` before any of
+it is recorded; an answer that is not a valid one is that submission's error row.
+
 Faults: a worker that dies mid-grading costs a regrade elsewhere, noted in the row; a submission
 that stops two workers is marked failed with a message; the scheduler going away stops the batch
 (``lost`` says why) and what was not recorded is graded when the same command runs again.
@@ -13,16 +18,21 @@ that stops two workers is marked failed with a message; the scheduler going away
 
 from __future__ import annotations
 
+import json
+import os
+import shutil
+import tempfile
 import threading
 import uuid
 from concurrent.futures import CancelledError
 from contextlib import contextmanager
+from functools import lru_cache
 from pathlib import Path
 
 from ..errors import KitError
 from .. import run
-from ..statuses import Status
-from . import cluster_config, cluster_worker, ids, store
+from ..statuses import Status, Stop
+from . import cluster_config, cluster_tls, cluster_worker, ids, store
 
 # How long to wait for the scheduler, and for a first worker to join it.
 CONNECT_SECONDS = 30
@@ -44,10 +54,12 @@ def is_address(target: str) -> bool:
 
 
 class Cluster:
-    """A Dask client, and the jobqueue cluster it started if it started one."""
+    """A Dask client, and the jobqueue cluster it started if it started one (with the folder of
+    that batch's throw-away credentials, removed with it)."""
 
-    def __init__(self, client, where: str, jobqueue=None, slots: int = 0):
+    def __init__(self, client, where: str, jobqueue=None, slots: int = 0, credentials: Path | None = None):
         self.client, self.where, self.jobqueue, self._slots = client, where, jobqueue, slots
+        self.credentials = credentials
 
     def workers_alive(self) -> int:
         try:
@@ -69,22 +81,40 @@ class Cluster:
         except Exception:
             pass  # a scheduler that is gone cannot be told goodbye
         finally:
-            if self.jobqueue is not None:
-                self.jobqueue.close()
+            try:
+                if self.jobqueue is not None:
+                    self.jobqueue.close()
+            finally:
+                if self.credentials is not None:
+                    shutil.rmtree(self.credentials, ignore_errors=True)
 
 
 def connect(target: str, config_path: Path | str | None = None) -> Cluster:
-    """A scheduler's address (``tcp://host:8786``), or a batch system (slurm, pbs, sge) whose
-    workers are started as jobs with the knobs of ``config_path``."""
+    """A scheduler's address (``tls://host:8786``, with the ``[tls]`` credentials of ``config_path``),
+    or a batch system (slurm, pbs, sge) whose workers are started as jobs with the knobs of
+    ``config_path``."""
     from distributed import Client
 
     if is_address(target):
-        address = target if "://" in target else f"tcp://{target}"
+        address = target if "://" in target else f"{cluster_tls.SCHEME}{target}"
+        if not address.startswith(cluster_tls.SCHEME):
+            raise ClusterError(
+                f"--cluster {address} is refused: the kit talks to a Dask scheduler only over TLS with the cluster's "
+                "own certificates (tls://host:8786), because anyone who reaches an open scheduler can run code as "
+                f"its accounts and read every submission and the hidden tests. {cluster_tls.SETUP}")
+        if config_path is None:
+            raise ClusterError(f"--cluster {address} needs --cluster-config FILE with the [tls] credentials. "
+                               f"{cluster_tls.SETUP}")
         try:
-            client = Client(address, timeout=CONNECT_SECONDS)
+            security = cluster_config.load_tls(config_path).security()
+        except cluster_config.ConfigError as e:
+            raise ClusterError(str(e)) from None
+        try:
+            client = Client(address, security=security, timeout=CONNECT_SECONDS)
         except (OSError, TimeoutError) as e:
-            raise ClusterError(f"No Dask scheduler answers at {address} ({e}). Start one with `dask scheduler` "
-                               "and its workers with `dask worker ADDRESS --nthreads 1`, or check the address.") from None
+            raise ClusterError(f"No Dask scheduler with these credentials answers at {address} ({e}). Start one "
+                               "with the lines `fashion-kit cluster-credentials` printed, check the address, and "
+                               "that the scheduler uses the same folder's ca.pem.") from None
         try:  # one dead worker is bad luck, two are the submission's doing (see cluster_worker)
             client.run_on_scheduler(cluster_worker.set_allowed_failures, ALLOWED_FAILURES)
         except Exception:
@@ -92,7 +122,7 @@ def connect(target: str, config_path: Path | str | None = None) -> Cluster:
         cluster = Cluster(client, address)
     else:
         if target not in cluster_config.SYSTEMS:
-            raise ClusterError(f"--cluster takes a scheduler's address (tcp://host:8786) or one of "
+            raise ClusterError(f"--cluster takes a scheduler's address (tls://host:8786) or one of "
                                f"{', '.join(cluster_config.SYSTEMS)}; found {target!r}.")
         if config_path is None:
             raise ClusterError(f"--cluster {target} needs --cluster-config FILE: the cores, memory and walltime of "
@@ -106,28 +136,52 @@ def connect(target: str, config_path: Path | str | None = None) -> Cluster:
     return cluster
 
 
-def _start_jobqueue(system: str, knobs: dict) -> Cluster:
+def jobqueue_cluster(system: str, knobs: dict):
+    """dask-jobqueue's cluster for ``system``, its scheduler started here and no job asked for yet,
+    and the 0700 folder holding the throw-away credentials its jobs start their workers with."""
     import sys
 
     import dask
-    from distributed import Client
 
     import dask_jobqueue
 
     kind = {"slurm": dask_jobqueue.SLURMCluster, "pbs": dask_jobqueue.PBSCluster, "sge": dask_jobqueue.SGECluster}[system]
     knobs = dict(knobs)
-    jobs = knobs.pop("jobs")
+    knobs.pop("jobs")
     if system == "sge" and "account" in knobs:
         knobs["project"] = knobs.pop("account")  # SGE calls it a project (qsub -P)
     knobs.setdefault("python", sys.executable)  # the jobs run this installation of fashion-kit
-    with dask.config.set({"distributed.scheduler.allowed-failures": ALLOWED_FAILURES}):
+    # The jobs read the credentials from files in this folder, which must be on a file system the
+    # nodes share; the home folder usually is.
+    shared = Path(os.path.expandvars(knobs.pop("shared_temp_directory", "~"))).expanduser()
+    try:
+        folder = Path(tempfile.mkdtemp(prefix=".fashion-kit-tls-", dir=shared))  # 0700
+        security = cluster_tls.temporary(folder)
+    except OSError as e:
+        raise ClusterError(f"Cannot write the batch's TLS credentials into a folder in {shared}: {e.strerror or e}. "
+                           "Set shared_temp_directory to a folder the jobs see.") from None
+    with dask.config.set({"distributed.scheduler.allowed-failures": ALLOWED_FAILURES, **cluster_tls.NO_WEB_PAGES}):
         try:
-            jobqueue = kind(**knobs)
+            jobqueue = kind(**knobs, security=security,
+                            scheduler_options={"dashboard": False, "dashboard_address": "127.0.0.1:0"})
         except Exception as e:
+            shutil.rmtree(folder, ignore_errors=True)
             raise ClusterError(f"Cannot start a {system} cluster: {type(e).__name__}: {e}") from None
-    jobqueue.scale(jobs=jobs)
-    threads = jobs * knobs["cores"]
-    return Cluster(Client(jobqueue, timeout=CONNECT_SECONDS), f"{system} ({jobs} jobs)", jobqueue, threads)
+    return jobqueue, folder
+
+
+def _start_jobqueue(system: str, knobs: dict) -> Cluster:
+    from distributed import Client
+
+    jobqueue, folder = jobqueue_cluster(system, knobs)
+    cluster = Cluster(None, f"{system} ({knobs['jobs']} jobs)", jobqueue, knobs["jobs"] * knobs["cores"], folder)
+    try:
+        jobqueue.scale(jobs=knobs["jobs"])
+        cluster.client = Client(jobqueue, security=jobqueue.security, timeout=CONNECT_SECONDS)
+    except BaseException:
+        cluster.close()
+        raise
+    return cluster
 
 
 def _wait_for_a_worker(cluster: Cluster) -> None:
@@ -136,8 +190,8 @@ def _wait_for_a_worker(cluster: Cluster) -> None:
     except (TimeoutError, OSError) as e:
         cluster.close()
         raise ClusterError(f"No worker joined the scheduler at {cluster.where} in {FIRST_WORKER_SECONDS} s ({e}); "
-                           "start workers with `dask worker ADDRESS --nthreads 1`, or see why the batch jobs "
-                           "did not start (squeue, qstat).") from None
+                           "start workers with the `dask worker` line that `fashion-kit cluster-credentials` "
+                           "printed, or see why the batch jobs did not start (squeue, qstat).") from None
 
 
 class RemoteGrader:
@@ -163,7 +217,8 @@ class RemoteGrader:
     def __call__(self, notebook, autograder_zip, output_folder, *, settings, sandbox, extra_files, env, cancel):
         client, name = self.cluster.client, Path(output_folder).name
         extras = {Path(p).name: Path(p).read_bytes() for p in extra_files}
-        attempt = f"{ids.printable(name)}-{uuid.uuid4().hex[:12]}"
+        # No student's name in it: task keys show in the scheduler's logs and in anything watching it.
+        attempt = uuid.uuid4().hex
         future = client.submit(cluster_worker.grade, self.kit.name, attempt, Path(notebook).read_bytes(), extras,
                                key=f"grade-{attempt}", pure=False)
         try:
@@ -176,18 +231,30 @@ class RemoteGrader:
             return self._failed(notebook, e)
         if graded is None:
             return run.Outcome(str(notebook), Status.INTERRUPTED, "Grading was cancelled before it finished.")
-        if graded.outcome is None:  # it stopped two workers already: not tried a third time
-            return self._killed_workers(notebook, len(graded.lost_workers), ", ".join(graded.lost_workers))
-        outcome = graded.outcome
-        outcome.submission = str(notebook)
-        if graded.results is not None:
-            store.write(Path(output_folder).parent, name, store.RESULTS, data=graded.results)
-        if graded.lost_workers:
-            lost = ", ".join(graded.lost_workers)
+        try:
+            answer = read_answer(graded)
+        except AnswerRefused as e:
+            return self._refused(notebook, str(e))
+        if "refused" in answer:
+            return self._kit_refused(notebook, ids.printable(answer["refused"]))
+        lost = ", ".join(answer["lost_workers"])
+        if answer["outcome"] is None:  # it stopped two workers already: not tried a third time
+            return self._killed_workers(notebook, len(answer["lost_workers"]), lost)
+        plain = answer["outcome"]
+        outcome = run.Outcome(
+            str(notebook), Status(plain["status"]), plain["message"], seconds=plain["seconds"], log=plain["log"],
+            scores={q: (s, p) for q, (s, p) in plain["scores"].items()}, peak_memory_mb=plain["peak_memory_mb"],
+            stopped=Stop(plain["stopped"]) if plain["stopped"] else "", sandbox=plain["sandbox"],
+            message_zh=plain["message_zh"])
+        if answer["results"] is not None:
+            store.write(Path(output_folder).parent, name, store.RESULTS,
+                        data=json.dumps(answer["results"], indent=2, ensure_ascii=False))
+        if answer["lost_workers"]:
+            worker = answer["worker"]
             outcome.message = " ".join(filter(None, [
-                outcome.message, f"Graded again on {graded.worker}: the worker {lost} stopped while grading it."]))
+                outcome.message, f"Graded again on {worker}: the worker {lost} stopped while grading it."]))
             outcome.message_zh = " ".join(filter(None, [
-                getattr(outcome, "message_zh", ""), f"工作節點 {lost} 在批改時停止了，已改由 {graded.worker} 重新批改。"]))
+                outcome.message_zh, f"工作節點 {lost} 在批改時停止了，已改由 {worker} 重新批改。"]))
         return outcome
 
     def _wait(self, future, cancel):
@@ -233,12 +300,21 @@ class RemoteGrader:
         if isinstance(error, KilledWorker):
             last = getattr(getattr(error, "last_worker", None), "address", "unknown")
             return self._killed_workers(notebook, error.allowed_failures + 1, f"the last: {last}")
-        if isinstance(error, cluster_worker.KitRefused):
-            with self._lock:
-                self.lost = f"A worker refused to grade: {error} Fix that worker, or leave it out."
-            self.stop.set()
-            return run.Outcome(str(notebook), Status.INTERRUPTED, str(error))
         raise error  # the batch makes it this submission's error row, as for a local grading
+
+    def _kit_refused(self, notebook, why: str) -> run.Outcome:
+        with self._lock:
+            self.lost = f"A worker refused to grade: {why} Fix that worker, or leave it out."
+        self.stop.set()
+        return run.Outcome(str(notebook), Status.INTERRUPTED, why)
+
+    def _refused(self, notebook, why: str) -> run.Outcome:
+        outcome = run.Outcome(
+            str(notebook), Status.ERROR,
+            f"The worker's answer was refused ({why}), so nothing of it was recorded. Check the workers "
+            "(the same fashion-kit on each), then grade it again with --retry-failed.", sandbox=self.kit.sandbox)
+        outcome.message_zh = f"工作節點傳回的結果不合格式（{why}），所以沒有採用。請檢查各工作節點，再以 --retry-failed 重新批改。"
+        return outcome
 
 
 @contextmanager
@@ -268,6 +344,46 @@ def grading(cluster: Cluster, autograder_zip: Path | str, settings, sandbox: str
                 cluster.client.set_metadata([cluster_worker.METADATA_ROOT, kit.name], {})  # the attempts noted
             except Exception:
                 pass  # a worker that cannot be told drops the kit when it stops
+
+
+class AnswerRefused(ValueError):
+    """A worker's answer is not a valid one; the message says what is wrong with it."""
+
+
+@lru_cache(1)
+def _answer_validator():
+    import jsonschema
+
+    jsonschema.Draft202012Validator.check_schema(cluster_worker.ANSWER_SCHEMA)
+    return jsonschema.Draft202012Validator(cluster_worker.ANSWER_SCHEMA)
+
+
+def read_answer(graded) -> dict:
+    """A worker's answer for one submission: JSON text, of the shape of ``cluster_worker.ANSWER_SCHEMA``,
+    with no score above what its question is worth. Anything else is refused with why."""
+    import jsonschema
+
+    if not isinstance(graded, str):
+        raise AnswerRefused(f"an object of type {type(graded).__name__}, not JSON text")
+    try:
+        answer = json.loads(graded, parse_constant=_no_constant)
+    except ValueError as e:
+        raise AnswerRefused(f"not JSON: {e}") from None
+    error = jsonschema.exceptions.best_match(_answer_validator().iter_errors(answer))
+    if error is not None:
+        where = "/".join(str(p) for p in error.absolute_path) or "the answer"
+        raise AnswerRefused(ids.printable(f"{where}: {error.message}")[:300])
+    outcome = answer.get("outcome")
+    for question, (score, possible) in (outcome["scores"] if outcome else {}).items():
+        if score > possible:
+            raise AnswerRefused(f"outcome/scores/{question}: {score} of {possible} points")
+    if outcome is None and "refused" not in answer and len(answer["lost_workers"]) < cluster_worker.MAX_WORKERS_LOST:
+        raise AnswerRefused("no outcome, yet the submission did not stop enough workers to be given up")
+    return answer
+
+
+def _no_constant(name: str):
+    raise ValueError(f"{name} is not a number JSON allows")
 
 
 def progress_column(cluster: Cluster):

@@ -10,6 +10,11 @@
     account = "cs101"    # optional: Slurm's or PBS's account, SGE's project
     jobs = 4             # optional, default 1: batch jobs to start
 
+    [tls]                # the credentials for a scheduler started by hand (tls://host:8786)
+    ca_file = "ca.pem"   # paths relative to this file, as `fashion-kit cluster-credentials` writes them
+    cert = "cert.pem"
+    key = "key.pem"
+
 The format is checked against ``schemas/cluster_config.schema.json``; a file that breaks it is
 refused with one message naming the file, the key, what was expected and what was found.
 """
@@ -22,6 +27,8 @@ from functools import lru_cache
 from pathlib import Path
 
 import jsonschema
+
+from . import cluster_tls
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schemas" / "cluster_config.schema.json"
 SYSTEMS = ("slurm", "pbs", "sge")
@@ -42,20 +49,9 @@ def load(path: Path | str, system: str) -> dict:
     """The knobs of ``system`` in the file at ``path``, with defaults filled in."""
     path = Path(path)
     if system not in SYSTEMS:
-        raise ConfigError(f"--cluster takes a scheduler address (tcp://host:8786) or one of {', '.join(SYSTEMS)}; "
+        raise ConfigError(f"--cluster takes a scheduler address (tls://host:8786) or one of {', '.join(SYSTEMS)}; "
                           f"found {system!r}.")
-    try:
-        config = tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as e:
-        raise ConfigError(f"Cannot read the cluster configuration {path}: {e.strerror or e}. "
-                          f"Expected a TOML file with a [{system}] table (see docs/grading-on-a-cluster.md).") from None
-    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
-        raise ConfigError(f"{path} is not a valid TOML file ({e}); expected a [{system}] table of cores, "
-                          "memory and walltime (see docs/grading-on-a-cluster.md).") from None
-    error = jsonschema.exceptions.best_match(_validator().iter_errors(config))
-    if error is not None:
-        where = ".".join(str(p) for p in error.absolute_path) or "the top level"
-        raise ConfigError(f"{path}: {where}: {_expected(error)}.")
+    config = _read(path, f"a [{system}] table of cores, memory and walltime")
     if system not in config:
         raise ConfigError(f"{path} has no [{system}] table; found {', '.join(f'[{k}]' for k in config) or 'none'}. "
                           f"Add one with cores, memory and walltime (see docs/grading-on-a-cluster.md).")
@@ -66,6 +62,42 @@ def load(path: Path | str, system: str) -> dict:
         raise ConfigError(f"{path}: {system}.processes: at most cores ({knobs['cores']}) workers per job; "
                           f"found {knobs['processes']}.")
     return knobs
+
+
+def load_tls(path: Path | str) -> cluster_tls.Credentials:
+    """The credentials of the file's ``[tls]`` table, as paths; each file there, the key private."""
+    path = Path(path)
+    config = _read(path, "a [tls] table (made by `fashion-kit cluster-credentials FOLDER`)")
+    if "tls" not in config:
+        raise ConfigError(f"{path} has no [tls] table of credentials; found "
+                          f"{', '.join(f'[{k}]' for k in config) or 'none'}. {cluster_tls.SETUP}")
+    found = {k: (path.parent / Path(v).expanduser()).absolute() for k, v in config["tls"].items()}
+    for name, file in found.items():
+        if not file.is_file():
+            raise ConfigError(f"{path}: tls.{name}: no file at {file}. {cluster_tls.SETUP}")
+    creds = cluster_tls.Credentials(**found)
+    try:
+        cluster_tls.check_private(creds.key)
+    except cluster_tls.CredentialsError as e:
+        raise ConfigError(f"{path}: tls.key: {e}") from None
+    return creds
+
+
+def _read(path: Path, wanted: str) -> dict:
+    """The file's tables, checked against the schema; ``wanted`` says what it should hold."""
+    try:
+        config = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as e:
+        raise ConfigError(f"Cannot read the cluster configuration {path}: {e.strerror or e}. "
+                          f"Expected a TOML file with {wanted} (see docs/grading-on-a-cluster.md).") from None
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
+        raise ConfigError(f"{path} is not a valid TOML file ({e}); expected {wanted} "
+                          "(see docs/grading-on-a-cluster.md).") from None
+    error = jsonschema.exceptions.best_match(_validator().iter_errors(config))
+    if error is not None:
+        where = ".".join(str(p) for p in error.absolute_path) or "the top level"
+        raise ConfigError(f"{path}: {where}: {_expected(error)}.")
+    return config
 
 
 def _expected(error: jsonschema.ValidationError) -> str:

@@ -6,7 +6,8 @@ worker as a Dask worker plugin; on arrival the worker writes the zip into its lo
 recomputes the batch's grading digest from what it wrote, so it grades with exactly what the
 client's records say, or refuses. With the sandbox on, a worker without bubblewrap refuses too.
 Each submission arrives as bytes with its own task and is written into a fresh temporary folder
-that is removed when its grading ends: a worker never sees another submission's files.
+that is removed when its grading ends: a worker never sees another submission's files. What goes
+back is JSON text of the shape :data:`ANSWER_SCHEMA`, which the batch checks before using any of it.
 
 A worker killed mid-grading (SIGKILL, a lost node) is noticed by the scheduler, which gives the
 task to another worker. Each start of a task is noted in the scheduler's metadata, so the next
@@ -17,6 +18,7 @@ attempt knows it is one and says so in its row, and a submission that already st
 from __future__ import annotations
 
 import hashlib
+import json
 import shutil
 import tempfile
 import threading
@@ -27,10 +29,12 @@ from distributed import get_client, get_worker
 from distributed.diagnostics.plugin import WorkerPlugin
 
 from .. import contract
+from ..statuses import Status, Stop
 
 # The workers and the scheduler import this module to unpickle the kit: seconds saved on each.
 contract.skip_slow_optional_modules()
 
+from .. import run  # noqa: E402
 from . import store, watchdog  # noqa: E402
 
 # A submission whose grading stopped this many workers is marked failed instead of tried again.
@@ -40,7 +44,7 @@ ZIP_NAME = "autograder.zip"
 
 
 class KitRefused(RuntimeError):
-    """This worker cannot grade for the batch (no sandbox, a zip that arrived damaged, no kit)."""
+    """This worker cannot grade for the batch (no sandbox, a zip that arrived damaged)."""
 
 
 @dataclass
@@ -113,28 +117,79 @@ class GradingKit(WorkerPlugin):
         shutil.rmtree(kit.folder, ignore_errors=True)
 
 
-@dataclass
-class Graded:
-    """What a worker sends back for one submission."""
+# What a worker sends back for one submission: JSON text, checked against this schema by the batch
+# before any of it is used (see cluster.read_answer). Plain data only: a worker can at worst lie
+# about the submission it was given, in the shape of a valid outcome, never hand the batch an
+# object of its choosing. The statuses and stops are the kit's own words (statuses.py).
+_WORKER = {"type": "string", "pattern": "^[a-z0-9+]+://[^\\s]+$", "maxLength": 300}
+_TEXT = {"type": "string", "maxLength": 20_000}
+ANSWER_SCHEMA = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "title": "a worker's answer for one submission",
+    "oneOf": [
+        {"type": "object", "additionalProperties": False, "required": ["refused"],
+         "properties": {"refused": _TEXT}},  # this worker cannot grade for the batch: why
+        {"type": "object", "additionalProperties": False, "required": ["worker", "lost_workers", "outcome", "results"],
+         "properties": {
+             "worker": _WORKER,  # the worker that answers
+             # The workers that stopped while grading it before this attempt.
+             "lost_workers": {"type": "array", "items": _WORKER, "maxItems": MAX_WORKERS_LOST},
+             # null: not graded, it already stopped MAX_WORKERS_LOST workers.
+             "outcome": {"oneOf": [{"type": "null"}, {
+                 "type": "object", "additionalProperties": False,
+                 "required": ["status", "message", "message_zh", "scores", "seconds", "peak_memory_mb", "stopped",
+                              "sandbox", "log"],
+                 "properties": {
+                     # IGNORED is the intake's word for what is not a submission, never a grading's.
+                     "status": {"enum": [s.value for s in Status if s is not Status.IGNORED]},
+                     "message": _TEXT, "message_zh": _TEXT,
+                     "scores": {"type": "object", "maxProperties": 100,
+                                "propertyNames": {"pattern": "^[^\\u0000-\\u001f\\u007f]{1,200}$"},  # no control characters
+                                "additionalProperties": {"type": "array", "prefixItems": [
+                                    {"type": "number", "minimum": 0}, {"type": "number", "minimum": 0}],
+                                    "minItems": 2, "maxItems": 2}},
+                     "seconds": {"type": "number", "minimum": 0},
+                     "peak_memory_mb": {"type": "number", "minimum": 0},
+                     "stopped": {"enum": ["", *(s.value for s in Stop)]},
+                     "sandbox": {"type": "string", "pattern": "^[a-z]{0,20}$"},
+                     "log": {"type": "string"},
+                 }}]},
+             # results.json as the grader wrote it (Gradescope's format), or null when it wrote none.
+             "results": {"oneOf": [{"type": "null"}, {
+                 "type": "object",
+                 "properties": {"tests": {"type": "array", "items": {"type": "object"}}}}]},
+         }},
+    ],
+}
 
-    outcome: object | None  # run.Outcome; None when the submission was not graded (see lost_workers)
-    results: bytes | None  # results.json as the grader wrote it
-    worker: str
-    lost_workers: list[str]  # the workers that stopped while grading it before this attempt
+
+def answer(worker: str, lost_workers: list[str], outcome=None, results: dict | None = None) -> str:
+    """The JSON text of a worker's answer; ``outcome`` is a :class:`~fashion_kit.run.Outcome`."""
+    plain = None
+    if outcome is not None:
+        plain = {
+            "status": str(outcome.status), "message": outcome.message,
+            "message_zh": getattr(outcome, "message_zh", ""),
+            "scores": {q: [float(s), float(p)] for q, (s, p) in outcome.scores.items()},
+            "seconds": float(outcome.seconds), "peak_memory_mb": float(outcome.peak_memory_mb),
+            "stopped": str(outcome.stopped), "sandbox": outcome.sandbox, "log": outcome.log,
+        }
+    return json.dumps({"worker": worker, "lost_workers": lost_workers, "outcome": plain, "results": results},
+                      allow_nan=False, ensure_ascii=False)
 
 
-def grade(kit_name: str, attempt_key: str, notebook: bytes, extra_files: dict[str, bytes]) -> Graded:
-    """Grade one submission on this worker with the batch's kit (the Dask task)."""
+def grade(kit_name: str, attempt_key: str, notebook: bytes, extra_files: dict[str, bytes]) -> str:
+    """Grade one submission on this worker with the batch's kit (the Dask task); its answer as JSON text."""
     kit = _kits.get(kit_name)
     worker = get_worker()
     if kit is None:
-        raise KitRefused(f"the worker {worker.address} has no grading kit {kit_name!r}; it refused it at start "
-                         "(see its log).")
+        return json.dumps({"refused": f"the worker {worker.address} has no grading kit {kit_name!r}; it refused it at "
+                                      "start (see its log)."})
     client = get_client()
     where = [METADATA_ROOT, kit_name, attempt_key]
     lost = list(client.get_metadata(where, default=[]))
     if len(lost) >= MAX_WORKERS_LOST:
-        return Graded(None, None, worker.address, lost)
+        return answer(worker.address, lost)
     client.set_metadata(where, lost + [worker.address])
 
     cancel = threading.Event()
@@ -155,8 +210,7 @@ def grade(kit_name: str, attempt_key: str, notebook: bytes, extra_files: dict[st
             out.mkdir()
             outcome = kit.grade_fn(path, kit.zip_path, out, settings=kit.settings, sandbox=kit.sandbox,
                                    extra_files=extras, env={watchdog.BATCH_ENV: kit.guard.token}, cancel=cancel)
-            results = out / store.RESULTS
-            return Graded(outcome, results.read_bytes() if results.is_file() else None, worker.address, lost)
+            return answer(worker.address, lost, outcome, run.read_results(out / store.RESULTS))
     finally:
         kit.cancels.pop(attempt_key, None)
 
