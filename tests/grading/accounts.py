@@ -20,26 +20,32 @@ from fashion_kit.grading import sandbox
 
 
 @contextlib.contextmanager
-def ordinary_account():
-    """(uid, gid) of an account of this test run's own that may read this Python (a module imported
-    late is read as the account), removed afterwards (needs root, and setfacl)."""
+def temporary_account(prefix: str = "fk-plain"):
+    """The name of an account of this test run's own (``<prefix>-<pid>``: test runs at the same time
+    never share one) that may reach this Python, which lives under /root (mode 0700) here; its ACL
+    entries and the account are removed afterwards. Needs root, and setfacl."""
     if os.geteuid() != 0:
         pytest.skip("making an ordinary account to run as needs root")
     if shutil.which("setfacl") is None:
         pytest.skip("setfacl is not installed (Debian/Ubuntu: apt-get install acl); the account cannot reach "
                     "this Python without it")
-    name = f"fk-plain-{os.getpid()}"
-    try:
-        pwd.getpwnam(name)
-    except KeyError:
-        sandbox.ensure_user(name)
-    entry = pwd.getpwnam(name)
+    name = f"{prefix}-{os.getpid()}"
+    sandbox.ensure_user(name)
     opened = sandbox.grant_traverse(Path(sys.executable).resolve(), name)
     try:
-        yield entry.pw_uid, entry.pw_gid
+        yield name
     finally:
         revoke_traverse(opened, name)
         subprocess.run(["userdel", name], check=False, capture_output=True)
+
+
+@contextlib.contextmanager
+def ordinary_account():
+    """(uid, gid) of a :func:`temporary_account`, to run parts of a test as (a module imported late is
+    read as the account)."""
+    with temporary_account() as name:
+        entry = pwd.getpwnam(name)
+        yield entry.pw_uid, entry.pw_gid
 
 
 def revoke_traverse(folders: list[Path], account: str) -> None:

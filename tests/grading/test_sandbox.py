@@ -27,7 +27,7 @@ import fashion_kit
 from fashion_kit.grading import layout, sandbox, supervise
 from fashion_kit.settings import Settings
 
-from .accounts import revoke_traverse
+from .accounts import temporary_account
 
 PYTHON = sys.executable
 ENV = {"HOME": "/tmp", "PATH": "/usr/bin:/bin", "FASHION_KIT_GIVEN": "yes"}
@@ -346,23 +346,14 @@ def test_unknown_sandbox_kind_is_refused():
 
 @pytest.fixture(scope="module")
 def student_python():
-    """An account of this test run's own that may run this Python, which lives under /root (mode 0700)
-    here; its name. The user sandbox kills by uid and limits processes per uid, so test runs at the
-    same time (pytest-xdist, or another checkout) must not share an account."""
-    if os.geteuid() != 0:
-        pytest.skip("the unprivileged-user sandbox needs root")
-    if shutil.which("setfacl") is None:
-        pytest.skip("setfacl is not installed (Debian/Ubuntu: apt-get install acl); the account cannot reach "
-                    "this Python without it")
-    account = f"fk-test-{os.getpid()}"
-    sandbox.ensure_user(account)
-    opened = sandbox.grant_traverse(Path(PYTHON).resolve(), account)
-    try:
-        yield account
-    finally:
-        sandbox.UnprivilegedUser(user=account).kill_all()
-        revoke_traverse(opened, account)
-        subprocess.run(["userdel", account], check=True)
+    """An account of this test run's own that may run this Python; its name. The user sandbox kills
+    by uid and limits processes per uid, so test runs at the same time (pytest-xdist, or another
+    checkout) must not share an account."""
+    with temporary_account("fk-test") as account:
+        try:
+            yield account
+        finally:
+            sandbox.UnprivilegedUser(user=account).kill_all()
 
 
 @pytest.fixture
