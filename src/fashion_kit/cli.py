@@ -204,7 +204,7 @@ def _grade(args, interrupts) -> int:
             return EXIT_USAGE
         remote = cluster_session.enter_context(clusters.session(
             args.cluster, args.cluster_config, args.autograder, settings,
-            "none" if args.no_sandbox else "auto", interrupts.event))
+            "none" if args.no_sandbox else "auto", interrupts.event, say=_say))
     from .classroom.resources import default_jobs
 
     # How many gradings run at once, for the time left (the batch decides the same way).

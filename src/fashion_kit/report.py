@@ -392,7 +392,10 @@ def print_summary(result, console: Console, roster=None) -> None:
     failed = [r for r in records if _get(r, "status") not in NOT_FAILED]
     scored = counted(records)
     totals = [total_of(r) for r in scored]
-    line = f"{len(records)} submissions: {len(graded)} graded, {len(failed)} failed to grade"
+    pending = len(getattr(result, "pending", None) or [])
+    line = f"{len(records) + pending} submissions: {len(graded)} graded, {len(failed)} failed to grade"
+    if pending:
+        line += f", {pending} not graded yet"
     if getattr(result, "skipped", 0):
         line += f" ({result.skipped} already graded, skipped)"
     if ignored:

@@ -777,3 +777,49 @@ def test_a_class_graded_by_slurm_jobs(slurm, tmp_path, monkeypatch):
     while subprocess.run(["squeue", "-h"], env=slurm.env, capture_output=True, text=True).stdout.strip():
         assert time.monotonic() < deadline, "the Slurm jobs outlived the batch"
         time.sleep(1)
+
+
+def test_a_scheduler_without_workers_says_what_it_waits_for_and_ctrl_c_stops_it(loopback, monkeypatch):
+    """No worker ever joins: the batch says how many are alive, says after the first minute (here a
+    second) what to start, and stops within a second of Ctrl-C instead of waiting its ten minutes."""
+    monkeypatch.setattr(cluster, "NO_WORKER_NOTICE_SECONDS", 1)
+    said, stop, failure = [], threading.Event(), []
+
+    def connect():
+        try:
+            cluster.connect(loopback.address, loopback.config, stop, said.append)
+        except cluster.StoppedWaiting as e:
+            failure.append(e)
+
+    waiting = threading.Thread(target=connect)
+    waiting.start()
+    deadline = time.monotonic() + START_SECONDS
+    while len(said) < 2 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert said[0] == f"Connected to {loopback.address}: 0 worker(s) alive.", said
+    assert "No worker has joined" in said[1] and "dask worker" in said[1] and "Ctrl-C" in said[1], said
+    stopped_at = time.monotonic()
+    stop.set()
+    waiting.join(timeout=10)
+    assert not waiting.is_alive() and time.monotonic() - stopped_at < 3
+    assert failure and failure[0].exit_code == 130 and "nothing was graded" in str(failure[0])
+
+
+def test_fashion_kit_grade_on_a_workerless_cluster_stops_on_sigterm(loopback, tmp_path):
+    zip_path = fake_autograder(tmp_path / "ag.zip")
+    write_notebook(tmp_path / "class" / "anna.ipynb", "x = 1")
+    proc = subprocess.Popen([sys.executable, "-m", "fashion_kit", "grade", str(tmp_path / "class"), "--output",
+                             str(tmp_path / "out"), "--autograder", str(zip_path), "--cluster", loopback.address,
+                             "--cluster-config", str(loopback.config)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines = []
+    deadline = time.monotonic() + START_SECONDS
+    while not any("worker(s) alive" in line for line in lines) and time.monotonic() < deadline:
+        lines.append(proc.stdout.readline())
+    assert any("0 worker(s) alive" in line for line in lines), lines
+    proc.send_signal(signal.SIGTERM)
+    try:
+        code = proc.wait(timeout=10)
+    finally:
+        proc.kill()
+    assert code == 130, "".join(lines) + proc.stdout.read()

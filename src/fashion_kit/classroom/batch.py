@@ -93,11 +93,12 @@ def grade_class(
     ``settings`` defaults to the zip's own, ``jobs`` to :func:`.resources.default_jobs`; ``stop`` (set by SIGINT/SIGTERM, see
     :class:`.schedule.Interrupts`) stops the batch at any point: the gradings in flight are cancelled
     and graded again next time, and the result has ``interrupted`` set. Without ``stop``, the batch
-    installs its own signal handlers when it runs in the main thread. ``on_start(to_grade, skipped)``
-    and ``on_done(record)`` let a caller show progress. ``owners(uploads)``, with a roster, maps an
-    upload's id to the students it is matched to (:func:`.matching.owners`): two uploads of one
-    student are duplicates whatever their files are called. ``out`` is made private to this account
-    (to it and ``group``'s members, who may read); the gradings in flight below it are its alone.
+    installs its own signal handlers when it runs in the main thread. ``on_start(to_grade, skipped,
+    ungradable, measured)`` and ``on_done(record)`` let a caller show progress (see :mod:`.progress`).
+    ``owners(uploads)``, with a roster, maps an upload's id to the students it is matched to
+    (:func:`.matching.owners`): two uploads of one student are duplicates whatever their files are
+    called. ``out`` is made private to this account (to it and ``group``'s members, who may read); the
+    gradings in flight below it are its alone.
     """
     if stop is None:
         with schedule.Interrupts() as interrupts:
@@ -201,14 +202,14 @@ class _Batch:
             for name in (store.RECORD, store.RESULTS, store.LOG):
                 store.remove(self.out, up.id, name)
         self.publish()
-        # What needs no grader (invalid, ignored) is recorded first, so the count left is honest.
-        queue = []
+        # What needs no grader (invalid, ignored) is recorded first, so the count left is honest; the
+        # seconds earlier runs measured say how long the rest will take.
+        queue = [up for up in todo if up.notebook is not None]
+        measured = [r.seconds for r in self.records.values() if r.status == Status.GRADED and r.seconds]
+        on_start(len(queue), skipped, sum(1 for up in todo if up.status == Status.INVALID), measured)
         for up in todo:
             if up.notebook is None:
                 self.finish(self._record(up, up.status, up.message, up.message_zh), on_done)
-            else:
-                queue.append(up)
-        on_start(len(queue), skipped)
         interrupted = self.stop.is_set()
         if queue and not interrupted:
             guard = watchdog.Watchdog() if use_watchdog else watchdog.NoWatchdog()

@@ -23,6 +23,7 @@ import os
 import shutil
 import tempfile
 import threading
+import time
 import uuid
 from concurrent.futures import CancelledError
 from contextlib import contextmanager
@@ -34,15 +35,23 @@ from .. import run
 from ..statuses import Status, Stop
 from . import cluster_config, cluster_tls, cluster_worker, ids, store
 
-# How long to wait for the scheduler, and for a first worker to join it.
+# How long to wait for the scheduler, and for a first worker to join it; after the first minute
+# without one, the batch says what it waits for.
 CONNECT_SECONDS = 30
 FIRST_WORKER_SECONDS = 600
+NO_WORKER_NOTICE_SECONDS = 60
 # How often a waiting submission looks at the batch's stop and the scheduler.
 POLL_SECONDS = 0.5
 # Submissions in flight per grading slot of the cluster: one grading, one on its way.
 IN_FLIGHT_PER_SLOT = 2
 # The scheduler gives a task to another worker after one worker died running it, not after two.
 ALLOWED_FAILURES = cluster_worker.MAX_WORKERS_LOST - 1
+
+
+class StoppedWaiting(KitError):
+    """Ctrl-C or SIGTERM while the batch waited for the cluster: nothing was graded, nothing is lost."""
+
+    exit_code = 130
 
 
 class ClusterError(KitError, RuntimeError):
@@ -89,10 +98,12 @@ class Cluster:
                     shutil.rmtree(self.credentials, ignore_errors=True)
 
 
-def connect(target: str, config_path: Path | str | None = None) -> Cluster:
+def connect(target: str, config_path: Path | str | None = None, stop: threading.Event | None = None,
+            say=lambda text: None) -> Cluster:
     """A scheduler's address (``tls://host:8786``, with the ``[tls]`` credentials of ``config_path``),
     or a batch system (slurm, pbs, sge) whose workers are started as jobs with the knobs of
-    ``config_path``."""
+    ``config_path``; once a worker has joined. ``say(text)`` tells the person waiting what happens;
+    setting ``stop`` ends the wait within a second."""
     from distributed import Client
 
     if is_address(target):
@@ -132,7 +143,7 @@ def connect(target: str, config_path: Path | str | None = None) -> Cluster:
         except cluster_config.ConfigError as e:
             raise ClusterError(str(e)) from None
         cluster = _start_jobqueue(target, knobs)
-    _wait_for_a_worker(cluster)
+    _wait_for_a_worker(cluster, stop or threading.Event(), say)
     return cluster
 
 
@@ -184,14 +195,27 @@ def _start_jobqueue(system: str, knobs: dict) -> Cluster:
     return cluster
 
 
-def _wait_for_a_worker(cluster: Cluster) -> None:
-    try:
-        cluster.client.wait_for_workers(1, timeout=FIRST_WORKER_SECONDS)
-    except (TimeoutError, OSError) as e:
-        cluster.close()
-        raise ClusterError(f"No worker joined the scheduler at {cluster.where} in {FIRST_WORKER_SECONDS} s ({e}); "
-                           "start workers with the `dask worker` line that `fashion-kit cluster-credentials` "
-                           "printed, or see why the batch jobs did not start (squeue, qstat).") from None
+def _wait_for_a_worker(cluster: Cluster, stop: threading.Event, say) -> None:
+    """Until a worker has joined, looking at ``stop`` between short waits: a scheduler with no worker
+    must not leave the batch deaf to Ctrl-C."""
+    started, told = time.monotonic(), False
+    say(f"Connected to {cluster.where}: {cluster.workers_alive()} worker(s) alive.")
+    while cluster.workers_alive() < 1:
+        waited = time.monotonic() - started
+        if stop.is_set():
+            cluster.close()
+            raise StoppedWaiting(f"Stopped while waiting for a worker to join {cluster.where}; nothing was graded.")
+        if waited >= FIRST_WORKER_SECONDS:
+            cluster.close()
+            raise ClusterError(f"No worker joined the scheduler at {cluster.where} in {FIRST_WORKER_SECONDS} s; "
+                               "start workers with the `dask worker` line that `fashion-kit cluster-credentials` "
+                               "printed, or see why the batch jobs did not start (squeue, qstat).")
+        if waited >= NO_WORKER_NOTICE_SECONDS and not told:
+            told = True
+            say(f"No worker has joined {cluster.where} in {NO_WORKER_NOTICE_SECONDS} s. Start workers with the "
+                "`dask worker` line that `fashion-kit cluster-credentials` printed (batch jobs: squeue, qstat). "
+                f"Waiting up to {FIRST_WORKER_SECONDS // 60} min in all; Ctrl-C stops.")
+        stop.wait(POLL_SECONDS)
 
 
 class RemoteGrader:
@@ -402,10 +426,11 @@ def progress_column(cluster: Cluster):
 
 @contextmanager
 def session(target: str, config_path, autograder_zip, settings, sandbox: str, stop: threading.Event,
-            grade_fn=None, use_watchdog: bool = True):
+            grade_fn=None, use_watchdog: bool = True, say=lambda text: None):
     """Connect to (or start) the cluster, install the batch's kit, yield its :class:`RemoteGrader`,
-    and close everything at the end. Raises :class:`ClusterError` before yielding if it cannot."""
-    cluster = connect(target, config_path)
+    and close everything at the end. Raises :class:`ClusterError` before yielding if it cannot, and
+    :class:`StoppedWaiting` if ``stop`` is set while it waits for a worker."""
+    cluster = connect(target, config_path, stop, say)
     try:
         with grading(cluster, autograder_zip, settings, sandbox, stop, grade_fn, use_watchdog) as remote:
             yield remote
