@@ -371,8 +371,9 @@ def _model_facts(values) -> dict:
 
 
 def _no_model(model) -> str:
-    return (f"評分程式讀不到你的 model（{model.get('error')}）。 / Expected a Keras model named `model`, "
-            f"found none the grader could read ({model.get('error')}).")
+    # The grader's reason is English (a file name, the evaluator's words): it stays in the English half.
+    return ("評分程式讀不到你的 model：請確認上面建立、訓練 model 的儲存格都順利執行完，沒有錯誤。 / Expected a Keras "
+            f"model named `model`, found none the grader could read ({model.get('error')}).")
 
 
 def structure_problem(model):
