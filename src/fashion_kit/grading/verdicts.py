@@ -213,9 +213,10 @@ def decide(questions: dict[str, float], phase1: Phase1, models: dict, settings: 
         results["tests"].append({"name": name, "score": score, "max_score": possible,
                                  "status": "passed" if score >= possible else "failed",
                                  "visibility": settings.score_visibility, "output": output})
-    results["output"] = summary(public, settings) + (
-        f"\n\n{stopped.message(phase1.stopped, phase1.running_cell, settings.timeout_seconds, settings.memory_limit_mb)}"
-        if phase1.stopped else "")
+    # A stopped run's notice first: it says why the rest looks as it does.
+    results["output"] = "\n\n".join(filter(None, [
+        stopped.message(phase1.stopped, phase1.running_cell, settings.timeout_seconds, settings.memory_limit_mb)
+        if phase1.stopped else "", summary(public, settings)]))
     evaluated = model_facts(models, c.Q_EVALUATE)
     measured = {"accuracy": evaluated.get("accuracy"), "train_accuracy": evaluated.get("train_accuracy"),
                 "threshold": settings.min_test_accuracy, "challenge_accuracy": None,
