@@ -54,6 +54,13 @@ AGREEMENT_TOLERANCE = 0.005
 TRAINING_MARGIN = 0.01
 ACCURACY_NAMES = ("accuracy", "acc", "sparsecategoricalaccuracy")
 SLICE = 5000
+PIXELS = 28 * 28
+# What fit() trains on, seen batch by batch (a tf.data pipeline, a PyDataset, a generator): each
+# image becomes one number (its pixels 0-255 times fixed whole weights below 2**35, summed: exact in
+# float64 whatever the order, so the same image always gives the same key), and the set of keys a
+# fit saw has one digest. This is the digest of the 60,000 training images' keys (example_keys,
+# examples_digest).
+TRAINING_EXAMPLES_DIGEST = "2820f6f6857f21ee0b3688e8e05500a40c967e82296cd5b4d6ba71207d2d1264"
 
 
 # -- plain values from the notebook's variables ----------------------------------------------------
@@ -86,6 +93,49 @@ def describe_array(value) -> dict:
     found.update(min=low, max=high, mean=total / value.size, digest=plain.hexdigest(),
                  digest_times_255=scaled.hexdigest() if exact else None)
     return found
+
+
+def key_weights():
+    """The fixed weights of example_keys: 784 whole numbers below 2**35, from SHAKE-256."""
+    import numpy as np
+
+    raw = np.frombuffer(hashlib.shake_256(b"fashion-kit example keys").digest(8 * PIXELS), dtype="<u8")
+    return (raw >> np.uint64(29)).astype(np.float64)
+
+
+def example_keys(batch, weights):
+    """One key per image of a batch of 28x28 images, or None when the batch holds no such images. The
+    pixels count as 0-255: images scaled to 0-1 (/ 255, float32 or float64) are scaled back and
+    rounded first, so both give the training images' keys; other values give keys of their own.
+    255 × 784 × 2**35 < 2**53: the sums are exact, whatever the order BLAS adds them in."""
+    import numpy as np
+
+    values = np.asarray(batch)
+    if values.ndim < 2 or len(values) == 0 or values.size != len(values) * PIXELS or values.dtype.kind not in "biuf":
+        return None
+    values = values.reshape(len(values), PIXELS)
+    if values.dtype.kind == "f" and values.max() <= 1.0:
+        values = np.rint(values * values.dtype.type(255))
+    return values.astype(np.float64) @ weights
+
+
+def examples_digest(keys) -> str:
+    """SHA-256 of a set of example keys (order and repetitions do not matter)."""
+    import numpy as np
+
+    return hashlib.sha256(np.unique(np.asarray(keys, dtype=np.float64)).astype("<u8").tobytes()).hexdigest()
+
+
+def weights_digest(arrays) -> str:
+    """SHA-256 of a model's weights as float32, in order (each array's shape, then its values): two
+    models hold the same weights when it is the same. The grader's evaluator computes it the same way."""
+    import numpy as np
+
+    digest = hashlib.sha256()
+    for w in arrays:
+        w = np.ascontiguousarray(w, dtype=np.float32)
+        digest.update(repr(w.shape).encode() + w.tobytes())
+    return digest.hexdigest()
 
 
 def plain_list(value):

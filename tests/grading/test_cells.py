@@ -50,8 +50,10 @@ def test_the_evidence_cells_hand_over_each_questions_values_and_record_every_fit
         keras.Model.fit = fit
     q6 = json.loads((tmp_path / "q6_fit.json").read_text())
     assert q6["history"] == {"type": "History", "epochs": 2, "params": {"epochs": 2, "steps": 5, "verbose": 0}}
+    from fashion_kit.grading import evaluator
+    left = evaluator.ModelFile(tmp_path / "q6_fit.keras").weights_digest()
     assert q6["fits"] == [{"examples": 100, "images": "other", "batch_size": 16, "validation_split": 0.2,
-                           "epochs_done": 2, "steps": 5}]
+                           "epochs_done": 2, "steps": 5, "weights": left}]
     assert q6["model"]["iterations"] == 10 and (tmp_path / "q6_fit.keras").is_file()
     assert json.loads((tmp_path / "q2_class_names.json").read_text()) == {"class_names": ["a"] * 10}
     assert json.loads((tmp_path / "q10_param_count.json").read_text())["hidden_params"] == {
@@ -116,3 +118,97 @@ def test_while_grading_keras_trains_evaluates_and_predicts_without_progress_outp
         for name, method in saved.items():
             setattr(keras.Model, name, method)
         keras.config.enable_interactive_logging()
+
+
+def test_a_fit_records_what_its_training_step_trained_on_whatever_fed_it(tmp_path):
+    """A tf.data pipeline (with or without repeat), a PyDataset, a generator, a tensor: the record is
+    what the training step saw (the distinct images, all examples, the largest batch, the steps), the
+    training is the same as without the grader's cell, and the weights the fit left have the digest
+    the grader's evaluator computes from the saved model."""
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    from fashion_kit.grading import evaluator
+
+    images = np.random.default_rng(0).integers(0, 256, (200, 28, 28)).astype("uint8") / 255.0
+    labels = np.arange(200) % 10
+
+    class Batches(keras.utils.PyDataset):
+        def __len__(self):
+            return 7
+
+        def __getitem__(self, i):
+            return images[i * 32:(i + 1) * 32], labels[i * 32:(i + 1) * 32]
+
+    def generator():
+        while True:
+            for i in range(0, 200, 50):
+                yield images[i:i + 50], labels[i:i + 50]
+
+    def dataset():
+        return tf.data.Dataset.from_tensor_slices((images, labels)).shuffle(200, seed=1)
+
+    forms = {  # how to fit, and (batch size, steps per epoch, examples seen in 2 epochs)
+        "tf.data": (lambda m: m.fit(dataset().batch(32), epochs=2, verbose=0), (32, 7, 400)),
+        "repeat": (lambda m: m.fit(dataset().repeat().batch(64), steps_per_epoch=4, epochs=2, verbose=0), (64, 4, 512)),
+        "PyDataset": (lambda m: m.fit(Batches(), epochs=2, verbose=0), (32, 7, 400)),
+        "generator": (lambda m: m.fit(generator(), steps_per_epoch=4, epochs=2, verbose=0), (50, 4, 400)),
+        "tensor": (lambda m: m.fit(tf.constant(images), tf.constant(labels), epochs=2, batch_size=16, verbose=0), (16, 13, 400)),
+    }
+
+    def model():
+        keras.utils.set_random_seed(3)
+        m = keras.Sequential([keras.Input((28, 28)), keras.layers.Flatten(), keras.layers.Dense(10, activation="softmax")])
+        m.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+        return m
+
+    unwatched = {name: how(model()).history for name, (how, _) in forms.items() if name in ("tf.data", "generator")}
+    nb = notebook()
+    evidence.apply(nb, tmp_path)
+    fit, env = keras.Model.fit, {}
+    try:
+        exec(nb.cells[0].source, env)
+        for name, (how, (batch, steps, seen)) in forms.items():
+            m = model()
+            history = how(m)
+            [record] = env["__fashion_kit_fit_records__"][id(m)]
+            assert record.pop("weights") == evaluator.ModelFile(_saved(m, tmp_path / f"{name}.keras")).weights_digest()
+            assert record == {"examples": 200, "images": "other", "batch_size": batch, "validation_split": 0.0,
+                              "epochs_done": 2, "steps": steps, "seen": seen}, name
+            assert int(m.optimizer.iterations.numpy()) == 2 * steps
+            if name in unwatched:
+                assert history.history == unwatched[name], "the grader's cell changes no training"
+    finally:
+        keras.Model.fit = fit
+
+
+def _saved(model, path):
+    model.save(path)
+    return path
+
+
+def test_the_keys_of_the_training_images_have_the_recorded_digest_however_they_are_scaled(data_dir):
+    """What a fit saw is the training set when its images' keys have checks.TRAINING_EXAMPLES_DIGEST:
+    the pixels as loaded, / 255 in float64 or float32, in any order and batching, repeated or not."""
+    import numpy as np
+
+    from fashion_kit import checks
+    from fashion_kit.grading import evaluator
+
+    training = evaluator.read_idx(data_dir / evaluator.TRAIN_IMAGES)
+    weights = checks.key_weights()
+    order = np.random.default_rng(0).permutation(60000)
+
+    def digest(images, batch=32):
+        return checks.examples_digest(np.concatenate(
+            [checks.example_keys(images[i:i + batch], weights) for i in range(0, len(images), batch)]))
+
+    assert digest(training, 60000) == checks.TRAINING_EXAMPLES_DIGEST
+    assert digest((training / 255.0)[order]) == checks.TRAINING_EXAMPLES_DIGEST
+    assert digest(np.concatenate([training, training[:100]]).astype("float32") / 255, 64) == checks.TRAINING_EXAMPLES_DIGEST
+    assert digest(training[1:]) != checks.TRAINING_EXAMPLES_DIGEST
+    assert digest(evaluator.read_idx(data_dir / evaluator.TEST_IMAGES)) != checks.TRAINING_EXAMPLES_DIGEST
+    assert digest(training / 127.5 - 1) != checks.TRAINING_EXAMPLES_DIGEST
+    assert checks.example_keys(np.zeros((4, 10)), weights) is None
+    assert checks.example_keys(np.array(["a", "b"]), weights) is None

@@ -16,6 +16,7 @@ from fashion_kit.grading import core, verdicts
 from .. import gradescope_spec
 from ..conftest import QUESTIONS
 
+from . import judge_fakes
 from .judge_fakes import SETTINGS, decided, honest_values, lesson_model, models, output, scores
 
 
@@ -127,6 +128,25 @@ def test_q9_is_the_evaluated_model_trained_on_the_training_set_against_the_thres
     # Another model evaluated than the one trained at q6 and saved at q7.
     other = decided(found=models(q8_evaluate=lesson_model(accuracy=0.9, train_accuracy=0.9, weights="o" * 64)))
     assert scores(other)["q9_accuracy"] == 0 and "question 6" in output(other, "q9_accuracy")
+
+
+def test_q9_needs_the_weights_the_fit_left():
+    """Weights set after training (set_weights, load_weights, assign) in the same cell as the fit, so
+    every snapshot holds them: the fit's own record of the weights it left differs."""
+    values = honest_values()
+    values["q6_fit"]["fits"][-1]["weights"] = "f" * 64
+    replaced = decided(values, found=models(q8_evaluate=lesson_model(accuracy=0.9, train_accuracy=0.9)))
+    assert scores(replaced)["q9_accuracy"] == 0 and scores(replaced)["q6_fit"] == 1
+    message = output(replaced, "q9_accuracy")
+    assert "set_weights" in message and "Saving and loading back is fine" in message and "存檔再讀回來" in message
+    # Only the last fit counts: an earlier fit's weights were trained further.
+    values["q6_fit"]["fits"] = [{**values["q6_fit"]["fits"][0], "weights": "e" * 64},
+                                {**values["q6_fit"]["fits"][0], "weights": judge_fakes.TRAINED}]
+    assert scores(decided(values))["q9_accuracy"] == 2
+    # No record of the weights (no fit, an unreadable record): no accuracy credit.
+    for fits in (None, [], [{"error": "not recorded"}], [{"weights": 5}]):
+        values["q6_fit"]["fits"] = fits
+        assert scores(decided(values))["q9_accuracy"] == 0, fits
 
 
 def test_challenge_goes_on_the_leaderboard_and_earns_the_bonus_only_when_trained_on_the_training_set():

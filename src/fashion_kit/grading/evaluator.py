@@ -233,14 +233,9 @@ class ModelFile:
 
 
 def digest_of(arrays) -> str:
-    """SHA-256 of weights as float32, in order: two files hold the same weights when it is the same."""
-    import hashlib
-
-    digest = hashlib.sha256()
-    for w in arrays:
-        w = np.ascontiguousarray(w, dtype=np.float32)
-        digest.update(repr(w.shape).encode() + w.tobytes())
-    return digest.hexdigest()
+    """SHA-256 of weights as float32, in order: two files hold the same weights when it is the same,
+    and the same digest as phase 1 records when a fit returns (checks.weights_digest)."""
+    return checks.weights_digest(arrays)
 
 
 def _is_chain(layers: list[dict]) -> bool:

@@ -120,9 +120,29 @@ def same_model(models: dict) -> bool | str:
                "other weights than at " + " and ".join(f"question {q[1:].split('_')[0]}" for q in trained)) + ".")
 
 
-def phase2_values(name: str, kernel, models: dict, settings: Settings):
+def fitted_weights(fits) -> str | None:
+    """The digest of the weights the last recorded fit of the model left (phase 1's record, taken
+    when the fit returned), or None."""
+    last = fits[-1] if isinstance(fits, list) and fits else None
+    found = last.get("weights") if isinstance(last, dict) else None
+    return found if isinstance(found, str) else None
+
+
+def trained_by_fit(models: dict, fits) -> bool | str:
+    """True when the model evaluated at question 8 holds the weights its last fit left; else why not.
+    Saving and loading back keeps them; set_weights, load_weights or assign after training do not."""
+    if _same_weights(model_facts(models, c.Q_EVALUATE), {"weights": fitted_weights(fits)}):
+        return True
+    return ("評分的模型權重不是你的 model.fit(...) 訓練出來的：訓練之後，權重被換掉了（例如 set_weights、"
+            "load_weights 或 assign）。存檔再讀回來沒有問題。 / Expected the evaluated model to hold the weights "
+            "your model.fit(...) left, found other ones: they were replaced after training (set_weights, "
+            "load_weights or assign, for example). Saving and loading back is fine.")
+
+
+def phase2_values(name: str, kernel, models: dict, settings: Settings, evidence: dict | None = None):
     """The values question ``name`` is decided on: what the notebook's kernel collected, with the
-    grader's own measurements in the place of the kernel's wherever it has them."""
+    grader's own measurements in the place of the kernel's wherever it has them; ``evidence`` is
+    every question's collected values (question 9 also needs question 6's record of the fits)."""
     values = dict(kernel) if isinstance(kernel, dict) else {}
     if name in (c.Q_MODEL, c.Q_COMPILE, c.Q_FIT):
         values["model"] = model_facts(models, name)
@@ -137,6 +157,9 @@ def phase2_values(name: str, kernel, models: dict, settings: Settings):
     elif name == c.Q_ACCURACY:
         values["model"] = model_facts(models, c.Q_EVALUATE)
         values["same_model"] = same_model(models)
+        if values["same_model"] is True:
+            fit = (evidence or {}).get(c.Q_FIT)
+            values["same_model"] = trained_by_fit(models, fit.get("fits") if isinstance(fit, dict) else None)
         values["threshold"] = settings.min_test_accuracy
     return values
 
@@ -202,7 +225,7 @@ def decide(questions: dict[str, float], phase1: Phase1, models: dict, settings: 
             score, output = 0.0, (NOT_CHECKED if phase1.stopped else
                                   f"{name}: 這一題沒有被檢查。 / {name} was not checked.")
         else:
-            fraction, messages = question.decide(phase2_values(name, phase1.values[name], models, settings))
+            fraction, messages = question.decide(phase2_values(name, phase1.values[name], models, settings, phase1.values))
             score = round(possible * max(0.0, min(1.0, float(fraction))), 5)
             shown = clean_output("\n".join(messages)) if messages else "All test cases passed!"
             output = text_of(f"{name}: {shown}" if messages else f"{name} results: {shown}")
