@@ -87,7 +87,8 @@ def grade(autograder_dir: Path, box: sandboxes.Sandbox, *, scratch: Path | None 
             log(refused)
             phase1, models, phase1_log = verdicts.Phase1(refused=refused), {}, ""
         else:
-            phase1, models, phase1_log = run_phase1(work, trusted, source, submission, questions, data_dir, box, clock, log)
+            phase1, models, phase1_log = run_phase1(work, trusted, source, submission, questions, data_dir, box,
+                                                    clock, log)
         results = verdicts.decide(questions, phase1, models, settings, sandbox=box.name)
         results["extra_data"][c.LANGUAGE_KEY] = notebook_language(submission, trusted)
         results["execution_time"] = round(time.monotonic() - clock[0][1], 1)
@@ -111,15 +112,14 @@ def run_phase1(work: Path, trusted: Path, source: Path, submission: Path, questi
                data_dir: Path, box: sandboxes.Sandbox, clock: list, log) -> tuple[verdicts.Phase1, dict, str]:
     """Run the notebook in the sandbox (phase 1), then measure the models it left: what phase 1
     left, read as the student's data, the measured facts, and phase 1's output."""
+    settings, python = box.settings, Path(sys.executable)
     layout.make_work_folder(work, source, submission)
     box.prepare(work)
     clock.append(("prepare", time.monotonic()))
-    python = Path(sys.executable)
     command = box.command(
-        [str(python), "-I", "-m", "fashion_kit.grading.phase1", str(work), str(box.settings.seed)],
+        [str(python), "-I", "-m", "fashion_kit.grading.phase1", str(work), str(settings.seed)],
         work=work, env=layout.phase1_env(work, python),
     )
-    settings = box.settings
     ran = supervise.run(
         command, cwd=work, env=None, timeout=settings.timeout_seconds,
         memory_limit_mb=settings.memory_limit_mb, max_processes=settings.max_processes,
