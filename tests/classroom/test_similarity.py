@@ -68,8 +68,12 @@ def grade(tmp_path, notebooks: dict[str, dict[str, str]]):
 
 
 def test_shared_answers_with_renamed_variables_are_the_one_pair_flagged(tmp_path):
-    result, _ = grade(tmp_path, {"anna_lee": ANNA, "ben_wu": BEN, "carl_diaz": CARL})
+    result, out = grade(tmp_path, {"anna_lee": ANNA, "ben_wu": BEN, "carl_diaz": CARL})
     assert [(p.a, p.b) for p in result.similar] == [("anna_lee", "ben_wu")]
+    # A run that grades nothing again still finds the pair: the report is written anew each time.
+    again = batch.grade_class(tmp_path / "class", out, tmp_path / "autograder.zip", grade_fn=FakeGrader(),
+                              jobs=1, use_watchdog=False)
+    assert again.skipped == 3 and [(p.a, p.b) for p in again.similar] == [("anna_lee", "ben_wu")]
     pair = result.similar[0]
     assert pair.similarity >= similarity.THRESHOLD
     assert [c.label for c in pair.cells] == ["q3_normalize", "q4_model", "q10_param_count"]
