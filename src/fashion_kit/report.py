@@ -293,6 +293,9 @@ def _similar_block(result, records, roster, esc) -> str:
     def who(sub_id):
         return "; ".join(matched.get(sub_id, [])) or (submitters_text(by_id[sub_id]) if sub_id in by_id else "") or sub_id
 
+    def upload(sub_id):
+        return sub_id if who(sub_id) == sub_id else f"{sub_id}: {who(sub_id)}"
+
     parts = [f"<h2>Similar submissions ({len(pairs)} pair(s))</h2>",
              f"<p>Pairs whose answer cells, without the starter code and the reference answers, share at least "
              f"{100 * similarity.THRESHOLD:.0f}% of one student's own code (renamed variables count as the same). "
@@ -303,8 +306,8 @@ def _similar_block(result, records, roster, esc) -> str:
             f"<td><pre>{esc(c.code_b)}</pre></td></tr>" for c in p.cells)
         parts.append(
             f"<h3>{esc(who(p.a))} and {esc(who(p.b))}: {100 * p.similarity:.0f}%</h3>"
-            f"<table class='similar'><tr><th>answer</th><th>{esc(p.a)}: {esc(who(p.a))}</th>"
-            f"<th>{esc(p.b)}: {esc(who(p.b))}</th></tr>{rows}</table>")
+            f"<table class='similar'><tr><th>answer</th><th>{esc(upload(p.a))}</th>"
+            f"<th>{esc(upload(p.b))}</th></tr>{rows}</table>")
     return "\n".join(parts)
 
 
