@@ -87,6 +87,20 @@ def test_shared_answers_with_renamed_variables_are_the_one_pair_flagged(tmp_path
     assert "def normalise(imgs, top=255.0):" in page and "def scale_pixels(images, top=255.0):" in page
 
 
+def test_the_pair_names_the_students_of_the_roster(tmp_path):
+    from fashion_kit import settings as settings_module
+    from fashion_kit.classroom import outputs
+
+    result, out = grade(tmp_path, {"anna_lee": ANNA, "ben_wu": BEN, "carl_diaz": CARL})
+    roster_file = tmp_path / "roster.csv"
+    roster_file.write_text("Student ID,Name,Email Address\nB1,Anna Lee,anna@example.edu\nB2,Ben Wu,ben@example.edu\n"
+                           "B3,Carl Diaz,carl@example.edu\n", encoding="utf-8")
+    written = outputs.for_batch(out, result, tmp_path / "autograder.zip", settings_module.Settings(), roster_file)
+    page = report.html_report(result, roster=written)
+    assert "<h3>Anna Lee (B1) and Ben Wu (B2): 100%</h3>" in page
+    assert "<th>anna_lee: Anna Lee (B1)</th>" in page and "Carl Diaz (B3) and" not in page
+
+
 def test_the_honest_notebook_scores_under_the_threshold_against_both(tmp_path):
     notebooks = {name: answered(tmp_path / f"{name}.ipynb", answers)
                  for name, answers in {"anna": ANNA, "ben": BEN, "carl": CARL}.items()}
