@@ -10,7 +10,7 @@ BIN := $(VENV)/bin
 RUNTIME_STAMP := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.installed-dev
 
-.PHONY: all setup setup-dev build test test-fast clean
+.PHONY: all setup setup-dev build test test-fast wheel clean
 
 all: setup
 	@command -v bwrap >/dev/null || echo "note: bubblewrap is not installed; grading students' notebooks locally needs it (Debian/Ubuntu: sudo apt-get install bubblewrap; Fedora: sudo dnf install bubblewrap)"
@@ -39,5 +39,12 @@ test: setup-dev
 test-fast: setup-dev
 	$(BIN)/python -m pytest -m "not slow"
 
+# The kit as a wheel, for the machines that only grade (a cluster's workers): the kit is on no package
+# index; docs/grading-on-a-cluster.md says how a worker installs it.
+DIST ?= dist
+wheel: | $(VENV)/bin/python
+	rm -f $(DIST)/fashion_kit-*.whl
+	$(BIN)/python -m pip wheel --quiet --no-deps . -w $(DIST)
+
 clean:
-	rm -rf $(VENV) build .pytest_cache
+	rm -rf $(VENV) build .pytest_cache dist

@@ -9,4 +9,5 @@ MASTER = ROOT / "assignment" / "fashion_mnist.ipynb"
 OTTER_CONFIG = ROOT / "otter_config.json"
 CONSTRAINTS = ROOT / "constraints.txt"
 AUTOGRADER_ZIP = ROOT / "autograder" / "autograder.zip"
+STUDENTS = ROOT / "student"  # the built student notebooks (the starter code), one folder per language
 SOLUTIONS = ROOT / "solutions"  # the built answer keys, one folder per language

@@ -281,6 +281,36 @@ def _roster_block(roster, esc) -> str:
     return "\n".join(parts)
 
 
+def _similar_block(result, records, roster, esc) -> str:
+    """Pairs of submissions whose own answers are near-identical, each with the cells side by side."""
+    pairs = getattr(result, "similar", None) or []
+    if not pairs:
+        return ""
+    from .classroom import similarity
+
+    matched, by_id = students_of(roster), {record_id(r): r for r in records}
+
+    def who(sub_id):
+        return "; ".join(matched.get(sub_id, [])) or (submitters_text(by_id[sub_id]) if sub_id in by_id else "") or sub_id
+
+    def upload(sub_id):
+        return sub_id if who(sub_id) == sub_id else f"{sub_id}: {who(sub_id)}"
+
+    parts = [f"<h2>Similar submissions ({len(pairs)} pair(s))</h2>",
+             f"<p>Pairs whose answer cells, without the starter code and the reference answers, share at least "
+             f"{100 * similarity.THRESHOLD:.0f}% of one student's own code (renamed variables count as the same). "
+             "A pointer to look at, not a verdict: the grades are unchanged.</p>"]
+    for p in pairs:
+        rows = "".join(
+            f"<tr><td>{esc(c.label)}<br>{100 * c.similarity:.0f}%</td><td><pre>{esc(c.code_a)}</pre></td>"
+            f"<td><pre>{esc(c.code_b)}</pre></td></tr>" for c in p.cells)
+        parts.append(
+            f"<h3>{esc(who(p.a))} and {esc(who(p.b))}: {100 * p.similarity:.0f}%</h3>"
+            f"<table class='similar'><tr><th>answer</th><th>{esc(upload(p.a))}</th>"
+            f"<th>{esc(upload(p.b))}</th></tr>{rows}</table>")
+    return "\n".join(parts)
+
+
 def html_report(result, title: str = "Fashion-MNIST: class grading report", results_of=None, roster=None) -> str:
     """The report of a batch ``result`` (``records``, ``questions``). ``results_of(record)`` returns
     a submission's results.json content (or None); with it, the challenge leaderboard is shown.
@@ -360,12 +390,14 @@ table.sortable th[aria-sort=descending]::after {{ content: " \\25BC"; }}
 img {{ max-width: 100%; }}
 .wide {{ overflow-x: auto; max-width: 100%; }}
 table.sortable {{ font-size: 0.85rem; }}
+table.similar pre {{ margin: 0; white-space: pre-wrap; overflow-wrap: anywhere; max-width: 36rem; }}
 table.sortable td.message {{ min-width: 16rem; max-width: 32rem; overflow-wrap: anywhere; }}
 </style></head><body>
 <h1>{esc(title)}</h1>
 {f"<p class='partial'>{esc(partial_text(result, roster))}</p>" if partial_text(result, roster) else ""}
 {sandbox_note}
 {_roster_block(roster, esc)}
+{_similar_block(result, records, roster, esc)}
 <table>{"".join(f"<tr><th>{esc(k)}</th><td>{esc(str(v))}</td></tr>" for k, v in summary)}</table>
 <p>Status counts: {esc(", ".join(f"{s} {n}" for s, n in sorted(statuses.items())))}</p>
 <h2>Mean score per question</h2>
@@ -432,6 +464,10 @@ def print_summary(result, console: Console, roster=None) -> None:
     unsandboxed = sum(1 for r in records if _get(r, "sandbox", None) == NO_SANDBOX)
     if unsandboxed:
         console.print(f"[yellow]{unsandboxed} submission(s) were graded without a sandbox.[/yellow]")
+    similar = getattr(result, "similar", None) or []
+    if similar:
+        console.print(f"[yellow]{len(similar)} pair(s) of submissions with near-identical answers: "
+                      "side by side in the report.[/yellow]")
     if failed:
         table = Table("submission", "status", "what happened", title="Failed to grade", title_justify="left")
         for r in failed[:15]:

@@ -50,6 +50,8 @@ class BatchResult:
     pending: list[str] = field(default_factory=list)  # ids of the uploads that have no record yet
     # What the clean-up at the start and the end could not remove (in .quarantine/, or where it was).
     left_on_disk: list[str] = field(default_factory=list)
+    # Pairs of counted submissions whose answers are near-identical (similarity.Pair), for the report.
+    similar: list = field(default_factory=list)
 
     @property
     def all_graded(self) -> bool:
@@ -224,7 +226,16 @@ class _Batch:
         self.publish()
         return BatchResult(self.ordered(), self.questions, skipped, interrupted or self.stop.is_set(),
                            dict(regraded), self.sandbox,
-                           pending=[up.id for up in self.uploads if up.id not in self.records])
+                           pending=[up.id for up in self.uploads if up.id not in self.records],
+                           similar=self.similar())
+
+    def similar(self) -> list:
+        """Near-identical answers among the counted uploads, read while their copies are under .work/."""
+        from . import similarity
+
+        counted = {up.id: up.notebook for up in self.uploads
+                   if up.notebook is not None and up.id in self.records and self.records[up.id].counted}
+        return similarity.similar_pairs(counted)
 
     def _record(self, up: intake.Upload, status: str, message: str = "", message_zh: str = "", **more) -> Record:
         return Record(
