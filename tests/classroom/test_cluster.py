@@ -45,6 +45,16 @@ def printed_line(creds: cluster_tls.Credentials, where: str, address: str = "tls
     return env, words[1:]
 
 
+@pytest.fixture(autouse=True)
+def free_dask_clients():
+    """Clients a test left half-made (a refused connection) are freed between tests: freed by the
+    collector in the middle of a later client's start, their __del__ deadlocks distributed."""
+    import gc
+
+    yield
+    gc.collect()
+
+
 class LoopbackCluster:
     """A `dask scheduler` and `dask worker` processes on 127.0.0.1, each a process of its own, started
     with the lines `fashion-kit cluster-credentials` prints (and the test's own host, ports and files)."""
@@ -293,7 +303,8 @@ def test_the_scheduler_going_away_stops_the_batch_and_a_rerun_carries_on(loopbac
 
 
 def test_a_zip_that_arrives_changed_is_refused(loopback, tmp_path):
-    """Each worker checks that the zip it wrote is the one the batch's records describe."""
+    """Each worker checks that the zip it wrote is the one the batch's records describe, and that it
+    runs the batch's own kit."""
     loopback.start_workers(1)
     zip_path = fake_autograder(tmp_path / "ag.zip")
     settings = settings_module.from_zip(zip_path)
@@ -306,18 +317,31 @@ def test_a_zip_that_arrives_changed_is_refused(loopback, tmp_path):
         fine = cluster_worker.GradingKit("fashion-kit-test2", zip_path.read_bytes(), settings, "none", right,
                                          RecordingGrader(tmp_path / "log"), use_watchdog=False)
         client.register_plugin(fine)  # the same kit with the zip as it is: taken
+        other = cluster_worker.GradingKit("fashion-kit-test3", zip_path.read_bytes(), settings, "none", right,
+                                          RecordingGrader(tmp_path / "log"), use_watchdog=False)
+        other.kit_fingerprint = "0" * 64  # the batch's kit is another version than the worker's
+        with pytest.raises(cluster_worker.KitRefused, match="runs another version of fashion-kit"):
+            client.register_plugin(other)
 
 
 # ---- only the instructor's machines: mutual TLS, and answers that are plain data ----
 
 def refused_connection(address: str, security=None) -> str:
     """Why a Dask client cannot connect to ``address`` (it must not)."""
+    import gc
+
     from distributed import Client
 
+    why = None
     try:
         client = Client(address, security=security, timeout=5)
     except Exception as e:  # a failed handshake, a timeout, or no TLS context to even try with
-        return f"{type(e).__name__}: {e}"
+        why = f"{type(e).__name__}: {e}"
+    # The half-made client is freed here, not whenever the collector next runs: its __del__ stops
+    # its event loop, and run in the middle of the next client's start it deadlocks distributed.
+    gc.collect()
+    if why is not None:
+        return why
     client.close()
     raise AssertionError(f"a client connected to {address} with {security!r}")
 

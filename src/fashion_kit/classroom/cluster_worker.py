@@ -35,6 +35,7 @@ from ..statuses import Status, Stop
 contract.skip_slow_optional_modules()
 
 from .. import run  # noqa: E402
+from ..autograder_zip import kit_fingerprint  # noqa: E402
 from . import store, watchdog  # noqa: E402
 
 # A submission whose grading stopped this many workers is marked failed instead of tried again.
@@ -72,8 +73,16 @@ class GradingKit(WorkerPlugin):
         self.zip_bytes, self.settings, self.sandbox, self.grading = zip_bytes, settings, sandbox, grading
         self.zip_sha256 = hashlib.sha256(zip_bytes).hexdigest()
         self.grade_fn, self.use_watchdog = grade_fn, use_watchdog
+        # The batch's own kit: a worker that runs other code would grade the same zip its own way.
+        self.kit_fingerprint = kit_fingerprint()
 
     def setup(self, worker) -> None:
+        found = kit_fingerprint()
+        if found != self.kit_fingerprint:
+            raise KitRefused(
+                f"the worker {worker.address} runs another version of fashion-kit (code {found[:12]}, the batch's "
+                f"{self.kit_fingerprint[:12]}): install the wheel of the instructor's kit on it (`make wheel`; see "
+                "docs/grading-on-a-cluster.md, Installing a worker).")
         if self.sandbox != "none":  # refused before the zip is even written
             from ..grading import sandbox as sandboxes
 
