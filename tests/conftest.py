@@ -6,8 +6,11 @@ the notebooks, the registry, the settings, the command line)."""
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -60,6 +63,40 @@ def built(tmp_path_factory, data_dir) -> assign.BuildResult:
     """The assignment built from the master into a scratch copy of the layout (not the repo)."""
     root = tmp_path_factory.mktemp("kit")
     return assign.build(root=root, verify=False, progress=lambda _: None)
+
+
+def cache_home() -> Path:
+    """The kit's cache outside any clone: $XDG_CACHE_HOME/fashion-kit, else ~/.cache/fashion-kit."""
+    xdg = os.environ.get("XDG_CACHE_HOME", "")
+    base = Path(xdg) if os.path.isabs(xdg) else Path.home() / ".cache"  # the XDG spec ignores a relative one
+    return base / "fashion-kit"
+
+
+def cached_environment(name: str, inputs, build) -> Path:
+    """``cache_home()/<name>-<hash of inputs>``, made by ``build(folder)`` the first time.
+
+    For what depends on its pins alone, never on the clone: every clone (CI clones afresh each run)
+    reuses one build per machine, and new inputs make a new key, so a new build. ``build`` writes into
+    a temporary sibling that is renamed into place only once it returns, so an interrupted build leaves
+    nothing that looks finished (a failed build removes its own folder; a killed one's is removed by
+    the next build). A lock makes a second run wait for the first's build instead of making its own."""
+    key = hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()[:16]
+    final = cache_home() / f"{name}-{key}"
+    if final.is_dir():
+        return final
+    final.parent.mkdir(parents=True, exist_ok=True)
+    with open(final.parent / f".{final.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released by the kernel if this process dies
+        if not final.is_dir():
+            partial = final.parent / f".{final.name}.partial"
+            shutil.rmtree(partial, ignore_errors=True)  # an interrupted build's, since no one holds the lock
+            try:
+                build(partial)
+            except BaseException:
+                shutil.rmtree(partial, ignore_errors=True)
+                raise
+            partial.rename(final)
+    return final
 
 
 def mutate(source: Path, target: Path, *edits: tuple[str, str]) -> Path:
