@@ -10,6 +10,7 @@ import fcntl
 import hashlib
 import json
 import os
+import pickle
 import shutil
 import subprocess
 import sys
@@ -60,9 +61,20 @@ def data_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def built(tmp_path_factory, data_dir) -> assign.BuildResult:
-    """The assignment built from the master into a scratch copy of the layout (not the repo)."""
-    root = tmp_path_factory.mktemp("kit")
-    return assign.build(root=root, verify=False, progress=lambda _: None)
+    """The assignment built from the master into a scratch copy of the layout (not the repo).
+
+    Once per run: pytest-xdist's workers (`make test-fast`) share their run's folder, where the first
+    worker to get here builds and the others wait for its build and read it."""
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        return assign.build(root=tmp_path_factory.mktemp("kit"), verify=False, progress=lambda _: None)
+    shared = tmp_path_factory.getbasetemp().parent  # the run's folder; each worker's is inside it
+    done = shared / "kit.pickle"
+    with open(shared / "kit.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not done.exists():
+            result = assign.build(root=shared / "kit", verify=False, progress=lambda _: None)
+            done.write_bytes(pickle.dumps(result))
+    return pickle.loads(done.read_bytes())
 
 
 def cache_home() -> Path:
