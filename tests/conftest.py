@@ -171,11 +171,11 @@ def grader(built, tmp_path_factory) -> Grader:
 def core_submissions(built, grader, tmp_path_factory) -> dict[str, Path]:
     """The notebooks the core grading tests need, all queued at once so they grade in parallel."""
     work = tmp_path_factory.mktemp("submissions")
-    solution = built.solutions["zh-TW"].parent.parent.parent / "solutions" / "zh-TW" / assign.NOTEBOOK
+    solution = built.solutions["zh-TW"]
     subs = {
         "solution-zh-TW": solution,
-        "solution-en": solution.parent.parent / "en" / assign.NOTEBOOK,
-        "blank": solution.parent.parent.parent / "student" / "zh-TW" / assign.NOTEBOOK,
+        "solution-en": built.solutions["en"],
+        "blank": built.student["zh-TW"],
         "dense64": mutate(solution, work / "dense64.ipynb", ("Dense(128", "Dense(64")),
     }
     for name, path in subs.items():
