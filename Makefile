@@ -41,7 +41,7 @@ test: setup-dev
 FAST_JOBS ?= auto
 test-fast: setup-dev
 	status=0; \
-	$(BIN)/python -m pytest -m "not slow and not busy" -n $(FAST_JOBS) --dist loadfile || status=$$?; \
+	$(BIN)/python -m pytest -m "not slow and not busy" -n $(FAST_JOBS) --dist worksteal || status=$$?; \
 	$(BIN)/python -m pytest -m "not slow and busy" || status=$$?; \
 	exit $$status
 
