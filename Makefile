@@ -36,8 +36,9 @@ $(DEV_STAMP): $(RUNTIME_STAMP)
 test: setup-dev
 	$(BIN)/python -m pytest
 
-# The quick subset: in parallel (pytest-xdist; the workers share one build of the assignment), then,
-# by themselves, the tests that keep every core busy on purpose. Both parts run; either one's failure fails.
+# The quick subset in parallel (pytest-xdist; the workers share one build of the assignment), then
+# the tests that keep every core busy on purpose, by themselves: beside the others they would slow
+# them all and time themselves against a load that keeps changing. Both parts run; either can fail it.
 FAST_JOBS ?= auto
 test-fast: setup-dev
 	status=0; \
