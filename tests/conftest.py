@@ -6,8 +6,12 @@ the notebooks, the registry, the settings, the command line)."""
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import json
 import os
+import pickle
+import shutil
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -57,9 +61,54 @@ def data_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def built(tmp_path_factory, data_dir) -> assign.BuildResult:
-    """The assignment built from the master into a scratch copy of the layout (not the repo)."""
-    root = tmp_path_factory.mktemp("kit")
-    return assign.build(root=root, verify=False, progress=lambda _: None)
+    """The assignment built from the master into a scratch copy of the layout (not the repo).
+
+    Once per run: pytest-xdist's workers (`make test-fast`) share their run's folder, where the first
+    worker to get here builds and the others wait for its build and read it."""
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        return assign.build(root=tmp_path_factory.mktemp("kit"), verify=False, progress=lambda _: None)
+    shared = tmp_path_factory.getbasetemp().parent  # the run's folder; each worker's is inside it
+    done = shared / "kit.pickle"
+    with open(shared / "kit.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not done.exists():
+            result = assign.build(root=shared / "kit", verify=False, progress=lambda _: None)
+            done.write_bytes(pickle.dumps(result))
+    return pickle.loads(done.read_bytes())
+
+
+def cache_home() -> Path:
+    """The kit's cache outside any clone: $XDG_CACHE_HOME/fashion-kit, else ~/.cache/fashion-kit."""
+    xdg = os.environ.get("XDG_CACHE_HOME", "")
+    base = Path(xdg) if os.path.isabs(xdg) else Path.home() / ".cache"  # the XDG spec ignores a relative one
+    return base / "fashion-kit"
+
+
+def cached_environment(name: str, inputs, build) -> Path:
+    """``cache_home()/<name>-<hash of inputs>``, made by ``build(folder)`` the first time.
+
+    For what depends on its pins alone, never on the clone: every clone (CI clones afresh each run)
+    reuses one build per machine, and new inputs make a new key, so a new build. ``build`` writes into
+    a temporary sibling that is renamed into place only once it returns, so an interrupted build leaves
+    nothing that looks finished (a failed build removes its own folder; a killed one's is removed by
+    the next build). A lock makes a second run wait for the first's build instead of making its own."""
+    key = hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()[:16]
+    final = cache_home() / f"{name}-{key}"
+    if final.is_dir():
+        return final
+    final.parent.mkdir(parents=True, exist_ok=True)
+    with open(final.parent / f".{final.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released by the kernel if this process dies
+        if not final.is_dir():
+            partial = final.parent / f".{final.name}.partial"
+            shutil.rmtree(partial, ignore_errors=True)  # an interrupted build's, since no one holds the lock
+            try:
+                build(partial)
+            except BaseException:
+                shutil.rmtree(partial, ignore_errors=True)
+                raise
+            partial.rename(final)
+    return final
 
 
 def mutate(source: Path, target: Path, *edits: tuple[str, str]) -> Path:
@@ -122,11 +171,11 @@ def grader(built, tmp_path_factory) -> Grader:
 def core_submissions(built, grader, tmp_path_factory) -> dict[str, Path]:
     """The notebooks the core grading tests need, all queued at once so they grade in parallel."""
     work = tmp_path_factory.mktemp("submissions")
-    solution = built.solutions["zh-TW"].parent.parent.parent / "solutions" / "zh-TW" / assign.NOTEBOOK
+    solution = built.solutions["zh-TW"]
     subs = {
         "solution-zh-TW": solution,
-        "solution-en": solution.parent.parent / "en" / assign.NOTEBOOK,
-        "blank": solution.parent.parent.parent / "student" / "zh-TW" / assign.NOTEBOOK,
+        "solution-en": built.solutions["en"],
+        "blank": built.student["zh-TW"],
         "dense64": mutate(solution, work / "dense64.ipynb", ("Dense(128", "Dense(64")),
     }
     for name, path in subs.items():

@@ -7,14 +7,14 @@ Each answer key (the student notebook with every blank filled) runs top to botto
 no cell may end in an error, every check passes in the notebook's words, the export cell explains
 Colab's download, and ipywidgets keeps Colab's version.
 
-Colab's packages live in a venv cached under .cache/colab-like (made once, a few minutes with pip's
-cache); each run adds a fresh small venv on top of it, so Otter's install is really tested each time.
+Colab's packages live in a venv cached outside the clone, under ~/.cache/fashion-kit (or
+$XDG_CACHE_HOME/fashion-kit), made once per machine for each set of pins and Python (a few minutes);
+each run adds a fresh small venv on top of it, so Otter's install is really tested each time.
 """
 
 from __future__ import annotations
 
 import glob
-import hashlib
 import json
 import os
 import shutil
@@ -27,6 +27,7 @@ import pytest
 
 from fashion_kit import assign, data, notebooks, paths
 
+from .conftest import cached_environment
 from .test_notebooks import assert_check_passed
 
 # What Colab runs (its Python and the versions it pins of the packages the notebook meets).
@@ -35,7 +36,6 @@ COLAB_PINS = ["tensorflow==2.19.0", "keras==3.10.0", "ipython==7.34.0", "ipykern
               "ipywidgets==7.7.1", "matplotlib==3.10.0", "numpy==2.0.2", "pandas==2.2.2",
               "nbformat==5.10.4", "nbconvert==7.16.6", "jupyter-client==8.6.3", "requests==2.32.3",
               "Jinja2==3.1.6", "PyYAML==6.0.2", "packaging==24.2"]
-CACHE = paths.ROOT / ".cache" / "colab-like"
 
 pytestmark = pytest.mark.slow
 
@@ -104,18 +104,18 @@ def run(*command, **kwargs) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope="module")
 def colab_packages() -> Path:
-    """The venv with Colab's pinned packages, made once and kept under .cache/colab-like."""
+    """The venv with Colab's pinned packages, cached per machine and keyed by the pins and the Python.
+
+    The venv is built under a temporary name and then renamed, so its own scripts name a folder that
+    is gone; nothing runs them: each run's venv reads only its site-packages (see colab_kernel)."""
     python = colab_python()
-    key = hashlib.sha256(json.dumps([python, COLAB_PINS]).encode()).hexdigest()[:12]
-    venv = CACHE / f"packages-{key}"
-    stamp = venv / ".complete"
-    if not stamp.exists():
-        shutil.rmtree(venv, ignore_errors=True)
-        venv.parent.mkdir(parents=True, exist_ok=True)
+    identity = run(python, "-c", "import sys; print(sys.version); print(sys.base_prefix)").stdout
+
+    def build(venv: Path) -> None:
         run(python, "-m", "venv", venv)
         run(venv / "bin" / "python", "-m", "pip", "install", "-q", *COLAB_PINS, timeout=3600)
-        stamp.write_text("\n".join(COLAB_PINS) + "\n")
-    return venv
+
+    return cached_environment("colab-like", [identity, COLAB_PINS], build)
 
 
 @pytest.fixture

@@ -175,7 +175,10 @@ class RecordingGrader(FakeGrader):
             "slurm_job": os.environ.get("SLURM_JOB_ID", ""),  # set when a Slurm job runs the grading
         }
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        (self.log_dir / f"{uuid.uuid4().hex}.json").write_text(json.dumps(entry), encoding="utf-8")
+        # Written under another name, then renamed: log() may read from another process at any moment.
+        partial = self.log_dir / f"{uuid.uuid4().hex}.partial"
+        partial.write_text(json.dumps(entry), encoding="utf-8")
+        partial.rename(partial.with_suffix(".json"))
         if KILL_THE_WORKER in text:
             os.kill(os.getpid(), 9)
         if kwargs["cancel"].wait(self.delay):

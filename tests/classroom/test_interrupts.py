@@ -102,6 +102,7 @@ def busy_cores():
         hog.wait()
 
 
+@pytest.mark.busy
 def test_a_signal_at_any_moment_stops_the_batch_cleanly(tmp_path, busy_cores):
     for i in range(STUDENTS):
         write_notebook(tmp_path / "class" / f"student{i:02d}.ipynb", "x = 1")

@@ -34,15 +34,18 @@ def test_grading_the_same_submission_twice_gives_identical_results(built, grader
 
 
 @pytest.mark.slow
-def test_machine_load_changes_no_grade(built, tmp_path):
-    """The same submission graded on an otherwise idle machine, then with both cores kept busy by
-    other processes: the same results.json (each model's measurement is counted in CPU seconds)."""
+def test_machine_load_changes_no_grade(built, grader, tmp_path):
+    """The reference solution graded while other processes keep every core busy gets the same
+    results.json as the session's grading of it under the suite's usual load (each model's
+    measurement is counted in CPU seconds)."""
     import subprocess
     import sys
 
     from fashion_kit import run
 
-    first = run.grade(built.solutions["en"], built.autograder_zip, tmp_path / "idle")
+    # The session's grading of the reference solution: core_submissions queues it under this name,
+    # so it is graded here only when this test runs without the tests that ask for those.
+    first = grader.submit("solution-en", built.solutions["en"]).result()
     spinners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(os.cpu_count() or 2)]
     try:
         second = run.grade(built.solutions["en"], built.autograder_zip, tmp_path / "loaded")
