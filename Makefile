@@ -26,10 +26,12 @@ $(VENV)/bin/python:
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
 $(RUNTIME_STAMP): pyproject.toml constraints.txt | $(VENV)/bin/python
+	@echo "installing the kit and its pinned packages (TensorFlow, Otter-Grader...) into $(VENV): a minute or two"
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e .
 	touch $@
 
 $(DEV_STAMP): $(RUNTIME_STAMP)
+	@echo "installing the development tools (pytest, Playwright, Dask...) into $(VENV)"
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $@
 
