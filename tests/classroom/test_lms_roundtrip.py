@@ -270,3 +270,33 @@ def test_the_output_lock_is_gone_when_the_batch_ends_and_still_keeps_a_second_ba
         with pytest.raises(lock.Busy):
             lock.OutputLock(tmp_path)
     assert not (tmp_path / ".lock").exists()
+
+
+def _moodle_import(file_name: str) -> tuple[str, str, str] | None:
+    """(participant id, plugin, file name) as Moodle's *Upload multiple feedback files in a zip* reads
+    a zip member's path part (assignfeedback_file's importer: split on ``_`` into at most five parts,
+    the second the participant id, then the plugin's type and name, the rest the file's name)."""
+    info = file_name.split("_", 4)
+    if len(info) < 4 or not info[1].isdigit():
+        return None
+    return info[1], f"{info[2]}_{info[3]}", info[4] if len(info) == 5 else ""
+
+
+def test_a_moodle_class_gets_a_feedback_zip_moodle_attaches_to_each_participant(tmp_path, monkeypatch):
+    """Moodle's *Download all submissions* gives each student a folder named with their participant
+    id: the feedback zip names each page so Moodle's import finds that id and its own file plugin."""
+    roster_file = tmp_path / "roster.csv"
+    roster_file.write_text("First name,Last name,ID number,Email address\n美玲,陳,B10901001,chenml@x.edu\n"
+                           "Anna,Lee,B10901003,anna@x.edu\n", encoding="utf-8")
+    submissions = tmp_path / "submissions"
+    write_notebook(submissions / "陳美玲_2345_assignsubmission_file" / "fashion_mnist.ipynb", "a = 1")
+    write_notebook(submissions / "Anna Lee_2346_assignsubmission_file_" / "fashion_mnist.ipynb", "a = 1", "b = 2")
+    zip_path = fake_autograder(tmp_path / "ag.zip")
+    monkeypatch.setattr("fashion_kit.classroom.grader.grade_function", lambda: FakeGrader())
+    out = tmp_path / "graded"
+    assert cli.main(["grade", str(submissions), "--roster", str(roster_file), "--output", str(out),
+                     "--autograder", str(zip_path)]) == 0
+    with zipfile.ZipFile(out / "feedback.zip") as zf:
+        read = {_moodle_import(name) for name in zf.namelist()}
+    assert read == {("2345", "assignfeedback_file", "B10901001.html"),
+                    ("2346", "assignfeedback_file", "B10901003.html")}

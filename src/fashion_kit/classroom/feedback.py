@@ -354,6 +354,30 @@ def file_name(submission_id: str) -> str:
     return f"{safe}.html"
 
 
+# Moodle's *Download all submissions* gives each student a folder `<full name>_<participant id>_
+# assignsubmission_<plugin>[_]`: the participant id is the one its feedback import reads back.
+MOODLE_SUBMISSION = re.compile(r"^(?P<name>[^/_]+)_(?P<participant>\d+)_assignsubmission_[a-z]+_?(?:/|$)")
+
+
+def moodle_participant(original_name: str) -> tuple[str, str] | None:
+    """(full name, participant id) of an upload that came from Moodle's download, else None."""
+    found = MOODLE_SUBMISSION.match(str(original_name or "").replace("\\", "/"))
+    return (found["name"], found["participant"]) if found else None
+
+
+def upload_name(student, upload=None) -> str:
+    """A student's page's name in the zip, so that the LMS's bulk upload attaches it to them: Canvas's
+    (:func:`canvas_upload_name`) when the roster gave a Canvas user id; Moodle's when the upload came
+    from Moodle's download (its *Upload multiple feedback files in a zip* splits a name on ``_`` and
+    reads the participant id second, then the feedback plugin, ``assignfeedback_file``, then the file's
+    name); else the page's own name."""
+    moodle = moodle_participant(get(upload, "original_name", "")) if upload is not None else None
+    if not student.canvas_id.isdigit() and moodle is not None:
+        name, participant = moodle
+        return f"{name}_{participant}_assignfeedback_file_{file_name(student.key)}"
+    return canvas_upload_name(student)
+
+
 def canvas_upload_name(student) -> str:
     """A student's page's name in the zip: ``<Canvas user id>_<SID>.html`` when the roster gave a
     Canvas user id, else the page's own name.

@@ -154,7 +154,7 @@ def _write_feedback(out, written, records, assignment, results_of, language_of, 
                 pages[row.student.key] = feedback.missing_page(row.student, assignment=assignment)
             else:
                 pages[row.student.key] = page(row.upload, row.student)
-            zipped[row.student.key] = feedback.canvas_upload_name(row.student)
+            zipped[row.student.key] = feedback.upload_name(row.student, row.upload)
         for u in written.unmatched:
             apart[str(roster.get(u, "id", ""))] = page(u)
     else:
