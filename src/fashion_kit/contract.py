@@ -34,6 +34,9 @@ LANGUAGE_KEY = "fashion_kit_language"
 # The test results.json holds, and no scores, when a submission cannot be graded (Otter's name for it).
 OTTER_ERROR_TEST = "Autograder Error"
 CHALLENGE_TEST, LEADERBOARD_NAME = "Challenge bonus", "Challenge test accuracy"
+# Gradescope's field for how long the grading took: a measure of the machine, not of the submission
+# (the one part of results.json that two gradings of the same notebook may not share).
+EXECUTION_TIME_KEY = "execution_time"
 # Beside each question's scored test, a test without points holding what the notebook's own check
 # says of it: Gradescope can show it at once, while the scores wait for publication.
 PUBLIC_CHECK_TEST = "{question} · 筆記本的檢查 / notebook check"

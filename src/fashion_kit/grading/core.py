@@ -91,7 +91,7 @@ def grade(autograder_dir: Path, box: sandboxes.Sandbox, *, scratch: Path | None 
                                                     clock, log)
         results = verdicts.decide(questions, phase1, models, settings, sandbox=box.name)
         results["extra_data"][c.LANGUAGE_KEY] = notebook_language(submission, trusted)
-        results["execution_time"] = round(time.monotonic() - clock[0][1], 1)
+        results[c.EXECUTION_TIME_KEY] = round(time.monotonic() - clock[0][1], 1)
         if phase1.stopped == Stop.ERROR:
             results["tests"].append({"name": "Autograder log (instructors only)", "status": "failed",
                                      "visibility": "hidden", "output": phase1_log[-5000:]})
