@@ -363,7 +363,9 @@ def parser() -> argparse.ArgumentParser:
     s = _command(sub, "grade", "grade a whole class: a folder of notebooks or zips, or a Gradescope export")
     s.epilog = EXIT_CODES
     s.add_argument("source", help="a folder of notebooks / grader.export() zips, or a Gradescope export (zip or folder)")
-    s.add_argument("--output", "-o", default="graded", help="folder for the gradebook, report and results (default: graded)")
+    s.add_argument("--output", "-o", default="graded",
+                   help="folder for the gradebook, report and results, made private to you (see --group) "
+                        "(default: graded)")
     s.add_argument("--autograder", default=str(paths.AUTOGRADER_ZIP), help=AUTOGRADER_HELP)
     s.add_argument("--roster", help="the class list as CSV: a Canvas gradebook export, a Moodle participants "
                    "export, a Gradescope roster or any sheet with a student id, a name and an email; adds "
