@@ -19,6 +19,7 @@ from pathlib import Path
 
 from .. import contract as c
 from .. import data
+from .supervise import DIR_FLAGS
 
 # The lesson's model file is about 1.2 MB with Adam's state, the challenge's a few MB; the notebook's
 # own test images are 31 MB as float32.
@@ -66,7 +67,6 @@ def make_work_folder(work: Path, source: Path, submission: Path) -> None:
 # The remover holds this many folder descriptors at most, however deep the tree: deeper, it closes
 # the outermost ones and comes back up through ".." (checked to be the folder it left).
 REMOVE_OPEN_FOLDERS = 32
-_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
 def remove_tree(path: Path, quarantine: Path | None = None) -> list[str]:
@@ -76,7 +76,7 @@ def remove_tree(path: Path, quarantine: Path | None = None) -> list[str]:
     either way it is reported on stderr, where the instructor sees it."""
     path = Path(path)
     try:
-        parent = os.open(path.parent, _DIR_FLAGS)
+        parent = os.open(path.parent, DIR_FLAGS)
     except FileNotFoundError:
         return []
     except OSError as e:
@@ -163,7 +163,7 @@ def remove_at(dir_fd: int, name: str) -> bool:
             levels.pop()
             try:
                 if levels and levels[-1].fd is None:
-                    levels[-1].fd = os.open("..", _DIR_FLAGS, dir_fd=level.fd)
+                    levels[-1].fd = os.open("..", DIR_FLAGS, dir_fd=level.fd)
                     info = os.fstat(levels[-1].fd)
                     if (info.st_dev, info.st_ino) != levels[-1].ident:  # moved: not the way back
                         return False
@@ -220,7 +220,7 @@ def _open_folder(dir_fd: int, name: str, st: os.stat_result) -> int | None:
         if info.st_mode & 0o700 != 0o700 and info.st_uid == os.geteuid() != 0:
             # An O_PATH descriptor cannot be fchmod-ed; its /proc link can, and names this very folder.
             os.chmod(f"/proc/self/fd/{handle}", stat.S_IMODE(info.st_mode) | 0o700)
-        return os.open(".", _DIR_FLAGS, dir_fd=handle)
+        return os.open(".", DIR_FLAGS, dir_fd=handle)
     except OSError:
         return None
     finally:

@@ -194,7 +194,7 @@ def folder_over(folder: Path, limit_bytes: float) -> bool:
 # follow (past PATH_MAX a path cannot be opened, and a path walk misses all that is below), a link is
 # never followed, and a folder renamed while it is walked cannot send the walk elsewhere. It holds one
 # descriptor per level, so its depth limit bounds them.
-_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 # An entry that went away between the listing and the look (a temporary file, a folder replaced by a
 # file) holds nothing any more: it costs nothing.
 _GONE = (FileNotFoundError, NotADirectoryError)
@@ -221,7 +221,7 @@ def walk(top: str | Path, descend: Callable[[os.stat_result], bool], *, max_dept
     def opened(fd: int | None, name) -> tuple[int, list[str]] | None:
         """The folder ``name`` (in ``fd``; a path if None) open, with its names; None if gone or unseen."""
         try:
-            child = os.open(name, _DIR_FLAGS) if fd is None else os.open(name, _DIR_FLAGS, dir_fd=fd)
+            child = os.open(name, DIR_FLAGS) if fd is None else os.open(name, DIR_FLAGS, dir_fd=fd)
         except _GONE:
             return None
         except OSError as e:
