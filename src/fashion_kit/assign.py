@@ -23,8 +23,7 @@ from pathlib import Path
 
 from . import check_code, data, notebooks, paths
 from .autograder_zip import BuildError, write_autograder_zip
-
-NOTEBOOK = "fashion_mnist.ipynb"
+from .contract import ANSWER_TAG, NOTEBOOK
 ZIP_NAME = "autograder.zip"
 
 
@@ -146,7 +145,6 @@ def solution_code(source: str) -> str:
     return "\n".join(kept).strip("\n")
 
 
-ANSWER_TAG = "otter_answer_cell"
 SOLUTION_TAG = "otter_assign_solution_cell"
 
 

@@ -13,6 +13,8 @@ import re
 from .questions import NAMES, WITH_SNAPSHOT
 
 NOTEBOOK = "fashion_mnist.ipynb"
+# The tag Otter Assign gives the cells a student fills in.
+ANSWER_TAG = "otter_answer_cell"
 # The languages a notebook is handed out in (the build writes one into the notebook's metadata).
 LANGUAGES = ("zh-TW", "en")
 # What the student saves (question 7) and, optionally, the challenge model.

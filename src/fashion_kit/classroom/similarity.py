@@ -25,6 +25,7 @@ from itertools import combinations
 from pathlib import Path
 
 from .. import paths
+from ..contract import ANSWER_TAG, NOTEBOOK
 
 # Share of a student's own answer code also found in another's at or above which a pair is flagged.
 # Answers copied with renamed variables score about 1.0; two honest answers of the same shape that
@@ -34,9 +35,7 @@ THRESHOLD = 0.8
 # copydetect's defaults: a match must be at least NOISE characters of filtered code, and one of
 # GUARANTEE or more is always found (the winnowing window is their difference plus one).
 NOISE, GUARANTEE = 25, 30
-ANSWER_TAG = "otter_answer_cell"
 CHECK = "grader.check("
-NOTEBOOK = "fashion_mnist.ipynb"
 
 
 @dataclass
