@@ -11,8 +11,9 @@ message, the accuracy the grader measured against the threshold, and the challen
 "Public Tests" summary box is left out when the questions have their own rows: it reports only the
 public checks, and would say "All test cases passed!" above a question the grader scored 0. A
 submission that could not be graded gets what to do next.
-``feedback.zip`` bundles the pages for upload; a student with a Canvas user id has their page named
-``<Canvas user id>_<SID>.html`` there, as Canvas's bulk upload of submission comments reads a name.
+``feedback.zip`` bundles the pages for upload, each named so the LMS's bulk upload finds its student
+(:func:`upload_name`): ``<Canvas user id>_<SID>.html`` for Canvas, Moodle's participant id and
+feedback plugin first for an upload that came from Moodle's download.
 An upload the LMS marked late says so, with what the late policy took off its total.
 
 Everything on the page comes from a student's notebook or from messages quoting it, so every text is
