@@ -7,7 +7,7 @@ import zipfile
 from pathlib import Path
 
 
-from fashion_kit import assign, autograder_zip, contract
+from fashion_kit import assign, autograder_zip
 
 from .conftest import QUESTIONS
 
@@ -30,8 +30,8 @@ def test_the_zip_carries_the_kit_as_a_wheel_and_knows_what_it_was_built_from(bui
 
 
 def test_every_evidence_question_is_a_question_of_the_autograder(built):
-    from fashion_kit.questions import points_in_autograder
+    from fashion_kit.questions import WITH_SNAPSHOT, points_in_autograder
 
     questions = points_in_autograder(built.autograder_zip)
-    assert set(contract.EVIDENCE_QUESTIONS) <= questions.keys()
+    assert set(WITH_SNAPSHOT) <= questions.keys()
     assert questions == {q: float(p) for q, p in QUESTIONS.items()}

@@ -5,7 +5,7 @@ import zipfile
 
 import pytest
 
-from fashion_kit import contract, paths, questions
+from fashion_kit import paths, questions
 
 
 def test_registry_names_the_masters_graded_questions_in_order():
@@ -27,9 +27,10 @@ def test_the_readme_table_lists_each_question_with_the_masters_points():
     assert {q: float(p) for q, p in rows.items()} == questions.points_in_master(paths.MASTER)
 
 
-def test_snapshot_questions_are_the_contracts_evidence_questions():
-    assert contract.EVIDENCE_QUESTIONS == tuple(q.name for q in questions.QUESTIONS if q.snapshot)
-    assert contract.Q_ACCURACY == "q9_accuracy"
+def test_the_questions_the_grader_treats_by_name_are_the_registrys():
+    assert questions.WITH_SNAPSHOT == tuple(q.name for q in questions.QUESTIONS if q.snapshot)
+    assert (questions.Q_MODEL, questions.Q_EVALUATE, questions.Q_ACCURACY) == ("q4_model", "q8_evaluate", "q9_accuracy")
+    assert {questions.Q_ACCURACY, *questions.WITH_SNAPSHOT} <= set(questions.NAMES)
 
 
 def test_blocks_are_read_with_their_settings(tmp_path):

@@ -177,7 +177,8 @@ def cmd_grade(args) -> int:
 
 
 def _grade(args, interrupts) -> int:
-    from . import report, run
+    from . import run
+    from .classroom import report
     from . import settings as settings_module
     from .classroom import batch, matching, outputs, progress, roster, store
 

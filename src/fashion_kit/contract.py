@@ -4,13 +4,14 @@ Both import this module (the zip installs the kit itself), so a name or a format
 on both sides at once. It holds the names of the files a grading reads and writes, the layout of the
 untrusted work folder, the questions that have evidence outside the kernel, and two small helpers
 both sides need.
+
+It imports nothing of the kit: every other module may import it (docs/architecture.md). The
+questions' own names belong to the question registry (:mod:`fashion_kit.questions`).
 """
 
 from __future__ import annotations
 
 import re
-
-from .questions import NAMES, WITH_SNAPSHOT
 
 NOTEBOOK = "fashion_mnist.ipynb"
 # The tag Otter Assign gives the cells a student fills in.
@@ -56,12 +57,6 @@ QUESTION_VALUES = "{question}.json"
 TEST_IMAGES_FILE = "test_images.npy"  # the notebook's own test_images at question 8
 # Of a question with evidence, the grader saves `model` right after the question is answered.
 MODEL_SNAPSHOT = "{question}.keras"
-
-# Every graded question (the question registry's), and those whose grade also needs a model snapshot.
-QUESTIONS = NAMES
-EVIDENCE_QUESTIONS = WITH_SNAPSHOT
-Q_MODEL, Q_COMPILE, Q_FIT, Q_SAVE_LOAD, Q_EVALUATE = EVIDENCE_QUESTIONS
-Q_ACCURACY = "q9_accuracy"  # measured on Q_EVALUATE's snapshot: the model the notebook evaluated
 
 
 # An optional format checker of jsonschema (Jupyter's server pulls it in) that compiles a grammar when

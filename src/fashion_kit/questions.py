@@ -12,6 +12,11 @@ when a submission is graded. A fast test keeps this table and the master's block
 
 Adding a question: its block in the master, a row here, its collect_/check_ pair in checks.py, and (when it has a wrong answer worth
 pinning) a catalogue entry; see docs/adding-a-question.md.
+
+The registry is also the assignment's one door for the grading core, which imports nothing of the
+checks directly (docs/architecture.md): besides each question's verdict (:meth:`Question.decide`)
+it hands on the collectors' code for the grader's evidence cell (:func:`collectors_code`) and the
+few facts of the checks the grader must share with them, named below.
 """
 
 from __future__ import annotations
@@ -21,6 +26,13 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import check_code, checks
+# What the grading core needs of the checks beyond a verdict: a model's facts cut exactly as the
+# checks compare them (the evaluator measures the model files with these), the digests the evidence
+# cell recognises the training set by, and the training rule the challenge model must meet too.
+from .checks import (OFFICIAL_DIGESTS, TRAINING_EXAMPLES, TRAINING_EXAMPLES_DIGEST,  # noqa: F401
+                     compile_facts, function_name, layer_rows, trained_problem, weights_digest)
+from .contract import natural_key
 from .errors import KitError
 
 
@@ -47,8 +59,6 @@ class Question:
 
     def decide(self, values, public: bool = False) -> tuple[float, list[str]]:
         """(fraction of the points, messages) of this question's check on ``values``."""
-        from . import checks
-
         return getattr(checks, self.check)(values, public=public)
 
 
@@ -80,6 +90,20 @@ BY_NAME = {q.name: q for q in QUESTIONS}
 NAMES = tuple(BY_NAME)
 # The questions whose grade needs the `model` snapshot taken where each is answered, in order.
 WITH_SNAPSHOT = tuple(q.name for q in QUESTIONS if q.snapshot)
+# The questions the grading core treats by name: those it measures a model for.
+Q_MODEL, Q_COMPILE, Q_FIT, Q_SAVE_LOAD, Q_EVALUATE = WITH_SNAPSHOT
+Q_ACCURACY = "q9_accuracy"  # measured on Q_EVALUATE's snapshot: the model the notebook evaluated
+
+# Helpers of the checks that the grader's evidence cell runs beside the collectors: the fit recorder's
+# keys and digests of what a fit trained on and of the weights it left.
+EVIDENCE_HELPERS = ("describe_array", "key_weights", "example_keys", "examples_digest", "weights_digest")
+
+
+def collectors_code() -> str:
+    """The code of every question's collector and of :data:`EVIDENCE_HELPERS`, copied from the
+    checks, for the grader's evidence cell."""
+    return check_code.source_for(*(q.collect for q in QUESTIONS), *EVIDENCE_HELPERS)
+
 
 # The master's question blocks: a raw cell `# BEGIN QUESTION` followed by YAML lines `key: value`.
 _BLOCK = re.compile(r"^\s*#\s*BEGIN QUESTION\s*$", re.MULTILINE)
@@ -130,8 +154,6 @@ def points_in_tests(files) -> dict[str, float]:
     ``files`` gives each test file as (file name, its text). Otter's test files declare ``name`` and
     ``points`` as plain assignments, read here with ``ast``: nothing of them runs (importing Otter's
     loader would also keep pandas in the grading core's process)."""
-    from .contract import natural_key
-
     found = {}
     for filename, text in sorted(files, key=lambda item: natural_key(Path(item[0]).stem)):
         if Path(filename).stem == "__init__":

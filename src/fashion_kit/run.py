@@ -21,8 +21,7 @@ from typing import Sequence
 
 import nbformat
 
-from . import contract, notebooks, settings as settings_module
-from .classroom import intake
+from . import contract, notebooks, settings as settings_module, uploads
 from .grading import layout, sandbox as sandboxes, stopped, supervise
 from .settings import Settings
 from .statuses import Status, Stop
@@ -114,8 +113,8 @@ def grade(
     settings = settings or settings_module.from_zip(autograder_zip)
     box = sandboxes.choose(sandbox, settings=settings)  # refuse before any work if it is missing
     try:  # the one check of a notebook, the same as the batch's for an upload
-        checked, _ = intake.read_notebook_file(submission, int(settings.max_notebook_mb * 2**20))
-    except intake.Refused as e:
+        checked, _ = uploads.read_notebook_file(submission, int(settings.max_notebook_mb * 2**20))
+    except uploads.Refused as e:
         return Outcome(str(submission), Status.INVALID, e.en, message_zh=e.zh, sandbox=box.name)
     nb = prepare_submission(nbformat.reads(checked.decode("utf-8"), as_version=4))
 

@@ -23,8 +23,8 @@ import nbformat
 import psutil
 import pytest
 
-from fashion_kit import questions, report, run, settings as settings_module
-from fashion_kit.classroom import batch, exports, intake, store
+from fashion_kit import questions, run, settings as settings_module
+from fashion_kit.classroom import batch, exports, intake, report, store
 from fashion_kit.classroom.intake import InputError
 from fashion_kit.grading import layout, supervise
 

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from fashion_kit import cli, report, run
-from fashion_kit.classroom import batch, exports, grader, ids, intake, store
+from fashion_kit import cli, run
+from fashion_kit.classroom import batch, exports, grader, ids, intake, report, store
 from fashion_kit.grading import supervise
 
 from .classroom_fakes import (DAMAGE, FakeGrader, damage, fake_autograder, notebook_text, snapshot,

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from fashion_kit import cli, report
-from fashion_kit.classroom import batch, exports, feedback, intake, matching, outputs, roster
+from fashion_kit import cli
+from fashion_kit.classroom import batch, exports, feedback, intake, matching, outputs, report, roster
 from fashion_kit.classroom.store import Record
 
 from .classroom_fakes import FakeGrader, fake_autograder, write_notebook

@@ -16,8 +16,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fashion_kit import contract, report
-from fashion_kit.classroom import exports, feedback, matching, resources, roster
+from fashion_kit import contract
+from fashion_kit.classroom import exports, feedback, matching, report, resources, roster
 
 from .. import gradescope_spec
 from .classroom_fakes import Rec

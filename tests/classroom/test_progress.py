@@ -96,7 +96,7 @@ def test_the_time_left_is_never_below_the_rounds_left_times_the_fastest_grading(
 
 
 def test_an_interrupted_batchs_summary_counts_the_whole_class():
-    from fashion_kit import report
+    from fashion_kit.classroom import report
 
     graded = [SimpleNamespace(id=i, status="graded", scores={"q1": [1.0, 1.0]}, counted=True, sandbox="bubblewrap")
               for i in ("a", "b")]

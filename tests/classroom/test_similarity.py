@@ -8,8 +8,8 @@ from pathlib import Path
 
 import nbformat
 
-from fashion_kit import paths, report
-from fashion_kit.classroom import batch, similarity
+from fashion_kit import paths
+from fashion_kit.classroom import batch, report, similarity
 
 from .classroom_fakes import FakeGrader, fake_autograder
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 
 
-from fashion_kit import checks, contract
+from fashion_kit import checks, questions
 from fashion_kit.grading import verdicts
 from fashion_kit.settings import Settings
 
@@ -26,10 +26,10 @@ def lesson_model(**changes) -> dict:
 
 def models(**changes) -> dict:
     """The evaluator's facts of an honest notebook's model files; ``changes`` replace some (None: no file)."""
-    found = {contract.Q_MODEL: lesson_model(iterations=0, weights="u" * 64),
-             contract.Q_COMPILE: lesson_model(iterations=0, weights="u" * 64),
-             contract.Q_FIT: lesson_model(), contract.Q_SAVE_LOAD: lesson_model(), "student": lesson_model(),
-             contract.Q_EVALUATE: lesson_model(accuracy=0.8677, train_accuracy=0.8961)}
+    found = {questions.Q_MODEL: lesson_model(iterations=0, weights="u" * 64),
+             questions.Q_COMPILE: lesson_model(iterations=0, weights="u" * 64),
+             questions.Q_FIT: lesson_model(), questions.Q_SAVE_LOAD: lesson_model(), "student": lesson_model(),
+             questions.Q_EVALUATE: lesson_model(accuracy=0.8677, train_accuracy=0.8961)}
     found.update(changes)
     return {k: v for k, v in found.items() if v is not None}
 

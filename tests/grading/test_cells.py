@@ -7,7 +7,7 @@ import json
 
 import nbformat
 
-from fashion_kit import contract
+from fashion_kit import questions
 from fashion_kit.grading.cells import checkpoints, evidence, seeding
 
 
@@ -23,7 +23,7 @@ def test_evidence_is_taken_right_after_each_questions_check_and_at_the_end_when_
     sources = [c.source for c in nb.cells]
     assert sources[2:4] == ['grader.check("q4_model")', "__fashion_kit_evidence__('q4_model')"]
     assert sources[5:7] == ["grader.check('q9_accuracy')", "__fashion_kit_evidence__('q9_accuracy')"]
-    rest = [q for q in contract.QUESTIONS if q not in ("q4_model", "q9_accuracy")]
+    rest = [q for q in questions.NAMES if q not in ("q4_model", "q9_accuracy")]
     assert sources[7:] == [f"__fashion_kit_evidence__({q!r})" for q in rest]
     assert str(tmp_path) in sources[0]
 

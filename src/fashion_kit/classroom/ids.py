@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
+from ..uploads import printable
 from .store import OUTPUT_NAMES
 
 MAX_LENGTH = 64
@@ -21,15 +22,6 @@ _OUTSIDE_ALPHABET = re.compile(r"[^\w.-]+")
 # Names Windows refuses for a file whatever its extension: an output folder may be copied there.
 _WINDOWS_DEVICES = {"con", "prn", "aux", "nul", *(f"com{i}" for i in range(10)), *(f"lpt{i}" for i in range(10))}
 FALLBACK = "submission"
-
-
-def printable(text: str) -> str:
-    """``text`` as any terminal, file or web page can show it: undecodable bytes and lone surrogates
-    (a file name in another encoding) become U+FFFD instead of crashing the writer."""
-    try:
-        return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
-    except UnicodeEncodeError:
-        return text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
 
 
 def _letter(ch: str) -> str:

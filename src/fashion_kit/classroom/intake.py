@@ -28,6 +28,8 @@ from typing import Callable
 
 from ..errors import KitError
 from .. import contract
+from ..uploads import (MAX_JSON_DEPTH, Entry, Refused, check_notebook, json_depth_exceeds,
+                       read_entry)
 from . import ids, store
 
 METADATA = "submission_metadata.yml"
@@ -38,12 +40,9 @@ IGNORED_PARTS = {"__MACOSX", ".ipynb_checkpoints", "__pycache__"}
 MAX_ENTRIES = 100_000  # files in the class's folder or zip
 MAX_ENTRIES_IN_UPLOAD = 1_000  # files in one student's zip
 MAX_FOLDER_DEPTH = 8
-MAX_JSON_DEPTH = 100  # a notebook is about 6 deep; Python's parser overflows in the thousands
 MAX_METADATA_BYTES = 16 * 2**20
 MAX_MODEL_BYTES = 256 * 2**20  # a saved Keras model of this assignment is about 1.2 MB
 MAX_FIELD_CHARS = 500  # a submitter's name, email or SID, as kept
-# Compression methods Python's zipfile reads; any other raises NotImplementedError.
-READABLE_COMPRESSION = {zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA}
 NOTEBOOK_SUFFIX, ZIP_SUFFIX = ".ipynb", ".zip"
 # Files handed to the grader beside the notebook, by their name in lower case.
 EXTRA_FILES = {name.lower(): name for name in contract.SUBMITTED_FILES if name != contract.NOTEBOOK}
@@ -55,14 +54,6 @@ class InputError(KitError, ValueError):
 
 class Interrupted(Exception):
     """A stop was asked for while the uploads were being read."""
-
-
-class Refused(Exception):
-    """An upload cannot be graded: what was expected and what was found, in both languages."""
-
-    def __init__(self, en: str, zh: str):
-        super().__init__(en)
-        self.en, self.zh = en, zh
 
 
 # Where an upload's time comes from, said wherever it decides which of a student's uploads counts.
@@ -90,125 +81,6 @@ class Upload:
     id: str = ""
 
 
-@dataclass
-class _Entry:
-    """A file in a folder or an archive: its path (POSIX, relative), its size and how to read it."""
-
-    name: str
-    size: int = 0
-    open: Callable | None = None  # None: a link, a device or a folder marker
-    mtime: float = 0.0
-    info: zipfile.ZipInfo | None = None
-    kind: str = "file"  # file, dir (a top-level folder), link, other
-
-    @property
-    def base(self) -> str:
-        return self.name.rsplit("/", 1)[-1]
-
-
-def _both(en: str, zh: str) -> Refused:
-    return Refused(en, zh)
-
-
-def _mb(size: int) -> str:
-    return f"{size / 2**20:,.1f} MB"
-
-
-# ---- guarded readers ----
-
-def read_entry(entry: _Entry, limit: int) -> bytes:
-    """At most ``limit`` bytes of ``entry``; anything else (a lying size, a damaged, encrypted or
-    oddly compressed member, a link) is refused with a message."""
-    shown = ids.printable(entry.name)
-    if entry.kind == "link":
-        raise _both(f"{shown} is a link; expected a file.", f"{shown} 是連結；應為檔案。")
-    if entry.open is None:
-        raise _both(f"{shown} is not a regular file.", f"{shown} 不是一般檔案。")
-    if entry.size > limit:
-        raise _too_large(shown, entry.size, limit)
-    if entry.info is not None:
-        if entry.info.flag_bits & 0x1:
-            raise _both(f"{shown} is encrypted; expected a zip without a password.",
-                        f"{shown} 有加密；應為沒有密碼的 zip 檔。")
-        if entry.info.compress_type not in READABLE_COMPRESSION:
-            raise _both(f"{shown} uses an unknown compression method ({entry.info.compress_type}); "
-                        "expected a zip made by grader.export() or your computer's zip tool.",
-                        f"{shown} 使用不明的壓縮方式（{entry.info.compress_type}）；"
-                        "應為 grader.export() 或電腦內建壓縮工具產生的 zip 檔。")
-    try:
-        with entry.open() as f:
-            payload = f.read(limit + 1)  # one byte more: a size that lies (zip headers can) is caught
-    except Exception as e:  # BadZipFile (CRC), zlib.error, EOFError, OSError, ...: all mean damaged
-        raise _both(f"{shown} could not be read: the file is damaged ({type(e).__name__}: {e}).",
-                    f"{shown} 無法讀取：檔案已損毀（{type(e).__name__}: {e}）。") from None
-    if len(payload) > limit:
-        raise _too_large(shown, len(payload), limit)
-    return payload
-
-
-def _too_large(shown: str, size: int, limit: int) -> Refused:
-    return _both(
-        f"{shown} is {_mb(size)} or more, larger than the {_mb(limit)} limit (a notebook for this "
-        "assignment is normally well under 1 MB); clear its outputs and save it again.",
-        f"{shown} 有 {_mb(size)} 以上，超過 {_mb(limit)} 的上限（這份作業的筆記本通常遠小於 1 MB）；"
-        "請清除輸出後重新儲存。",
-    )
-
-
-def json_depth_exceeds(raw: bytes, limit: int = MAX_JSON_DEPTH) -> bool:
-    """Whether JSON text nests deeper than ``limit``, found without parsing it (strings skipped)."""
-    stripped = re.sub(rb'"(?:[^"\\]|\\.)*"', b"", raw)
-    depth = 0
-    for bracket in re.sub(rb"[^\[\]{}]", b"", stripped):
-        depth += 1 if bracket in b"[{" else -1
-        if depth > limit:
-            return True
-    return False
-
-
-def check_notebook(raw: bytes, shown: str) -> tuple[bytes, int]:
-    """The notebook's bytes to grade (nbformat 4; a version 3 notebook is converted) and its major
-    version, or :class:`Refused` saying what was found."""
-    import nbformat
-
-    expected_en, expected_zh = "expected a Jupyter notebook (.ipynb)", "應為 Jupyter 筆記本（.ipynb）"
-    if not raw.strip():
-        raise _both(f"{shown} is empty; {expected_en}.", f"{shown} 是空的；{expected_zh}。")
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise _both(f"{shown} is not a Jupyter notebook: it is not UTF-8 text; {expected_en}.",
-                    f"{shown} 不是 Jupyter 筆記本：不是 UTF-8 文字；{expected_zh}。") from None
-    if json_depth_exceeds(raw):
-        raise _both(f"{shown} is not a Jupyter notebook: its JSON is nested more than {MAX_JSON_DEPTH} "
-                    f"levels deep; {expected_en}.",
-                    f"{shown} 不是 Jupyter 筆記本：JSON 巢狀超過 {MAX_JSON_DEPTH} 層；{expected_zh}。")
-    try:
-        content = json.loads(text)
-    except (ValueError, RecursionError) as e:
-        detail = ids.printable(str(e))[:200]
-        raise _both(f"{shown} is not a Jupyter notebook: it is not valid JSON ({detail}).",
-                    f"{shown} 不是 Jupyter 筆記本：不是有效的 JSON（{detail}）。") from None
-    if not isinstance(content, dict) or not ("cells" in content or "worksheets" in content):
-        raise _both(f"{shown} is JSON but not a Jupyter notebook: it has no 'cells'.",
-                    f"{shown} 是 JSON 但不是 Jupyter 筆記本：沒有 'cells'。")
-    major = content.get("nbformat")
-    if major not in (3, 4):
-        raise _both(f"{shown} is a notebook of format version {ids.printable(repr(major))[:40]}; "
-                    "expected version 4 (or 3). Save it again with Jupyter.",
-                    f"{shown} 的筆記本格式版本為 {ids.printable(repr(major))[:40]}；"
-                    "應為第 4 版（或第 3 版）。請用 Jupyter 重新儲存。")
-    try:
-        nb = nbformat.reads(text, as_version=4)
-    except Exception as e:  # nbformat raises several unrelated types for malformed notebooks
-        detail = ids.printable(f"{type(e).__name__}: {e}")[:300]
-        raise _both(f"{shown} is not a valid Jupyter notebook: {detail}",
-                    f"{shown} 不是有效的 Jupyter 筆記本：{detail}") from None
-    if major == 4:
-        return raw, 4
-    return (nbformat.writes(nb) + "\n").encode("utf-8"), 3
-
-
 MAX_IDENTITY = 10  # strings kept from a notebook's metadata, each of at most MAX_FIELD_CHARS
 
 
@@ -231,28 +103,13 @@ def identity_hints(raw: bytes) -> list[str]:
     return [ids.printable(v.strip())[:MAX_FIELD_CHARS] for v in found if isinstance(v, str) and v.strip()][:MAX_IDENTITY]
 
 
-def read_notebook_file(path: Path, max_bytes: int) -> tuple[bytes, int]:
-    """A notebook on disk, checked as an upload is (size first, then content), for ``run``."""
-    shown = ids.printable(path.name)
-    if path.is_dir():
-        raise _both(f"{ids.printable(str(path))} is a folder; expected a notebook (.ipynb). To grade "
-                    "a folder of notebooks, use `fashion-kit grade`.",
-                    f"{ids.printable(str(path))} 是資料夾；應為筆記本（.ipynb）。"
-                    "要批改整個資料夾，請用 `fashion-kit grade`。")
-    if not path.exists():
-        raise _both(f"{ids.printable(str(path))} does not exist.", f"{ids.printable(str(path))} 不存在。")
-    st = path.stat()
-    entry = _Entry(path.name, st.st_size, lambda: open(path, "rb"))
-    return check_notebook(read_entry(entry, max_bytes), shown)
-
-
 def read_export(path: Path, out: Path, max_notebook_bytes: int) -> Upload:
     """A ``grader.export()`` zip given to ``fashion-kit run``, read exactly as the batch reads one: its
     notebook and model files copied under ``out/.work/``; a zip that cannot be graded comes back as an
     invalid :class:`Upload` saying why, in both languages."""
     reader = _Reader(out, max_notebook_bytes, None)
     st = path.stat()
-    entry = _Entry(path.name, st.st_size, lambda: open(path, "rb"), st.st_mtime)
+    entry = Entry(path.name, st.st_size, lambda: open(path, "rb"), st.st_mtime)
     up = Upload(ids.printable(path.name), _stem(path.name))
     return reader._guarded(up, lambda: reader._from_zip(up, entry, [], (up.original_name, up.original_name)))
 
@@ -276,10 +133,10 @@ def _parts(name: str) -> list[str]:
     return [p for p in name.replace("\\", "/").split("/") if p not in ("", ".")]
 
 
-def _folder_entries(root: Path, stop) -> list[_Entry]:
+def _folder_entries(root: Path, stop) -> list[Entry]:
     """Every file under ``root`` (links and devices listed, never followed), depth and count limited;
     each top-level folder also as a ``dir`` entry, so an empty one is still an upload."""
-    found: list[_Entry] = []
+    found: list[Entry] = []
     pending = [(str(root), "", 0)]
     while pending:
         _check(stop)
@@ -296,27 +153,27 @@ def _folder_entries(root: Path, stop) -> list[_Entry]:
             name = rel + child.name
             try:
                 if child.is_symlink():
-                    found.append(_Entry(name, kind="link"))
+                    found.append(Entry(name, kind="link"))
                 elif child.is_dir(follow_symlinks=False):
                     if depth == 0:
-                        found.append(_Entry(name, kind="dir"))
+                        found.append(Entry(name, kind="dir"))
                     if depth < MAX_FOLDER_DEPTH:
                         pending.append((child.path, name + "/", depth + 1))
                 elif child.is_file(follow_symlinks=False):
                     st = child.stat(follow_symlinks=False)
-                    found.append(_Entry(name, st.st_size, lambda p=child.path: open(p, "rb"), st.st_mtime))
+                    found.append(Entry(name, st.st_size, lambda p=child.path: open(p, "rb"), st.st_mtime))
                 else:
-                    found.append(_Entry(name, kind="other"))
+                    found.append(Entry(name, kind="other"))
             except OSError:
-                found.append(_Entry(name, kind="other"))
+                found.append(Entry(name, kind="other"))
     return sorted(found, key=lambda e: e.name)
 
 
-def _zip_entries(zf: zipfile.ZipFile, limit: int) -> list[_Entry]:
+def _zip_entries(zf: zipfile.ZipFile, limit: int) -> list[Entry]:
     infos = zf.infolist()
     if len(infos) > limit:
-        raise _both(f"the zip holds {len(infos):,} files; expected at most {limit:,}.",
-                    f"zip 檔內有 {len(infos):,} 個檔案；最多應為 {limit:,} 個。")
+        raise Refused(f"the zip holds {len(infos):,} files; expected at most {limit:,}.",
+                      f"zip 檔內有 {len(infos):,} 個檔案；最多應為 {limit:,} 個。")
     entries = []
     for info in infos:
         name = "/".join(_parts(info.filename))
@@ -326,7 +183,7 @@ def _zip_entries(zf: zipfile.ZipFile, limit: int) -> list[_Entry]:
             mtime = dt.datetime(*info.date_time).timestamp()
         except (ValueError, OverflowError):
             mtime = 0.0
-        entries.append(_Entry(name, info.file_size, lambda info=info: zf.open(info), mtime, info))
+        entries.append(Entry(name, info.file_size, lambda info=info: zf.open(info), mtime, info))
     return entries
 
 
@@ -384,7 +241,7 @@ def discover(source: Path | str, out: Path, max_notebook_bytes: int,
     return sorted(uploads, key=lambda u: contract.natural_key(u.id))
 
 
-def _export_root(entries: list[_Entry]) -> str | None:
+def _export_root(entries: list[Entry]) -> str | None:
     """Where an archive's Gradescope export starts: "" (its root), "<folder>/" (its one top-level
     folder), or None if it is no export."""
     if any(e.name == METADATA for e in entries):
@@ -401,7 +258,7 @@ def _export_root(entries: list[_Entry]) -> str | None:
     return None
 
 
-def _export_root_of_folder(source: Path, entries: list[_Entry]) -> str | None:
+def _export_root_of_folder(source: Path, entries: list[Entry]) -> str | None:
     if (source / METADATA).is_file() and not (source / METADATA).is_symlink():
         return ""
     return _export_root(entries)
@@ -414,9 +271,9 @@ class _Reader:
 
     # -- layouts --
 
-    def plain_folder(self, entries: list[_Entry]) -> list[Upload]:
+    def plain_folder(self, entries: list[Entry]) -> list[Upload]:
         """Top-level files are one upload each; a sub-folder is one upload holding its files."""
-        groups: dict[str, list[_Entry]] = {}
+        groups: dict[str, list[Entry]] = {}
         for e in entries:
             groups.setdefault(_parts(e.name)[0], []).append(e)
         uploads = []
@@ -428,10 +285,10 @@ class _Reader:
             uploads.append(self._guarded(up, lambda up=up, top=top, files=files: self._top_level(up, top, files)))
         return uploads
 
-    def gradescope(self, entries: list[_Entry], root: str) -> list[Upload]:
+    def gradescope(self, entries: list[Entry], root: str) -> list[Upload]:
         metadata, warning = self._metadata(entries, root)
-        folders: dict[str, list[_Entry]] = {}
-        loose: dict[str, list[_Entry]] = {}
+        folders: dict[str, list[Entry]] = {}
+        loose: dict[str, list[Entry]] = {}
         for e in entries:
             if not e.name.startswith(root):
                 continue
@@ -485,7 +342,7 @@ class _Reader:
             return {}, (f"{METADATA} could not be read ({detail}); submitters are unknown.",
                         f"無法讀取 {METADATA}（{detail}）；繳交者不明。")
 
-    def _top_level(self, up: Upload, top: str, files: list[_Entry]) -> Upload:
+    def _top_level(self, up: Upload, top: str, files: list[Entry]) -> Upload:
         shown = up.original_name
         lone = len(files) == 1 and files[0].name == top
         if lone and files[0].kind == "file":
@@ -514,8 +371,8 @@ class _Reader:
             return self._invalid(up, e)
         except Exception as e:
             detail = ids.printable(f"{type(e).__name__}: {e}")[:300]
-            return self._invalid(up, _both(f"{up.original_name} could not be read ({detail}).",
-                                           f"無法讀取 {up.original_name}（{detail}）。"))
+            return self._invalid(up, Refused(f"{up.original_name} could not be read ({detail}).",
+                                             f"無法讀取 {up.original_name}（{detail}）。"))
 
     def _invalid(self, up: Upload, why: Refused) -> Upload:
         up.status, up.notebook, up.extra_files = "invalid", None, []
@@ -525,7 +382,7 @@ class _Reader:
         up.digest = _digest("invalid", up.original_name, why.en)
         return up
 
-    def _ignore(self, top: str, en: str, zh: str, files: list[_Entry]) -> Upload:
+    def _ignore(self, top: str, en: str, zh: str, files: list[Entry]) -> Upload:
         shown = ids.printable(top)
         up = Upload(shown, _stem(top), status="ignored")
         up.message = f"{shown}: {en}; ignored."
@@ -533,7 +390,7 @@ class _Reader:
         up.digest = _digest("ignored", shown, *[f"{f.name}:{f.size}" for f in files])
         return up
 
-    def _from_files(self, up: Upload, files: list[_Entry], where: tuple[str, str], prefix: str = "") -> Upload:
+    def _from_files(self, up: Upload, files: list[Entry], where: tuple[str, str], prefix: str = "") -> Upload:
         """The one notebook among ``files`` (directly, or inside the one zip there), with the model
         files found beside it."""
         notebooks = [e for e in files if e.base.lower().endswith(NOTEBOOK_SUFFIX)]
@@ -542,16 +399,16 @@ class _Reader:
         if len(notebooks) == 1:
             return self._notebook(up, notebooks[0], models, prefix)
         if len(notebooks) > 1:
-            raise _both(f"{where[0]} holds {len(notebooks)} notebooks ({listing}); expected exactly one.",
-                        f"{where[1]} 內有 {len(notebooks)} 個筆記本（{listing}）；應該只有一個。")
+            raise Refused(f"{where[0]} holds {len(notebooks)} notebooks ({listing}); expected exactly one.",
+                          f"{where[1]} 內有 {len(notebooks)} 個筆記本（{listing}）；應該只有一個。")
         zips = [e for e in files if e.base.lower().endswith(ZIP_SUFFIX)]
         if len(zips) == 1:
             name = ids.printable(zips[0].base)
             return self._from_zip(up, zips[0], models, (f"{where[0]}: {name}", f"{where[1]}：{name}"))
-        raise _both(f"{where[0]} holds no notebook (.ipynb); found {listing or 'no files'}.",
-                    f"{where[1]} 內沒有筆記本（.ipynb）；找到的是：{listing or '沒有檔案'}。")
+        raise Refused(f"{where[0]} holds no notebook (.ipynb); found {listing or 'no files'}.",
+                      f"{where[1]} 內沒有筆記本（.ipynb）；找到的是：{listing or '沒有檔案'}。")
 
-    def _from_zip(self, up: Upload, entry: _Entry, models: list[_Entry], where: tuple[str, str]) -> Upload:
+    def _from_zip(self, up: Upload, entry: Entry, models: list[Entry], where: tuple[str, str]) -> Upload:
         """A student's export zip: copied into .work/ (size limited), then opened there."""
         limit = 4 * self.max_bytes + MAX_MODEL_BYTES
         payload = read_entry(entry, limit)
@@ -564,16 +421,16 @@ class _Reader:
                 outside = [m for m in models if m.base.lower() not in inside]
                 if any(e.base.lower().endswith(ZIP_SUFFIX) and not e.base.lower().endswith(NOTEBOOK_SUFFIX)
                        for e in files) and not any(e.base.lower().endswith(NOTEBOOK_SUFFIX) for e in files):
-                    raise _both(f"{where[0]} holds another zip and no notebook; expected the zip "
-                                "grader.export() makes.",
-                                f"{where[1]} 內是另一個 zip 檔而沒有筆記本；應為 grader.export() 產生的 zip 檔。")
+                    raise Refused(f"{where[0]} holds another zip and no notebook; expected the zip "
+                                  "grader.export() makes.",
+                                  f"{where[1]} 內是另一個 zip 檔而沒有筆記本；應為 grader.export() 產生的 zip 檔。")
                 return self._from_files(up, files + outside, where, prefix=f"{up.original_name}: ")
         except zipfile.BadZipFile:
-            raise _both(f"{where[0]} is not a valid zip file.", f"{where[1]} 不是有效的 zip 檔。") from None
+            raise Refused(f"{where[0]} is not a valid zip file.", f"{where[1]} 不是有效的 zip 檔。") from None
         finally:
             spooled.unlink(missing_ok=True)
 
-    def _notebook(self, up: Upload, entry: _Entry, models: list[_Entry], prefix: str = "") -> Upload:
+    def _notebook(self, up: Upload, entry: Entry, models: list[Entry], prefix: str = "") -> Upload:
         # Messages name what the student handed in: the file, or the file inside their zip.
         shown = prefix + ids.printable(entry.name)
         raw = read_entry(entry, self.max_bytes)

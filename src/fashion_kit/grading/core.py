@@ -14,7 +14,7 @@ with ``--sandbox user``, local grading with bubblewrap.
    snapshots there.
 3. Phase 2 (trusted), the only judge, copies out what phase 1 left (as data, with size limits,
    following no link), measures the saved models in sandboxed evaluator processes,
-   decides every question with the kit's checks (:mod:`verdicts`, :mod:`fashion_kit.checks`) and
+   decides every question with the kit's checks (:mod:`verdicts`, through :mod:`fashion_kit.questions`) and
    writes ``results/results.json``, where phase 1 could never write.
 """
 
@@ -33,6 +33,7 @@ from ..errors import KitError
 from .. import contract as c
 from .. import data
 from .. import questions as questions_module
+from ..questions import Q_EVALUATE, WITH_SNAPSHOT
 from .. import settings as settings_module
 from ..settings import Settings
 from . import admission, layout, sandbox as sandboxes, supervise, verdicts
@@ -180,7 +181,7 @@ def measure(work: Path, trusted: Path, data_dir: Path, box: sandboxes.Sandbox, p
     inputs = trusted.parent / "inputs"
     inputs.mkdir()
     models, found = {}, {}
-    wanted = [(work / c.EVIDENCE_DIR, c.MODEL_SNAPSHOT.format(question=q), q) for q in c.EVIDENCE_QUESTIONS]
+    wanted = [(work / c.EVIDENCE_DIR, c.MODEL_SNAPSHOT.format(question=q), q) for q in WITH_SNAPSHOT]
     wanted += [(work / c.WORK_SUBMISSION, name, "student") for name in c.MODEL_FILES]
     wanted.append((work / c.WORK_SUBMISSION, c.CHALLENGE_FILE, "challenge"))
     for folder, name, key in wanted:
@@ -193,7 +194,7 @@ def measure(work: Path, trusted: Path, data_dir: Path, box: sandboxes.Sandbox, p
         elif problem != "missing":
             found[key] = {"error": f"{name}: {problem}"}
     own = None
-    if c.Q_EVALUATE in models and layout.copy_untrusted(
+    if Q_EVALUATE in models and layout.copy_untrusted(
             work / c.EVIDENCE_DIR, c.TEST_IMAGES_FILE, inputs / "test_images.npy", layout.MAX_IMAGES_BYTES) is None:
         own = str(inputs / "test_images.npy")
     if models:
@@ -201,7 +202,7 @@ def measure(work: Path, trusted: Path, data_dir: Path, box: sandboxes.Sandbox, p
             shutil.copyfile(data_dir / name, inputs / name)
         box.prepare(inputs)
     requests = [{"key": key, "model": str(models[key]), "answer": str(inputs / ANSWER_FILE.format(key=key)),
-                 "accuracy": key in (c.Q_EVALUATE, "challenge"), "own_images": own if key == c.Q_EVALUATE else None}
+                 "accuracy": key in (Q_EVALUATE, "challenge"), "own_images": own if key == Q_EVALUATE else None}
                 for key in models]
     # The lesson's models share one process (its start costs more than their measurement); the
     # challenge file gets one of its own, measured last: whatever a crafted file could do to the

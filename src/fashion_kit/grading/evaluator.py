@@ -6,7 +6,7 @@ process is limited in CPU seconds; it runs after the notebook's processes are de
 files they left, inside the same kind of sandbox, so even a file crafted to break a parser can
 neither reach the grade's other inputs nor outlive the grading. The lesson's models share one
 process; the challenge's file, the heaviest, gets its own. The facts are the ones the checks compare
-(:mod:`fashion_kit.checks`), read as Keras reads the file.
+(:mod:`fashion_kit.checks`, reached through the question registry), read as Keras reads the file.
 
 A model file is read without Keras where it can be: a ``.keras`` file is a zip of ``config.json`` and
 an HDF5 file of weights, an ``.h5`` file is HDF5 with the configuration in its attributes. The
@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import checks
+from .. import questions
 
 
 TEST_IMAGES, TEST_LABELS = "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"
@@ -82,7 +82,7 @@ def _snake(name: str) -> str:
 
 
 # What a fact may look like: a name from a model file is cut to this length (it is the student's
-# text); checks.layer_rows and checks.compile_facts cut them.
+# text); questions.layer_rows and questions.compile_facts cut them.
 NAME_CHARS = 64
 
 
@@ -167,14 +167,14 @@ class ModelFile:
     # -- facts ----------------------------------------------------------------------------------
     def layers(self) -> list[list]:
         """[class, units, activation] of each layer but the input, as the checks compare them."""
-        return checks.layer_rows(self.config)
+        return questions.layer_rows(self.config)
 
     def params(self) -> list[int]:
         return [int(sum(int(np.prod(w.shape)) for w in ws)) for ws, layer in zip(self.weights, self.layers_config)
                 if layer.get("class_name") != "InputLayer"]
 
     def compile_facts(self) -> dict:
-        return checks.compile_facts(self.compile_config)
+        return questions.compile_facts(self.compile_config)
 
     def weights_digest(self) -> str:
         return digest_of(w for ws in self.weights for w in ws)
@@ -223,7 +223,7 @@ class ModelFile:
             elif kind in ("Dense", "Activation"):
                 if kind == "Dense":
                     x = x @ weights[0] + (weights[1] if len(weights) == 2 else 0)
-                activation = checks.function_name(config.get("activation") or "linear")
+                activation = questions.function_name(config.get("activation") or "linear")
                 if activation not in ACTIVATIONS:
                     raise Unsupported(f"the activation {activation!r}")
                 x = ACTIVATIONS[activation](x)
@@ -234,8 +234,8 @@ class ModelFile:
 
 def digest_of(arrays) -> str:
     """SHA-256 of weights as float32, in order: two files hold the same weights when it is the same,
-    and the same digest as phase 1 records when a fit returns (checks.weights_digest)."""
-    return checks.weights_digest(arrays)
+    and the same digest as phase 1 records when a fit returns (questions.weights_digest)."""
+    return questions.weights_digest(arrays)
 
 
 def _is_chain(layers: list[dict]) -> bool:

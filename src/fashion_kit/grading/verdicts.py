@@ -1,7 +1,7 @@
 """Phase 2, trusted, the only judge: decide each question and write Gradescope's results.
 
-Every question is decided here by its check (:mod:`fashion_kit.checks`, found from the question
-registry), the same code the notebook's own ``grader.check`` runs, on values phase 1 handed over:
+Every question is decided here by its check (:mod:`fashion_kit.checks`, reached through the
+question registry), the same code the notebook's own ``grader.check`` runs, on values phase 1 handed over:
 what the grader's cell collected right after the question was answered (read as untrusted JSON;
 each check takes any value and counts what it does not expect for nothing) and, in their place
 wherever the grader measured them itself, the facts of the model files (:mod:`evaluator`): the
@@ -14,9 +14,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from .. import checks
 from .. import contract as c
-from ..questions import BY_NAME
+from ..questions import (BY_NAME, Q_ACCURACY, Q_COMPILE, Q_EVALUATE, Q_FIT, Q_MODEL, Q_SAVE_LOAD,
+                         trained_problem)
 from ..settings import Settings
 from . import stopped
 from .messages import clean_output
@@ -97,7 +97,7 @@ def saved_file(models: dict) -> bool | str:
         return (f"評分程式讀不到你存的模型檔（{student['error']}）。請用 model.save(...) 直接存 Keras 模型。 / "
                 f"Expected a model file the grader can load, found one it could not ({student['error']}). "
                 "Save the model itself with model.save(...).")
-    if _same_weights(student, model_facts(models, c.Q_SAVE_LOAD)):
+    if _same_weights(student, model_facts(models, Q_SAVE_LOAD)):
         return True
     return ("你存的模型檔和訓練好的 model 權重不一樣：請在訓練之後才存檔。 / Expected your saved file to hold the "
             "weights of your trained model, found different ones: save after training.")
@@ -106,11 +106,11 @@ def saved_file(models: dict) -> bool | str:
 def same_model(models: dict) -> bool | str:
     """True when the model evaluated at question 8 is the one built at question 4 (same layers and
     parameters), trained at question 6 and saved at question 7 (same weights); else why not."""
-    evaluated = model_facts(models, c.Q_EVALUATE)
-    built = model_facts(models, c.Q_MODEL)
+    evaluated = model_facts(models, Q_EVALUATE)
+    built = model_facts(models, Q_MODEL)
     same_layers = "error" not in evaluated and "error" not in built and (
         evaluated.get("layers"), evaluated.get("params")) == (built.get("layers"), built.get("params"))
-    trained = [q for q in (c.Q_FIT, c.Q_SAVE_LOAD) if not _same_weights(evaluated, model_facts(models, q))]
+    trained = [q for q in (Q_FIT, Q_SAVE_LOAD) if not _same_weights(evaluated, model_facts(models, q))]
     if same_layers and not trained:
         return True
     return ("評分的模型應該是第 4 題建立、第 6 題訓練、第 7 題存檔、第 8 題評估的同一個 model，但它們不一樣。 / "
@@ -131,7 +131,7 @@ def fitted_weights(fits) -> str | None:
 def trained_by_fit(models: dict, fits) -> bool | str:
     """True when the model evaluated at question 8 holds the weights its last fit left; else why not.
     Saving and loading back keeps them; set_weights, load_weights or assign after training do not."""
-    if _same_weights(model_facts(models, c.Q_EVALUATE), {"weights": fitted_weights(fits)}):
+    if _same_weights(model_facts(models, Q_EVALUATE), {"weights": fitted_weights(fits)}):
         return True
     return ("評分的模型權重不是你的 model.fit(...) 訓練出來的：訓練之後，權重被換掉了（例如 set_weights、"
             "load_weights 或 assign）。存檔再讀回來沒有問題。 / Expected the evaluated model to hold the weights "
@@ -144,21 +144,21 @@ def phase2_values(name: str, kernel, models: dict, settings: Settings, evidence:
     grader's own measurements in the place of the kernel's wherever it has them; ``evidence`` is
     every question's collected values (question 9 also needs question 6's record of the fits)."""
     values = dict(kernel) if isinstance(kernel, dict) else {}
-    if name in (c.Q_MODEL, c.Q_COMPILE, c.Q_FIT):
+    if name in (Q_MODEL, Q_COMPILE, Q_FIT):
         values["model"] = model_facts(models, name)
-    elif name == c.Q_SAVE_LOAD:
+    elif name == Q_SAVE_LOAD:
         found = model_facts(models, "student")
         # The grader's own copy says whether the file was handed in, not the kernel.
         values["files"] = [] if found.get("error", "").startswith("no model") else ["fashion_mnist_model"]
         values["saved"] = saved_file(models)
-    elif name == c.Q_EVALUATE:
-        values["model"] = model_facts(models, c.Q_EVALUATE)
+    elif name == Q_EVALUATE:
+        values["model"] = model_facts(models, Q_EVALUATE)
         values["measured"] = [values["model"][k] for k in ("accuracy", "own_accuracy") if k in values["model"]]
-    elif name == c.Q_ACCURACY:
-        values["model"] = model_facts(models, c.Q_EVALUATE)
+    elif name == Q_ACCURACY:
+        values["model"] = model_facts(models, Q_EVALUATE)
         values["same_model"] = same_model(models)
         if values["same_model"] is True:
-            fit = (evidence or {}).get(c.Q_FIT)
+            fit = (evidence or {}).get(Q_FIT)
             values["same_model"] = trained_by_fit(models, fit.get("fits") if isinstance(fit, dict) else None)
         values["threshold"] = settings.min_test_accuracy
     return values
@@ -240,7 +240,7 @@ def decide(questions: dict[str, float], phase1: Phase1, models: dict, settings: 
     results["output"] = "\n\n".join(filter(None, [
         stopped.message(phase1.stopped, phase1.running_cell, settings.timeout_seconds, settings.memory_limit_mb)
         if phase1.stopped else "", summary(public, settings)]))
-    evaluated = model_facts(models, c.Q_EVALUATE)
+    evaluated = model_facts(models, Q_EVALUATE)
     measured = {"accuracy": evaluated.get("accuracy"), "train_accuracy": evaluated.get("train_accuracy"),
                 "threshold": settings.min_test_accuracy, "challenge_accuracy": None,
                 "challenge_threshold": settings.challenge_bonus_threshold, "challenge_bonus": 0.0}
@@ -248,7 +248,7 @@ def decide(questions: dict[str, float], phase1: Phase1, models: dict, settings: 
     if "accuracy" in challenge:
         value = challenge["accuracy"]
         measured["challenge_accuracy"] = value
-        problem = checks.trained_problem(challenge)
+        problem = trained_problem(challenge)
         if problem is None:
             results["leaderboard"] = [{"name": c.LEADERBOARD_NAME, "value": round(value, 4), "order": "desc"}]
         if settings.challenge_bonus_points > 0:

@@ -2,7 +2,7 @@
 
 Right after a question's ``grader.check`` cell (or at the end, for a question whose check cell is
 gone), a cell of the kit's collects what that question is decided on, with the same collectors the
-checks use (:mod:`fashion_kit.checks`, copied into the cell), and writes it as
+checks use (:mod:`fashion_kit.checks`, copied into the cell through the question registry), and writes it as
 ``<question>.json`` in the evidence folder: the arrays' shapes, statistics and digests (q1, q3), the
 class names (q2), the numbers (q8, q10), the history and every ``fit`` the model went through (q6).
 For a question whose grade needs the model it also saves the notebook's ``model`` as
@@ -28,14 +28,13 @@ from pathlib import Path
 
 import nbformat
 
-from ... import check_code, checks
-from ...contract import (EVIDENCE_QUESTIONS, MODEL_SNAPSHOT, QUESTION_VALUES, QUESTIONS, Q_EVALUATE,
-                         TEST_IMAGES_FILE)
+from ... import questions
+from ...contract import MODEL_SNAPSHOT, QUESTION_VALUES, TEST_IMAGES_FILE
+from ...questions import NAMES, Q_EVALUATE, WITH_SNAPSHOT
 from . import is_kit_cell, kit_cell
 
 # The collectors' code, run in a namespace of its own so no name of the notebook's is touched.
-COLLECTORS = check_code.source_for(*(f"collect_{q}" for q in QUESTIONS), "describe_array", "key_weights",
-                                   "example_keys", "examples_digest", "weights_digest")
+COLLECTORS = questions.collectors_code()
 
 HELPER_CELL = """\
 def __fashion_kit_setup__(code):
@@ -180,9 +179,9 @@ EVIDENCE_CELL = "__fashion_kit_evidence__({question!r})"
 def helper_cell(folder: str) -> str:
     """The first of the kit's evidence cells: the collectors, the fit recorder, the evidence function."""
     return HELPER_CELL.format(
-        code=COLLECTORS, official=checks.OFFICIAL_DIGESTS["training_images"],
-        examples_digest=checks.TRAINING_EXAMPLES_DIGEST, training_examples=checks.TRAINING_EXAMPLES, folder=folder,
-        values=QUESTION_VALUES, snapshots=list(EVIDENCE_QUESTIONS), snapshot=MODEL_SNAPSHOT,
+        code=COLLECTORS, official=questions.OFFICIAL_DIGESTS["training_images"],
+        examples_digest=questions.TRAINING_EXAMPLES_DIGEST, training_examples=questions.TRAINING_EXAMPLES,
+        folder=folder, values=QUESTION_VALUES, snapshots=list(WITH_SNAPSHOT), snapshot=MODEL_SNAPSHOT,
         evaluate=Q_EVALUATE, images=TEST_IMAGES_FILE)
 
 
@@ -199,10 +198,10 @@ def apply(nb: nbformat.NotebookNode, folder: Path) -> None:
         cells.append(cell)
         if cell.cell_type != "code" or is_kit_cell(cell):
             continue
-        for question in QUESTIONS:
+        for question in NAMES:
             if question not in placed and check_pattern(question).search(cell.source):
                 placed.add(question)
                 cells.append(kit_cell(EVIDENCE_CELL.format(question=question)))
     # A question whose check cell is gone is checked at the very end; its evidence is taken there.
-    cells.extend(kit_cell(EVIDENCE_CELL.format(question=q)) for q in QUESTIONS if q not in placed)
+    cells.extend(kit_cell(EVIDENCE_CELL.format(question=q)) for q in NAMES if q not in placed)
     nb.cells = cells

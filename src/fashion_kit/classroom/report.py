@@ -20,9 +20,9 @@ from rich.console import Console
 from rich.markup import escape as markup_escape
 from rich.table import Table
 
-from . import contract
-from .classroom.matching import is_late
-from .statuses import NOT_FAILED
+from .. import contract
+from ..statuses import NOT_FAILED
+from .matching import is_late
 
 # Two means closer than this are a tie for "hardest question" (floating-point sums of halves).
 TIE = 1e-9
@@ -286,7 +286,7 @@ def _similar_block(result, records, roster, esc) -> str:
     pairs = getattr(result, "similar", None) or []
     if not pairs:
         return ""
-    from .classroom import similarity
+    from . import similarity
 
     matched, by_id = students_of(roster), {record_id(r): r for r in records}
 

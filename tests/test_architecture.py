@@ -1,0 +1,54 @@
+"""The kit's layers (docs/architecture.md) hold: import-linter checks its contracts in pyproject.toml.
+
+A module imports only from the layers below its own, no package's modules import each other in a
+cycle, and the grading core reaches the checks only through the question registry. The contracts
+are proven to bite: a copy of the kit with an arrow back up, a cycle and a direct import of the
+checks breaks each of them.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from fashion_kit import paths
+
+PYPROJECT = paths.ROOT / "pyproject.toml"
+PACKAGE = paths.ROOT / "src" / "fashion_kit"
+
+
+def lint_imports(package_parent: Path) -> subprocess.CompletedProcess:
+    """import-linter's verdict on the kit found in ``package_parent``, with the project's contracts."""
+    command = [str(Path(sys.executable).with_name("lint-imports")), "--config", str(PYPROJECT), "--no-cache",
+               "--no-logo"]
+    env = {**os.environ, "PYTHONPATH": str(package_parent)}
+    return subprocess.run(command, cwd=package_parent, env=env, capture_output=True, text=True, timeout=300)
+
+
+def test_the_kit_keeps_its_layers():
+    found = lint_imports(PACKAGE.parent)
+    assert found.returncode == 0, found.stdout + found.stderr
+    assert "0 broken" in found.stdout
+
+
+def add_line(path: Path, line: str) -> None:
+    path.write_text(path.read_text(encoding="utf-8") + f"\n{line}\n", encoding="utf-8")
+
+
+def test_an_arrow_back_up_a_cycle_and_a_direct_import_of_the_checks_are_each_refused(tmp_path):
+    copy = tmp_path / "fashion_kit"
+    shutil.copytree(PACKAGE, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    add_line(copy / "run.py", "from .classroom import intake  # noqa")  # a single grading through the class tooling
+    add_line(copy / "contract.py", "from . import notebooks  # noqa")  # notebooks imports contract: a cycle
+    add_line(copy / "grading" / "verdicts.py", "from .. import checks  # noqa")  # around the registry
+    add_line(copy / "classroom" / "ids.py", "from . import intake  # noqa")  # intake imports ids: a cycle inside a package
+    found = lint_imports(tmp_path)
+    out = " ".join(found.stdout.split())  # import-linter wraps its lines
+    assert found.returncode != 0
+    assert "fashion_kit.run is not allowed to import fashion_kit.classroom" in out
+    assert "fashion_kit.grading is not allowed to import fashion_kit.checks" in out
+    assert "No cycles are allowed in fashion_kit." in out and "No cycles are allowed in fashion_kit.classroom." in out
+    assert "Contracts: 0 kept, 3 broken." in out
