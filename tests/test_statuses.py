@@ -1,12 +1,17 @@
 """The words for how a grading ended are declared once (fashion_kit.statuses); the class guide's table
-of gradebook statuses names exactly those, and the stop words in results.json are the Stop values."""
+of gradebook statuses names exactly those, the stop words in results.json are the Stop values, and no
+module compares a status with the word written out."""
 
+import ast
 import re
 from pathlib import Path
 
 from fashion_kit import statuses
 from fashion_kit.grading import stopped
-from fashion_kit.statuses import Status, Stop
+from fashion_kit.statuses import CheckStatus, Status, Stop
+
+PACKAGE = Path(statuses.__file__).parent
+STATUS_WORDS = {*Status, *Stop, *CheckStatus}
 
 GUIDE = Path(__file__).resolve().parents[1] / "docs" / "grading-a-class.md"
 
@@ -35,3 +40,17 @@ def test_each_stop_has_one_gradebook_status_and_the_words_mean_one_thing():
     assert "memory" not in {str(stop) for stop in Stop}
     assert Stop.MEMORY_LIMIT == "memory-limit" and statuses.STATUS_OF_STOP[Stop.MEMORY_LIMIT] == Status.MEMORY
     assert statuses.RETRYABLE <= set(statuses.RECORDED) and statuses.NOT_FAILED <= set(statuses.RECORDED)
+
+
+def test_statuses_are_compared_as_the_enums_never_as_words():
+    found = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.Compare) or "status" not in ast.unparse(node).lower():
+                continue
+            sides = [node.left, *node.comparators]
+            sides += [item for side in sides if isinstance(side, (ast.Tuple, ast.List, ast.Set)) for item in side.elts]
+            if any(isinstance(side, ast.Constant) and side.value in STATUS_WORDS for side in sides):
+                found.append(f"{path.relative_to(PACKAGE)}:{node.lineno}: {ast.unparse(node)}")
+    assert not found

@@ -23,8 +23,8 @@ from pathlib import Path
 
 from . import check_code, data, notebooks, paths
 from .autograder_zip import BuildError, write_autograder_zip
-from .contract import ANSWER_TAG, NOTEBOOK
-ZIP_NAME = "autograder.zip"
+from .contract import ANSWER_TAG, AUTOGRADER_ZIP_NAME, NOTEBOOK
+from .statuses import Status
 
 
 @dataclass
@@ -233,7 +233,7 @@ def build(
                 # The tests are code, identical in every language: one autograder serves them all.
                 otter_zip = lang_zip
                 (stage / "autograder").mkdir(parents=True)
-                write_autograder_zip(otter_zip, stage / "autograder" / ZIP_NAME, data_dir, master)
+                write_autograder_zip(otter_zip, stage / "autograder" / AUTOGRADER_ZIP_NAME, data_dir, master)
 
         results = None
         if verify:
@@ -247,11 +247,11 @@ def build(
                 sandbox = "none"
             progress("grading the reference solution with the new autograder")
             outcome = run.grade(
-                stage / "solutions" / notebooks.LANGUAGES[0] / NOTEBOOK, stage / "autograder" / ZIP_NAME,
+                stage / "solutions" / notebooks.LANGUAGES[0] / NOTEBOOK, stage / "autograder" / AUTOGRADER_ZIP_NAME,
                 sandbox=sandbox,
             )
             results = outcome.results
-            if outcome.status != "graded" or outcome.score < outcome.possible:
+            if outcome.status != Status.GRADED or outcome.score < outcome.possible:
                 raise BuildError(
                     "The reference solution does not pass its own tests, so nothing was written.\n"
                     + run.format_table(outcome)
@@ -268,7 +268,7 @@ def build(
                 dest.mkdir(parents=True, exist_ok=True)
                 shutil.move(str(lang_dir), str(target))
 
-    return BuildResult(student, solutions, root / "autograder" / ZIP_NAME, results)
+    return BuildResult(student, solutions, root / "autograder" / AUTOGRADER_ZIP_NAME, results)
 
 
 def expected_notebooks(master: Path | None = None) -> dict[str, str]:

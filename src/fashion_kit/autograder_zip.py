@@ -19,7 +19,7 @@ import zipfile
 from pathlib import Path
 
 from .errors import NotDone
-from . import data, paths
+from . import contract, data, paths
 
 # A fixed timestamp for every zip entry: the same inputs always give the same bytes.
 ZIP_DATE = (2020, 1, 1, 0, 0, 0)
@@ -164,7 +164,7 @@ def manifest(master: Path) -> dict:
 
 def stale_reasons(autograder_zip: Path, master: Path | None = None) -> list[str]:
     """Why ``autograder_zip`` no longer matches the repository (empty when it does)."""
-    names = {"master": "the master notebook", "otter_config": "otter_config.json",
+    names = {"master": "the master notebook", "otter_config": contract.OTTER_CONFIG_FILE,
              "constraints": "constraints.txt", "kit": "the kit's code"}
     try:
         with zipfile.ZipFile(autograder_zip) as zf:
@@ -182,9 +182,9 @@ def write_autograder_zip(otter_zip: Path, target: Path, data_dir: Path, master: 
     entries: dict[str, tuple[bytes, bool]] = {}
     with zipfile.ZipFile(otter_zip) as zf:
         for name in zf.namelist():
-            if name.startswith("tests/"):
+            if name.startswith(f"{contract.TESTS_DIR}/"):
                 entries[name] = (zf.read(name), False)
-    entries["otter_config.json"] = (paths.OTTER_CONFIG.read_bytes(), False)
+    entries[contract.OTTER_CONFIG_FILE] = (paths.OTTER_CONFIG.read_bytes(), False)
     entries["requirements.txt"] = (grading_requirements(paths.CONSTRAINTS).encode(), False)
     for name in GRADESCOPE_FILES:
         entries[name] = ((PACKAGE / "gradescope" / name).read_bytes(), name in EXECUTABLES)
@@ -193,7 +193,7 @@ def write_autograder_zip(otter_zip: Path, target: Path, data_dir: Path, master: 
         entries[wheel.name] = (wheel.read_bytes(), False)
     entries[MANIFEST] = (json.dumps(manifest(Path(master or paths.MASTER)), indent=2).encode() + b"\n", False)
     for name in data.FILES:
-        entries[f"data/fashion-mnist/{name}"] = ((data_dir / name).read_bytes(), False)
+        entries[f"{contract.DATA_DIR}/{name}"] = ((data_dir / name).read_bytes(), False)
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as zf:
         for name in sorted(entries):

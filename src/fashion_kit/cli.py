@@ -26,7 +26,8 @@ def cmd_data(args) -> int:
 
 
 def cmd_assign(args) -> int:
-    from . import assign, run
+    from . import assign, points, run
+    from .statuses import Status
 
     with console.status("building") as status:
         result = assign.build(verify=not args.no_verify, progress=lambda msg: status.update(msg))
@@ -35,8 +36,8 @@ def cmd_assign(args) -> int:
             console.print(f"{kind:>9} [{lang}]  {path.relative_to(paths.ROOT)}")
     console.print(f"autograder      {result.autograder_zip.relative_to(paths.ROOT)}")
     if result.solution_results is not None:
-        outcome = run.Outcome("reference solution", "graded", results=result.solution_results)
-        outcome.scores = run.scores(result.solution_results)
+        outcome = run.Outcome("reference solution", Status.GRADED, results=result.solution_results)
+        outcome.scores = points.of_results(result.solution_results)
         print("\nReference solution, graded by the new autograder:\n" + run.format_table(outcome))
     return 0
 
@@ -117,7 +118,7 @@ def cmd_run(args) -> int:
 
                 upload = intake.read_export(submission, Path(work), int(grading.max_notebook_mb * 2**20))
                 notebook, extra_files = upload.notebook, upload.extra_files
-                if upload.status == "invalid":
+                if upload.status == Status.INVALID:
                     outcome = run.Outcome(str(submission), Status.INVALID, upload.message,
                                           message_zh=upload.message_zh)
             if notebook is not None:
@@ -131,14 +132,14 @@ def cmd_run(args) -> int:
     outcome.submission = printable(str(submission))
     record = {"id": printable(submission.stem), "status": outcome.status, "message": outcome.message,
               "message_zh": outcome.message_zh, "submitters": []}
-    if outcome.status == "invalid":  # the student still gets a page saying why nothing was graded
+    if outcome.status == Status.INVALID:  # the student still gets a page saying why nothing was graded
         _say(f"invalid: {outcome.message}\n{outcome.message_zh}", "red")
         (out / RUN_LOG).write_text(f"invalid: {outcome.message}\n{outcome.message_zh}\n", encoding="utf-8")
         (out / RUN_FEEDBACK).write_text(feedback.page(record, None, assignment=grading.assignment_name),
                                         encoding="utf-8")
         return EXIT_NOT_GRADED
     (out / RUN_LOG).write_text(outcome.log or "", encoding="utf-8")
-    results = outcome.results if outcome.results is not None else run.read_results(out / "results.json")
+    results = outcome.results if outcome.results is not None else run.read_results(out / contract.RESULTS_FILE)
     # The grader records the notebook's language in its results, read from the upload itself.
     language = ((results or {}).get("extra_data") or {}).get(contract.LANGUAGE_KEY) or feedback.DEFAULT_LANGUAGE
     (out / RUN_FEEDBACK).write_text(
@@ -150,10 +151,10 @@ def cmd_run(args) -> int:
         console.print(f"[yellow]{markup_escape(printable(outcome.message))}[/yellow]")
     if getattr(outcome, "sandbox", "") == "none":
         _say("Graded without a sandbox: the notebook ran with this user's rights.", "yellow")
-    failed = outcome.status != "graded" or bool(outcome.stopped)
+    failed = outcome.status != Status.GRADED or bool(outcome.stopped)
     if failed and not outcome.stopped:
         console.print(f"[red]{markup_escape(outcome.status)}: {markup_escape(printable(outcome.message))}[/red]")
-    written = [("results:", out / "results.json")] if (out / "results.json").is_file() else []
+    written = [("results:", out / contract.RESULTS_FILE)] if (out / contract.RESULTS_FILE).is_file() else []
     written += [("log:", out / RUN_LOG), ("feedback:", out / RUN_FEEDBACK)]
     _say("\n".join(f"{label:<9} {path}" for label, path in written))
     return EXIT_NOT_GRADED if failed else EXIT_GRADED

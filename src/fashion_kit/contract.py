@@ -14,6 +14,10 @@ from __future__ import annotations
 import re
 
 NOTEBOOK = "fashion_mnist.ipynb"
+# The autograder zip as the build writes it and Gradescope takes it, and the settings file it carries
+# (the repository's own, copied as it is).
+AUTOGRADER_ZIP_NAME = "autograder.zip"
+OTTER_CONFIG_FILE = "otter_config.json"
 # The tag Otter Assign gives the cells a student fills in.
 ANSWER_TAG = "otter_answer_cell"
 # The languages a notebook is handed out in (the build writes one into the notebook's metadata).
@@ -44,11 +48,15 @@ EXECUTION_TIME_KEY = "execution_time"
 # says of it: Gradescope can show it at once, while the scores wait for publication.
 PUBLIC_CHECK_TEST = "{question} · 筆記本的檢查 / notebook check"
 
-# The phase-1 work folder: a copy of what the notebook may see, and the only place it may write.
-# It mirrors Gradescope's layout: the tests in source/tests, the submission's files, a private home.
+# Gradescope's layout of the autograder's folder: the zip unpacked in source/ (Otter's tests in
+# source/tests, the data set in source/data/fashion-mnist), the student's files in submission/, and
+# results/results.json, the grade. The phase-1 work folder mirrors it: a copy of what the notebook
+# may see (the submission's files, a private home), and the only place it may write.
 WORK_SOURCE, WORK_SUBMISSION, WORK_HOME = "source", "submission", "home"
+TESTS_DIR = "tests"
+DATA_DIR = "data/fashion-mnist"  # inside source/, as inside the zip: the four files of data.FILES
 # Gradescope's own folder for results.json, beside source/ and submission/ (phase 1 never sees it).
-RESULTS_DIR = "results"
+RESULTS_DIR, RESULTS_FILE = "results", "results.json"
 # Inside the work folder: what the kernel leaves for the trusted phase, read as data only.
 EVIDENCE_DIR = "evidence"
 RUNNING_FILE = "running.json"  # the student's code cell that is about to run

@@ -30,10 +30,14 @@ class DataError(NotDone):
     """The Fashion-MNIST files are missing or damaged; the message says which and what to do."""
 
 
+# Where Keras keeps the data set, inside its home (KERAS_HOME, or ~/.keras).
+KERAS_DATASET_DIR = "datasets/fashion-mnist"
+
+
 def keras_cache_dir() -> Path:
     """The folder ``load_data()`` reads, honouring ``KERAS_HOME`` exactly as Keras does."""
     home = os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
-    return Path(home) / "datasets" / "fashion-mnist"
+    return Path(home) / KERAS_DATASET_DIR
 
 
 def md5(path: Path) -> str:

@@ -3,11 +3,13 @@
 import os
 from pathlib import Path
 
+from .contract import AUTOGRADER_ZIP_NAME, NOTEBOOK, OTTER_CONFIG_FILE
+
 # FASHION_KIT_ROOT lets an installed (non-editable) kit work on a checkout elsewhere.
 ROOT = Path(os.environ.get("FASHION_KIT_ROOT", Path(__file__).resolve().parents[2]))
-MASTER = ROOT / "assignment" / "fashion_mnist.ipynb"
-OTTER_CONFIG = ROOT / "otter_config.json"
+MASTER = ROOT / "assignment" / NOTEBOOK
+OTTER_CONFIG = ROOT / OTTER_CONFIG_FILE
 CONSTRAINTS = ROOT / "constraints.txt"
-AUTOGRADER_ZIP = ROOT / "autograder" / "autograder.zip"
+AUTOGRADER_ZIP = ROOT / "autograder" / AUTOGRADER_ZIP_NAME
 STUDENTS = ROOT / "student"  # the built student notebooks (the starter code), one folder per language
 SOLUTIONS = ROOT / "solutions"  # the built answer keys, one folder per language

@@ -32,7 +32,7 @@ from . import check_code, checks
 # cell recognises the training set by, and the training rule the challenge model must meet too.
 from .checks import (OFFICIAL_DIGESTS, TRAINING_EXAMPLES, TRAINING_EXAMPLES_DIGEST,  # noqa: F401
                      compile_facts, function_name, layer_rows, trained_problem, weights_digest)
-from .contract import natural_key
+from .contract import TESTS_DIR, natural_key
 from .errors import KitError
 
 
@@ -178,7 +178,7 @@ def points_in_autograder(path: Path | str) -> dict[str, float]:
     try:
         with zipfile.ZipFile(path) as zf:
             files = [(n, zf.read(n).decode("utf-8", "replace")) for n in zf.namelist()
-                     if n.startswith("tests/") and n.endswith(".py") and n.count("/") == 1]
+                     if n.startswith(f"{TESTS_DIR}/") and n.endswith(".py") and n.count("/") == 1]
     except (OSError, zipfile.BadZipFile) as e:
         raise NoQuestions(f"{path} is not a readable autograder zip ({e}); build it again: fashion-kit assign") from None
     return points_in_tests(files)

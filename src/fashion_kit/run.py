@@ -21,7 +21,7 @@ from typing import Sequence
 
 import nbformat
 
-from . import contract, notebooks, settings as settings_module, uploads
+from . import contract, notebooks, points, settings as settings_module, uploads
 from .grading import layout, sandbox as sandboxes, stopped, supervise
 from .settings import Settings
 from .statuses import Status, Stop
@@ -65,26 +65,17 @@ class Outcome:
 
     @property
     def score(self) -> float:
-        return sum(s for s, _ in self.scores.values())
+        return points.total(self.scores)
 
     @property
     def possible(self) -> float:
-        return sum(p for _, p in self.scores.values())
+        return points.possible(self.scores)
 
 
 def prepare_submission(nb):
     """Give the notebook the kernelspec the assignment uses; Otter's init cell needs it."""
     nb.metadata["kernelspec"] = dict(notebooks.KERNELSPEC)
     return nb
-
-
-def scores(results: dict) -> dict[str, tuple[float, float]]:
-    """Each question's (score, possible) in a results.json; extra-credit tests are left out."""
-    return {
-        t["name"]: (float(t.get("score", 0)), float(t["max_score"]))
-        for t in results.get("tests", [])
-        if t.get("max_score")
-    }
 
 
 def grade(
@@ -137,11 +128,11 @@ def grade(
             memory_limit_mb=settings.memory_limit_mb + OUTER_MEMORY_MARGIN_MB, cancel=cancel,
             poll_seconds=OUTER_POLL_SECONDS,
         )
-        results_path = ag_dir / contract.RESULTS_DIR / "results.json"
+        results_path = ag_dir / contract.RESULTS_DIR / contract.RESULTS_FILE
         results = read_results(results_path)
         if output_dir is not None and results is not None:
             Path(output_dir).mkdir(parents=True, exist_ok=True)
-            shutil.copy(results_path, Path(output_dir) / "results.json")
+            shutil.copy(results_path, Path(output_dir) / contract.RESULTS_FILE)
     return outcome_of(str(submission), results, ran, settings, box.name)
 
 
@@ -168,14 +159,14 @@ def outcome_of(submission: str, results: dict | None, ran: supervise.Supervised,
     if contract.OTTER_ERROR_TEST in tests:
         return _refused(tests[contract.OTTER_ERROR_TEST].get("output", ""), outcome)
     kind = (results.get("extra_data") or {}).get(contract.STOPPED_KEY)
-    found = scores(results)
+    found = points.of_results(results)
     if kind is not None:
-        points = sum(s for s, _ in found.values())
+        kept = points.total(found)
         zh, en = stopped.summary(kind, timeout_seconds=settings.timeout_seconds,
                                  memory_limit_mb=settings.memory_limit_mb)
-        if points:
-            zh += f"之前檢查過的題目保留 {points:g} 分。"
-            en += f" The questions checked before that keep their {points:g} points."
+        if kept:
+            zh += f"之前檢查過的題目保留 {kept:g} 分。"
+            en += f" The questions checked before that keep their {kept:g} points."
         return outcome(Status.GRADED, en, found, stopped=kind, message_zh=zh)
     return outcome(Status.GRADED, "", found)
 

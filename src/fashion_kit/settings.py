@@ -16,6 +16,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+from .contract import OTTER_CONFIG_FILE
 from .errors import KitError
 
 SECTION = "fashion_kit"
@@ -163,7 +164,7 @@ def markdown_table() -> str:
     return "\n".join(rows)
 
 
-def parse(config: dict, where: str = "otter_config.json") -> Settings:
+def parse(config: dict, where: str = OTTER_CONFIG_FILE) -> Settings:
     """Settings from the content of an otter_config.json."""
     if not isinstance(config, dict):
         raise SettingsError(f"{where} must hold a JSON object; found {type(config).__name__}.")
@@ -206,7 +207,7 @@ def from_zip(autograder_zip: Path | str) -> Settings:
     autograder_zip = Path(autograder_zip)
     try:
         with zipfile.ZipFile(autograder_zip) as zf:
-            raw = zf.read("otter_config.json")
+            raw = zf.read(OTTER_CONFIG_FILE)
     except (OSError, KeyError, zipfile.BadZipFile) as e:
         raise SettingsError(
             f"{autograder_zip} is not a usable autograder zip ({e}); expected the otter_config.json "

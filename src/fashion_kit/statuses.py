@@ -2,8 +2,9 @@
 
 A run that ends before it finishes ends for one reason, a :class:`Stop`: the supervisor reports it,
 the grading core passes it on, and results.json carries it as ``extra_data.fashion_kit_stopped``. A
-submission ends in the gradebook with one :class:`Status`. Both are strings, so they are written to
-JSON and CSV as they are and compare equal to the words read back.
+submission ends in the gradebook with one :class:`Status`. Each test of results.json passed or failed,
+a :class:`CheckStatus` (Gradescope's words). All are strings, so they are written to JSON and CSV as
+they are and compare equal to the words read back.
 """
 
 from __future__ import annotations
@@ -34,6 +35,13 @@ class Status(StrEnum):
     ERROR = "error"  # the grading failed: the kernel died before any result, or the autograder broke
     IGNORED = "ignored"  # not a submission (a README beside them): listed, nobody's grade
     INTERRUPTED = "interrupted"  # cancelled before it finished: never recorded, graded on the next run
+
+
+class CheckStatus(StrEnum):
+    """Gradescope's status of one test in results.json: a question's score or its notebook check."""
+
+    PASSED = "passed"
+    FAILED = "failed"
 
 
 # The statuses a gradebook row can have.

@@ -59,7 +59,7 @@ class BatchResult:
 
     @property
     def ignored(self) -> int:
-        return sum(1 for r in self.records if r.status == "ignored")
+        return sum(1 for r in self.records if r.status == Status.IGNORED)
 
 
 def questions_in(autograder_zip: Path) -> list[str]:
@@ -196,7 +196,7 @@ class _Batch:
                 regraded[reason] += 1
             todo.append(up)
         # What was reused, in submissions: a README beside them is no submission.
-        skipped = sum(1 for r in self.records.values() if r.status != "ignored")
+        skipped = sum(1 for r in self.records.values() if r.status != Status.IGNORED)
 
         # Until its new record lands, a submission graded again counts as not graded, and nothing
         # of its previous grading may be taken for part of the new one.
@@ -243,7 +243,7 @@ class _Batch:
             gradescope_id=up.gradescope_id, submitters=up.submitters, identity=list(up.identity),
             digest=store.resume_digest(up.digest, self.grading), grader_digest=self.grading,
             sandbox=more.pop("sandbox", "" if up.notebook is None else self.sandbox),
-            counted=status != "ignored", **more,  # a README is nobody's grade
+            counted=status != Status.IGNORED, **more,  # a README is nobody's grade
         )
 
     def grade_one(self, up: intake.Upload) -> Record | None:
@@ -313,7 +313,7 @@ class _Batch:
                     store.save(self.out, r)
         grouped = {up.id for group in groups for up in group}
         for r in self.records.values():  # a student who is no longer a duplicate
-            if r.id not in grouped and r.status != "ignored" and (r.duplicate_of or not r.counted or r.counted_by):
+            if r.id not in grouped and r.status != Status.IGNORED and (r.duplicate_of or not r.counted or r.counted_by):
                 r.duplicate_of, r.counted, r.counted_by = "", True, ""
                 store.save(self.out, r)
 
@@ -337,7 +337,7 @@ def _counted(group: list[intake.Upload], rows: list[Record], policy: str) -> tup
     if policy == "both":
         return latest, "both count (--duplicates both)"
     if policy == "highest":
-        graded = [r for r in rows if r.status == "graded"]
+        graded = [r for r in rows if r.status == Status.GRADED]
         if graded:
             return max(graded, key=lambda r: (r.total, when[r.id])), "the highest total (--duplicates highest)"
         return latest, f"none graded: the latest, by {basis}"
@@ -373,7 +373,7 @@ def _same_student(uploads: list[intake.Upload], owners: dict[str, set[str]]) -> 
 
     owner: dict[str, int] = {}
     for i, up in enumerate(uploads):
-        if up.status == "ignored":
+        if up.status == Status.IGNORED:
             continue
         for key in up.student_keys | {"student:" + k for k in owners.get(up.id, ())}:
             if key in owner:
@@ -382,6 +382,6 @@ def _same_student(uploads: list[intake.Upload], owners: dict[str, set[str]]) -> 
                 owner[key] = i
     groups: dict[int, list[intake.Upload]] = {}
     for i, up in enumerate(uploads):
-        if up.status != "ignored":
+        if up.status != Status.IGNORED:
             groups.setdefault(find(i), []).append(up)
     return [sorted(g, key=lambda u: contract.natural_key(u.id)) for g in groups.values() if len(g) > 1]

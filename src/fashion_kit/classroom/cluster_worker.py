@@ -41,7 +41,6 @@ from . import store, watchdog  # noqa: E402
 # A submission whose grading stopped this many workers is marked failed instead of tried again.
 MAX_WORKERS_LOST = 2
 METADATA_ROOT = "fashion-kit"
-ZIP_NAME = "autograder.zip"
 
 
 class KitRefused(RuntimeError):
@@ -92,7 +91,7 @@ class GradingKit(WorkerPlugin):
                 raise KitRefused(f"the worker {worker.address} cannot grade in a sandbox: {e}") from None
         folder = Path(tempfile.mkdtemp(prefix="fashion-kit-", dir=worker.local_directory))
         folder.chmod(0o700)
-        zip_path = folder / ZIP_NAME
+        zip_path = folder / contract.AUTOGRADER_ZIP_NAME
         zip_path.write_bytes(self.zip_bytes)
         found = store.grader_digest(zip_path, self.settings.fingerprint(), self.sandbox)
         if hashlib.sha256(zip_path.read_bytes()).hexdigest() != self.zip_sha256 or found != self.grading:

@@ -12,6 +12,7 @@ import io
 import re
 from dataclasses import dataclass, field
 
+from .. import points
 from .matching import is_late
 from .roster import Student, fold, is_canvas_export, is_cjk
 
@@ -104,9 +105,10 @@ def _scores(record) -> dict:
 
 
 def total_of(record) -> float | None:
-    """The record's points (bonus included), or None when grading produced no scores."""
+    """The record's points (its questions', without the challenge bonus), or None when grading
+    produced no scores."""
     scores = _scores(record)
-    return sum(float(s) for s, _ in scores.values()) if scores else None
+    return points.total(scores) if scores else None
 
 
 def percent(total: float | None, possible: float | None) -> str:

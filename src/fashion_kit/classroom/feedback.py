@@ -29,7 +29,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from .. import contract, questions
+from .. import contract, points, questions
 from ..statuses import Status
 from .roster import get
 from .store import FEEDBACK, FEEDBACK_ZIP
@@ -265,11 +265,13 @@ def page(record, results: dict | None, *, language: str = DEFAULT_LANGUAGE, assi
     tests = visible_tests(results) if isinstance(results, dict) else []
     results = results if isinstance(results, dict) else {}
     scored = [t for t in tests if "max_score" in t and t.get("name") != contract.CHALLENGE_TEST]
-    possible = sum(_float(t.get("max_score")) for t in scored)
+    possible = points.possible({str(t.get("name", "")): (_float(t.get("score")), _float(t.get("max_score")))
+                                for t in scored})
+    # Gradescope's total, as the student saw it there: the questions' points and the challenge bonus.
     total = results.get("score", sum(_float(t.get("score")) for t in tests if "max_score" in t))
     parts.append(f"<tr><th>{L('total')}</th><td class='total'>{esc(_number(total))} / {esc(_number(possible))}</td></tr>")
     _late(parts, L, esc, late, total)
-    if status and status != "graded":
+    if status and status != Status.GRADED:
         parts.append(f"<tr><th>{L('status')}</th><td>{esc(status)}</td></tr>")
     parts.append("</table>")
 

@@ -28,6 +28,7 @@ from typing import Callable
 
 from ..errors import KitError
 from .. import contract
+from ..statuses import Status
 from ..uploads import (MAX_JSON_DEPTH, Entry, Refused, check_notebook, json_depth_exceeds,
                        read_entry)
 from . import ids, store
@@ -70,7 +71,7 @@ class Upload:
     submitters: list[dict] = field(default_factory=list)
     created: float = 0.0  # when it was handed in (Gradescope's time, else the file's), for --duplicates
     created_by: str = ""  # what ``created`` is: LMS_TIME, FILE_TIME, or "" when nothing told it
-    status: str = ""  # "" (to grade), "invalid" or "ignored"
+    status: Status | str = ""  # "" (to grade), Status.INVALID or Status.IGNORED
     message: str = ""
     message_zh: str = ""
     notebook: Path | None = None  # the copy to grade, under .work/
@@ -375,19 +376,19 @@ class _Reader:
                                              f"無法讀取 {up.original_name}（{detail}）。"))
 
     def _invalid(self, up: Upload, why: Refused) -> Upload:
-        up.status, up.notebook, up.extra_files = "invalid", None, []
+        up.status, up.notebook, up.extra_files = Status.INVALID, None, []
         # A warning already there (unreadable metadata) is kept after the reason.
         up.message = " ".join(filter(None, [why.en, up.message]))
         up.message_zh = " ".join(filter(None, [why.zh, up.message_zh]))
-        up.digest = _digest("invalid", up.original_name, why.en)
+        up.digest = _digest(Status.INVALID, up.original_name, why.en)
         return up
 
     def _ignore(self, top: str, en: str, zh: str, files: list[Entry]) -> Upload:
         shown = ids.printable(top)
-        up = Upload(shown, _stem(top), status="ignored")
+        up = Upload(shown, _stem(top), status=Status.IGNORED)
         up.message = f"{shown}: {en}; ignored."
         up.message_zh = f"{shown}：{zh}；已略過。"
-        up.digest = _digest("ignored", shown, *[f"{f.name}:{f.size}" for f in files])
+        up.digest = _digest(Status.IGNORED, shown, *[f"{f.name}:{f.size}" for f in files])
         return up
 
     def _from_files(self, up: Upload, files: list[Entry], where: tuple[str, str], prefix: str = "") -> Upload:

@@ -34,6 +34,7 @@ from pathlib import PurePath
 
 from pypinyin import lazy_pinyin
 
+from .. import points
 from ..contract import natural_key
 from ..errors import KitError
 from .roster import Student, full_name, get, identifier, is_cjk
@@ -256,7 +257,7 @@ def _metadata_conflict(upload, found: set[int], index: _Index) -> str:
 def _total(upload) -> float:
     scores = get(upload, "scores", None) or {}
     try:
-        return sum(float(v[0]) for v in scores.values())
+        return points.total(scores)
     except (TypeError, ValueError, IndexError):
         return 0.0
 

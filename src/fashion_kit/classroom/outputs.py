@@ -24,8 +24,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .. import contract, run
+from .. import contract, points, run
 from ..questions import points_in_autograder
+from ..statuses import Status
 from . import exports, feedback, matching, roster
 from .store import PARTIAL_TAKE_AWAY, TAKE_AWAY
 
@@ -34,7 +35,6 @@ STUDENTS_PARTIAL, UNMATCHED_PARTIAL = PARTIAL_TAKE_AWAY
 # Every name this module writes at the top of the output folder: no submission id may take one
 # (store.OUTPUT_NAMES holds them all).
 NAMES = (STUDENTS, UNMATCHED, CANVAS, MOODLE, feedback.FOLDER, feedback.ZIP, *PARTIAL_TAKE_AWAY)
-IGNORED = "ignored"
 
 
 @dataclass
@@ -85,7 +85,7 @@ def write(out: Path | str, records, questions: list[str], *, assignment: str, po
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     # A file that was no submission at all (a README beside the notebooks) is nobody's work.
-    records = [r for r in records if roster.get(r, "status") != IGNORED]
+    records = [r for r in records if roster.get(r, "status") != Status.IGNORED]
     written = Written(partial=bool(pending) or interrupted)
     if written.partial:
         left = f"{len(pending)} upload(s) not graded yet" if pending else "the batch was interrupted"
@@ -181,11 +181,10 @@ def for_batch(out: Path | str, result, autograder_zip: Path | str, settings,
     out = Path(out)
     students = roster.read(roster_file) if roster_file else (roster.from_uploads(result.records) or None)
     header = roster.header(roster_file) if roster_file else []
-    points = points_in_autograder(autograder_zip)
-    possible = sum(points.get(q, 0.0) for q in result.questions) or sum(points.values())
+    worth = points_in_autograder(autograder_zip)
+    possible = sum(worth.get(q, 0.0) for q in result.questions) or sum(worth.values())
     if not possible:  # a zip whose test files name no points: what the graded questions were worth
-        possible = max((sum(float(p) for _, p in (roster.get(r, "scores", None) or {}).values())
-                        for r in result.records), default=0.0)
+        possible = max((points.possible(roster.get(r, "scores", None) or {}) for r in result.records), default=0.0)
 
     def results_of(record):
         return run.read_results(out / str(roster.get(record, "id", "")) / RESULTS)

@@ -119,7 +119,7 @@ class Reporter:
         if self.estimate is None:
             return
         if getattr(record, "status", "") in NOT_TO_GRADE:  # counted once, apart from the gradings
-            if record.status == "invalid":
+            if record.status == Status.INVALID:
                 self.counts["invalid"] += 1
                 if self.progress is not None:
                     self.progress.update(self.task, advance=1, **self.counts)

@@ -20,16 +20,13 @@ from rich.console import Console
 from rich.markup import escape as markup_escape
 from rich.table import Table
 
-from .. import contract
-from ..statuses import NOT_FAILED
+from .. import contract, points
+from ..statuses import NOT_FAILED, Status
 from .matching import is_late
 
 # Two means closer than this are a tie for "hardest question" (floating-point sums of halves).
 TIE = 1e-9
 NO_SANDBOX = "none"
-# A file in the upload folder that is no submission at all (a README, the roster): listed, not graded.
-IGNORED = "ignored"
-# Statuses that are no failure to grade: "ignored" is a file beside the submissions (a README).
 
 
 def regraded_text(result) -> str:
@@ -64,11 +61,11 @@ def scores_of(record) -> dict:
 
 
 def total_of(record) -> float:
-    return sum(float(s) for s, _ in scores_of(record).values())
+    return points.total(scores_of(record))
 
 
 def possible_of(record) -> float:
-    return sum(float(p) for _, p in scores_of(record).values())
+    return points.possible(scores_of(record))
 
 
 def counted(records) -> list:
@@ -210,8 +207,8 @@ def _cell(value, sort_key=None, css: str = "") -> str:
 def _split(result) -> tuple[list, list]:
     """The submissions, and the files that were ignored as no submission at all."""
     everything = list(result.records)
-    return ([r for r in everything if _get(r, "status") != IGNORED],
-            [r for r in everything if _get(r, "status") == IGNORED])
+    return ([r for r in everything if _get(r, "status") != Status.IGNORED],
+            [r for r in everything if _get(r, "status") == Status.IGNORED])
 
 
 def partial_text(result, roster=None) -> str:
@@ -317,7 +314,7 @@ def html_report(result, title: str = "Fashion-MNIST: class grading report", resu
     ``roster`` (``outputs.Written``) adds the students: missing ones and unmatched uploads first."""
     (records, ignored), questions = _split(result), list(result.questions)
     scored = counted(records)
-    graded = [r for r in records if _get(r, "status") == "graded"]
+    graded = [r for r in records if _get(r, "status") == Status.GRADED]
     failed = [r for r in records if _get(r, "status") not in NOT_FAILED]
     totals = [total_of(r) for r in scored]
     possible = max((possible_of(r) for r in scored), default=0)
@@ -420,7 +417,7 @@ table.sortable td.message {{ min-width: 16rem; max-width: 32rem; overflow-wrap: 
 
 def print_summary(result, console: Console, roster=None) -> None:
     records, ignored = _split(result)
-    graded = [r for r in records if _get(r, "status") == "graded"]
+    graded = [r for r in records if _get(r, "status") == Status.GRADED]
     failed = [r for r in records if _get(r, "status") not in NOT_FAILED]
     scored = counted(records)
     totals = [total_of(r) for r in scored]

@@ -15,10 +15,12 @@ import threading
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
+from .. import points
+from ..contract import RESULTS_FILE
 from ..statuses import NOT_FAILED
 
 RECORD = "record.json"
-RESULTS = "results.json"
+RESULTS = RESULTS_FILE
 LOG = "grading.log"
 GRADEBOOK = "gradebook.csv"
 REPORT = "report.html"
@@ -67,11 +69,11 @@ class Record:
 
     @property
     def total(self) -> float:
-        return sum(s for s, _ in self.scores.values())
+        return points.total(self.scores)
 
     @property
     def possible(self) -> float:
-        return sum(p for _, p in self.scores.values())
+        return points.possible(self.scores)
 
     @property
     def who(self) -> str:

@@ -37,7 +37,7 @@ from ..questions import Q_EVALUATE, WITH_SNAPSHOT
 from .. import settings as settings_module
 from ..settings import Settings
 from . import admission, layout, sandbox as sandboxes, supervise, verdicts
-from ..statuses import Stop
+from ..statuses import CheckStatus, Stop
 
 # What nbclient says when the kernel vanishes mid-cell; on Gradescope that is the out-of-memory killer.
 KERNEL_DIED_SIGNS = ("DeadKernelError", "Kernel died")
@@ -62,15 +62,15 @@ def grade(autograder_dir: Path, box: sandboxes.Sandbox, *, scratch: Path | None 
     """Grade the submission in ``autograder_dir`` and write its results.json; returns it. The grading's
     settings are the ones the sandbox was built with, so its walls and the supervisor's limits agree."""
     autograder_dir = Path(autograder_dir).resolve()
-    source = autograder_dir / "source"
+    source = autograder_dir / c.WORK_SOURCE
     if os.geteuid() == 0:
         source.chmod(0o700)  # the hidden tests and the grader's data: root's alone (setup.sh does it too)
     settings = box.settings
     try:
-        questions = questions_module.points_in_autograder(source / "tests")
+        questions = questions_module.points_in_autograder(source / c.TESTS_DIR)
     except questions_module.NoQuestions as e:
         raise AutograderBroken(str(e)) from None
-    data_dir = source / "data" / "fashion-mnist"
+    data_dir = source / c.DATA_DIR
     wrong = data.problems(data_dir)
     if wrong:
         raise AutograderBroken("The autograder's Fashion-MNIST files are damaged: " + "; ".join(wrong))
@@ -94,11 +94,11 @@ def grade(autograder_dir: Path, box: sandboxes.Sandbox, *, scratch: Path | None 
         results["extra_data"][c.LANGUAGE_KEY] = notebook_language(submission, trusted)
         results[c.EXECUTION_TIME_KEY] = round(time.monotonic() - clock[0][1], 1)
         if phase1.stopped == Stop.ERROR:
-            results["tests"].append({"name": "Autograder log (instructors only)", "status": "failed",
+            results["tests"].append({"name": "Autograder log (instructors only)", "status": CheckStatus.FAILED,
                                      "visibility": "hidden", "output": phase1_log[-5000:]})
-        results_path = autograder_dir / "results" / "results.json"
+        results_path = autograder_dir / c.RESULTS_DIR / c.RESULTS_FILE
         results_path.parent.mkdir(parents=True, exist_ok=True)
-        partial = results_path.with_name(".results.json.partial")  # replaced, never written through a link
+        partial = results_path.with_name(f".{c.RESULTS_FILE}.partial")  # replaced, never written through a link
         partial.write_text(json.dumps(results, indent=2, ensure_ascii=False), encoding="utf-8")
         os.replace(partial, results_path)
         clock.append(("decide", time.monotonic()))
@@ -195,8 +195,8 @@ def measure(work: Path, trusted: Path, data_dir: Path, box: sandboxes.Sandbox, p
             found[key] = {"error": f"{name}: {problem}"}
     own = None
     if Q_EVALUATE in models and layout.copy_untrusted(
-            work / c.EVIDENCE_DIR, c.TEST_IMAGES_FILE, inputs / "test_images.npy", layout.MAX_IMAGES_BYTES) is None:
-        own = str(inputs / "test_images.npy")
+            work / c.EVIDENCE_DIR, c.TEST_IMAGES_FILE, inputs / c.TEST_IMAGES_FILE, layout.MAX_IMAGES_BYTES) is None:
+        own = str(inputs / c.TEST_IMAGES_FILE)
     if models:
         for name in data.FILES:
             shutil.copyfile(data_dir / name, inputs / name)
@@ -268,7 +268,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.settings:
             settings = Settings().replace(**json.loads(Path(args.settings).read_text(encoding="utf-8")))
         else:
-            settings = settings_module.load(Path(args.autograder_dir) / "source" / "otter_config.json")
+            settings = settings_module.load(Path(args.autograder_dir) / c.WORK_SOURCE / c.OTTER_CONFIG_FILE)
         box = sandboxes.choose(args.sandbox, settings=settings)
         if box.name == "none":
             sandboxes.adopt_orphans()  # this process's own: what the notebook leaves becomes ours to kill

@@ -57,10 +57,10 @@ def make_work_folder(work: Path, source: Path, submission: Path) -> None:
     shutil.copytree(submission, work / c.WORK_SUBMISSION, symlinks=True,
                     ignore=lambda folder, names: [n for n in names if os.path.islink(os.path.join(folder, n))])
     (work / c.EVIDENCE_DIR).mkdir()
-    cache = work / c.WORK_HOME / ".keras" / "datasets" / "fashion-mnist"
+    cache = work / c.WORK_HOME / ".keras" / data.KERAS_DATASET_DIR
     cache.mkdir(parents=True)
     for name in data.FILES:
-        shutil.copyfile(source / "data" / "fashion-mnist" / name, cache / name)
+        shutil.copyfile(source / c.DATA_DIR / name, cache / name)
     (work / c.WORK_HOME / "tmp").mkdir()
 
 

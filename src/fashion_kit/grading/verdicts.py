@@ -18,6 +18,7 @@ from .. import contract as c
 from ..questions import (BY_NAME, Q_ACCURACY, Q_COMPILE, Q_EVALUATE, Q_FIT, Q_MODEL, Q_SAVE_LOAD,
                          trained_problem)
 from ..settings import Settings
+from ..statuses import CheckStatus
 from . import stopped
 from .messages import clean_output
 
@@ -56,8 +57,8 @@ def model_facts(models: dict, key: str) -> dict:
     dropped, so no value can crash a check or pass for another), or {"error": why there are none}."""
     found = models.get(key) if isinstance(models, dict) else None
     if not isinstance(found, dict):
-        where = "challenge_model.keras" if key == "challenge" else (
-            "fashion_mnist_model.keras" if key == "student" else f"the snapshot after {key}")
+        where = c.CHALLENGE_FILE if key == "challenge" else (
+            c.MODEL_FILES[0] if key == "student" else f"the snapshot after {key}")
         return {"error": f"no model ({where})"}
     if "error" in found:
         return {"error": text_of(str(found["error"]), 300)}
@@ -171,11 +172,11 @@ def public_check(question, kernel_values, not_checked: str) -> tuple[str, str]:
     the public part of the same check, on the values the notebook's kernel collected. It decides no
     points, so what the kernel collected is good enough here."""
     if question is None or kernel_values is None:
-        return "failed", not_checked
+        return CheckStatus.FAILED, not_checked
     fraction, messages = question.decide(kernel_values, public=True)
     if fraction >= 1 and not messages:
-        return "passed", f"{question.name}: 通過筆記本的檢查。 / {question.name} passes the notebook's check."
-    return "failed", text_of(f"{question.name}: {clean_output(chr(10).join(messages))}")
+        return CheckStatus.PASSED, f"{question.name}: 通過筆記本的檢查。 / {question.name} passes the notebook's check."
+    return CheckStatus.FAILED, text_of(f"{question.name}: {clean_output(chr(10).join(messages))}")
 
 
 VISIBILITY_WORDS = {  # when the scores are shown, in both languages (Gradescope's visibility values)
@@ -189,7 +190,7 @@ VISIBILITY_WORDS = {  # when the scores are shown, in both languages (Gradescope
 def summary(public: dict[str, tuple[str, str]], settings: Settings) -> str:
     """The box at the top of a Gradescope result (Markdown): how many questions pass the notebook's
     own checks, and when the scores follow."""
-    passed = sum(1 for status, _ in public.values() if status == "passed")
+    passed = sum(1 for status, _ in public.values() if status == CheckStatus.PASSED)
     zh, en = VISIBILITY_WORDS[settings.score_visibility]
     if settings.check_visibility == "visible":
         count_zh = f"**{len(public)} 題中有 {passed} 題通過筆記本的檢查。**"
@@ -216,7 +217,7 @@ def decide(questions: dict[str, float], phase1: Phase1, models: dict, settings: 
         text = stopped.message(phase1.stopped, phase1.running_cell, settings.timeout_seconds,
                                settings.memory_limit_mb)
         results["extra_data"][c.STOPPED_KEY] = phase1.stopped
-        results["tests"].append({"name": stopped.TITLES[phase1.stopped], "status": "failed",
+        results["tests"].append({"name": stopped.TITLES[phase1.stopped], "status": CheckStatus.FAILED,
                                  "visibility": "visible", "output": text})
     total, public = 0.0, {}
     for name, possible in questions.items():
@@ -234,7 +235,7 @@ def decide(questions: dict[str, float], phase1: Phase1, models: dict, settings: 
         results["tests"].append({"name": c.PUBLIC_CHECK_TEST.format(question=name), "status": public[name][0],
                                  "visibility": settings.check_visibility, "output": public[name][1]})
         results["tests"].append({"name": name, "score": score, "max_score": possible,
-                                 "status": "passed" if score >= possible else "failed",
+                                 "status": CheckStatus.PASSED if score >= possible else CheckStatus.FAILED,
                                  "visibility": settings.score_visibility, "output": output})
     # A stopped run's notice first: it says why the rest looks as it does.
     results["output"] = "\n\n".join(filter(None, [
