@@ -54,3 +54,11 @@ def test_statuses_are_compared_as_the_enums_never_as_words():
             if any(isinstance(side, ast.Constant) and side.value in STATUS_WORDS for side in sides):
                 found.append(f"{path.relative_to(PACKAGE)}:{node.lineno}: {ast.unparse(node)}")
     assert not found
+
+
+def test_an_english_feedback_page_shows_only_the_english_half_of_a_question_not_checked():
+    from fashion_kit.classroom import feedback
+
+    english = feedback.in_language(stopped.NOT_CHECKED, "en")
+    assert english.startswith("Not checked") and not feedback._CJK_TEXT.search(english)
+    assert "這一題沒有被檢查" in feedback.in_language(stopped.NOT_CHECKED, "zh-TW")

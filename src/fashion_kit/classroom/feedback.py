@@ -36,8 +36,8 @@ from .store import FEEDBACK, FEEDBACK_ZIP
 
 FOLDER, ZIP = FEEDBACK, FEEDBACK_ZIP
 UNMATCHED = "unmatched"  # feedback/unmatched/: pages of uploads no student of the roster matched
-LANGUAGES = ("zh-TW", "en")  # the notebook languages (notebooks.LANGUAGES); zh-TW pages carry English too
-DEFAULT_LANGUAGE = "zh-TW"
+LANGUAGES = contract.LANGUAGES  # the notebook languages; zh-TW pages carry English too
+DEFAULT_LANGUAGE = LANGUAGES[0]
 PUBLIC_TESTS = "Public Tests"  # Otter's box of the public checks' results
 
 # Words on the page: (Traditional Chinese, English).

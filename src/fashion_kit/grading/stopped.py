@@ -39,10 +39,9 @@ def summary(kind: str, *, timeout_seconds: float, memory_limit_mb: float) -> tup
     return lines.get(kind, lines[Stop.ERROR])
 
 
-NOT_CHECKED = (
-    "這一題沒有被檢查：評分在執行到這一題之前就停止了（請看最上面的說明）。\n"
-    "Not checked: grading stopped before the notebook reached this question (see the message at the top)."
-)
+# One line, Chinese / English, as every question's message: an English page keeps the English half.
+NOT_CHECKED = ("這一題沒有被檢查：評分在執行到這一題之前就停止了（請看最上面的說明）。 / "
+               "Not checked: grading stopped before the notebook reached this question (see the message at the top).")
 
 
 def _where(cell: dict | None) -> tuple[str, str]:
