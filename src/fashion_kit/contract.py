@@ -2,7 +2,7 @@
 
 Both import this module (the zip installs the kit itself), so a name or a format changed here changes
 on both sides at once. It holds the names of the files a grading reads and writes, the layout of the
-untrusted work folder, the questions that have evidence outside the kernel, and two small helpers
+untrusted work folder, the keys of results.json, and two small helpers
 both sides need.
 
 It imports nothing of the kit: every other module may import it (docs/architecture.md). The
