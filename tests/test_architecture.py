@@ -3,15 +3,17 @@
 A module imports only from the layers below its own, no package's modules import each other in a
 cycle, and the grading core reaches the checks only through the question registry. The contracts
 are proven to bite: a copy of the kit with an arrow back up, a cycle and a direct import of the
-checks breaks each of them.
+checks breaks each of them. The guide's table places every module the contracts place.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 from fashion_kit import paths
@@ -52,3 +54,13 @@ def test_an_arrow_back_up_a_cycle_and_a_direct_import_of_the_checks_are_each_ref
     assert "fashion_kit.grading is not allowed to import fashion_kit.checks" in out
     assert "No cycles are allowed in fashion_kit." in out and "No cycles are allowed in fashion_kit.classroom." in out
     assert "Contracts: 0 kept, 3 broken." in out
+
+
+def test_the_architecture_guide_names_every_module_of_the_layers():
+    contracts = tomllib.loads(PYPROJECT.read_text(encoding="utf-8"))["tool"]["importlinter"]["contracts"]
+    layers = next(c for c in contracts if c["type"] == "layers")["layers"]
+    modules = {name for layer in layers for name in re.split(r"\s*[|:]\s*", layer)} - {"__main__"}
+    guide = (paths.ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
+    table = guide[guide.index("| layer |"):guide.index("Why each rule")]
+    named = set(re.findall(r"`(\w+)/?`", table))
+    assert modules <= named, modules - named
