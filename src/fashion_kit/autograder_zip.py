@@ -153,12 +153,12 @@ def kit_wheel(folder: Path) -> Path:
     return next(out.glob("*.whl"))
 
 
-def manifest(master: Path) -> dict:
+def manifest(master: Path, config: Path | None = None) -> dict:
     """What a zip is built from, by content: the master, the settings, the pins and the kit."""
     def sha(path: Path) -> str:
         return hashlib.sha256(path.read_bytes()).hexdigest()
 
-    return {"master": sha(master), "otter_config": sha(paths.OTTER_CONFIG), "constraints": sha(paths.CONSTRAINTS),
+    return {"master": sha(master), "otter_config": sha(config or paths.OTTER_CONFIG), "constraints": sha(paths.CONSTRAINTS),
             "kit": kit_fingerprint()}
 
 
@@ -177,21 +177,24 @@ def stale_reasons(autograder_zip: Path, master: Path | None = None) -> list[str]
     return [f"{names[k]} changed since the zip was built" for k in names if built.get(k) != now[k]]
 
 
-def write_autograder_zip(otter_zip: Path, target: Path, data_dir: Path, master: Path | None = None) -> None:
-    """Otter's tests, with the kit's config, entry point, lean set-up, wheel and bundled data."""
+def write_autograder_zip(otter_zip: Path, target: Path, data_dir: Path, master: Path | None = None,
+                         config: Path | None = None) -> None:
+    """Otter's tests, with the kit's config (``config``, else the repository's otter_config.json),
+    entry point, lean set-up, wheel and bundled data."""
+    config = config or paths.OTTER_CONFIG
     entries: dict[str, tuple[bytes, bool]] = {}
     with zipfile.ZipFile(otter_zip) as zf:
         for name in zf.namelist():
             if name.startswith("tests/"):
                 entries[name] = (zf.read(name), False)
-    entries["otter_config.json"] = (paths.OTTER_CONFIG.read_bytes(), False)
+    entries["otter_config.json"] = (config.read_bytes(), False)
     entries["requirements.txt"] = (grading_requirements(paths.CONSTRAINTS).encode(), False)
     for name in GRADESCOPE_FILES:
         entries[name] = ((PACKAGE / "gradescope" / name).read_bytes(), name in EXECUTABLES)
     with tempfile.TemporaryDirectory(prefix="fashion-kit-wheel-") as tmp:
         wheel = kit_wheel(Path(tmp))
         entries[wheel.name] = (wheel.read_bytes(), False)
-    entries[MANIFEST] = (json.dumps(manifest(Path(master or paths.MASTER)), indent=2).encode() + b"\n", False)
+    entries[MANIFEST] = (json.dumps(manifest(Path(master or paths.MASTER), config), indent=2).encode() + b"\n", False)
     for name in data.FILES:
         entries[f"data/fashion-mnist/{name}"] = ((data_dir / name).read_bytes(), False)
     buffer = io.BytesIO()
