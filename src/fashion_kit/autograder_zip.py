@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import re
 import subprocess
 import sys
 import tempfile
@@ -86,14 +87,24 @@ def grading_closure() -> set[str]:
     return needed
 
 
+# A pin of constraints.txt as pip-compile writes it: ``name==version``, then `` \`` and its hashes.
+PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s;\\]+)")
+
+
+def pinned(constraints: Path) -> dict[str, str]:
+    """The version ``constraints`` pins for each package, by canonical name."""
+    found = {}
+    for line in constraints.read_text().splitlines():
+        match = PIN.match(line.strip())
+        if match:
+            found[_canonical(match[1])] = match[2]
+    return found
+
+
 def grading_requirements(constraints: Path) -> str:
     """The grading image's requirements.txt: every package of the grading closure, each pinned to
     the version ``constraints`` gives it, so the image is the same on every build."""
-    pins = {}
-    for line in constraints.read_text().splitlines():
-        name, sep, version = line.strip().partition("==")
-        if sep:
-            pins[_canonical(name)] = version
+    pins = pinned(constraints)
     needed = grading_closure()
     missing = sorted(needed - pins.keys())
     if missing:
