@@ -28,8 +28,8 @@ from .errors import KitError
 SECTION = "fashion_kit"
 
 # Gradescope's four moments a result can be shown to a student (its results.json "visibility").
-VISIBILITIES = ("hidden", "after_due_date", "after_published", "visible")
 Visibility = Literal["hidden", "after_due_date", "after_published", "visible"]
+VISIBILITIES = typing.get_args(Visibility)
 
 # Otter's keys that fashion-kit's grader does not read, and the kit's setting that says it instead.
 NOT_READ = {"show_hidden": "score_visibility", "show_stdout": "log_visibility"}
@@ -145,11 +145,13 @@ class Key:
 
 
 def _declared(name: str, field) -> Key:
-    kind = typing.get_origin(field.annotation) is Literal and typing.get_args(field.annotation)
+    """The :class:`Key` of one of the model's fields: its range is read from pydantic's own
+    constraints, so the error messages and the README's table say what the validation does."""
+    choices = typing.get_origin(field.annotation) is Literal and typing.get_args(field.annotation)
     limits = {type(m).__name__: getattr(m, type(m).__name__.lower()) for m in field.metadata
               if isinstance(m, (annotated_types.Ge, annotated_types.Gt, annotated_types.Le))}
-    if kind:
-        allowed, bounds = f"one of {', '.join(kind)}", " · ".join(f"`{c}`" for c in kind)
+    if choices:
+        allowed, bounds = f"one of {', '.join(choices)}", " · ".join(f"`{c}`" for c in choices)
     elif not limits:
         allowed, bounds = "a non-empty text", "non-empty text"
     else:
