@@ -10,7 +10,7 @@ BIN := $(VENV)/bin
 RUNTIME_STAMP := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.installed-dev
 
-.PHONY: all setup setup-dev build test test-fast wheel clean
+.PHONY: all setup setup-dev lock build test test-fast wheel clean
 
 all: setup
 	@command -v bwrap >/dev/null || echo "note: bubblewrap is not installed; grading students' notebooks locally needs it (Debian/Ubuntu: sudo apt-get install bubblewrap; Fedora: sudo dnf install bubblewrap)"
@@ -34,6 +34,19 @@ $(DEV_STAMP): $(RUNTIME_STAMP)
 	@echo "installing the development tools (pytest, Playwright, Dask...) into $(VENV)"
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $@
+
+# constraints.txt: every package of the runtime and of the extras, pinned, resolved from pyproject.toml
+# by pip-tools through pip's own configuration (its index, mirror and find-links), keeping each pin
+# that still fits. After changing a dependency in pyproject.toml: make lock, then commit both.
+# `make lock LOCK_OPTIONS=--upgrade` moves every pin to the newest release that fits. setuptools is
+# pinned (TensorFlow needs it at run time); pip and the kit itself are not. No hashes: a hash in a
+# constraints file turns on pip's hash-checking mode for the whole install, which then refuses the
+# kit itself (`-e .`, or a cluster worker's wheel) as a requirement it cannot hash.
+LOCK_OPTIONS ?=
+lock: setup-dev
+	CUSTOM_COMPILE_COMMAND="make lock" $(BIN)/pip-compile --quiet --strip-extras --all-extras \
+		--unsafe-package pip --unsafe-package fashion-kit --no-emit-index-url --no-emit-find-links \
+		$(LOCK_OPTIONS) --output-file constraints.txt pyproject.toml
 
 test: setup-dev
 	$(BIN)/python -m pytest

@@ -25,7 +25,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from fashion_kit import assign, data, notebooks, paths
+from fashion_kit import assign, data, notebooks, paths, settings
 
 SOLUTION = paths.ROOT / "solutions" / "en" / assign.NOTEBOOK
 DOC = paths.ROOT / "docs" / "threshold-calibration.md"
@@ -80,7 +80,7 @@ def train_once(seed: int, epochs: int = 5) -> tuple[float, float]:
 
 
 def threshold() -> float:
-    return float(json.loads(paths.OTTER_CONFIG.read_text())["fashion_kit"]["min_test_accuracy"])
+    return settings.load(paths.OTTER_CONFIG).min_test_accuracy
 
 
 def report(runs: dict[int, tuple[float, float]], limit: float, one_epoch: float) -> str:

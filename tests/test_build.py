@@ -171,3 +171,45 @@ def test_failing_solution_stops_the_build_and_writes_nothing(tmp_path):
     with pytest.raises(assign.BuildError, match="does not pass its own tests"):
         assign.build(master=broken, root=root, verify=True, progress=lambda _: None)
     assert not root.exists() or not any(root.iterdir())
+
+
+def _markdown(path) -> str:
+    return "\n".join(c.source for c in notebooks.read(path).cells if c.cell_type == "markdown")
+
+
+def test_the_notebooks_state_the_thresholds_the_settings_give(built, tmp_path):
+    """An instructor who changes a threshold and rebuilds gets notebooks that say the new value,
+    in both languages, and a zip that grades with it."""
+    import json
+
+    config = json.loads(paths.OTTER_CONFIG.read_text(encoding="utf-8"))
+    config["fashion_kit"].update(min_test_accuracy=0.84, challenge_bonus_threshold=0.925)
+    changed = tmp_path / "otter_config.json"
+    changed.write_text(json.dumps(config), encoding="utf-8")
+    rebuilt = assign.build(root=tmp_path / "kit", verify=False, progress=lambda _: None, config=changed)
+    sentences = {"zh-TW": ("準確率達到 {} 就得分", "達到加分門檻 {} 就能加分"),
+                 "en": ("You score if the accuracy reaches {}.", "at or above the bonus threshold ({})")}
+    for lang, (q9, bonus) in sentences.items():
+        for nb in (rebuilt.student[lang], rebuilt.solutions[lang]):
+            text = _markdown(nb)
+            assert q9.format("0.84") in text and bonus.format("0.925") in text, nb
+            assert "0.85" not in text and "{{" not in text, nb
+        default = _markdown(built.student[lang])
+        assert q9.format("0.85") in default and bonus.format("0.90") in default
+    with zipfile.ZipFile(rebuilt.autograder_zip) as zf:
+        assert json.loads(zf.read("otter_config.json"))["fashion_kit"]["min_test_accuracy"] == 0.84
+
+
+def test_a_master_naming_an_unknown_setting_stops_the_build(tmp_path):
+    nb = notebooks.read(paths.MASTER)
+    next(c for c in nb.cells if c.cell_type == "markdown").source += "\n{{ min_test_acuracy }}"
+    with pytest.raises(assign.BuildError, match="min_test_acuracy.*expected one of"):
+        assign.with_settings(nb, assign.settings_module.Settings())
+
+
+def test_a_bad_setting_stops_the_build_before_any_work(tmp_path):
+    bad = tmp_path / "otter_config.json"
+    bad.write_text('{"fashion_kit": {"min_test_accuracy": 1.5}}', encoding="utf-8")
+    with pytest.raises(assign.settings_module.SettingsError, match="min_test_accuracy must be a number from 0 to 1; found 1.5"):
+        assign.build(root=tmp_path / "kit", verify=False, progress=lambda _: None, config=bad)
+    assert not (tmp_path / "kit").exists()

@@ -251,3 +251,18 @@ def test_run_grades_the_zip_the_export_cell_makes_as_grade_does(tmp_path, monkey
     assert cli.main(["run", str(empty), "--autograder", str(autograder(tmp_path))]) == cli.EXIT_NOT_GRADED
     page = (tmp_path / "graded" / "empty" / "feedback.html").read_text(encoding="utf-8")
     assert "no notebook" in page and len(fake_grade.calls) == 1
+
+
+def test_check_refuses_a_setting_out_of_range_naming_the_key_and_the_value(tmp_path, monkeypatch, capsys):
+    """`check` validates otter_config.json as `assign` does, before comparing anything."""
+    from fashion_kit import assign, paths
+
+    config = json.loads(paths.OTTER_CONFIG.read_text(encoding="utf-8"))
+    config["fashion_kit"]["min_test_accuracy"] = 1.5
+    bad = tmp_path / "otter_config.json"
+    bad.write_text(json.dumps(config), encoding="utf-8")
+    monkeypatch.setattr(paths, "OTTER_CONFIG", bad)
+    monkeypatch.setattr(assign, "expected_notebooks", lambda **_: pytest.fail("compared before validating"))
+    assert cli.main(["check"]) == cli.EXIT_USAGE
+    err = " ".join(capsys.readouterr().err.split())  # the console wraps long lines
+    assert "fashion_kit.min_test_accuracy must be a number from 0 to 1; found 1.5" in err, err

@@ -47,8 +47,8 @@ def test_an_unknown_key_is_refused_with_the_known_ones():
 
 def test_every_key_is_declared_with_a_default_its_check_accepts_and_help():
     for key in settings.KEYS:
-        assert key.metadata["check"](key.name, key.default) == key.default
-        assert key.metadata["help"] and key.metadata["check"].bounds
+        assert getattr(Settings().replace(**{key.name: key.default}), key.name) == key.default
+        assert key.help and key.bounds and key.allowed
 
 
 def test_settings_name_the_bad_key_and_what_was_found(tmp_path):
@@ -77,3 +77,31 @@ def test_only_settings_py_reads_otter_config():
     readers = sorted(p.relative_to(package).as_posix() for p in package.rglob("*.py")
                      if parsing.search(p.read_text(encoding="utf-8")))
     assert readers == [], f"parse otter_config.json through fashion_kit.settings, not in {readers}"
+
+
+def _same(shown: str, default) -> bool:
+    shown = shown.strip().strip("`")
+    return shown == default if isinstance(default, str) else float(shown.replace(",", "")) == default
+
+
+def test_the_guides_state_each_setting_as_it_is_declared():
+    """A guide that gives a setting's value, in a sentence (`key` (value)) or in a table row
+    (| `key` | value |), gives the declared default: the declaration is the one owner of the value."""
+    keys = {k.name: k.default for k in settings.KEYS}
+    inline = re.compile(r"`(?:fashion_kit\.)?(\w+)` \(([\d.,]+)\)")
+    row = re.compile(r"^\| ((?:`[\w.]+`(?:, )?)+) \| ([^|]+) \|", re.MULTILINE)
+    found, wrong = 0, []
+    for guide in [paths.ROOT / "README.md", *sorted((paths.ROOT / "docs").glob("*.md"))]:
+        text = guide.read_text(encoding="utf-8")
+        pairs = [m.groups() for m in inline.finditer(text)]
+        for names, values in row.findall(text):
+            names = [n.strip("`").removeprefix("fashion_kit.") for n in names.split(", ")]
+            if all(n in keys for n in names) and len(values.split(", ")) == len(names):
+                pairs += zip(names, values.split(", "))
+        for name, shown in pairs:
+            if name in keys:
+                found += 1
+                if not _same(shown, keys[name]):
+                    wrong.append(f"{guide.name}: {name} shown as {shown}, declared {keys[name]!r}")
+    assert found >= 10, found
+    assert not wrong, wrong

@@ -21,9 +21,10 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import check_code, data, notebooks, paths
+from . import check_code, data, notebooks, paths, settings as settings_module
 from .autograder_zip import BuildError, write_autograder_zip
 from .contract import ANSWER_TAG, AUTOGRADER_ZIP_NAME, NOTEBOOK
+from .settings import Settings
 from .statuses import Status
 
 
@@ -54,14 +55,41 @@ def _hidden_tests_in(nb) -> list[str]:
     return hidden
 
 
-def assign_language(source_nb, lang: str, workdir: Path):
-    """Run Otter Assign on ``lang``'s view of the master; returns (student notebook, answer key,
-    otter zip). Otter's own autograder notebook, with its solution markup and every test in its
-    metadata, stays here in the build's scratch folder."""
+def decimal(value: float) -> str:
+    """A setting as the notebooks write it: an accuracy with two decimals (0.85, 0.90), more only
+    when the value has more (0.845)."""
+    shown = f"{value:.2f}"
+    return shown if float(shown) == value else repr(value)
+
+
+def with_settings(nb, settings: Settings):
+    """``nb`` with its markdown cells rendered by Jinja2 against ``settings``: the master writes
+    ``{{ min_test_accuracy | decimal }}`` where a sentence shows a setting, so the notebook states
+    the value the autograder grades with. An unknown name stops the build."""
+    import jinja2
+
+    env = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=True)
+    env.filters["decimal"] = decimal
+    values = settings.to_dict()
+    nb = copy.deepcopy(nb)
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            try:
+                cell.source = env.from_string(cell.source).render(values)
+            except jinja2.TemplateError as e:
+                raise BuildError(f"A markdown cell of the master names a setting the kit does not have "
+                                 f"({e}); expected one of {', '.join(values)}:\n{cell.source}") from e
+    return nb
+
+
+def assign_language(source_nb, lang: str, workdir: Path, settings: Settings):
+    """Run Otter Assign on ``lang``'s view of the master, its sentences filled from ``settings``;
+    returns (student notebook, answer key, otter zip). Otter's own autograder notebook, with its
+    solution markup and every test in its metadata, stays here in the build's scratch folder."""
     work = workdir / lang
     (work / "master").mkdir(parents=True)
     # The master's tests say CHECK(question): each becomes the kit's own check code (check_code).
-    view = check_code.expand_notebook(notebooks.for_language(source_nb, lang))
+    view = check_code.expand_notebook(with_settings(notebooks.for_language(source_nb, lang), settings))
     notebooks.write(view, work / "master" / NOTEBOOK)
     _otter_assign(work / "master" / NOTEBOOK, work / "out")
     student = notebooks.read(work / "out" / "student" / NOTEBOOK)
@@ -210,10 +238,14 @@ def build(
     root: Path | None = None,
     verify: bool = True,
     progress=print,
+    config: Path | None = None,
 ) -> BuildResult:
-    """Regenerate student/, solutions/ and autograder/ under ``root`` from ``master``."""
+    """Regenerate student/, solutions/ and autograder/ under ``root`` from ``master`` and the
+    settings of ``config`` (the repository's otter_config.json unless given)."""
     root = Path(root or paths.ROOT)
     master = Path(master or paths.MASTER)
+    config = Path(config or paths.OTTER_CONFIG)
+    settings = settings_module.load(config)  # a bad setting stops the build before any work
     data_dir = data.ensure()
     source_nb = notebooks.read(master)
 
@@ -223,7 +255,7 @@ def build(
         otter_zip = None
         for lang in notebooks.LANGUAGES:
             progress(f"otter assign ({lang})")
-            stu, sol, lang_zip = assign_language(source_nb, lang, Path(tmp))
+            stu, sol, lang_zip = assign_language(source_nb, lang, Path(tmp), settings)
             for kind, nb, index in (("student", stu, student), ("solutions", sol, solutions)):
                 target = stage / kind / lang / NOTEBOOK
                 target.parent.mkdir(parents=True, exist_ok=True)
@@ -233,7 +265,7 @@ def build(
                 # The tests are code, identical in every language: one autograder serves them all.
                 otter_zip = lang_zip
                 (stage / "autograder").mkdir(parents=True)
-                write_autograder_zip(otter_zip, stage / "autograder" / AUTOGRADER_ZIP_NAME, data_dir, master)
+                write_autograder_zip(otter_zip, stage / "autograder" / AUTOGRADER_ZIP_NAME, data_dir, master, config)
 
         results = None
         if verify:
@@ -271,14 +303,15 @@ def build(
     return BuildResult(student, solutions, root / "autograder" / AUTOGRADER_ZIP_NAME, results)
 
 
-def expected_notebooks(master: Path | None = None) -> dict[str, str]:
+def expected_notebooks(master: Path | None = None, settings: Settings | None = None) -> dict[str, str]:
     """What the build would write for each committed notebook, as text, without grading anything.
-    Used to prove the committed student/ and solutions/ match the master."""
+    Used to prove the committed student/ and solutions/ match the master and the settings."""
+    settings = settings or settings_module.load(paths.OTTER_CONFIG)
     with tempfile.TemporaryDirectory() as tmp:
         source_nb = notebooks.read(Path(master or paths.MASTER))
         out = {}
         for lang in notebooks.LANGUAGES:
-            student, solution, _ = assign_language(source_nb, lang, Path(tmp))
+            student, solution, _ = assign_language(source_nb, lang, Path(tmp), settings)
             out[f"student/{lang}/{NOTEBOOK}"] = notebooks.dumps(student)
             out[f"solutions/{lang}/{NOTEBOOK}"] = notebooks.dumps(solution)
         return out

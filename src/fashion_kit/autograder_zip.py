@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import re
 import subprocess
 import sys
 import tempfile
@@ -86,14 +87,24 @@ def grading_closure() -> set[str]:
     return needed
 
 
+# A pin of constraints.txt as pip-compile writes it: ``name==version``, then `` \`` and its hashes.
+PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s;\\]+)")
+
+
+def pinned(constraints: Path) -> dict[str, str]:
+    """The version ``constraints`` pins for each package, by canonical name."""
+    found = {}
+    for line in constraints.read_text().splitlines():
+        match = PIN.match(line.strip())
+        if match:
+            found[_canonical(match[1])] = match[2]
+    return found
+
+
 def grading_requirements(constraints: Path) -> str:
     """The grading image's requirements.txt: every package of the grading closure, each pinned to
     the version ``constraints`` gives it, so the image is the same on every build."""
-    pins = {}
-    for line in constraints.read_text().splitlines():
-        name, sep, version = line.strip().partition("==")
-        if sep:
-            pins[_canonical(name)] = version
+    pins = pinned(constraints)
     needed = grading_closure()
     missing = sorted(needed - pins.keys())
     if missing:
@@ -116,7 +127,7 @@ def _package_files() -> list[Path]:
     """The kit's own files as the wheel carries them: its Python modules and package data."""
     return sorted(
         p for p in PACKAGE.rglob("*")
-        if p.is_file() and "__pycache__" not in p.parts and p.suffix in (".py", ".json", ".sh", "")
+        if p.is_file() and "__pycache__" not in p.parts and p.suffix in (".py", ".json", ".sh", ".html", ".js", "")
         and not p.name.startswith(".")
     )
 
@@ -153,12 +164,12 @@ def kit_wheel(folder: Path) -> Path:
     return next(out.glob("*.whl"))
 
 
-def manifest(master: Path) -> dict:
+def manifest(master: Path, config: Path | None = None) -> dict:
     """What a zip is built from, by content: the master, the settings, the pins and the kit."""
     def sha(path: Path) -> str:
         return hashlib.sha256(path.read_bytes()).hexdigest()
 
-    return {"master": sha(master), "otter_config": sha(paths.OTTER_CONFIG), "constraints": sha(paths.CONSTRAINTS),
+    return {"master": sha(master), "otter_config": sha(config or paths.OTTER_CONFIG), "constraints": sha(paths.CONSTRAINTS),
             "kit": kit_fingerprint()}
 
 
@@ -177,21 +188,24 @@ def stale_reasons(autograder_zip: Path, master: Path | None = None) -> list[str]
     return [f"{names[k]} changed since the zip was built" for k in names if built.get(k) != now[k]]
 
 
-def write_autograder_zip(otter_zip: Path, target: Path, data_dir: Path, master: Path | None = None) -> None:
-    """Otter's tests, with the kit's config, entry point, lean set-up, wheel and bundled data."""
+def write_autograder_zip(otter_zip: Path, target: Path, data_dir: Path, master: Path | None = None,
+                         config: Path | None = None) -> None:
+    """Otter's tests, with the kit's config (``config``, else the repository's otter_config.json),
+    entry point, lean set-up, wheel and bundled data."""
+    config = config or paths.OTTER_CONFIG
     entries: dict[str, tuple[bytes, bool]] = {}
     with zipfile.ZipFile(otter_zip) as zf:
         for name in zf.namelist():
             if name.startswith(f"{contract.TESTS_DIR}/"):
                 entries[name] = (zf.read(name), False)
-    entries[contract.OTTER_CONFIG_FILE] = (paths.OTTER_CONFIG.read_bytes(), False)
+    entries[contract.OTTER_CONFIG_FILE] = (config.read_bytes(), False)
     entries["requirements.txt"] = (grading_requirements(paths.CONSTRAINTS).encode(), False)
     for name in GRADESCOPE_FILES:
         entries[name] = ((PACKAGE / "gradescope" / name).read_bytes(), name in EXECUTABLES)
     with tempfile.TemporaryDirectory(prefix="fashion-kit-wheel-") as tmp:
         wheel = kit_wheel(Path(tmp))
         entries[wheel.name] = (wheel.read_bytes(), False)
-    entries[MANIFEST] = (json.dumps(manifest(Path(master or paths.MASTER)), indent=2).encode() + b"\n", False)
+    entries[MANIFEST] = (json.dumps(manifest(Path(master or paths.MASTER), config), indent=2).encode() + b"\n", False)
     for name in data.FILES:
         entries[f"{contract.DATA_DIR}/{name}"] = ((data_dir / name).read_bytes(), False)
     buffer = io.BytesIO()

@@ -64,8 +64,7 @@ def add_limit_options(command: argparse.ArgumentParser) -> None:
     for key in settings.LIMITS:
         command.add_argument(
             settings.option(key), *LIMIT_ALIASES.get(key.name, ()), dest=key.name, type=float, default=None,
-            metavar=key.metadata["limit"].upper(),
-            help=f"{key.metadata['help']} (default: the zip's otter_config.json)")
+            metavar=key.limit.upper(), help=f"{key.help} (default: the zip's otter_config.json)")
 
 
 def limits_of(args) -> dict:
@@ -275,11 +274,12 @@ def cmd_cluster_credentials(args) -> int:
 
 
 def cmd_check(args) -> int:
-    from . import assign, autograder_zip
+    from . import assign, autograder_zip, settings
 
+    grading = settings.load(paths.OTTER_CONFIG)  # a bad setting is refused here, as `assign` refuses it
     stale = [
         f"{name} is out of date"
-        for name, text in assign.expected_notebooks().items()
+        for name, text in assign.expected_notebooks(settings=grading).items()
         if not (paths.ROOT / name).is_file() or (paths.ROOT / name).read_text(encoding="utf-8") != text
     ]
     stale += [f"{paths.AUTOGRADER_ZIP.relative_to(paths.ROOT)}: {why}" for why in autograder_zip.stale_reasons(paths.AUTOGRADER_ZIP)]

@@ -3,9 +3,8 @@ what to do when nothing could be graded."""
 
 from __future__ import annotations
 
-import html
-
 import pytest
+from markupsafe import escape  # how the pages' templates escape text
 
 from fashion_kit import contract
 from fashion_kit.classroom import feedback, roster
@@ -60,7 +59,7 @@ def test_a_submission_not_graded_gets_advice(status, language):
               "message_zh": "x.ipynb 不是有效的 JSON。"}
     page = feedback.page(record, None, language=language, student=STUDENT)
     zh, en = feedback.ADVICE[status]
-    assert html.escape(en) in page and (html.escape(zh) in page) == (language == "zh-TW")
+    assert escape(en) in page and (escape(zh) in page) == (language == "zh-TW")
     assert ("What to do next" in page) and ("接下來怎麼做" in page) == (language == "zh-TW")
 
 
@@ -68,3 +67,28 @@ def test_a_graded_page_gets_no_advice_and_a_missing_student_a_page_of_their_own(
     assert "What to do next" not in feedback.page({"id": "x", "status": "graded"}, results(), language="en")
     page = feedback.missing_page(STUDENT, assignment="fashion_mnist")
     assert "王小明" in page and "B10901002" in page and "No submission of yours was found" in page
+
+
+HOSTILE = "<script>alert('x')</script><img src=x onerror=alert(1)> & \"q\""
+
+
+@pytest.mark.parametrize("language", ["zh-TW", "en"])
+def test_hostile_student_text_is_shown_as_text_never_as_markup(language):
+    """A name, an id, a question's message, a batch message: whatever a student wrote comes out as the
+    characters they typed, and the page gains no element."""
+    student = roster.Student(f"B1{HOSTILE}", f"Anna {HOSTILE}", "anna@example.edu")
+    boxes = results()
+    boxes["tests"][2]["output"] = f"found {HOSTILE}"
+    boxes["tests"].append({"name": f"notice {HOSTILE}", "visibility": "visible", "output": HOSTILE})
+    graded = feedback.page({"id": f"id{HOSTILE}", "status": "graded"}, boxes, language=language,
+                           student=student, assignment=HOSTILE)
+    ungraded = feedback.page({"id": "x", "status": "invalid", "message": HOSTILE, "message_zh": HOSTILE,
+                              "submitters": [{"name": HOSTILE, "sid": HOSTILE}]}, None, language=language)
+    missing = feedback.missing_page(student, language=language, assignment=HOSTILE)
+    for page in (graded, ungraded, missing):
+        shown = parsed(page)
+        assert "<script" not in page and "<img" not in page
+        assert not [t for t, _ in shown.tags if t in ("script", "img")]
+        assert str(escape(f"Anna {HOSTILE}")) in page or page is ungraded
+    assert f"found {HOSTILE}" in parsed(graded).messages and HOSTILE in parsed(graded).messages
+    assert HOSTILE in parsed(ungraded).messages

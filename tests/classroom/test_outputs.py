@@ -13,6 +13,7 @@ from html.parser import HTMLParser
 from types import SimpleNamespace
 
 import pytest
+from markupsafe import escape
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -314,6 +315,30 @@ def test_report_counts_partial_scores_lists_tied_hardest_and_the_leaderboard():
     assert "0.9300" in page and "without a sandbox" in page and "<table class=\"sortable\">" in page
     assert HOSTILE not in page and "&lt;script&gt;" in page
     assert page.count("<tr><td") >= 4, "one row per submission in the table"
+
+
+def test_the_report_shows_hostile_student_text_as_text_everywhere():
+    """Ids, file names, submitters, roster names, messages, the notebook's claim of another student and
+    the code of similar answers all come from uploads: the report shows them, and runs only its own
+    sorting script."""
+    h = HOSTILE
+    records = [upload(f"a{h}", original_name=f"{h}.ipynb", message=h, submitters=[{"name": h, "sid": h}],
+                      scores={"q1_load_data": [1, 1]}, sandbox="none", counted_by=h),
+               upload(f"b{h}", status="invalid", message=h)]
+    student = SimpleNamespace(label=f"Ann {h}", email=h, section=h)
+    rows = [SimpleNamespace(student=student, upload=None, uploads=[], conflict="", status="missing"),
+            SimpleNamespace(student=student, upload=records[0], uploads=[f"a{h}", f"b{h}"], conflict=h)]
+    written = SimpleNamespace(rows=rows, unmatched=[records[1]], closest={f"b{h}": [student]})
+    cell = SimpleNamespace(label=h, similarity=1.0, code_a=h, code_b=h)
+    pair = SimpleNamespace(a=f"a{h}", b=f"b{h}", similarity=1.0, cells=[cell])
+    result = SimpleNamespace(records=records, questions=QUESTIONS[:1], similar=[pair])
+    boards = {f"a{h}": {"leaderboard": [{"name": contract.LEADERBOARD_NAME, "value": 0.9}]}}
+    page = report.html_report(result, title=h, results_of=lambda r: boards.get(r["id"]), roster=written)
+    shown = parsed(page)
+    assert h not in page and page.count("<script>") == 1, "only the report's own sorting script"
+    assert [t for t, _ in shown.tags if t in ("script", "img")] == ["img", "img", "script"]
+    assert all(a.get("src", "").startswith("data:image/png;base64,") for t, a in shown.tags if t == "img")
+    assert page.count(str(escape(h))) >= 12, "each hostile text is on the page, escaped"
 
 
 def test_default_jobs_follows_cores_and_memory():

@@ -22,14 +22,13 @@ escaped; nothing is trusted to be HTML.
 
 from __future__ import annotations
 
-import html
 import json
 import re
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from .. import contract, points, questions
+from .. import contract, pages, points, questions
 from ..statuses import Status
 from .roster import get
 from .store import FEEDBACK, FEEDBACK_ZIP
@@ -195,27 +194,39 @@ def _accuracy_line(value, threshold, language: str) -> str:
     return f"{value:.4f} ({_label('threshold', language)} {threshold:.2f}): {verdict}"
 
 
-def _who(parts: list[str], L, esc, student, record) -> None:
-    """The page's first rows: the student (name, then SID), else the submitters the upload names."""
+def _labels(language: str) -> dict[str, str]:
+    return {key: _label(key, language) for key in LABELS}
+
+
+def _who(student, record) -> list[tuple[str, str]]:
+    """The page's first rows, as keys of LABELS and values: the student (name, then SID), else the
+    submitters the upload names."""
+    rows = []
     if student is not None:
         if student.name:
-            parts.append(f"<tr><th>{L('student')}</th><td>{esc(student.name)}</td></tr>")
+            rows.append(("student", student.name))
         ident = student.sid or student.login or student.email or student.canvas_id
         if ident:
-            parts.append(f"<tr><th>{L('sid')}</th><td>{esc(ident)}</td></tr>")
+            rows.append(("sid", ident))
     elif record is not None and _students(record):
-        parts.append(f"<tr><th>{L('student')}</th><td>{esc(_students(record))}</td></tr>")
+        rows.append(("student", _students(record)))
+    return rows
+
+
+def _render(language: str, page_id: str, *, assignment: str, who, submission=None, total=None, late=None,
+            status="", notice="", messages=(), advice=None, graded=False, **graded_parts) -> str:
+    L = _labels(language)
+    return pages.render(
+        "feedback.html", language=language, L=L, page_id=page_id, assignment=assignment,
+        who=[(L[key], value) for key, value in who], submission=submission, total=total, late=late,
+        status=status, notice=notice, messages=list(messages), advice=advice, graded=graded, **graded_parts)
 
 
 def missing_page(student, *, language: str = DEFAULT_LANGUAGE, assignment: str = "") -> str:
     """The page of a student of the roster who handed in nothing that was found."""
     language = language if language in LANGUAGES else DEFAULT_LANGUAGE
-    esc = html.escape
-    L = lambda key: esc(_label(key, language))  # noqa: E731
-    parts = [f"<h1>{L('title')}{': ' + esc(assignment) if assignment else ''}</h1>", "<table class='who'>"]
-    _who(parts, L, esc, student, None)
-    parts += ["</table>", f"<p class='notice'>{L('missing')}</p>"]
-    return _document(parts, language, student.key)
+    return _render(language, student.key, assignment=assignment, who=_who(student, None),
+                   notice=_label("missing", language))
 
 
 @dataclass
@@ -226,15 +237,16 @@ class Late:
     percent: float = 0.0
 
 
-def _late(parts: list[str], L, esc, late: Late | None, total) -> None:
-    """The rows saying the upload was late, and what the late policy took off the total."""
+def _late(late: Late | None, total, language: str) -> str | None:
+    """What the late row says: the upload was late, and what the late policy took off the total."""
     if late is None:
-        return
+        return None
+    L = lambda key: _label(key, language)  # noqa: E731
     text = L("late_marked")
     if late.penalty:
-        text += (f" {L('late_penalty')} {esc(_number(late.percent))} %: −{esc(_number(late.penalty))}; "
-                 f"{L('after_penalty')} {esc(_number(_float(total) - late.penalty))}")
-    parts.append(f"<tr><th>{L('late')}</th><td>{text}</td></tr>")
+        text += (f" {L('late_penalty')} {_number(late.percent)} %: −{_number(late.penalty)}; "
+                 f"{L('after_penalty')} {_number(_float(total) - late.penalty)}")
+    return text
 
 
 def page(record, results: dict | None, *, language: str = DEFAULT_LANGUAGE, assignment: str = "",
@@ -243,24 +255,18 @@ def page(record, results: dict | None, *, language: str = DEFAULT_LANGUAGE, assi
     ``results.json`` content (None when grading produced none), with a roster the ``student`` (a
     ``roster.Student``) it is the grade of, and ``late`` when the LMS marked it late."""
     language = language if language in LANGUAGES else DEFAULT_LANGUAGE
-    esc = html.escape
-    L = lambda key: esc(_label(key, language))  # noqa: E731
-    T = lambda text: esc(in_language(str(text), language))  # noqa: E731
+    T = lambda text: in_language(str(text), language)  # noqa: E731
     sid = str(get(record, "id", None) or get(record, "submission", ""))
-    parts = [f"<h1>{L('title')}{': ' + esc(assignment) if assignment else ''}</h1>", "<table class='who'>"]
-    _who(parts, L, esc, student, record)
-    parts.append(f"<tr><th>{L('submission')}</th><td>{esc(sid)}</td></tr>")
+    page_id = student.key if student is not None else sid
     status, message = str(get(record, "status", "") or ""), str(get(record, "message", "") or "")
+    common = dict(assignment=assignment, who=_who(student, record), submission=sid, advice=_advice(status, language))
     if results is None:
-        _late(parts, L, esc, late, 0)
-        parts.append(f"<tr><th>{L('status')}</th><td>{esc(status or _label('not_graded', language))}</td></tr></table>")
-        parts.append(f"<p class='notice'>{L('no_results')}</p>")
         # The batch words its own messages in both languages: the Chinese one first on a zh-TW page.
         message_zh = str(get(record, "message_zh", "") or "")
-        for text in ([message_zh] if language != "en" and message_zh else []) + ([message] if message else []):
-            parts.append(f"<pre class='message'>{esc(text)}</pre>")
-        _advice(parts, L, status, language)
-        return _document(parts, language, student.key if student is not None else sid)
+        messages = ([message_zh] if language != "en" and message_zh else []) + ([message] if message else [])
+        return _render(language, page_id, **common, late=_late(late, 0, language),
+                       status=status or _label("not_graded", language), notice=_label("no_results", language),
+                       messages=messages)
 
     tests = visible_tests(results) if isinstance(results, dict) else []
     results = results if isinstance(results, dict) else {}
@@ -269,86 +275,42 @@ def page(record, results: dict | None, *, language: str = DEFAULT_LANGUAGE, assi
                                 for t in scored})
     # Gradescope's total, as the student saw it there: the questions' points and the challenge bonus.
     total = results.get("score", sum(_float(t.get("score")) for t in tests if "max_score" in t))
-    parts.append(f"<tr><th>{L('total')}</th><td class='total'>{esc(_number(total))} / {esc(_number(possible))}</td></tr>")
-    _late(parts, L, esc, late, total)
-    if status and status != Status.GRADED:
-        parts.append(f"<tr><th>{L('status')}</th><td>{esc(status)}</td></tr>")
-    parts.append("</table>")
 
     # The notebook's own checks (and Otter's box of them) say nothing the questions' rows do not, and
     # may pass a question the grader scored 0; results.json's top box only counts them for Gradescope.
-    notices = [t for t in tests if "max_score" not in t and not (scored and _is_public_check(t))]
-    if notices:
-        parts.append(f"<h2>{L('notices')}</h2>")
-        for t in notices:
-            parts.append(f"<h3>{esc(str(t.get('name', '')))}</h3><pre class='message'>{T(t.get('output', ''))}</pre>")
-
-    parts.append(f"<h2>{L('question')}</h2><table class='questions'><tr><th>{L('question')}</th><th>{L('score')}</th>"
-                 f"<th>{L('checked')}</th><th>{L('message')}</th></tr>")
+    notices = [(str(t.get("name", "")), T(t.get("output", ""))) for t in tests
+               if "max_score" not in t and not (scored and _is_public_check(t))]
+    rows = []
     for t in scored:
         name = str(t.get("name", ""))
         question = questions.BY_NAME.get(name)
         zh, en = question.checks if question else ("", "")
-        if not question:
-            checked = ""
-        elif language == "en":
-            checked = esc(en)
-        else:
-            checked = f"{esc(zh)}<br><span class='en'>{esc(en)}</span>"
         score, top = _float(t.get("score")), _float(t.get("max_score"))
-        css = "full" if score >= top else ("part" if score > 0 else "none")
-        parts.append(f"<tr><td>{esc(name)}</td><td class='{css}'>{esc(_number(score))} / {esc(_number(top))}</td>"
-                     f"<td>{checked}</td><td><pre class='message'>{T(t.get('output', ''))}</pre></td></tr>")
-    parts.append("</table>")
+        rows.append({"name": name, "css": "full" if score >= top else ("part" if score > 0 else "none"),
+                     "score": f"{_number(score)} / {_number(top)}", "checked_zh": zh if language != "en" else "",
+                     "checked_en": en, "message": T(t.get("output", ""))})
 
     m = measured(results)
-    parts.append(f"<h2>{L('accuracy')}</h2><p>{L('measured')}: "
-                 f"{esc(_accuracy_line(m.get('accuracy'), m.get('threshold'), language))}</p>")
-    parts.append(f"<h2>{L('challenge')}</h2>")
     challenge = next((t for t in tests if t.get("name") == contract.CHALLENGE_TEST), None)
     if m.get("challenge_accuracy") is None and challenge is None:
-        parts.append(f"<p>{L('no_challenge')}</p>")
+        challenge_text = _label("no_challenge", language)
     else:
         line = _accuracy_line(m.get("challenge_accuracy"), m.get("challenge_threshold"), language)
         bonus = m.get("challenge_bonus", challenge.get("score") if challenge else None)
-        extra = f"; {_label('bonus', language)} {_number(bonus)}" if bonus is not None else ""
-        parts.append(f"<p>{esc(line + extra)}</p>")
-        if challenge is not None:
-            parts.append(f"<pre class='message'>{T(challenge.get('output', ''))}</pre>")
-    _advice(parts, L, status, language)
-    return _document(parts, language, student.key if student is not None else sid)
+        challenge_text = line + (f"; {_label('bonus', language)} {_number(bonus)}" if bonus is not None else "")
+    return _render(
+        language, page_id, **common, total=f"{_number(total)} / {_number(possible)}",
+        late=_late(late, total, language), status=status if status and status != Status.GRADED else "", graded=True,
+        notices=notices, rows=rows, accuracy=_accuracy_line(m.get("accuracy"), m.get("threshold"), language),
+        challenge=challenge_text, challenge_output=T(challenge.get("output", "")) if challenge is not None else None)
 
 
-def _advice(parts: list[str], L, status: str, language: str) -> None:
-    if status in ADVICE:
-        zh, en = ADVICE[status]
-        text = en if language == "en" else f"{zh}\n{en}"
-        parts.append(f"<h2>{L('advice')}</h2><p class='advice'>{html.escape(text).replace(chr(10), '<br>')}</p>")
-
-
-def _document(parts: list[str], language: str, sid: str) -> str:
-    title = html.escape(f"{_label('title', language)}: {sid}")
-    return f"""<!DOCTYPE html>
-<html lang="{'en' if language == 'en' else 'zh-Hant-TW'}"><head><meta charset="utf-8">
-<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{title}</title>
-<style>
-body {{ font-family: system-ui, "Noto Sans CJK TC", "Microsoft JhengHei", sans-serif; max-width: 60rem;
-       margin: 2rem auto; padding: 0 1rem; color: #222; }}
-table {{ border-collapse: collapse; margin: 0.5rem 0 1.5rem; width: 100%; }}
-th, td {{ border: 1px solid #ccc; padding: 0.3rem 0.6rem; text-align: left; vertical-align: top; }}
-th {{ background: #f3f3f3; }}
-table.who {{ width: auto; }}
-pre.message {{ white-space: pre-wrap; overflow-wrap: anywhere; margin: 0; font-family: inherit; }}
-.notice {{ background: #fff6e0; padding: 0.5rem; }}
-.full {{ color: #1a7f37; font-weight: bold; }} .part {{ color: #9a6700; font-weight: bold; }} .none {{ color: #b00; font-weight: bold; }}
-.en {{ color: #555; }}
-td.total {{ font-weight: bold; }}
-</style></head><body>
-{chr(10).join(parts)}
-</body></html>
-"""
+def _advice(status: str, language: str) -> list[str] | None:
+    """What a student can do about a submission that was not graded, line by line (None if graded)."""
+    if status not in ADVICE:
+        return None
+    zh, en = ADVICE[status]
+    return [en] if language == "en" else [zh, en]
 
 
 def file_name(submission_id: str) -> str:

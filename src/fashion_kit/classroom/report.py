@@ -1,5 +1,5 @@
-"""The class report: a self-contained HTML page (figures embedded as PNG, one small inline script to
-sort the table) and a terminal summary.
+"""The class report: a self-contained HTML page (``templates/report.html``: figures embedded as PNG,
+one small inline script to sort the table, ``templates/sort_table.js``) and a terminal summary.
 
 Statistics count every submission that has scores: a run stopped part-way (time limit, a crashed
 kernel) keeps the points of the questions checked before it stopped, as on Gradescope, so its partial
@@ -11,7 +11,6 @@ Records may be objects or dicts with the same names (``id`` or ``submission``, `
 from __future__ import annotations
 
 import base64
-import html
 import io
 import statistics
 from collections import Counter
@@ -20,7 +19,7 @@ from rich.console import Console
 from rich.markup import escape as markup_escape
 from rich.table import Table
 
-from .. import contract, points
+from .. import contract, pages, points
 from ..statuses import NOT_FAILED, Status
 from .matching import is_late
 
@@ -172,38 +171,6 @@ def figures(records, questions) -> dict[str, str]:
     return out
 
 
-SORT_SCRIPT = """
-document.querySelectorAll("table.sortable th").forEach(function (th, column) {
-  th.addEventListener("click", function () {
-    var table = th.closest("table"), body = table.tBodies[0];
-    var ascending = th.getAttribute("aria-sort") !== "ascending";
-    table.querySelectorAll("th").forEach(function (other) { other.removeAttribute("aria-sort"); });
-    th.setAttribute("aria-sort", ascending ? "ascending" : "descending");
-    var rows = Array.prototype.slice.call(body.rows);
-    function key(row) {
-      var cell = row.cells[column], text = cell.getAttribute("data-sort") || cell.textContent;
-      text = text.trim();
-      return /^-?[0-9]+(\\.[0-9]+)?$/.test(text) ? [0, parseFloat(text)] : [1, text.toLowerCase()];
-    }
-    rows.sort(function (a, b) {
-      var x = key(a), y = key(b);
-      // Numbers before text; text in natural order (student9 before student10).
-      var order = x[0] !== y[0] ? x[0] - y[0]
-        : x[0] === 0 ? x[1] - y[1] : x[1].localeCompare(y[1], undefined, {numeric: true});
-      return ascending ? order : -order;
-    });
-    rows.forEach(function (row) { body.appendChild(row); });
-  });
-});
-"""
-
-
-def _cell(value, sort_key=None, css: str = "") -> str:
-    attr = f" data-sort='{html.escape(str(sort_key))}'" if sort_key is not None else ""
-    attr += f" class='{css}'" if css else ""
-    return f"<td{attr}>{html.escape(str(value))}</td>"
-
-
 def _split(result) -> tuple[list, list]:
     """The submissions, and the files that were ignored as no submission at all."""
     everything = list(result.records)
@@ -238,51 +205,31 @@ def students_of(roster) -> dict[str, list[str]]:
     return found
 
 
-def _roster_block(roster, esc) -> str:
+def _roster_block(roster) -> dict | None:
     """Missing students and unmatched uploads, first: what the instructor must act on."""
     rows = getattr(roster, "rows", None) or []
     if not rows:
-        return ""
+        return None
     absent = [r for r in rows if r.upload is None]
     unmatched = getattr(roster, "unmatched", None) or []
     closest = getattr(roster, "closest", None) or {}
-    parts = [f"<h2>Students ({len(rows)} on the roster)</h2>",
-             f"<p>{len(rows) - len(absent)} with an upload, {len(absent)} without "
-             f"({esc(absent[0].status) if absent else 'missing'}), {len(unmatched)} upload(s) matched to no one.</p>"]
-    if unmatched:
-        parts.append("<h3>Uploads that match no student</h3><table><tr><th>id</th><th>original name</th>"
-                     "<th>closest roster entries</th></tr>" + "".join(
-                         f"<tr><td>{esc(record_id(u))}</td><td>{esc(str(_get(u, 'original_name', '') or ''))}</td>"
-                         f"<td>{esc('; '.join(s.label for s in closest.get(record_id(u), [])) or '—')}</td></tr>"
-                         for u in unmatched) + "</table>")
-    conflicts = [r for r in rows if getattr(r, "conflict", "")]
-    if conflicts:
-        parts.append("<h3>Uploads whose notebook names another student</h3><p>Matched by their file name or the "
-                     "LMS; check that each is the student's own work.</p><table><tr><th>student</th><th>upload</th>"
-                     "<th>what the notebook says</th></tr>" + "".join(
-                         f"<tr><td>{esc(r.student.label)}</td><td>{esc(record_id(r.upload))}</td>"
-                         f"<td>{esc(r.conflict)}</td></tr>" for r in conflicts) + "</table>")
-    several = [r for r in rows if len(r.uploads) > 1]
-    if several:
-        parts.append("<h3>Students with several uploads</h3><p>Each is graded and listed; one counts as the "
-                     "student's grade, and the statistics count it alone.</p><table><tr><th>student</th>"
-                     "<th>uploads</th><th>counted</th><th>how it was chosen</th></tr>" + "".join(
-                         f"<tr><td>{esc(r.student.label)}</td><td>{esc('; '.join(r.uploads))}</td>"
-                         f"<td>{esc(record_id(r.upload))}</td><td>{esc(_get(r.upload, 'counted_by', '') or '')}</td></tr>"
-                         for r in several) + "</table>")
-    if absent:
-        parts.append(f"<h3>Students without an upload ({esc(absent[0].status)})</h3><table><tr><th>student</th>"
-                     "<th>email</th><th>section</th></tr>" + "".join(
-                         f"<tr><td>{esc(r.student.label)}</td><td>{esc(r.student.email)}</td>"
-                         f"<td>{esc(r.student.section)}</td></tr>" for r in absent) + "</table>")
-    return "\n".join(parts)
+    return {
+        "count": len(rows), "with_upload": len(rows) - len(absent),
+        "absent_status": absent[0].status if absent else "missing",
+        "unmatched": [(record_id(u), str(_get(u, "original_name", "") or ""),
+                       "; ".join(s.label for s in closest.get(record_id(u), []))) for u in unmatched],
+        "conflicts": [(r.student.label, record_id(r.upload), r.conflict) for r in rows if getattr(r, "conflict", "")],
+        "several": [(r.student.label, "; ".join(r.uploads), record_id(r.upload), _get(r.upload, "counted_by", "") or "")
+                    for r in rows if len(r.uploads) > 1],
+        "absent": [(r.student.label, r.student.email, r.student.section) for r in absent],
+    }
 
 
-def _similar_block(result, records, roster, esc) -> str:
+def _similar_block(result, records, roster) -> dict | None:
     """Pairs of submissions whose own answers are near-identical, each with the cells side by side."""
     pairs = getattr(result, "similar", None) or []
     if not pairs:
-        return ""
+        return None
     from . import similarity
 
     matched, by_id = students_of(roster), {record_id(r): r for r in records}
@@ -293,19 +240,16 @@ def _similar_block(result, records, roster, esc) -> str:
     def upload(sub_id):
         return sub_id if who(sub_id) == sub_id else f"{sub_id}: {who(sub_id)}"
 
-    parts = [f"<h2>Similar submissions ({len(pairs)} pair(s))</h2>",
-             f"<p>Pairs whose answer cells, without the starter code and the reference answers, share at least "
-             f"{100 * similarity.THRESHOLD:.0f}% of one student's own code (renamed variables count as the same). "
-             "A pointer to look at, not a verdict: the grades are unchanged.</p>"]
-    for p in pairs:
-        rows = "".join(
-            f"<tr><td>{esc(c.label)}<br>{100 * c.similarity:.0f}%</td><td><pre>{esc(c.code_a)}</pre></td>"
-            f"<td><pre>{esc(c.code_b)}</pre></td></tr>" for c in p.cells)
-        parts.append(
-            f"<h3>{esc(who(p.a))} and {esc(who(p.b))}: {100 * p.similarity:.0f}%</h3>"
-            f"<table class='similar'><tr><th>answer</th><th>{esc(upload(p.a))}</th>"
-            f"<th>{esc(upload(p.b))}</th></tr>{rows}</table>")
-    return "\n".join(parts)
+    return {"threshold": f"{100 * similarity.THRESHOLD:.0f}", "pairs": [
+        {"who_a": who(p.a), "who_b": who(p.b), "percent": f"{100 * p.similarity:.0f}",
+         "upload_a": upload(p.a), "upload_b": upload(p.b),
+         "cells": [(c.label, f"{100 * c.similarity:.0f}", c.code_a, c.code_b) for c in p.cells]}
+        for p in pairs]}
+
+
+def _score_cell(value) -> tuple[str, float, str]:
+    """A number of the submissions' table, and its sort key: a blank sorts below every number."""
+    return (f"{value:g}" if value is not None else "", value if value is not None else -1, "")
 
 
 def html_report(result, title: str = "Fashion-MNIST: class grading report", results_of=None, roster=None) -> str:
@@ -319,10 +263,8 @@ def html_report(result, title: str = "Fashion-MNIST: class grading report", resu
     totals = [total_of(r) for r in scored]
     possible = max((possible_of(r) for r in scored), default=0)
     statuses = Counter(str(_get(r, "status", "")) for r in records)
-    figs = figures(records, questions)
     means, rates = mean_scores(records, questions), pass_rates(records, questions)
     hard, hard_share = hardest(records, questions)
-    esc = html.escape
 
     summary = [("submissions", len(records)), ("graded", len(graded)), ("failed to grade", len(failed)),
                ("with scores (stopped runs' partial scores included)", len(scored))]
@@ -338,81 +280,31 @@ def html_report(result, title: str = "Fashion-MNIST: class grading report", resu
             ("hardest question" + ("s (tied)" if len(hard) > 1 else ""),
              f"{', '.join(hard)} (mean {100 * hard_share:.0f}% of the points)"),
         ]
-    unsandboxed = [record_id(r) for r in records if _get(r, "sandbox", None) == NO_SANDBOX]
-    sandbox_note = (
-        f"<p class='warning'>{len(unsandboxed)} submission(s) were graded without a sandbox (the notebook could "
-        f"read and write as the grading user): {esc(', '.join(unsandboxed))}.</p>" if unsandboxed else ""
-    )
 
-    head = "".join(f"<th>{esc(h)}</th>" for h in ("id", "original name", "student", "status", *questions, "total",
-                                                   "percent", "counted", "late", "message"))
     matched = students_of(roster)
-    body = []
+    rows = []
     for r in records:
         sc = scores_of(r)
         total = total_of(r) if sc else None
         pct = 100 * total / possible_of(r) if sc and possible_of(r) else None
-        body.append(
-            "<tr>" + _cell(record_id(r), None) + _cell(_get(r, "original_name", "") or "")
-            + _cell("; ".join(matched.get(record_id(r), [])) or submitters_text(r)) + _cell(_get(r, "status", ""))
-            + "".join(_cell(f"{float(sc[q][0]):g}" if q in sc else "", float(sc[q][0]) if q in sc else -1) for q in questions)
-            + _cell(f"{total:g}" if total is not None else "", total if total is not None else -1)
-            + _cell(f"{pct:.1f}" if pct is not None else "", pct if pct is not None else -1)
-            + _cell(counted_text(r)) + _cell("late" if is_late(r) else "")
-            + _cell(_get(r, "message", "") or "", None, "message") + "</tr>"
-        )
-    question_rows = "".join(f"<tr><td>{esc(q)}</td><td>{means[q][0]:.2f}</td><td>{means[q][1]:g}</td>"
-                            f"<td>{100 * rates[q]:.0f}%</td></tr>" for q in questions)
-    board = leaderboard_entries(records, results_of)
-    board_block = (
-        "<table><tr><th>rank</th><th>id</th><th>submitters</th><th>test accuracy</th></tr>"
-        + "".join(f"<tr><td>{i}</td><td>{esc(sid)}</td><td>{esc(who)}</td><td>{value:.4f}</td></tr>"
-                  for i, (sid, who, value) in enumerate(board, start=1)) + "</table>"
-        if board else "<p>No submission included a challenge model.</p>"
-    )
-    return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8">
-<meta http-equiv="Content-Security-Policy" content="default-src 'none'; img-src data:; style-src 'unsafe-inline'; script-src 'unsafe-inline'">
-<title>{esc(title)}</title>
-<style>
-body {{ font-family: system-ui, sans-serif; max-width: 80rem; margin: 2rem auto; padding: 0 1rem; color: #222; }}
-table {{ border-collapse: collapse; margin: 0.5rem 0 1.5rem; }}
-th, td {{ border: 1px solid #ccc; padding: 0.3rem 0.6rem; text-align: left; vertical-align: top; }}
-th {{ background: #f3f3f3; }}
-table.sortable th {{ cursor: pointer; }}
-table.sortable th[aria-sort=ascending]::after {{ content: " \\25B2"; }}
-table.sortable th[aria-sort=descending]::after {{ content: " \\25BC"; }}
-.warning {{ background: #fff6e0; padding: 0.5rem; }}
-.partial {{ background: #ffe0e0; padding: 0.5rem; font-weight: bold; }}
-img {{ max-width: 100%; }}
-.wide {{ overflow-x: auto; max-width: 100%; }}
-table.sortable {{ font-size: 0.85rem; }}
-table.similar pre {{ margin: 0; white-space: pre-wrap; overflow-wrap: anywhere; max-width: 36rem; }}
-table.sortable td.message {{ min-width: 16rem; max-width: 32rem; overflow-wrap: anywhere; }}
-</style></head><body>
-<h1>{esc(title)}</h1>
-{f"<p class='partial'>{esc(partial_text(result, roster))}</p>" if partial_text(result, roster) else ""}
-{sandbox_note}
-{_roster_block(roster, esc)}
-{_similar_block(result, records, roster, esc)}
-<table>{"".join(f"<tr><th>{esc(k)}</th><td>{esc(str(v))}</td></tr>" for k, v in summary)}</table>
-<p>Status counts: {esc(", ".join(f"{s} {n}" for s, n in sorted(statuses.items())))}</p>
-<h2>Mean score per question</h2>
-<img alt="mean score per question" src="data:image/png;base64,{figs["means"]}">
-<table><tr><th>question</th><th>mean score</th><th>points</th><th>full points</th></tr>
-{question_rows}</table>
-<h2>Scores</h2>
-<img alt="score histogram" src="data:image/png;base64,{figs["histogram"]}">
-<h2>Challenge leaderboard</h2>
-{board_block}
-<h2>Every submission ({len(records)})</h2>
-<p>Click a column's title to sort by it.</p>
-<div class="wide"><table class="sortable"><thead><tr>{head}</tr></thead><tbody>
-{chr(10).join(body)}
-</tbody></table></div>
-<script>{SORT_SCRIPT}</script>
-</body></html>
-"""
+        rows.append([
+            (record_id(r), None, ""), (_get(r, "original_name", "") or "", None, ""),
+            ("; ".join(matched.get(record_id(r), [])) or submitters_text(r), None, ""), (_get(r, "status", ""), None, ""),
+            *(_score_cell(float(sc[q][0]) if q in sc else None) for q in questions),
+            _score_cell(total), (f"{pct:.1f}" if pct is not None else "", pct if pct is not None else -1, ""),
+            (counted_text(r), None, ""), ("late" if is_late(r) else "", None, ""),
+            (_get(r, "message", "") or "", None, "message"),
+        ])
+    return pages.render(
+        "report.html", title=title, partial=partial_text(result, roster),
+        unsandboxed=[record_id(r) for r in records if _get(r, "sandbox", None) == NO_SANDBOX],
+        roster=_roster_block(roster), similar=_similar_block(result, records, roster), summary=summary,
+        status_counts=", ".join(f"{s} {n}" for s, n in sorted(statuses.items())),
+        figures=figures(records, questions),
+        questions=[(q, f"{means[q][0]:.2f}", f"{means[q][1]:g}", f"{100 * rates[q]:.0f}") for q in questions],
+        board=leaderboard_entries(records, results_of),
+        head=("id", "original name", "student", "status", *questions, "total", "percent", "counted", "late", "message"),
+        rows=rows)
 
 
 def print_summary(result, console: Console, roster=None) -> None:
