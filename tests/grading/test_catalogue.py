@@ -38,13 +38,13 @@ import psutil
 import pytest
 
 import fashion_kit
-from fashion_kit import assign, notebooks, run, settings as settings_module
+from fashion_kit import assign, contract, notebooks, run, settings as settings_module
 from fashion_kit.grading import sandbox, supervise
 from fashion_kit.grading.layout import make_gradescope_folder, remove_tree
 from fashion_kit.statuses import Stop
 
 from .. import gradescope_spec
-from ..conftest import QUESTIONS
+from ..conftest import QUESTIONS, QUICK_FIT_ENV
 
 CATALOGUE = Path(__file__).resolve().parent / "catalogue" / "catalogue.json"
 FIT = "history = model.fit(training_images, training_labels, epochs=5)"
@@ -592,13 +592,15 @@ def test_hostile_entry_gets_exactly_its_expected_scores(hostile_gradings, entry,
 
 
 def _reference_as_gradescope(notebook: Path, autograder_zip: Path) -> run.Outcome:
+    """The reference graded in Gradescope's layout with the tests' quick fit: the layout is the claim
+    (the session's English grading is the real training's)."""
     folder = Path(tempfile.mkdtemp(prefix="fashion-kit-reference-"))
     folder.chmod(0o711)  # the user sandbox's account passes through, as on Gradescope
     try:
         with _user_sandbox_thread_lock, open(USER_SANDBOX_LOCK, "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
-            return grade_as_gradescope(notebook, autograder_zip, settings_module.from_zip(autograder_zip), {},
-                                       folder, folder / "graded")
+            return grade_as_gradescope(notebook, autograder_zip, settings_module.from_zip(autograder_zip),
+                                       QUICK_FIT_ENV, folder, folder / "graded")
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
@@ -609,6 +611,7 @@ def test_reference_solution_scores_full_marks_in_gradescopes_layout(built, grade
         pytest.skip(NEEDS_ROOT)
     request.getfixturevalue("gradescope_account")
     outcome = grader.submit_call("reference-user", _reference_as_gradescope, built.solutions["en"],
-                                 built.autograder_zip).result()
+                                 grader.quick_zip).result()
     assert outcome.status == "graded" and outcome.sandbox == "user", outcome.message + outcome.log[-3000:]
+    assert outcome.results["extra_data"][contract.QUICK_FIT_KEY]
     assert {q: score for q, (score, _) in outcome.scores.items()} == QUESTIONS
