@@ -43,19 +43,19 @@ def pytest_configure(config):
         os.environ[data.ENV_VAR] = str(SHARED_DATA)
 
 
-def pytest_collection_modifyitems(config, items):
+def pytest_itemcollected(item):
     """The units pytest-xdist hands its workers (`make test` runs with ``--dist loadgroup``): the
     tests that grade through the session's grader are one unit, so each notebook is still graded
     once, by one worker's pool, while the other workers run the rest; a module whose tests share a
     fixture of module scope (a JupyterLab, a notebook run, an account) is one unit, so it is made
-    once; every other test is a unit of its own. xdist hands out the largest units first."""
-    for item in items:
-        fixtures = getattr(item, "_fixtureinfo", None)
-        defs = fixtures.name2fixturedefs.values() if fixtures is not None else ()
-        if "grader" in getattr(item, "fixturenames", ()):
-            item.add_marker(pytest.mark.xdist_group("grader"))
-        elif any(d[-1].scope == "module" for d in defs if d):
-            item.add_marker(pytest.mark.xdist_group(item.module.__name__))
+    once; every other test is a unit of its own. xdist hands out the largest units first. (Marked as
+    each test is collected: xdist reads the marks in its own pytest_collection_modifyitems.)"""
+    fixtures = getattr(item, "_fixtureinfo", None)
+    defs = fixtures.name2fixturedefs.values() if fixtures is not None else ()
+    if "grader" in getattr(item, "fixturenames", ()):
+        item.add_marker(pytest.mark.xdist_group("grader"))
+    elif any(d[-1].scope == "module" for d in defs if d):
+        item.add_marker(pytest.mark.xdist_group(item.module.__name__))
 
 
 @pytest.fixture(scope="session", autouse=True)
