@@ -48,18 +48,27 @@ lock: setup-dev
 		--unsafe-package pip --unsafe-package fashion-kit --no-emit-index-url --no-emit-find-links \
 		$(LOCK_OPTIONS) --output-file constraints.txt pyproject.toml
 
-test: setup-dev
-	$(BIN)/python -m pytest
+# A suite in two parts, both run and either failing it: the tests selected by $(1) on $(2) of
+# pytest-xdist's workers, distributed by $(3) (the workers share one build of the assignment), then
+# those of them that keep every core busy on purpose, by themselves: beside the others they would
+# slow them all and time themselves against a load that keeps changing.
+define suite
+	status=0; \
+	$(BIN)/python -m pytest -m "$(1)not busy" -n $(2) --dist $(3) || status=$$?; \
+	$(BIN)/python -m pytest -m "$(1)busy" || status=$$?; \
+	exit $$status
+endef
 
-# The quick subset in parallel (pytest-xdist; the workers share one build of the assignment), then
-# the tests that keep every core busy on purpose, by themselves: beside the others they would slow
-# them all and time themselves against a load that keeps changing. Both parts run; either can fail it.
+# The whole suite. loadgroup: the tests that grade through the session's grader run on one worker,
+# whose pool grades two notebooks at a time, while the others run the rest (tests/conftest.py).
+TEST_JOBS ?= 3
+test: setup-dev
+	$(call suite,,$(TEST_JOBS),loadgroup)
+
+# The quick subset, for everyday work.
 FAST_JOBS ?= auto
 test-fast: setup-dev
-	status=0; \
-	$(BIN)/python -m pytest -m "not slow and not busy" -n $(FAST_JOBS) --dist worksteal || status=$$?; \
-	$(BIN)/python -m pytest -m "not slow and busy" || status=$$?; \
-	exit $$status
+	$(call suite,not slow and ,$(FAST_JOBS),worksteal)
 
 # The kit as a wheel, for the machines that only grade (a cluster's workers): the kit is on no package
 # index; docs/grading-on-a-cluster.md says how a worker installs it.

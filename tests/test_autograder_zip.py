@@ -35,3 +35,24 @@ def test_every_evidence_question_is_a_question_of_the_autograder(built):
     questions = points_in_autograder(built.autograder_zip)
     assert set(WITH_SNAPSHOT) <= questions.keys()
     assert questions == {q: float(p) for q, p in QUESTIONS.items()}
+
+
+def test_nothing_a_zip_carries_or_says_turns_on_the_tests_quick_fit(built, tmp_path):
+    """The quick fit is the kit's tests' switch, read from the grading core's environment only: the
+    zip's scripts never set it (Gradescope runs them as they are), and a zip whose settings name it is
+    refused like any unknown setting."""
+    import json
+
+    import pytest
+
+    from fashion_kit import settings
+    from fashion_kit.grading import core
+
+    with zipfile.ZipFile(built.autograder_zip) as zf:
+        texts = {n: zf.read(n) for n in zf.namelist() if not n.endswith((".whl", ".gz", ".npy"))}
+    assert texts and not [n for n, text in texts.items() if core.QUICK_FIT_ENV.encode() in text]
+    config = json.loads(texts["otter_config.json"])
+    config["fashion_kit"][core.QUICK_FIT_ENV] = "1"
+    (tmp_path / "otter_config.json").write_text(json.dumps(config), encoding="utf-8")
+    with pytest.raises(settings.SettingsError, match=f"unknown setting fashion_kit.{core.QUICK_FIT_ENV}"):
+        settings.load(tmp_path / "otter_config.json")

@@ -122,12 +122,8 @@ def graded_outputs(request, built, grader, tmp_path_factory) -> dict[str, str]:
     """The selected entries queued at once; the names are tests/grading/test_catalogue.py's, so a session
     that runs both grades each entry once."""
     work = tmp_path_factory.mktemp("messages")
-    names = {}
-    for entry in selected_entries(request.session):
-        names[entry["name"]] = test_catalogue.grading_name(entry)
-        grader.submit(names[entry["name"]],
-                      test_catalogue.mutant(entry, built.solutions["en"], work / f"{entry['name']}.ipynb"))
-    return names
+    return {entry["name"]: test_catalogue.submit(grader, entry, built.solutions["en"], work)
+            for entry in selected_entries(request.session)}
 
 
 @pytest.mark.slow

@@ -35,6 +35,8 @@ STOPPED_KEY = "fashion_kit_stopped"
 SANDBOX_KEY = "fashion_kit_sandbox"
 # results.json's extra_data: out-of-kernel measurements (accuracies), for reports and feedback.
 MEASURED_KEY = "fashion_kit_measured"
+# results.json's extra_data: true when the kit's tests graded with their quick fit (never a real grade).
+QUICK_FIT_KEY = "fashion_kit_test_quick_fit"
 # results.json's extra_data: the language of the submitted notebook (zh-TW, en), for feedback pages.
 LANGUAGE_KEY = "fashion_kit_language"
 

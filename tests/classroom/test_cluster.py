@@ -630,10 +630,15 @@ def graded_columns(rows: list[dict]) -> dict[str, dict]:
 
 
 @pytest.mark.slow
-def test_real_gradings_on_loopback_workers_match_the_local_pool(built, tmp_path):
+def test_real_gradings_on_loopback_workers_match_the_local_pool(built, tmp_path, monkeypatch):
     """The reference, a blank, a mistake and a broken upload, graded by the local pool and then by
-    two `dask worker` processes with the same sandbox, one of them killed mid-grading."""
-    from ..conftest import mutate
+    two `dask worker` processes with the same sandbox, one of them killed mid-grading. The reference
+    trains with the tests' quick fit, everywhere: the workers inherit this environment."""
+    from ..conftest import QUICK_FIT_ENV, QUICK_MIN_ACCURACY, mutate, with_settings
+
+    for name, value in QUICK_FIT_ENV.items():
+        monkeypatch.setenv(name, value)
+    autograder = with_settings(built.autograder_zip, tmp_path / "autograder.zip", min_test_accuracy=QUICK_MIN_ACCURACY)
 
     cls = tmp_path / "class"
     cls.mkdir()
@@ -645,7 +650,7 @@ def test_real_gradings_on_loopback_workers_match_the_local_pool(built, tmp_path)
 
     def grade(out: Path, *extra: str) -> subprocess.Popen:
         return subprocess.Popen([sys.executable, "-m", "fashion_kit", "grade", str(cls), "-o", str(out),
-                                 "--autograder", str(built.autograder_zip), *extra],
+                                 "--autograder", str(autograder), *extra],
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
     local = grade(tmp_path / "local", "--jobs", "2")

@@ -38,23 +38,29 @@ import psutil
 import pytest
 
 import fashion_kit
-from fashion_kit import assign, notebooks, run, settings as settings_module
+from fashion_kit import assign, contract, notebooks, run, settings as settings_module
 from fashion_kit.grading import sandbox, supervise
 from fashion_kit.grading.layout import make_gradescope_folder, remove_tree
 from fashion_kit.statuses import Stop
 
 from .. import gradescope_spec
-from ..conftest import QUESTIONS
+from ..conftest import QUESTIONS, QUICK_FIT_ENV
 
 CATALOGUE = Path(__file__).resolve().parent / "catalogue" / "catalogue.json"
 FIT = "history = model.fit(training_images, training_labels, epochs=5)"
-# How each entry trains: its own fit; five real epochs of one step each (the whole training set as one
-# batch: the optimizer takes five epochs' worth of steps, so q6's evidence holds, but the model learns
-# little); or no fit at all. Entries whose verdict does not hinge on a trained model skip the minute of
-# training.
+# How each entry trains:
+#   lesson     the notebook's fit, the lesson's real training, graded at the real threshold: for the
+#              entries whose score hinges on how much the model learnt;
+#   own        the notebook's fit, run with the tests' quick fit (conftest.QUICK_FIT_ENV) and graded at
+#              the quick threshold: every form of the fit and its evidence is the entry's, only
+#              the accuracy is not what it proves;
+#   one-batch  five real epochs of one step each, written into the notebook (the whole training set as
+#              one batch: q6's evidence holds, the model learns little), graded at the real threshold;
+#   none       no fit at all.
 TRAINING_EDITS = {
-    "full": [],
-    "quick": [{"replace": ["epochs=5)", "epochs=5, batch_size=60000)"]}],
+    "lesson": [],
+    "own": [],
+    "one-batch": [{"replace": ["epochs=5)", "epochs=5, batch_size=60000)"]}],
     "none": [{"replace": [FIT, "history = None"]}],
 }
 # Entries identical to a core grading share its cached result instead of grading twice.
@@ -163,6 +169,13 @@ def grading_name(entry: dict) -> str:
     return SHARED_NAMES.get(entry["name"], f"catalogue-{entry['name']}")
 
 
+def submit(grader, entry: dict, base: Path, work: Path) -> str:
+    """Queue ``entry``'s notebook (made from ``base`` in ``work``) as its training says; its grading's name."""
+    name = grading_name(entry)
+    grader.submit(name, mutant(entry, base, work / f"{entry['name']}.ipynb"), quick=entry["training"] == "own")
+    return name
+
+
 ALL_ENTRIES = load()
 # The faulty and equivalent submissions (graded the usual way) and the attacks on the grader.
 ENTRIES = [e for e in ALL_ENTRIES if e["kind"] != "hostile"]
@@ -226,7 +239,7 @@ def test_every_edit_still_fits_the_reference_solution(tmp_path):
 
 def test_a_stale_edit_is_reported_with_what_was_expected(tmp_path):
     base = Path(__file__).resolve().parents[2] / "solutions" / "en" / assign.NOTEBOOK
-    stale = {"name": "stale", "training": "full", "edits": [{"replace": ["Dense(999", "Dense(1"]}]}
+    stale = {"name": "stale", "training": "own", "edits": [{"replace": ["Dense(999", "Dense(1"]}]}
     with pytest.raises(CatalogueError, match=r"stale: expected a code cell containing 'Dense\(999'"):
         mutant(stale, base, tmp_path / "stale.ipynb")
 
@@ -243,12 +256,7 @@ def catalogue_submissions(request, built, grader, tmp_path_factory) -> dict[str,
     """The selected entries built and queued at once, so the session's grader works through them in
     parallel."""
     work = tmp_path_factory.mktemp("catalogue")
-    base = built.solutions["en"]
-    names = {}
-    for entry in selected_entries(request.session):
-        names[entry["name"]] = grading_name(entry)
-        grader.submit(names[entry["name"]], mutant(entry, base, work / f"{entry['name']}.ipynb"))
-    return names
+    return {entry["name"]: submit(grader, entry, built.solutions["en"], work) for entry in selected_entries(request.session)}
 
 
 @pytest.mark.slow
@@ -584,13 +592,15 @@ def test_hostile_entry_gets_exactly_its_expected_scores(hostile_gradings, entry,
 
 
 def _reference_as_gradescope(notebook: Path, autograder_zip: Path) -> run.Outcome:
+    """The reference graded in Gradescope's layout with the tests' quick fit: the layout is the claim
+    (the session's English grading is the real training's)."""
     folder = Path(tempfile.mkdtemp(prefix="fashion-kit-reference-"))
     folder.chmod(0o711)  # the user sandbox's account passes through, as on Gradescope
     try:
         with _user_sandbox_thread_lock, open(USER_SANDBOX_LOCK, "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
-            return grade_as_gradescope(notebook, autograder_zip, settings_module.from_zip(autograder_zip), {},
-                                       folder, folder / "graded")
+            return grade_as_gradescope(notebook, autograder_zip, settings_module.from_zip(autograder_zip),
+                                       QUICK_FIT_ENV, folder, folder / "graded")
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
@@ -601,6 +611,7 @@ def test_reference_solution_scores_full_marks_in_gradescopes_layout(built, grade
         pytest.skip(NEEDS_ROOT)
     request.getfixturevalue("gradescope_account")
     outcome = grader.submit_call("reference-user", _reference_as_gradescope, built.solutions["en"],
-                                 built.autograder_zip).result()
+                                 grader.quick_zip).result()
     assert outcome.status == "graded" and outcome.sandbox == "user", outcome.message + outcome.log[-3000:]
+    assert outcome.results["extra_data"][contract.QUICK_FIT_KEY]
     assert {q: score for q, (score, _) in outcome.scores.items()} == QUESTIONS

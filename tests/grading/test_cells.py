@@ -4,6 +4,7 @@ where each question is answered, checkpoints, seeding."""
 from __future__ import annotations
 
 import json
+import math
 
 import nbformat
 
@@ -212,3 +213,45 @@ def test_the_keys_of_the_training_images_have_the_recorded_digest_however_they_a
     assert digest(training / 127.5 - 1) != checks.TRAINING_EXAMPLES_DIGEST
     assert checks.example_keys(np.zeros((4, 10)), weights) is None
     assert checks.example_keys(np.array(["a", "b"]), weights) is None
+
+
+def test_the_tests_quick_fit_trains_arrays_as_one_batch_and_q6_still_holds(tmp_path):
+    """The tests' quick fit, in the order phase 1 prepares the cells (run here without the stand-in
+    for Otter): a fit on arrays trains as one batch per epoch, the recorder sees that batch size, and
+    q6's rule (steps that match the batch size, the optimizer's steps those of the fits) holds. Without
+    the switch a notebook that sets the environment variable itself still trains at its own batch size."""
+    import keras
+    import numpy as np
+
+    from fashion_kit.grading import cells, core
+
+    source = (f"import os\nos.environ[{core.QUICK_FIT_ENV!r}] = '1'\nimport numpy as np, keras\n"
+              "model = keras.Sequential([keras.Input((28, 28)), keras.layers.Flatten(), keras.layers.Dense(10)])\n"
+              "model.compile(optimizer='adam', loss='sparse_categorical_crossentropy')\n"
+              "history = model.fit(np.zeros((100, 28, 28)), np.zeros(100), epochs=3, verbose=1)")
+    shell = type("Shell", (), {"events": type("Events", (), {"register": staticmethod(lambda *a: None)})()})()
+    saved = {name: getattr(keras.Model, name) for name in ("fit", "evaluate", "predict")}
+
+    def fitted(quick: bool, folder):
+        folder.mkdir()
+        nb = cells.prepare(notebook(source, 'grader.check("q6_fit")'), evidence=folder, seed=1, quick_fit=quick)
+        env = {"get_ipython": lambda: shell, "grader": type("G", (), {"check": staticmethod(lambda q: None)})()}
+        try:
+            for cell in nb.cells:
+                if not cell.source.startswith("def __fashion_kit_stand_in_for_otter__"):
+                    exec(cell.source, env)
+        finally:
+            for name, method in saved.items():
+                setattr(keras.Model, name, method)
+            keras.config.enable_interactive_logging()
+        q6 = json.loads((folder / "q6_fit.json").read_text())
+        [fit] = q6["fits"]
+        assert fit["steps"] == math.ceil(fit["examples"] / fit["batch_size"]), "q6: steps that match the batch"
+        return fit, q6["model"]["iterations"]
+
+    quick, iterations = fitted(True, tmp_path / "quick")
+    assert (quick["batch_size"], quick["steps"], iterations) == (100, 1, 3)
+    plain, iterations = fitted(False, tmp_path / "plain")
+    assert (plain["batch_size"], plain["steps"], iterations) == (32, 4, 12), "the notebook cannot turn it on"
+    sources = [c.source for c in cells.prepare(notebook("x = 1"), evidence=tmp_path, seed=1).cells]
+    assert not any("__fashion_kit_quick_fit__" in s for s in sources)

@@ -20,7 +20,7 @@ import pytest
 from fashion_kit import assign, autograder_zip, questions
 
 from .. import gradescope_spec
-from ..conftest import mutate
+from ..conftest import mutate, with_settings
 from ..conftest import QUESTIONS
 
 GRADESCOPE = Path(assign.__file__).parent / "gradescope"
@@ -30,19 +30,6 @@ BEFORE_FIT = questions.NAMES[:questions.NAMES.index("q6_fit")]
 HANG_TIMEOUT_SECONDS = 90
 # A proxy on a port nothing listens on: any download attempt fails at once instead of going out.
 OFFLINE = {"HTTP_PROXY": "http://127.0.0.1:9", "HTTPS_PROXY": "http://127.0.0.1:9", "NO_PROXY": "", "no_proxy": ""}
-
-
-def with_settings(autograder_zip: Path, target: Path, **fashion_kit) -> Path:
-    """A copy of ``autograder_zip`` whose otter_config.json has ``fashion_kit`` settings changed."""
-    with zipfile.ZipFile(autograder_zip) as src, zipfile.ZipFile(target, "w") as dst:
-        for info in src.infolist():
-            payload = src.read(info)
-            if info.filename == "otter_config.json":
-                config = json.loads(payload)
-                config["fashion_kit"].update(fashion_kit)
-                payload = json.dumps(config, indent=4).encode()
-            dst.writestr(info, payload)
-    return target
 
 
 @pytest.fixture(scope="session")

@@ -1,7 +1,7 @@
 """Phase 1, untrusted: run the student's notebook, with the kit's cells, in a kernel. This program
 runs inside the sandbox.
 
-``python -I -m fashion_kit.grading.phase1 WORK SEED`` executes the notebook in
+``python -I -m fashion_kit.grading.phase1 WORK SEED [quick-fit]`` executes the notebook in
 ``WORK/submission/`` with nbclient, the kit's cells inserted (:mod:`.cells`), as Otter's grading
 would: every cell runs, whatever the cells before it raised, and the notebook's own checks do
 nothing (phase 2 decides). The kernel talks to this process over Unix sockets in the private home
@@ -92,7 +92,11 @@ def execute(nb, cwd: Path, home: Path, timings: Timings | None = None) -> None:
         client.execute(cleanup_kc=True)  # and the kernel is shut down: this client started it
 
 
-def main(work: str, seed: str) -> int:
+# The last argument that turns on the kit's tests' quick fit (:mod:`.cells.quick_fit`).
+QUICK_FIT_ARGUMENT = "quick-fit"
+
+
+def main(work: str, seed: str, *switches: str) -> int:
     c.skip_slow_optional_modules()
     import nbformat
     from nbclient.exceptions import DeadKernelError
@@ -107,7 +111,7 @@ def main(work: str, seed: str) -> int:
         print(why, flush=True)
         return 1
     nb = nbformat.read(path, as_version=4)
-    cells.prepare(nb, evidence=evidence, seed=int(seed))
+    cells.prepare(nb, evidence=evidence, seed=int(seed), quick_fit=QUICK_FIT_ARGUMENT in switches)
     timings = Timings()
     try:
         execute(nb, submission, work / c.WORK_HOME, timings)
@@ -120,4 +124,4 @@ def main(work: str, seed: str) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(*sys.argv[1:3]))
+    sys.exit(main(*sys.argv[1:]))

@@ -28,12 +28,14 @@ def is_kit_cell(cell) -> bool:
     return KIT_TAG in cell.get("metadata", {}).get("tags", [])
 
 
-def prepare(nb: nbformat.NotebookNode, *, evidence: Path, seed: int) -> nbformat.NotebookNode:
+def prepare(nb: nbformat.NotebookNode, *, evidence: Path, seed: int, quick_fit: bool = False) -> nbformat.NotebookNode:
     """The notebook phase 1 executes: the student's ``nb`` with the kit's cells; ``evidence`` is
-    the evidence folder."""
-    from . import checkpoints, evidence as evidence_cells, grading_mode, seeding
+    the evidence folder. ``quick_fit`` is the kit's tests' switch (:mod:`.quick_fit`)."""
+    from . import checkpoints, evidence as evidence_cells, grading_mode, quick_fit as quick_fit_cells, seeding
 
     seeding.apply(nb, seed)
+    if quick_fit:
+        quick_fit_cells.apply(nb)
     evidence_cells.apply(nb, evidence)
     checkpoints.apply(nb, evidence)
     # Last, as Otter does it: cells tagged otter_ignore go (their checkpoints numbered them, so a
