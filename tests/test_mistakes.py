@@ -178,7 +178,8 @@ def offline_data(data_dir):
     return data_dir
 
 
-@pytest.mark.parametrize("entry", load(), ids=lambda e: e["name"])
+@pytest.mark.parametrize("entry", [pytest.param(e, id=e["name"], marks=[pytest.mark.slow] if e.get("training") == "full"
+                                                else []) for e in load()])
 def test_the_notebooks_check_and_the_grade_say_the_same(entry, offline_data, tmp_path, monkeypatch):
     public, values, models = run_entry(entry, tmp_path, monkeypatch)
     settings = Settings()

@@ -499,8 +499,9 @@ def check_q3_normalize(values, public=False) -> tuple:
             problem = (f"{name} 應該仍是形狀 {shape} 的陣列。 / Expected {name} to still be an array of shape "
                        f"{shape}, found {tuple(shown) if isinstance(shown, list) else shown}.")
         elif found.get("kind") != "f":
-            problem = (f"{name} 應該是小數（float），但現在是 {found.get('dtype')}。記得除以 255.0。 / "
-                       f"Expected {name} to hold decimals (float), found {found.get('dtype')}. Divide by 255.0.")
+            problem = (f"{name} 應該是小數（float），但現在是 {found.get('dtype')}：請在第 3 題的儲存格寫 "
+                       f"{name} = {name} / 255.0。 / Expected {name} to hold decimals (float), found "
+                       f"{found.get('dtype')}: write {name} = {name} / 255.0 in question 3's cell.")
         elif found.get("min") == 0.0 and abs((found.get("max") or 0) - 1 / 255) < 1e-6:
             high = found.get("max")
             problem = (f"{name} 的最大值是 {high:g}（= 1/255）：除了兩次 255，正規化的儲存格大概執行了兩次。"
