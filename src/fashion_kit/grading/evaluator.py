@@ -184,8 +184,7 @@ class ModelFile:
         the shapes its configuration gives them (a Dense layer's kernel (inputs, units) and, unless
         use_bias is false, its bias (units,)), from the model's input shape through the chain."""
         if not any(self.weights):
-            raise ValueError("the model holds no weights: it was never built (give its first layer "
-                             "input_shape=(28, 28))")
+            return  # a model never built (no input shape given) holds no weights yet: its facts say so
         shape = tuple(_input_shape(self))
         if None in shape:
             raise Unsupported("an input of unknown size")
