@@ -651,6 +651,10 @@ def check_q6_fit(values, public=False) -> tuple:
     history = values.get("history") if isinstance(values, dict) else None
     history = history if isinstance(history, dict) else {}
     epochs = history.get("epochs")
+    if history.get("type") == "NoneType":
+        return _verdict([(1, "history 還沒有值：model.fit(...) 沒有順利跑完（請看它的錯誤訊息），或是結果沒有存到 history"
+                             "（history = model.fit(...)）。 / history has no value: model.fit(...) did not finish (read "
+                             "its error message) or its result was not stored (history = model.fit(...)).")])
     if history.get("type") != "History":
         return _verdict([(1, f"history 應該是 model.fit(...) 的傳回值，但現在是 {history.get('type')}。 / "
                              f"Expected history to be what model.fit(...) returns, found {history.get('type')}.")])
