@@ -137,7 +137,7 @@ def test_the_reader_and_keras_agree_on_every_way_of_writing_the_lesson(variants,
     labels = evaluator.read_idx(data_dir / evaluator.TEST_LABELS)
     expected = float(np.mean(np.argmax(model.predict(images, verbose=0), axis=1) == labels))
     assert facts["accuracy"] == pytest.approx(expected, abs=2e-4)
-    for key in ("layers", "params", "compiled", "optimizer", "loss", "metrics", "iterations"):
+    for key in ("layers", "input", "params", "compiled", "optimizer", "loss", "loss_given", "metrics", "iterations"):
         assert facts[key] == live[key], key  # the file read as data, the live model: the same facts
     assert checks.check_q4_model({"model": facts}) == (1.0, [])
     assert checks.check_q5_compile({"model": facts}) == (1.0, [])
@@ -189,3 +189,55 @@ def test_the_reader_refuses_what_keras_refuses_to_load(variants, data_dir, tmp_p
         keras.models.load_model(path, compile=False)
     facts = evaluator.answer({"data": str(data_dir), "model": str(path), "accuracy": True})
     assert "error" in facts and "accuracy" not in facts, facts
+
+
+def test_public_checks_decide_from_the_notebooks_own_measurements():
+    """Where the grade measures the model, the notebook's check measures it on the notebook's arrays:
+    the same rule on the values each has."""
+    model = {"layers": checks.EXPECTED_LAYERS, "input": [28, 28], "params": [0, 100480, 1290], "iterations": 9375}
+    history = {"type": "History", "epochs": 5, "params": {"steps": 1875}}
+    on_test = {**model, "accuracy": 0.89, "train_accuracy": 0.84}  # fitted to the test set
+    assert "far more accurate on the test set" in checks.check_q6_fit(
+        {"model": on_test, "history": history}, public=True)[1][0]
+    twice = {**model, "iterations": 9375 + 1875}  # fit ran again: the optimizer took more steps than history's
+    fraction, messages = checks.check_q6_fit({"model": twice, "history": history}, public=True)
+    assert fraction == 0 and "continues training" in messages[0] and "question 4's cell again" in messages[0]
+    assert checks.check_q6_fit({"model": {**model, "accuracy": 0.87, "train_accuracy": 0.89},
+                                "history": history}, public=True) == (1.0, [])
+    number = {"kind": "real", "value": 0.95}  # evaluated on the training set
+    fraction, messages = checks.check_q8_evaluate({"test_loss": number, "test_acc": number, "measured": [0.87]},
+                                                  public=True)
+    assert fraction == 0.5 and "0.8700" in messages[0]
+    fraction, messages = checks.check_q8_evaluate({"test_loss": {"type": "NoneType"},
+                                                   "test_acc": {"type": "list", "length": 2}}, public=True)
+    assert fraction == 0 and "test_loss, test_acc = model.evaluate" in messages[0]
+    untrained = {**model, "accuracy": 0.1, "train_accuracy": 0.1}
+    assert checks.check_q9_accuracy({"model": untrained, "threshold": 0.85}, public=True)[0] == 0
+    assert checks.check_q9_accuracy({"model": {**model, "accuracy": 0.87, "train_accuracy": 0.89},
+                                     "threshold": 0.85}, public=True) == (1.0, [])
+
+
+def test_q7s_check_wants_the_file_of_this_run_and_a_model_read_back_from_it():
+    loaded = {"type": "Sequential", "is_model": True, "is_the_model_itself": True, "same_weights": None}
+    fraction, messages = checks.check_q7_save_load({"files": ["f"], "saved": True, "loaded": loaded}, public=True)
+    assert fraction == 0.5 and "found model itself" in messages[0]
+    old = checks.check_q7_save_load({"files": ["f"], "saved": "old file / old file", "loaded": {
+        **loaded, "is_the_model_itself": False, "same_weights": True}}, public=True)
+    assert old == (0.0, ["old file / old file"])
+
+
+def test_q10s_chinese_line_has_the_numbers_of_the_english_one():
+    values = {n: {"kind": "integer", "value": v} for n, v in (("hidden_params", 100480), ("output_params", 1290),
+                                                                ("total_params", 101771))}
+    chinese, _, english = checks.check_q10_param_count(values, public=True)[1][0].partition(" / ")
+    assert "101771" in chinese and "101771" in english
+
+
+def test_an_h5_save_leaves_q5s_check_passing(tmp_path):
+    import keras
+
+    model = keras.Sequential([keras.Input((28, 28)), keras.layers.Flatten(), keras.layers.Dense(128, activation="relu"),
+                              keras.layers.Dense(10, activation="softmax")])
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.save(tmp_path / "fashion_mnist_model.h5")  # Keras drops the optimizer from the live compile config
+    assert checks.check_q5_compile(checks.collect_q5_compile({"model": model}), public=True) == (1.0, [])

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from fashion_kit import contract
+from fashion_kit import checks, contract
 from fashion_kit import settings as settings_module
 from fashion_kit.grading import core, verdicts
 
@@ -239,3 +239,29 @@ def test_otters_display_keys_are_refused_with_the_kits_setting_to_use():
         settings_module.parse({"show_hidden": True})
     with pytest.raises(settings_module.SettingsError, match=r"score_visibility must be one of hidden, after_due_date"):
         settings_module.parse({"fashion_kit": {"score_visibility": "later"}})
+
+
+def test_an_honest_kernels_values_pass_every_notebook_check_on_the_feedback_page():
+    results = decided()
+    assert "10 of 10 questions pass your notebook's checks" in results["output"]
+
+
+def test_the_notebooks_threshold_is_the_default_setting():
+    assert SETTINGS.min_test_accuracy == checks.MIN_TEST_ACCURACY
+
+
+@pytest.mark.parametrize("question, change, words", [
+    # Flatten(input_shape=(784,)): the lesson's layers and parameter counts, not its input.
+    ("q4_model", {"input": [784]}, "28×28 images, found the input shape (784,)"),
+    ("q5_compile", {"loss": "categoricalcrossentropy", "loss_given": "categorical_crossentropy"},
+     "found categorical_crossentropy."),
+])
+def test_the_notebooks_check_and_the_grade_fail_the_same_model_with_the_same_words(question, change, words):
+    broken = lesson_model(iterations=0, **change)
+    values = honest_values()
+    values[question]["model"] = broken
+    results = decided(values, models(**{question: broken}))
+    assert scores(results)[question] == 0 and words in output(results, question)
+    public = next(t for t in results["tests"] if t["name"] == contract.PUBLIC_CHECK_TEST.format(question=question))
+    assert public["status"] == "failed" and words in public["output"]
+    assert "100480" not in output(results, question), "q4's and q5's messages never give away q10's answer"

@@ -183,6 +183,8 @@ class ModelFile:
         """Refuse what Keras would refuse to load: for each of the lesson's layers, weights of exactly
         the shapes its configuration gives them (a Dense layer's kernel (inputs, units) and, unless
         use_bias is false, its bias (units,)), from the model's input shape through the chain."""
+        if not any(self.weights):
+            return  # a model never built (no input shape given) holds no weights yet: its facts say so
         shape = tuple(_input_shape(self))
         if None in shape:
             raise Unsupported("an input of unknown size")
@@ -305,7 +307,8 @@ def answer(request: dict) -> dict:
     try:
         model = ModelFile(path)
         model.check_weights()
-        facts = {"layers": model.layers(), "params": model.params(), "iterations": model.iterations,
+        facts = {"layers": model.layers(), "input": checks.input_shape_of(model.config),
+                 "params": model.params(), "iterations": model.iterations,
                  "weights": model.weights_digest(), **model.compile_facts()}
     except Unsupported as e:
         model = None

@@ -25,6 +25,8 @@ from .messages import clean_output
 # A check's message as the student sees it is cut to this length.
 MAX_OUTPUT_CHARS = 6000
 NOT_CHECKED = stopped.NOT_CHECKED
+# The student's model file, as the messages name it (.keras, or the older .h5).
+STUDENT_FILE = "fashion_mnist_model"
 
 
 @dataclass
@@ -72,7 +74,10 @@ def model_facts(models: dict, key: str) -> dict:
     steps = found.get("iterations")
     clean["iterations"] = steps if isinstance(steps, int) and not isinstance(steps, bool) else None
     clean["compiled"] = found.get("compiled") is True
-    for key_ in ("optimizer", "loss", "weights"):
+    shape = found.get("input")
+    if isinstance(shape, list) and all(x is None or (isinstance(x, int) and not isinstance(x, bool)) for x in shape):
+        clean["input"] = shape
+    for key_ in ("optimizer", "loss", "loss_given", "weights"):
         clean[key_] = found.get(key_) if isinstance(found.get(key_), str) else None
     metrics = found.get("metrics")
     clean["metrics"] = [m for m in metrics if isinstance(m, str)] if isinstance(metrics, list) else []
@@ -100,8 +105,7 @@ def saved_file(models: dict) -> bool | str:
                 "Save the model itself with model.save(...).")
     if _same_weights(student, model_facts(models, Q_SAVE_LOAD)):
         return True
-    return ("你存的模型檔和訓練好的 model 權重不一樣：請在訓練之後才存檔。 / Expected your saved file to hold the "
-            "weights of your trained model, found different ones: save after training.")
+    return checks.other_weights_problem(STUDENT_FILE)
 
 
 def same_model(models: dict) -> bool | str:
@@ -150,7 +154,7 @@ def phase2_values(name: str, kernel, models: dict, settings: Settings, evidence:
     elif name == Q_SAVE_LOAD:
         found = model_facts(models, "student")
         # The grader's own copy says whether the file was handed in, not the kernel.
-        values["files"] = [] if found.get("error", "").startswith("no model") else ["fashion_mnist_model"]
+        values["files"] = [] if found.get("error", "").startswith("no model") else [STUDENT_FILE]
         values["saved"] = saved_file(models)
     elif name == Q_EVALUATE:
         values["model"] = model_facts(models, Q_EVALUATE)
