@@ -27,7 +27,7 @@ import jsonschema
 import nbformat
 import pytest
 
-from fashion_kit import check_code, checks, contract, data, notebooks, paths
+from fashion_kit import check_code, checks, contract, data, notebooks, paths, questions
 from fashion_kit.grading import evaluator, verdicts
 from fashion_kit.grading.cells import evidence
 from fashion_kit.questions import BY_NAME, points_in_master
@@ -149,14 +149,14 @@ def measured_models(folder: Path, proof: Path) -> dict:
     """The grader's evaluator's facts of each snapshot and of the student's file, as core.measure asks."""
     found = {}
     own = proof / contract.TEST_IMAGES_FILE
-    wanted = [(proof / contract.MODEL_SNAPSHOT.format(question=q), q) for q in contract.EVIDENCE_QUESTIONS]
+    wanted = [(proof / contract.MODEL_SNAPSHOT.format(question=q), q) for q in questions.WITH_SNAPSHOT]
     wanted += [(folder / name, "student") for name in contract.MODEL_FILES]
     for path, key in wanted:
         if key in found or not path.exists():
             continue
         found[key] = evaluator.answer({"data": os.environ[data.ENV_VAR], "model": str(path),
-                                       "accuracy": key == contract.Q_EVALUATE,
-                                       "own_images": str(own) if key == contract.Q_EVALUATE and own.exists() else None})
+                                       "accuracy": key == questions.Q_EVALUATE,
+                                       "own_images": str(own) if key == questions.Q_EVALUATE and own.exists() else None})
     return found
 
 
@@ -178,8 +178,10 @@ def offline_data(data_dir):
     return data_dir
 
 
-@pytest.mark.parametrize("entry", [pytest.param(e, id=e["name"], marks=[pytest.mark.slow] if e.get("training") == "full"
-                                                else []) for e in load()])
+# Slow, every entry: each runs the lesson's cells with Keras in this process (a fit, the grader's
+# evaluator), seconds each even with the one-step fit; make test-fast leaves them to make test.
+@pytest.mark.slow
+@pytest.mark.parametrize("entry", [pytest.param(e, id=e["name"]) for e in load()])
 def test_the_notebooks_check_and_the_grade_say_the_same(entry, offline_data, tmp_path, monkeypatch):
     public, values, models = run_entry(entry, tmp_path, monkeypatch)
     settings = Settings()

@@ -31,7 +31,8 @@ from . import check_code, checks
 # checks compare them (the evaluator measures the model files with these), the digests the evidence
 # cell recognises the training set by, and the training rule the challenge model must meet too.
 from .checks import (OFFICIAL_DIGESTS, TRAINING_EXAMPLES, TRAINING_EXAMPLES_DIGEST,  # noqa: F401
-                     compile_facts, function_name, layer_rows, trained_problem, weights_digest)
+                     compile_facts, function_name, input_shape_of, layer_rows, other_weights_problem,
+                     trained_problem, weights_digest)
 from .contract import TESTS_DIR, natural_key
 from .errors import KitError
 

@@ -307,7 +307,7 @@ def answer(request: dict) -> dict:
     try:
         model = ModelFile(path)
         model.check_weights()
-        facts = {"layers": model.layers(), "input": checks.input_shape_of(model.config),
+        facts = {"layers": model.layers(), "input": questions.input_shape_of(model.config),
                  "params": model.params(), "iterations": model.iterations,
                  "weights": model.weights_digest(), **model.compile_facts()}
     except Unsupported as e:

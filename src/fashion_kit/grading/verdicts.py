@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from .. import contract as c
 from ..questions import (BY_NAME, Q_ACCURACY, Q_COMPILE, Q_EVALUATE, Q_FIT, Q_MODEL, Q_SAVE_LOAD,
-                         trained_problem)
+                         other_weights_problem, trained_problem)
 from ..settings import Settings
 from ..statuses import CheckStatus
 from . import stopped
@@ -105,7 +105,7 @@ def saved_file(models: dict) -> bool | str:
                 "Save the model itself with model.save(...).")
     if _same_weights(student, model_facts(models, Q_SAVE_LOAD)):
         return True
-    return checks.other_weights_problem(STUDENT_FILE)
+    return other_weights_problem(STUDENT_FILE)
 
 
 def same_model(models: dict) -> bool | str:
