@@ -54,6 +54,9 @@ RUNNING_FILE = "running.json"  # the student's code cell that is about to run
 # Of every question, what the grader's cell collected right after it was answered (checks.collect_*).
 QUESTION_VALUES = "{question}.json"
 TEST_IMAGES_FILE = "test_images.npy"  # the notebook's own test_images at question 8
+# The challenge's entry when the notebook takes it: what build_challenge_model() returned, as Keras's
+# JSON of the model, with the epochs and batch size the notebook declares (grading.challenge_recipe).
+CHALLENGE_RECIPE_FILE = "challenge_recipe.json"
 # Of a question with evidence, the grader saves `model` right after the question is answered.
 MODEL_SNAPSHOT = "{question}.keras"
 

@@ -91,6 +91,11 @@ class Settings:
     challenge_bonus_points: float = _key(1.0, _number(0, 1000), "the bonus (0 turns it off)")
     challenge_bonus_threshold: float = _key(
         0.90, _number(0, 1), "test accuracy the optional challenge needs for its bonus ([the challenge](docs/challenge.md))")
+    # CPU seconds, not wall time: a loaded machine trains more slowly, but no less.
+    challenge_cpu_seconds: float = _key(
+        360.0, _number(1, 24 * 3600),
+        "CPU seconds the grader trains each challenge recipe for (360: 3 minutes of both cores of a 2-core "
+        "machine); training stops when they are used ([the challenge](docs/challenge.md))")
     # Gradescope's own limit must be longer than timeout_seconds.
     timeout_seconds: float = _key(
         900.0, _number(1, 24 * 3600),

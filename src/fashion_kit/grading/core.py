@@ -13,7 +13,9 @@ with ``--sandbox user``, local grading with bubblewrap.
    process of it survives. The grader's own cells leave each question's values and the model
    snapshots there.
 3. Phase 2 (trusted), the only judge, copies out what phase 1 left (as data, with size limits,
-   following no link), measures the saved models in sandboxed evaluator processes,
+   following no link), trains the challenge's recipe when the notebook took the challenge (in a
+   sandboxed trainer process that runs none of the student's code and sees no test image:
+   :mod:`challenge_recipe`, :mod:`trainer`), measures the models in sandboxed evaluator processes,
    decides every question with the kit's checks (:mod:`verdicts`, :mod:`fashion_kit.checks`) and
    writes ``results/results.json``, where phase 1 could never write.
 """
@@ -35,7 +37,7 @@ from .. import data
 from .. import questions as questions_module
 from .. import settings as settings_module
 from ..settings import Settings
-from . import admission, layout, sandbox as sandboxes, supervise, verdicts
+from . import admission, challenge_recipe, layout, sandbox as sandboxes, supervise, verdicts
 from ..statuses import Stop
 
 # What nbclient says when the kernel vanishes mid-cell; on Gradescope that is the out-of-memory killer.
@@ -47,6 +49,9 @@ KERNEL_DIED_SIGNS = ("DeadKernelError", "Kernel died")
 EVALUATOR_CPU_SECONDS = 300
 EVALUATOR_WALL_SECONDS = 1800
 EVALUATOR_MEMORY_MB = 2048
+# The challenge's trainer: its CPU budget is the setting; the wall clock is only a backstop for a
+# process that waits without computing (a loaded machine trains more slowly, never this slowly).
+TRAINER_WALL_FACTOR, TRAINER_WALL_MIN_SECONDS = 4, 600
 # Where an evaluator writes its answer, in its own folder (never its output, which a model can reach).
 ANSWER_FILE = "answer-{key}.json"
 # Of phase 1's output, what the instructor sees in the log.
@@ -130,7 +135,7 @@ def run_phase1(work: Path, trusted: Path, source: Path, submission: Path, questi
     clock.append(("phase1", time.monotonic()))
     log(ran.log[-LOG_CHARS:], end="" if ran.log.endswith("\n") else "\n")
     phase1 = read_phase1(work, trusted, questions, ran)
-    models = measure(work, trusted, data_dir, box, python)
+    models = measure(work, trusted, data_dir, box, python)  # and the work folder is gone
     clock.append(("measure", time.monotonic()))
     return phase1, models, ran.log
 
@@ -173,8 +178,9 @@ def _why_stopped(ran: supervise.Supervised) -> Stop:
 
 
 def measure(work: Path, trusted: Path, data_dir: Path, box: sandboxes.Sandbox, python: Path) -> dict:
-    """Copy the models out of the work folder and measure them in evaluator processes:
-    {key: facts or {"error": ...}} for the snapshots, the student's file and the challenge file."""
+    """Copy the models and the challenge's recipe out of the work folder, remove the work folder,
+    train the recipe, and measure the models in evaluator processes: {key: facts or {"error": ...}}
+    for the snapshots, the student's file and the grader-trained challenge model."""
     # Beside the trusted folder, not in it: the evaluator runs as the sandbox's identity, which must
     # enter this folder (on Gradescope, the unprivileged account cannot pass the 0700 trusted folder).
     inputs = trusted.parent / "inputs"
@@ -182,7 +188,6 @@ def measure(work: Path, trusted: Path, data_dir: Path, box: sandboxes.Sandbox, p
     models, found = {}, {}
     wanted = [(work / c.EVIDENCE_DIR, c.MODEL_SNAPSHOT.format(question=q), q) for q in c.EVIDENCE_QUESTIONS]
     wanted += [(work / c.WORK_SUBMISSION, name, "student") for name in c.MODEL_FILES]
-    wanted.append((work / c.WORK_SUBMISSION, c.CHALLENGE_FILE, "challenge"))
     for folder, name, key in wanted:
         if key in models:
             continue  # the student's .keras wins over an .h5 of the same model
@@ -196,19 +201,74 @@ def measure(work: Path, trusted: Path, data_dir: Path, box: sandboxes.Sandbox, p
     if c.Q_EVALUATE in models and layout.copy_untrusted(
             work / c.EVIDENCE_DIR, c.TEST_IMAGES_FILE, inputs / "test_images.npy", layout.MAX_IMAGES_BYTES) is None:
         own = str(inputs / "test_images.npy")
+    try:
+        recipe = challenge_recipe.read(work / c.EVIDENCE_DIR, trusted)
+    except challenge_recipe.Refused as e:
+        recipe, found[CHALLENGE] = None, {"refused": str(e)}
+    # The notebook's copy of the data set (its Keras cache, test images included) goes before the
+    # trainer starts: in Gradescope's layout the trainer runs as the same account as the notebook.
+    layout.remove_tree(work)
+    training = None
+    if recipe is not None:
+        training = train_challenge(recipe, trusted.parent / "challenge", data_dir, box, python)
+        if "model" in training and layout.copy_untrusted(
+                Path(training["model"]).parent, Path(training["model"]).name, inputs / "challenge.keras",
+                layout.MAX_MODEL_BYTES) is None:
+            models[CHALLENGE] = inputs / "challenge.keras"
+        elif "refused" in training:  # Keras itself would not build it: the trainer's word, said for students
+            found[CHALLENGE] = {"refused": str(challenge_recipe.Refused("unbuildable", str(training["refused"])))}
+        else:
+            found[CHALLENGE] = {"error": str(training.get("error") or "the grader's trained model is missing")}
     if models:
         for name in data.FILES:
             shutil.copyfile(data_dir / name, inputs / name)
         box.prepare(inputs)
     requests = [{"key": key, "model": str(models[key]), "answer": str(inputs / ANSWER_FILE.format(key=key)),
-                 "accuracy": key in (c.Q_EVALUATE, "challenge"), "own_images": own if key == c.Q_EVALUATE else None}
+                 "accuracy": key in (c.Q_EVALUATE, CHALLENGE), "train_accuracy": key != CHALLENGE,
+                 "own_images": own if key == c.Q_EVALUATE else None}
                 for key in models]
     # The lesson's models share one process (its start costs more than their measurement); the
-    # challenge file gets one of its own, measured last: whatever a crafted file could do to the
-    # folder or to its reader, it does after every required question's model was measured.
-    for group in ([r for r in requests if r["key"] != "challenge"], [r for r in requests if r["key"] == "challenge"]):
+    # challenge's model gets one of its own, measured last, so it can cost only the challenge.
+    for group in ([r for r in requests if r["key"] != CHALLENGE], [r for r in requests if r["key"] == CHALLENGE]):
         if group:
             found.update(_evaluate(group, inputs, box, python))
+    if CHALLENGE in models and isinstance(found.get(CHALLENGE), dict):
+        found[CHALLENGE]["training"] = {k: v for k, v in training.items() if k != "model"}
+    return found
+
+
+CHALLENGE = "challenge"  # the key of the grader-trained challenge model among the measured ones
+
+
+def train_challenge(recipe: dict, folder: Path, data_dir: Path, box: sandboxes.Sandbox, python: Path) -> dict:
+    """Train ``recipe`` (checked) in a sandboxed trainer process whose folder holds the training
+    files only: {"model": path of the trained model, "epochs": ..., ...}, or {"refused": ...} /
+    {"error": ...}."""
+    settings = box.settings
+    folder.mkdir()
+    for name in data.TRAINING_FILES:  # the training set, never the test set
+        shutil.copyfile(data_dir / name, folder / name)
+    (folder / "recipe.json").write_text(json.dumps(recipe), encoding="utf-8")
+    answer = folder / "answer.json"
+    request = folder / "request.json"
+    request.write_text(json.dumps({
+        "data": str(folder), "recipe": str(folder / "recipe.json"), "model": str(folder / "trained.keras"),
+        "answer": str(answer), "cpu_seconds": settings.challenge_cpu_seconds, "seed": settings.seed,
+    }), encoding="utf-8")
+    box.prepare(folder)
+    env = {"HOME": str(folder), "PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "TF_CPP_MIN_LOG_LEVEL": "3",
+           "CUDA_VISIBLE_DEVICES": "", "KERAS_HOME": str(folder / ".keras"), "MPLBACKEND": "Agg"}
+    command = box.command([str(python), "-I", "-m", "fashion_kit.grading.trainer", str(request)],
+                          work=folder, env=env)
+    wall = max(TRAINER_WALL_MIN_SECONDS, TRAINER_WALL_FACTOR * settings.challenge_cpu_seconds)
+    ran = supervise.run(command, cwd=folder, env=None, timeout=wall, memory_limit_mb=settings.memory_limit_mb,
+                        on_stop=box.kill_all, held_memory=box.held_memory)
+    box.kill_all()
+    found = layout.read_untrusted_json(folder, answer.name, folder.parent)
+    if not isinstance(found, dict):
+        return {"error": f"the grader's training of your recipe failed ({_failure(ran).split('(')[-1]}"}
+    if "refused" not in found and "error" not in found:
+        found["model"] = str(folder / "trained.keras")
     return found
 
 

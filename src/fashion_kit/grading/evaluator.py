@@ -5,7 +5,7 @@ request names and writes each one's facts to a file (see :func:`answer` and :fun
 process is limited in CPU seconds; it runs after the notebook's processes are dead, on copies of the
 files they left, inside the same kind of sandbox, so even a file crafted to break a parser can
 neither reach the grade's other inputs nor outlive the grading. The lesson's models share one
-process; the challenge's file, the heaviest, gets its own. The facts are the ones the checks compare
+process; the challenge's model (trained by the grader: :mod:`trainer`), the heaviest, gets its own. The facts are the ones the checks compare
 (:mod:`fashion_kit.checks`), read as Keras reads the file.
 
 A model file is read without Keras where it can be: a ``.keras`` file is a zip of ``config.json`` and
@@ -293,7 +293,7 @@ def answer(request: dict) -> dict:
     """Measure the one model ``request`` names. Every failure is reported as data, never raised.
 
     request: {"data": folder with the Fashion-MNIST files, "model": path, "accuracy": bool,
-              "own_images": .npy path or null}
+              "train_accuracy": bool (default true), "own_images": .npy path or null}
     answer:  the model's facts (layers, params, iterations, compile settings, weights' digest and,
              when asked, its accuracy on the test and the training set, and on the notebook's own
              test images) or {"error": ...}
@@ -331,8 +331,10 @@ def answer(request: dict) -> dict:
                 pass
         return keras.predict(path, x)
 
-    for key, (images, labels) in (("accuracy", (TEST_IMAGES, TEST_LABELS)),
-                                  ("train_accuracy", (TRAIN_IMAGES, TRAIN_LABELS))):
+    splits = [("accuracy", (TEST_IMAGES, TEST_LABELS))]
+    if request.get("train_accuracy", True):  # not for a model the grader trained itself
+        splits.append(("train_accuracy", (TRAIN_IMAGES, TRAIN_LABELS)))
+    for key, (images, labels) in splits:
         try:
             pixels, answers = read_idx(data / images), read_idx(data / labels)
             facts[key] = _accuracy(predict(pixels.astype(np.float32) / np.float32(255.0)), answers)
