@@ -17,11 +17,11 @@ NOTEBOOK = "fashion_mnist.ipynb"
 ANSWER_TAG = "otter_answer_cell"
 # The languages a notebook is handed out in (the build writes one into the notebook's metadata).
 LANGUAGES = ("zh-TW", "en")
-# What the student saves (question 7) and, optionally, the challenge model.
+# What the student saves (question 7).
 MODEL_FILES = ("fashion_mnist_model.keras", "fashion_mnist_model.h5")
-CHALLENGE_FILE = "challenge_model.keras"
-# Files a student may hand in next to the notebook; anything else is ignored by the grader.
-SUBMITTED_FILES = (NOTEBOOK, *MODEL_FILES, CHALLENGE_FILE)
+# Files a student may hand in next to the notebook; anything else is ignored by the grader (the
+# challenge's entry is no file: the grader trains the notebook's recipe itself).
+SUBMITTED_FILES = (NOTEBOOK, *MODEL_FILES)
 
 # results.json's extra_data: why a run was stopped (a statuses.Stop: timeout, memory-limit, kernel-died...),
 # for programs.

@@ -371,7 +371,7 @@ def html_report(result, title: str = "Fashion-MNIST: class grading report", resu
         "<table><tr><th>rank</th><th>id</th><th>submitters</th><th>test accuracy</th></tr>"
         + "".join(f"<tr><td>{i}</td><td>{esc(sid)}</td><td>{esc(who)}</td><td>{value:.4f}</td></tr>"
                   for i, (sid, who, value) in enumerate(board, start=1)) + "</table>"
-        if board else "<p>No submission included a challenge model.</p>"
+        if board else "<p>No submission took the challenge.</p>"
     )
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">

@@ -104,7 +104,7 @@ def grade(
 
     ``settings`` default to the zip's own; ``sandbox`` is "auto" (bubblewrap, refused with
     :class:`~fashion_kit.grading.sandbox.SandboxUnavailable` when it is missing) or "none".
-    ``extra_files`` go next to the notebook (the challenge model, the student's saved model); only
+    ``extra_files`` go next to the notebook (the student's saved model); only
     the names the assignment knows are used. Temporary files go under ``workdir`` if given.
     Setting ``cancel`` stops the grading from another thread.
     """
