@@ -23,7 +23,7 @@ import nbformat
 
 from . import contract, notebooks, settings as settings_module
 from .classroom import intake
-from .grading import layout, sandbox as sandboxes, stopped, supervise
+from .grading import core, layout, sandbox as sandboxes, stopped, supervise
 from .settings import Settings
 from .statuses import Status, Stop
 
@@ -134,7 +134,7 @@ def grade(
                    "--sandbox", box.name, "--settings", str(settings_file), "--scratch", str(tmp)]
         ran = supervise.run(
             command, cwd=tmp, env={**os.environ, **(env or {})},
-            timeout=settings.timeout_seconds + OUTER_GRACE_SECONDS,
+            timeout=outer_seconds(settings),
             memory_limit_mb=settings.memory_limit_mb + OUTER_MEMORY_MARGIN_MB, cancel=cancel,
             poll_seconds=OUTER_POLL_SECONDS,
         )
@@ -146,6 +146,12 @@ def grade(
     return outcome_of(str(submission), results, ran, settings, box.name)
 
 
+def outer_seconds(settings: Settings) -> float:
+    """How long the whole grading of one submission may take before the supervisor here steps in:
+    the notebook's limit, the challenge's training, and the grace for measuring."""
+    return settings.timeout_seconds + core.trainer_wall_seconds(settings) + OUTER_GRACE_SECONDS
+
+
 def outcome_of(submission: str, results: dict | None, ran: supervise.Supervised, settings: Settings,
                sandbox: str) -> Outcome:
     """Turn what the grading left into an :class:`Outcome` with a status and a message."""
@@ -153,7 +159,7 @@ def outcome_of(submission: str, results: dict | None, ran: supervise.Supervised,
         return Outcome(submission, status, message, results, ran.seconds, ran.log, found or {},
                        ran.peak_rss_bytes / 2**20, stopped, sandbox, message_zh)
 
-    outer = settings.timeout_seconds + OUTER_GRACE_SECONDS
+    outer = outer_seconds(settings)
     if ran.stopped == Stop.TIMEOUT:
         return outcome(Status.TIMEOUT, f"Stopped after {outer:g} s: the notebook did not finish in time.")
     if ran.stopped == Stop.MEMORY_LIMIT:

@@ -513,7 +513,7 @@ def grade_as_gradescope(notebook: Path, autograder_zip: Path, settings, env: dic
     command = [sys.executable, "-I", "-m", "fashion_kit.grading.core", str(ag_dir), "--sandbox", "user",
                "--settings", str(settings_file), "--scratch", str(folder)]
     ran = supervise.run(command, cwd=folder, env={**os.environ, **env},
-                        timeout=settings.timeout_seconds + run.OUTER_GRACE_SECONDS,
+                        timeout=run.outer_seconds(settings),
                         memory_limit_mb=settings.memory_limit_mb + run.OUTER_MEMORY_MARGIN_MB)
     found = run.read_results(ag_dir / "results" / "results.json")
     if found is not None:

@@ -50,8 +50,8 @@ EVALUATOR_CPU_SECONDS = 300
 EVALUATOR_WALL_SECONDS = 1800
 EVALUATOR_MEMORY_MB = 2048
 # The challenge's trainer: its CPU budget is the setting; the wall clock is only a backstop for a
-# process that waits without computing (a loaded machine trains more slowly, never this slowly).
-TRAINER_WALL_FACTOR, TRAINER_WALL_MIN_SECONDS = 4, 600
+# process that waits without computing (one busy core spends the budget in as many seconds).
+TRAINER_WALL_FACTOR, TRAINER_WALL_MIN_SECONDS = 2, 300
 # Where an evaluator writes its answer, in its own folder (never its output, which a model can reach).
 ANSWER_FILE = "answer-{key}.json"
 # Of phase 1's output, what the instructor sees in the log.
@@ -135,7 +135,8 @@ def run_phase1(work: Path, trusted: Path, source: Path, submission: Path, questi
     clock.append(("phase1", time.monotonic()))
     log(ran.log[-LOG_CHARS:], end="" if ran.log.endswith("\n") else "\n")
     phase1 = read_phase1(work, trusted, questions, ran)
-    models = measure(work, trusted, data_dir, box, python)  # and the work folder is gone
+    # A stopped notebook never reached the challenge's cell: whatever recipe it left is nobody's.
+    models = measure(work, trusted, data_dir, box, python, challenge=not phase1.stopped)  # and work is gone
     clock.append(("measure", time.monotonic()))
     return phase1, models, ran.log
 
@@ -177,7 +178,8 @@ def _why_stopped(ran: supervise.Supervised) -> Stop:
     return Stop.ERROR
 
 
-def measure(work: Path, trusted: Path, data_dir: Path, box: sandboxes.Sandbox, python: Path) -> dict:
+def measure(work: Path, trusted: Path, data_dir: Path, box: sandboxes.Sandbox, python: Path, *,
+            challenge: bool = True) -> dict:
     """Copy the models and the challenge's recipe out of the work folder, remove the work folder,
     train the recipe, and measure the models in evaluator processes: {key: facts or {"error": ...}}
     for the snapshots, the student's file and the grader-trained challenge model."""
@@ -202,7 +204,7 @@ def measure(work: Path, trusted: Path, data_dir: Path, box: sandboxes.Sandbox, p
             work / c.EVIDENCE_DIR, c.TEST_IMAGES_FILE, inputs / "test_images.npy", layout.MAX_IMAGES_BYTES) is None:
         own = str(inputs / "test_images.npy")
     try:
-        recipe = challenge_recipe.read(work / c.EVIDENCE_DIR, trusted)
+        recipe = challenge_recipe.read(work / c.EVIDENCE_DIR, trusted) if challenge else None
     except challenge_recipe.Refused as e:
         recipe, found[CHALLENGE] = None, {"refused": str(e)}
     # The notebook's copy of the data set (its Keras cache, test images included) goes before the
@@ -260,8 +262,8 @@ def train_challenge(recipe: dict, folder: Path, data_dir: Path, box: sandboxes.S
            "CUDA_VISIBLE_DEVICES": "", "KERAS_HOME": str(folder / ".keras"), "MPLBACKEND": "Agg"}
     command = box.command([str(python), "-I", "-m", "fashion_kit.grading.trainer", str(request)],
                           work=folder, env=env)
-    wall = max(TRAINER_WALL_MIN_SECONDS, TRAINER_WALL_FACTOR * settings.challenge_cpu_seconds)
-    ran = supervise.run(command, cwd=folder, env=None, timeout=wall, memory_limit_mb=settings.memory_limit_mb,
+    ran = supervise.run(command, cwd=folder, env=None, timeout=trainer_wall_seconds(settings),
+                        memory_limit_mb=settings.memory_limit_mb,
                         on_stop=box.kill_all, held_memory=box.held_memory)
     box.kill_all()
     found = layout.read_untrusted_json(folder, answer.name, folder.parent)
@@ -270,6 +272,12 @@ def train_challenge(recipe: dict, folder: Path, data_dir: Path, box: sandboxes.S
     if "refused" not in found and "error" not in found:
         found["model"] = str(folder / "trained.keras")
     return found
+
+
+def trainer_wall_seconds(settings: Settings) -> float:
+    """The longest the challenge's training may take on the clock (a grading's time beyond the
+    notebook's own limit)."""
+    return max(TRAINER_WALL_MIN_SECONDS, TRAINER_WALL_FACTOR * settings.challenge_cpu_seconds)
 
 
 def _evaluate(requests: list[dict], inputs: Path, box: sandboxes.Sandbox, python: Path) -> dict:
