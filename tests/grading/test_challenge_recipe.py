@@ -6,7 +6,9 @@ builds here; nothing in the reader's tests trains."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -195,6 +197,8 @@ def test_the_trainer_trains_a_recipe_from_fresh_weights_on_the_training_set_alon
                               "train_accuracy": False})
     assert 0 <= facts["accuracy"] <= 1 and "train_accuracy" not in facts, facts
     assert facts["params"] == [0, 7850]
+    with zipfile.ZipFile(found["model"]) as saved:  # the weights only, not the optimizer's state
+        assert not json.loads(saved.read("config.json")).get("compile_config")
 
 
 def test_a_recipe_keras_cannot_build_is_refused_by_the_trainer(tmp_path, data_dir):

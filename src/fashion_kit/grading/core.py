@@ -213,10 +213,14 @@ def measure(work: Path, trusted: Path, data_dir: Path, box: sandboxes.Sandbox, p
     training = None
     if recipe is not None:
         training = train_challenge(recipe, trusted.parent / "challenge", data_dir, box, python)
-        if "model" in training and layout.copy_untrusted(
-                Path(training["model"]).parent, Path(training["model"]).name, inputs / "challenge.keras",
-                layout.MAX_MODEL_BYTES) is None:
-            models[CHALLENGE] = inputs / "challenge.keras"
+        if "model" in training:
+            trained = Path(training["model"])
+            problem = layout.copy_untrusted(trained.parent, trained.name, inputs / "challenge.keras",
+                                            layout.MAX_MODEL_BYTES)
+            if problem is None:
+                models[CHALLENGE] = inputs / "challenge.keras"
+            else:
+                found[CHALLENGE] = {"error": f"the trained model: {problem}"}
         elif "refused" in training:  # Keras itself would not build it: the trainer's word, said for students
             found[CHALLENGE] = {"refused": str(challenge_recipe.Refused("unbuildable", str(training["refused"])))}
         else:

@@ -61,8 +61,9 @@ def train(request: dict) -> dict:
                   callbacks=[budget.callback], verbose=0)
     except Exception as e:
         return {"error": f"training failed: {evaluator._error(e)}"}
-    # The weights alone go on: the optimizer's state would triple the file and is not measured.
-    trained = keras.models.clone_model(model)
+    # The weights alone go on, in an uncompiled twin built from the same recipe: the optimizer's
+    # state would triple the file and is not measured.
+    trained = keras.saving.deserialize_keras_object({**recipe["model"], "compile_config": None}, safe_mode=True)
     trained.set_weights(model.get_weights())
     trained.save(request["model"])
     return {"epochs": budget.epochs, "steps": budget.steps, "cpu_seconds": round(budget.used, 1),
