@@ -39,7 +39,7 @@ def __fashion_kit_challenge__(folder={folder!r}):
                    "batch_size": found.get("CHALLENGE_BATCH_SIZE")}}
         text = json.dumps(recipe)
     except Exception as e:
-        text = json.dumps({{"error": f"{{type(e).__name__}}: {{e}}"[:300]}})
+        text = json.dumps({{"error": (str(e) or type(e).__name__)[:300]}})
     with open(os.path.join(folder, {name!r}), "w", encoding="utf-8") as f:
         f.write(text)
 
