@@ -389,23 +389,32 @@ def main(argv: list[str] | None = None) -> int:
     their own, never to the output: what a model file makes Keras print (a layer's name in a warning,
     say) must not be taken for an answer. Whoever started the process learns which model it died on
     from the first answer missing."""
-    import resource
     import warnings
 
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) > 1:
-        seconds = int(argv[1])
-        resource.setrlimit(resource.RLIMIT_CPU, (seconds, seconds + 5))
+        limit_cpu(int(argv[1]))
     request = json.loads(Path(argv[0]).read_text(encoding="utf-8"))
     for model in request["models"]:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             found = answer({"data": request["data"], **model})
-        target = Path(model["answer"])
-        partial = target.with_name(target.name + ".partial")
-        partial.write_text(json.dumps(found), encoding="utf-8")
-        os.replace(partial, target)
+        write_answer(Path(model["answer"]), found)
     return 0
+
+
+def limit_cpu(seconds: int) -> None:
+    """This process is killed after ``seconds`` of CPU time (SIGXCPU, then SIGKILL 5 s later)."""
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_CPU, (seconds, seconds + 5))
+
+
+def write_answer(target: Path, found: dict) -> None:
+    """``found`` as JSON in ``target``, whole or not at all (whoever reads it never sees half)."""
+    partial = target.with_name(target.name + ".partial")
+    partial.write_text(json.dumps(found), encoding="utf-8")
+    os.replace(partial, target)
 
 
 if __name__ == "__main__":

@@ -20,6 +20,8 @@ import sys
 import time
 from pathlib import Path
 
+from . import evaluator
+
 # Besides the training's budget: Keras's import, building the model and saving it (about 15 CPU
 # seconds here; the limit is a backstop, the budget is enforced by the callback).
 SETUP_CPU_SECONDS = 120
@@ -35,8 +37,6 @@ def train(request: dict) -> dict:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     import keras
     import numpy as np
-
-    from . import evaluator
 
     recipe = json.loads(Path(request["recipe"]).read_text(encoding="utf-8"))
     keras.utils.set_random_seed(int(request["seed"]))
@@ -103,20 +103,15 @@ class CPUBudget:
 def main(argv: list[str] | None = None) -> int:
     """``trainer REQUEST.json``: limits its own CPU time (the budget and SETUP_CPU_SECONDS), trains,
     and writes its answer to the request's ``answer`` file, whole or not at all."""
-    import resource
     import warnings
 
     argv = sys.argv[1:] if argv is None else argv
     request = json.loads(Path(argv[0]).read_text(encoding="utf-8"))
-    limit = int(float(request["cpu_seconds"])) + SETUP_CPU_SECONDS
-    resource.setrlimit(resource.RLIMIT_CPU, (limit, limit + 5))
+    evaluator.limit_cpu(int(float(request["cpu_seconds"])) + SETUP_CPU_SECONDS)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         found = train(request)
-    target = Path(request["answer"])
-    partial = target.with_name(target.name + ".partial")
-    partial.write_text(json.dumps(found), encoding="utf-8")
-    os.replace(partial, target)
+    evaluator.write_answer(Path(request["answer"]), found)
     return 0
 
 
