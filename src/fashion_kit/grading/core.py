@@ -210,21 +210,15 @@ def measure(work: Path, trusted: Path, data_dir: Path, box: sandboxes.Sandbox, p
     # The notebook's copy of the data set (its Keras cache, test images included) goes before the
     # trainer starts: in Gradescope's layout the trainer runs as the same account as the notebook.
     layout.remove_tree(work)
-    training = None
+    training = {}
     if recipe is not None:
         training = train_challenge(recipe, trusted.parent / "challenge", data_dir, box, python)
-        if "model" in training:
-            trained = Path(training["model"])
-            problem = layout.copy_untrusted(trained.parent, trained.name, inputs / "challenge.keras",
-                                            layout.MAX_MODEL_BYTES)
-            if problem is None:
-                models[CHALLENGE] = inputs / "challenge.keras"
-            else:
-                found[CHALLENGE] = {"error": f"the trained model: {problem}"}
-        elif "refused" in training:  # Keras itself would not build it: the trainer's word, said for students
-            found[CHALLENGE] = {"refused": str(challenge_recipe.Refused("unbuildable", str(training["refused"])))}
+        trained = inputs / "challenge.keras"
+        problem = _take_trained(training, trained)
+        if problem is None:
+            models[CHALLENGE] = trained
         else:
-            found[CHALLENGE] = {"error": str(training.get("error") or "the grader's trained model is missing")}
+            found[CHALLENGE] = problem
     if models:
         for name in data.FILES:
             shutil.copyfile(data_dir / name, inputs / name)
@@ -238,12 +232,24 @@ def measure(work: Path, trusted: Path, data_dir: Path, box: sandboxes.Sandbox, p
     for group in ([r for r in requests if r["key"] != CHALLENGE], [r for r in requests if r["key"] == CHALLENGE]):
         if group:
             found.update(_evaluate(group, inputs, box, python))
-    if CHALLENGE in models and isinstance(found.get(CHALLENGE), dict):
+    if CHALLENGE in models and isinstance(found.get(CHALLENGE), dict):  # how far the grader's training went
         found[CHALLENGE]["training"] = {k: v for k, v in training.items() if k != "model"}
     return found
 
 
 CHALLENGE = "challenge"  # the key of the grader-trained challenge model among the measured ones
+
+
+def _take_trained(training: dict, target: Path) -> dict | None:
+    """Copy the trainer's model to ``target``; None when done, else the challenge's facts saying why
+    there is no model to measure ({"refused": the student's message} or {"error": ...})."""
+    if "refused" in training:  # Keras itself would not build it: the trainer's words, said for students
+        return {"refused": str(challenge_recipe.Refused("unbuildable", str(training["refused"])))}
+    if "model" not in training:
+        return {"error": str(training.get("error") or "the grader's training made no model")}
+    trained = Path(training["model"])
+    problem = layout.copy_untrusted(trained.parent, trained.name, target, layout.MAX_MODEL_BYTES)
+    return None if problem is None else {"error": f"the trained model: {problem}"}
 
 
 def train_challenge(recipe: dict, folder: Path, data_dir: Path, box: sandboxes.Sandbox, python: Path) -> dict:
@@ -262,17 +268,15 @@ def train_challenge(recipe: dict, folder: Path, data_dir: Path, box: sandboxes.S
         "answer": str(answer), "cpu_seconds": settings.challenge_cpu_seconds, "seed": settings.seed,
     }), encoding="utf-8")
     box.prepare(folder)
-    env = {"HOME": str(folder), "PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "TF_CPP_MIN_LOG_LEVEL": "3",
-           "CUDA_VISIBLE_DEVICES": "", "KERAS_HOME": str(folder / ".keras"), "MPLBACKEND": "Agg"}
     command = box.command([str(python), "-I", "-m", "fashion_kit.grading.trainer", str(request)],
-                          work=folder, env=env)
+                          work=folder, env=_sandboxed_env(folder))
     ran = supervise.run(command, cwd=folder, env=None, timeout=trainer_wall_seconds(settings),
                         memory_limit_mb=settings.memory_limit_mb,
                         on_stop=box.kill_all, held_memory=box.held_memory)
     box.kill_all()
     found = layout.read_untrusted_json(folder, answer.name, folder.parent)
     if not isinstance(found, dict):
-        return {"error": f"the grader's training of your recipe failed ({_failure(ran).split('(')[-1]}"}
+        return {"error": f"the grader's training of your recipe failed ({_why_failed(ran)})"}
     if "refused" not in found and "error" not in found:
         found["model"] = str(folder / "trained.keras")
     return found
@@ -303,11 +307,9 @@ def _run_evaluator(requests: list[dict], inputs: Path, box: sandboxes.Sandbox, p
     """One evaluator process for ``requests``: how it ran, and the answers it wrote."""
     request_file = inputs / f"request-{requests[0]['key']}.json"
     request_file.write_text(json.dumps({"data": str(inputs), "models": requests}), encoding="utf-8")
-    env = {"HOME": str(inputs), "PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "TF_CPP_MIN_LOG_LEVEL": "3",
-           "CUDA_VISIBLE_DEVICES": "", "KERAS_HOME": str(inputs / ".keras"), "MPLBACKEND": "Agg"}
     command = box.command(
         [str(python), "-I", "-m", "fashion_kit.grading.evaluator", str(request_file), str(EVALUATOR_CPU_SECONDS)],
-        work=inputs, env=env,
+        work=inputs, env=_sandboxed_env(inputs),
     )
     ran = supervise.run(command, cwd=inputs, env=None, timeout=EVALUATOR_WALL_SECONDS,
                         memory_limit_mb=EVALUATOR_MEMORY_MB, on_stop=box.kill_all, held_memory=box.held_memory)
@@ -322,9 +324,18 @@ def _run_evaluator(requests: list[dict], inputs: Path, box: sandboxes.Sandbox, p
     return ran, answers
 
 
+def _sandboxed_env(folder: Path) -> dict[str, str]:
+    """The whole environment of a sandboxed process of the grader's (evaluator, trainer) in ``folder``."""
+    return {"HOME": str(folder), "PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "TF_CPP_MIN_LOG_LEVEL": "3",
+            "CUDA_VISIBLE_DEVICES": "", "KERAS_HOME": str(folder / ".keras"), "MPLBACKEND": "Agg"}
+
+
+def _why_failed(ran: supervise.Supervised) -> str:
+    return ran.stopped or ("its CPU time limit" if ran.returncode in (-24, -9) else f"exit code {ran.returncode}")
+
+
 def _failure(ran: supervise.Supervised) -> str:
-    why = ran.stopped or ("its CPU time limit" if ran.returncode in (-24, -9) else f"exit code {ran.returncode}")
-    return f"the grader's measurement failed ({why})"
+    return f"the grader's measurement failed ({_why_failed(ran)})"
 
 
 def main(argv: list[str] | None = None) -> int:
