@@ -210,3 +210,33 @@ def test_a_recipe_keras_cannot_build_is_refused_by_the_trainer(tmp_path, data_di
                                  sandbox.NoSandbox(), Path(os.sys.executable))
     assert "refused" in found and "NoSuchLayer" in found["refused"], found
     assert not (tmp_path / "challenge" / "trained.keras").exists()
+
+
+def test_the_trainer_starts_after_the_notebooks_folder_is_gone_and_only_for_a_notebook_that_finished(
+        tmp_path, monkeypatch):
+    """The work folder holds the notebook's copy of the data set (test images included, in its Keras
+    cache, readable by the account the trainer runs as on Gradescope): it is removed first. A notebook
+    stopped before its end never ran the challenge's cell: a recipe it left is not trained."""
+    recipe = {"model": {"module": "keras", "class_name": "Sequential", "registered_name": None,
+                        "config": {"layers": []}, "compile_config": {"optimizer": "adam", "loss": "mse"}},
+              "epochs": 1, "batch_size": 32}
+    calls = []
+
+    def trainer(checked, folder, data_dir, box, python):
+        calls.append(checked)
+        assert not work.exists(), "the notebook's folder, and its copy of the test images, are gone"
+        return {"error": "stand-in"}
+
+    monkeypatch.setattr(core, "train_challenge", trainer)
+    for finished in (True, False):
+        work, trusted = tmp_path / str(finished) / "work", tmp_path / str(finished) / "trusted"
+        cache = work / c.WORK_HOME / ".keras" / "datasets" / "fashion-mnist"
+        cache.mkdir(parents=True)
+        (cache / "t10k-images-idx3-ubyte.gz").write_bytes(b"test images")
+        (work / c.EVIDENCE_DIR).mkdir()
+        (work / c.EVIDENCE_DIR / c.CHALLENGE_RECIPE_FILE).write_text(json.dumps(recipe), encoding="utf-8")
+        trusted.mkdir()
+        found = core.measure(work, trusted, tmp_path, sandbox.NoSandbox(), Path(os.sys.executable),
+                             challenge=finished)
+        assert found == ({core.CHALLENGE: {"error": "stand-in"}} if finished else {}), found
+    assert calls == [recipe]
