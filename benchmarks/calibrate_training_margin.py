@@ -67,7 +67,7 @@ def challenge() -> dict:
         subprocess.run([sys.executable, str(Path(__file__).with_name("challenge_reference.py")), "--json", str(out)],
                        check=False, capture_output=True, text=True)
         found = json.loads(out.read_text())
-    return {"train": found["saved_model_training_accuracy"], "test": found["saved_model_test_accuracy"]}
+    return {"train": found["training_accuracy"], "test": found["test_accuracy"]}
 
 
 def report(runs: dict, cheat: dict, cnn: dict | None) -> str:

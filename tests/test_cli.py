@@ -56,12 +56,13 @@ def fake_grade(monkeypatch):
 def test_run_writes_results_log_and_feedback_to_graded_notebook_name(tmp_path, monkeypatch, fake_grade):
     monkeypatch.chdir(tmp_path)
     nb = notebook(tmp_path / "uploads", language="zh-TW")
-    (nb.parent / contract.CHALLENGE_FILE).write_bytes(b"model")
+    (nb.parent / contract.MODEL_FILES[0]).write_bytes(b"model")
+    (nb.parent / "challenge_model.keras").write_bytes(b"no entry any more: the grader trains the recipe")
     assert cli.main(["run", str(nb), "--autograder", str(autograder(tmp_path))]) == cli.EXIT_GRADED
     (call,) = fake_grade.calls
     assert call.out == tmp_path / "graded" / "anna", "absolute: the grading runs in folders of its own"
     assert call.sandbox == "auto" and call.settings.timeout_seconds == 900
-    assert call.extra_files == [nb.parent / contract.CHALLENGE_FILE], "the challenge model travels with its notebook"
+    assert call.extra_files == [nb.parent / contract.MODEL_FILES[0]], "the saved model travels with its notebook"
     out = tmp_path / "graded" / "anna"
     assert (out / "results.json").is_file()
     assert (out / "grading.log").read_text(encoding="utf-8") == "kernel said hello\n"
@@ -228,7 +229,7 @@ def test_every_error_of_the_kits_is_one_message_and_its_exit_code(tmp_path, caps
 
 
 def test_run_grades_the_zip_the_export_cell_makes_as_grade_does(tmp_path, monkeypatch, fake_grade):
-    """The export cell tells students to upload its zip: `run` takes it, the notebook and the challenge
+    """The export cell tells students to upload its zip: `run` takes it, the notebook and the saved
     model inside; a zip without a notebook is an invalid submission with its reason in both languages."""
     import stat
 
@@ -237,11 +238,11 @@ def test_run_grades_the_zip_the_export_cell_makes_as_grade_does(tmp_path, monkey
     export = tmp_path / "fashion_mnist_2026_12_06T10_00_00.zip"
     with zipfile.ZipFile(export, "w") as zf:
         zf.write(nb, nb.name)
-        zf.writestr(contract.CHALLENGE_FILE, b"model")
+        zf.writestr(contract.MODEL_FILES[0], b"model")
         zf.writestr(".OTTER_LOG", b"")
     assert cli.main(["run", str(export), "--autograder", str(autograder(tmp_path))]) == cli.EXIT_GRADED
     (call,) = fake_grade.calls
-    assert call.content == nb.read_bytes() and [p.name for p in call.extra_files] == [contract.CHALLENGE_FILE]
+    assert call.content == nb.read_bytes() and [p.name for p in call.extra_files] == [contract.MODEL_FILES[0]]
     out = tmp_path / "graded" / export.stem
     assert (out / "results.json").is_file() and stat.S_IMODE(out.stat().st_mode) == 0o700
 

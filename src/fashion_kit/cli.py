@@ -105,7 +105,7 @@ def cmd_run(args) -> int:
         return EXIT_USAGE
     grading = settings.from_zip(autograder).replace(**limits_of(args))
     out = folders.make_private(run_output(submission, args.output))
-    # The files a student hands in beside the notebook (the challenge model, the saved model).
+    # The files a student hands in beside the notebook (the saved model).
     extra_files = [submission.with_name(name) for name in contract.SUBMITTED_FILES
                    if name != contract.NOTEBOOK and submission.with_name(name).is_file()]
     try:
@@ -352,7 +352,7 @@ def parser() -> argparse.ArgumentParser:
     s.epilog = EXIT_CODES
     # Optional to argparse only so that a notebook named like an option (-rf.ipynb) is taken; see main().
     s.add_argument("submission", nargs="?",
-                   help="a notebook (.ipynb), with a challenge_model.keras beside it graded too, or the zip "
+                   help="a notebook (.ipynb), with the model file it saved beside it graded too, or the zip "
                         "grader.export() made")
     s.add_argument("--autograder", default=str(paths.AUTOGRADER_ZIP), help=AUTOGRADER_HELP)
     s.add_argument("--output", "-o", help="folder for results.json, grading.log and feedback.html "

@@ -22,11 +22,11 @@ OTTER_CONFIG_FILE = "otter_config.json"
 ANSWER_TAG = "otter_answer_cell"
 # The languages a notebook is handed out in (the build writes one into the notebook's metadata).
 LANGUAGES = ("zh-TW", "en")
-# What the student saves (question 7) and, optionally, the challenge model.
+# What the student saves (question 7).
 MODEL_FILES = ("fashion_mnist_model.keras", "fashion_mnist_model.h5")
-CHALLENGE_FILE = "challenge_model.keras"
-# Files a student may hand in next to the notebook; anything else is ignored by the grader.
-SUBMITTED_FILES = (NOTEBOOK, *MODEL_FILES, CHALLENGE_FILE)
+# Files a student may hand in next to the notebook; anything else is ignored by the grader (the
+# challenge's entry is no file: the grader trains the notebook's recipe itself).
+SUBMITTED_FILES = (NOTEBOOK, *MODEL_FILES)
 
 # results.json's extra_data: why a run was stopped (a statuses.Stop: timeout, memory-limit, kernel-died...),
 # for programs.
@@ -65,6 +65,9 @@ RUNNING_FILE = "running.json"  # the student's code cell that is about to run
 # Of every question, what the grader's cell collected right after it was answered (checks.collect_*).
 QUESTION_VALUES = "{question}.json"
 TEST_IMAGES_FILE = "test_images.npy"  # the notebook's own test_images at question 8
+# The challenge's entry when the notebook takes it: what build_challenge_model() returned, as Keras's
+# JSON of the model, with the epochs and batch size the notebook declares (grading.challenge_recipe).
+CHALLENGE_RECIPE_FILE = "challenge_recipe.json"
 # Of a question with evidence, the grader saves `model` right after the question is answered.
 MODEL_SNAPSHOT = "{question}.keras"
 

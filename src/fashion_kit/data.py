@@ -25,6 +25,9 @@ FILES = {
     "t10k-labels-idx1-ubyte.gz": (5148, "bb300cfdad3c16e7a12a480ee83cd310"),
 }
 
+# The training set alone: all the challenge's trainer may read.
+TRAINING_FILES = tuple(name for name in FILES if name.startswith("train-"))
+
 
 class DataError(NotDone):
     """The Fashion-MNIST files are missing or damaged; the message says which and what to do."""

@@ -22,7 +22,7 @@ from typing import Sequence
 import nbformat
 
 from . import contract, notebooks, points, settings as settings_module, uploads
-from .grading import layout, sandbox as sandboxes, stopped, supervise
+from .grading import core, layout, sandbox as sandboxes, stopped, supervise
 from .settings import Settings
 from .statuses import Status, Stop
 
@@ -94,7 +94,7 @@ def grade(
 
     ``settings`` default to the zip's own; ``sandbox`` is "auto" (bubblewrap, refused with
     :class:`~fashion_kit.grading.sandbox.SandboxUnavailable` when it is missing) or "none".
-    ``extra_files`` go next to the notebook (the challenge model, the student's saved model); only
+    ``extra_files`` go next to the notebook (the student's saved model); only
     the names the assignment knows are used. Temporary files go under ``workdir`` if given.
     Setting ``cancel`` stops the grading from another thread.
     """
@@ -124,7 +124,7 @@ def grade(
                    "--sandbox", box.name, "--settings", str(settings_file), "--scratch", str(tmp)]
         ran = supervise.run(
             command, cwd=tmp, env={**os.environ, **(env or {})},
-            timeout=settings.timeout_seconds + OUTER_GRACE_SECONDS,
+            timeout=outer_seconds(settings),
             memory_limit_mb=settings.memory_limit_mb + OUTER_MEMORY_MARGIN_MB, cancel=cancel,
             poll_seconds=OUTER_POLL_SECONDS,
         )
@@ -136,6 +136,12 @@ def grade(
     return outcome_of(str(submission), results, ran, settings, box.name)
 
 
+def outer_seconds(settings: Settings) -> float:
+    """How long the whole grading of one submission may take before the supervisor here steps in:
+    the notebook's limit, the challenge's training, and the grace for measuring."""
+    return settings.timeout_seconds + core.trainer_wall_seconds(settings) + OUTER_GRACE_SECONDS
+
+
 def outcome_of(submission: str, results: dict | None, ran: supervise.Supervised, settings: Settings,
                sandbox: str) -> Outcome:
     """Turn what the grading left into an :class:`Outcome` with a status and a message."""
@@ -143,7 +149,7 @@ def outcome_of(submission: str, results: dict | None, ran: supervise.Supervised,
         return Outcome(submission, status, message, results, ran.seconds, ran.log, found or {},
                        ran.peak_rss_bytes / 2**20, stopped, sandbox, message_zh)
 
-    outer = settings.timeout_seconds + OUTER_GRACE_SECONDS
+    outer = outer_seconds(settings)
     if ran.stopped == Stop.TIMEOUT:
         return outcome(Status.TIMEOUT, f"Stopped after {outer:g} s: the notebook did not finish in time.")
     if ran.stopped == Stop.MEMORY_LIMIT:

@@ -84,6 +84,10 @@ class Settings(BaseModel):
     challenge_bonus_threshold: float = _key(
         0.90, "test accuracy the optional challenge needs for its bonus ([the challenge](docs/challenge.md))",
         ge=0, le=1)
+    # CPU seconds, not wall time: a loaded machine trains more slowly, but no less.
+    challenge_cpu_seconds: float = _key(
+        360.0, "CPU seconds the grader trains each challenge recipe for (360: 3 minutes of both cores of a "
+        "2-core machine); training stops when they are used ([the challenge](docs/challenge.md))", ge=1, le=24 * 3600)
     # Gradescope's own limit must be longer than timeout_seconds.
     timeout_seconds: float = _key(
         900.0, "wall-clock limit for grading one submission; a stopped notebook keeps the points it earned",

@@ -371,24 +371,25 @@ def test_model_files_travel_with_their_notebook(tmp_path, zip_path):
     (cls / "folder" / "challenge_model.keras").write_bytes(b"challenge-in-folder")
     (cls / "folder" / "fashion_mnist_model.keras").write_bytes(b"model-in-folder")
     (cls / "exported.zip").write_bytes(zip_bytes({"fashion_mnist.ipynb": notebook_text("x = 1"),
-                                                  "Challenge_Model.keras": b"challenge-in-zip",
+                                                  "Fashion_MNIST_Model.keras": b"keras-in-zip",
+                                                  "challenge_model.keras": b"no entry",
                                                   "fashion_mnist_model.h5": b"h5-in-zip"}))
     write_notebook(cls / "plain.ipynb", "x = 1")
     fake = FakeGrader()
     grade(cls, tmp_path / "out", zip_path, fake)
     extra = {call["output"].name: call["extra"] for call in fake.calls}
     assert extra == {
-        "folder": {"challenge_model.keras": b"challenge-in-folder", "fashion_mnist_model.keras": b"model-in-folder"},
-        "exported": {"challenge_model.keras": b"challenge-in-zip", "fashion_mnist_model.h5": b"h5-in-zip"},
+        "folder": {"fashion_mnist_model.keras": b"model-in-folder"},
+        "exported": {"fashion_mnist_model.keras": b"keras-in-zip", "fashion_mnist_model.h5": b"h5-in-zip"},
         "plain": {},
     }
     export = tmp_path / "export"
     write_notebook(export / "submission_7" / "nb.ipynb", "x = 1")
-    (export / "submission_7" / "challenge_model.keras").write_bytes(b"gradescope")
+    (export / "submission_7" / "fashion_mnist_model.keras").write_bytes(b"gradescope")
     (export / intake.METADATA).write_text("submission_7: {}\n")
     fake = FakeGrader()
     grade(export, tmp_path / "out2", zip_path, fake)
-    assert fake.calls[0]["extra"] == {"challenge_model.keras": b"gradescope"}
+    assert fake.calls[0]["extra"] == {"fashion_mnist_model.keras": b"gradescope"}
 
 
 def test_messages_name_what_was_uploaded(tmp_path, zip_path):

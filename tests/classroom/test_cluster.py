@@ -141,7 +141,7 @@ def small_class(folder: Path) -> None:
     """Notebooks that the fake grader scores by their cells, one with a model beside it, one broken."""
     for name, cells in {"alice": 3, "bob": 1, "carol": 2, "dave": 0, "erin": 3}.items():
         write_notebook(folder / name / "fashion_mnist.ipynb", f"name = {name!r}", *(["x = 1"] * cells))
-    (folder / "alice" / "challenge_model.keras").write_text("alice's model", encoding="utf-8")
+    (folder / "alice" / "fashion_mnist_model.keras").write_text("alice's model", encoding="utf-8")
     (folder / "broken.ipynb").write_text('{"cells": [', encoding="utf-8")
 
 
@@ -188,8 +188,8 @@ def test_a_class_graded_on_two_workers_matches_the_local_pool(loopback, tmp_path
     assert len({Path(e["notebook"]).parent for e in log}) == len(log)
     assert all(not Path(e["notebook"]).exists() for e in log)  # removed once graded
     for e in log:
-        assert e["folder"] == (["challenge_model.keras", "fashion_mnist.ipynb"] if named(e) == "alice" else ["fashion_mnist.ipynb"])
-    assert next(e for e in log if named(e) == "alice")["extra"] == {"challenge_model.keras": "alice's model"}
+        assert e["folder"] == (["fashion_mnist.ipynb", "fashion_mnist_model.keras"] if named(e) == "alice" else ["fashion_mnist.ipynb"])
+    assert next(e for e in log if named(e) == "alice")["extra"] == {"fashion_mnist_model.keras": "alice's model"}
     # The zip came once per worker, the same bytes, and the settings with it.
     digest = __import__("hashlib").sha256(zip_path.read_bytes()).hexdigest()
     assert {e["zip_sha256"] for e in log} == {digest}

@@ -266,7 +266,7 @@ def test_a_feedback_page_says_what_results_json_says(language):
 
 def test_feedback_without_a_challenge_or_results_still_says_what_happened():
     page = feedback.page({"id": "bo", "status": "graded"}, results_json(challenge=False), language="en")
-    assert "No challenge model" in page
+    assert "did not take the challenge" in page
     page = feedback.page({"id": "cy", "status": "invalid", "message": f"cy.ipynb is empty {HOSTILE}"}, None, language="zh-TW")
     assert parsed(page).messages == [f"cy.ipynb is empty {HOSTILE}"] and "沒有評分結果" in page
 

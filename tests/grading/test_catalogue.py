@@ -94,9 +94,13 @@ SCHEMA = {
             "training": {"enum": sorted(TRAINING_EDITS)},
             "edits": {"type": "array", "minItems": 1, "items": EDIT},
             "scores": SCORES,
-            # What the challenge file must earn: the bonus, a place on the leaderboard.
+            # What the challenge's recipe must earn: the bonus, a place on the leaderboard (its value
+            # within [low, high]), and the words its message must hold.
             "challenge": {"type": "object", "additionalProperties": False, "required": ["bonus", "leaderboard"],
-                          "properties": {"bonus": {"type": "boolean"}, "leaderboard": {"type": "boolean"}}},
+                          "properties": {"bonus": {"type": "boolean"}, "leaderboard": {"type": "boolean"},
+                                         "accuracy": {"type": "array", "items": {"type": "number"},
+                                                      "minItems": 2, "maxItems": 2},
+                                         "message": {"type": "string", "minLength": 1}}},
             # Hostile entries only: settings changed for this grading (small limits keep a fork bomb or
             # a full disk fast), why phase 1 must be stopped, and where Gradescope's layout differs.
             "settings": {"type": "object"},
@@ -267,10 +271,24 @@ def test_entry_gets_exactly_its_expected_scores(grader, catalogue_submissions, e
     found = {q: score for q, (score, _) in outcome.scores.items()}
     scores = expected(entry, "bubblewrap")[0]
     assert found == scores, f"{entry['name']} ({entry['why']})\nexpected {scores}\nfound    {found}"
-    if "challenge" in entry:
-        bonus = outcome.results["score"] - sum(scores.values())
-        assert (bonus > 0, "leaderboard" in outcome.results) == (
-            entry["challenge"]["bonus"], entry["challenge"]["leaderboard"]), outcome.results.get("extra_data")
+    check_challenge(entry, outcome.results, scores)
+
+
+def check_challenge(entry: dict, results: dict, scores: dict) -> None:
+    """The entry's challenge earned what it must: the bonus or not, a leaderboard place or not, its value
+    in range, its message."""
+    if "challenge" not in entry:
+        return
+    want = entry["challenge"]
+    bonus = results["score"] - sum(scores.values())
+    assert (bonus > 0, "leaderboard" in results) == (want["bonus"], want["leaderboard"]), results.get("extra_data")
+    if "accuracy" in want:
+        low, high = want["accuracy"]
+        value = results["leaderboard"][0]["value"]
+        assert low <= value <= high, f"{entry['name']}: leaderboard value {value}, expected {low}..{high}"
+    if "message" in want:
+        test = next(t for t in results["tests"] if t["name"] == contract.CHALLENGE_TEST)
+        assert want["message"] in test["output"], test["output"]
 
 
 # ---- hostile entries: attacks on the grader, graded in both layouts -----------------------------------
@@ -503,7 +521,7 @@ def grade_as_gradescope(notebook: Path, autograder_zip: Path, settings, env: dic
     command = [sys.executable, "-I", "-m", "fashion_kit.grading.core", str(ag_dir), "--sandbox", "user",
                "--settings", str(settings_file), "--scratch", str(folder)]
     ran = supervise.run(command, cwd=folder, env={**os.environ, **env},
-                        timeout=settings.timeout_seconds + run.OUTER_GRACE_SECONDS,
+                        timeout=run.outer_seconds(settings),
                         memory_limit_mb=settings.memory_limit_mb + run.OUTER_MEMORY_MARGIN_MB)
     found = run.read_results(ag_dir / "results" / "results.json")
     if found is not None:
@@ -577,8 +595,9 @@ def test_hostile_entry_gets_exactly_its_expected_scores(hostile_gradings, entry,
     assert outcome.sandbox == layout
     found = {q: score for q, (score, _) in outcome.scores.items()}
     assert found == scores, f"{entry['name']} in {layout} ({entry['why']})\nexpected {scores}\nfound    {found}"
-    # No bonus, no extra test: the total is exactly the questions' scores.
+    # No bonus: the total is exactly the questions' scores.
     assert outcome.results["score"] == sum(scores.values()), outcome.results
+    check_challenge(entry, outcome.results, scores)
     assert not gradescope_spec.problems(outcome.results), gradescope_spec.problems(outcome.results)
     assert outcome.stopped == stopped, f"{entry['name']} in {layout}: stopped {outcome.stopped!r}, expected {stopped!r}"
     assert graded["survivors"] == [], f"{entry['name']} in {layout}: processes outlived the grading"

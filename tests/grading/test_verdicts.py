@@ -149,24 +149,34 @@ def test_q9_needs_the_weights_the_fit_left():
         assert scores(decided(values))["q9_accuracy"] == 0, fits
 
 
-def test_challenge_goes_on_the_leaderboard_and_earns_the_bonus_only_when_trained_on_the_training_set():
-    def cnn(test, train):
-        return {"accuracy": test, "train_accuracy": train, "layers": [], "params": []}
+def test_the_grader_trained_challenge_model_goes_on_the_leaderboard_and_earns_the_bonus():
+    """The value is the grader's test accuracy of the model it trained itself from the recipe; its
+    training accuracy plays no part (the grader trained it on the training images alone)."""
+    def trained(test, epochs=10):
+        return {"accuracy": test, "layers": [], "params": [],
+                "training": {"epochs": epochs, "steps": 9380, "cpu_seconds": 113.7, "time_is_up": False}}
 
-    results = decided(found=models(challenge=cnn(0.9123, 0.93)))
+    results = decided(found=models(challenge=trained(0.9123)))
     assert results["leaderboard"] == [{"name": contract.LEADERBOARD_NAME, "value": 0.9123, "order": "desc"}]
     bonus = next(t for t in results["tests"] if t["name"] == contract.CHALLENGE_TEST)
     assert (bonus["score"], bonus["max_score"], results["score"]) == (1.0, 0, 14.0)
-    below = decided(found=models(challenge=cnn(0.88, 0.9)))
-    assert results["score"] - below["score"] == 1.0
-    off = decided(found=models(challenge=cnn(0.99, 0.99)), settings=SETTINGS.replace(challenge_bonus_points=0))
+    assert "trained your build_challenge_model() itself" in bonus["output"] and "10 full epoch(s)" in bonus["output"]
+    assert "評分程式用你的 build_challenge_model()" in bonus["output"]
+    assert results["extra_data"][contract.MEASURED_KEY]["challenge_accuracy"] == 0.9123
+    below = decided(found=models(challenge=trained(0.88)))
+    assert results["score"] - below["score"] == 1.0 and "leaderboard" in below
+    off = decided(found=models(challenge=trained(0.99)), settings=SETTINGS.replace(challenge_bonus_points=0))
     assert off["score"] == 13 and "leaderboard" in off
     assert "leaderboard" not in decided()
-    memorised = decided(found=models(challenge=cnn(0.99, 0.7)))
-    assert memorised["score"] == 13 and "leaderboard" not in memorised
-    # A challenge file that could not be measured costs the required questions nothing.
-    failed = decided(found=models(challenge={"error": "the grader's measurement failed (its CPU time limit)"}))
-    assert failed["score"] == 13
+    assert not any(t["name"] == contract.CHALLENGE_TEST for t in decided()["tests"]), "no challenge, no word of it"
+    # A refused recipe, or one the grader could not train or measure: the message, no entry, no bonus,
+    # and the required questions lose nothing.
+    for found, shown in (({"refused": "Expected Keras's built-in layers only, found a Lambda layer"}, "Lambda"),
+                         ({"error": "training failed: ValueError: shapes"}, "training failed")):
+        refused = decided(found=models(challenge=found))
+        assert refused["score"] == 13 and "leaderboard" not in refused
+        test = next(t for t in refused["tests"] if t["name"] == contract.CHALLENGE_TEST)
+        assert test["score"] == 0 and shown in test["output"] and test["visibility"] == "visible"
 
 
 def test_a_stopped_run_keeps_what_was_answered_and_names_the_cell():
@@ -188,7 +198,7 @@ def test_results_follow_gradescope_spec_in_every_shape():
     from .. import gradescope_spec as spec
 
     for found in (decided(), decided(stopped="disk"),
-                  decided(found=models(challenge={"accuracy": 0.95, "train_accuracy": 0.97}))):
+                  decided(found=models(challenge={"accuracy": 0.95})), decided(found=models(challenge={"refused": "x"}))):
         assert spec.problems(found) == []
 
 

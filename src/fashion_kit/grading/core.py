@@ -13,7 +13,9 @@ with ``--sandbox user``, local grading with bubblewrap.
    process of it survives. The grader's own cells leave each question's values and the model
    snapshots there.
 3. Phase 2 (trusted), the only judge, copies out what phase 1 left (as data, with size limits,
-   following no link), measures the saved models in sandboxed evaluator processes,
+   following no link), trains the challenge's recipe when the notebook took the challenge (in a
+   sandboxed trainer process that runs none of the student's code and sees no test image:
+   :mod:`challenge_recipe`, :mod:`trainer`), measures the models in sandboxed evaluator processes,
    decides every question with the kit's checks (:mod:`verdicts`, through :mod:`fashion_kit.questions`) and
    writes ``results/results.json``, where phase 1 could never write.
 """
@@ -36,7 +38,7 @@ from .. import questions as questions_module
 from ..questions import Q_EVALUATE, WITH_SNAPSHOT
 from .. import settings as settings_module
 from ..settings import Settings
-from . import admission, layout, phase1 as phase1_program, sandbox as sandboxes, supervise, verdicts
+from . import admission, challenge_recipe, layout, phase1 as phase1_program, sandbox as sandboxes, supervise, verdicts
 from ..statuses import CheckStatus, Stop
 
 # What nbclient says when the kernel vanishes mid-cell; on Gradescope that is the out-of-memory killer.
@@ -48,6 +50,9 @@ KERNEL_DIED_SIGNS = ("DeadKernelError", "Kernel died")
 EVALUATOR_CPU_SECONDS = 300
 EVALUATOR_WALL_SECONDS = 1800
 EVALUATOR_MEMORY_MB = 2048
+# The challenge's trainer: its CPU budget is the setting; the wall clock is only a backstop for a
+# process that waits without computing (one busy core spends the budget in as many seconds).
+TRAINER_WALL_FACTOR, TRAINER_WALL_MIN_SECONDS = 2, 300
 # Where an evaluator writes its answer, in its own folder (never its output, which a model can reach).
 ANSWER_FILE = "answer-{key}.json"
 # Of phase 1's output, what the instructor sees in the log.
@@ -139,7 +144,8 @@ def run_phase1(work: Path, trusted: Path, source: Path, submission: Path, questi
     clock.append(("phase1", time.monotonic()))
     log(ran.log[-LOG_CHARS:], end="" if ran.log.endswith("\n") else "\n")
     phase1 = read_phase1(work, trusted, questions, ran)
-    models = measure(work, trusted, data_dir, box, python)
+    # A stopped notebook never reached the challenge's cell: whatever recipe it left is nobody's.
+    models = measure(work, trusted, data_dir, box, python, challenge=not phase1.stopped)  # and work is gone
     clock.append(("measure", time.monotonic()))
     return phase1, models, ran.log
 
@@ -181,9 +187,11 @@ def _why_stopped(ran: supervise.Supervised) -> Stop:
     return Stop.ERROR
 
 
-def measure(work: Path, trusted: Path, data_dir: Path, box: sandboxes.Sandbox, python: Path) -> dict:
-    """Copy the models out of the work folder and measure them in evaluator processes:
-    {key: facts or {"error": ...}} for the snapshots, the student's file and the challenge file."""
+def measure(work: Path, trusted: Path, data_dir: Path, box: sandboxes.Sandbox, python: Path, *,
+            challenge: bool = True) -> dict:
+    """Copy the models and the challenge's recipe out of the work folder, remove the work folder,
+    train the recipe, and measure the models in evaluator processes: {key: facts or {"error": ...}}
+    for the snapshots, the student's file and the grader-trained challenge model."""
     # Beside the trusted folder, not in it: the evaluator runs as the sandbox's identity, which must
     # enter this folder (on Gradescope, the unprivileged account cannot pass the 0700 trusted folder).
     inputs = trusted.parent / "inputs"
@@ -191,7 +199,6 @@ def measure(work: Path, trusted: Path, data_dir: Path, box: sandboxes.Sandbox, p
     models, found = {}, {}
     wanted = [(work / c.EVIDENCE_DIR, c.MODEL_SNAPSHOT.format(question=q), q) for q in WITH_SNAPSHOT]
     wanted += [(work / c.WORK_SUBMISSION, name, "student") for name in c.MODEL_FILES]
-    wanted.append((work / c.WORK_SUBMISSION, c.CHALLENGE_FILE, "challenge"))
     for folder, name, key in wanted:
         if key in models:
             continue  # the student's .keras wins over an .h5 of the same model
@@ -205,20 +212,89 @@ def measure(work: Path, trusted: Path, data_dir: Path, box: sandboxes.Sandbox, p
     if Q_EVALUATE in models and layout.copy_untrusted(
             work / c.EVIDENCE_DIR, c.TEST_IMAGES_FILE, inputs / c.TEST_IMAGES_FILE, layout.MAX_IMAGES_BYTES) is None:
         own = str(inputs / c.TEST_IMAGES_FILE)
+    try:
+        recipe = challenge_recipe.read(work / c.EVIDENCE_DIR, trusted) if challenge else None
+    except challenge_recipe.Refused as e:
+        recipe, found[CHALLENGE] = None, {"refused": str(e)}
+    # The notebook's copy of the data set (its Keras cache, test images included) goes before the
+    # trainer starts: in Gradescope's layout the trainer runs as the same account as the notebook.
+    layout.remove_tree(work)
+    training = {}
+    if recipe is not None:
+        training = train_challenge(recipe, trusted.parent / "challenge", data_dir, box, python)
+        trained = inputs / "challenge.keras"
+        problem = _take_trained(training, trained)
+        if problem is None:
+            models[CHALLENGE] = trained
+        else:
+            found[CHALLENGE] = problem
     if models:
         for name in data.FILES:
             shutil.copyfile(data_dir / name, inputs / name)
         box.prepare(inputs)
     requests = [{"key": key, "model": str(models[key]), "answer": str(inputs / ANSWER_FILE.format(key=key)),
-                 "accuracy": key in (Q_EVALUATE, "challenge"), "own_images": own if key == Q_EVALUATE else None}
+                 "accuracy": key in (Q_EVALUATE, CHALLENGE), "train_accuracy": key != CHALLENGE,
+                 "own_images": own if key == Q_EVALUATE else None}
                 for key in models]
     # The lesson's models share one process (its start costs more than their measurement); the
-    # challenge file gets one of its own, measured last: whatever a crafted file could do to the
-    # folder or to its reader, it does after every required question's model was measured.
-    for group in ([r for r in requests if r["key"] != "challenge"], [r for r in requests if r["key"] == "challenge"]):
+    # challenge's model gets one of its own, measured last, so it can cost only the challenge.
+    for group in ([r for r in requests if r["key"] != CHALLENGE], [r for r in requests if r["key"] == CHALLENGE]):
         if group:
             found.update(_evaluate(group, inputs, box, python))
+    if CHALLENGE in models and isinstance(found.get(CHALLENGE), dict):  # how far the grader's training went
+        found[CHALLENGE]["training"] = {k: v for k, v in training.items() if k != "model"}
     return found
+
+
+CHALLENGE = "challenge"  # the key of the grader-trained challenge model among the measured ones
+
+
+def _take_trained(training: dict, target: Path) -> dict | None:
+    """Copy the trainer's model to ``target``; None when done, else the challenge's facts saying why
+    there is no model to measure ({"refused": the student's message} or {"error": ...})."""
+    if "refused" in training:  # Keras itself would not build it: the trainer's words, said for students
+        return {"refused": str(challenge_recipe.Refused("unbuildable", str(training["refused"])))}
+    if "model" not in training:
+        return {"error": str(training.get("error") or "the grader's training made no model")}
+    trained = Path(training["model"])
+    problem = layout.copy_untrusted(trained.parent, trained.name, target, layout.MAX_MODEL_BYTES)
+    return None if problem is None else {"error": f"the trained model: {problem}"}
+
+
+def train_challenge(recipe: dict, folder: Path, data_dir: Path, box: sandboxes.Sandbox, python: Path) -> dict:
+    """Train ``recipe`` (checked) in a sandboxed trainer process whose folder holds the training
+    files only: {"model": path of the trained model, "epochs": ..., ...}, or {"refused": ...} /
+    {"error": ...}."""
+    settings = box.settings
+    folder.mkdir()
+    for name in data.TRAINING_FILES:  # the training set, never the test set
+        shutil.copyfile(data_dir / name, folder / name)
+    (folder / "recipe.json").write_text(json.dumps(recipe), encoding="utf-8")
+    answer = folder / "answer.json"
+    request = folder / "request.json"
+    request.write_text(json.dumps({
+        "data": str(folder), "recipe": str(folder / "recipe.json"), "model": str(folder / "trained.keras"),
+        "answer": str(answer), "cpu_seconds": settings.challenge_cpu_seconds, "seed": settings.seed,
+    }), encoding="utf-8")
+    box.prepare(folder)
+    command = box.command([str(python), "-I", "-m", "fashion_kit.grading.trainer", str(request)],
+                          work=folder, env=_sandboxed_env(folder))
+    ran = supervise.run(command, cwd=folder, env=None, timeout=trainer_wall_seconds(settings),
+                        memory_limit_mb=settings.memory_limit_mb,
+                        on_stop=box.kill_all, held_memory=box.held_memory)
+    box.kill_all()
+    found = layout.read_untrusted_json(folder, answer.name, folder.parent)
+    if not isinstance(found, dict):
+        return {"error": f"the grader's training of your recipe failed ({_why_failed(ran)})"}
+    if "refused" not in found and "error" not in found:
+        found["model"] = str(folder / "trained.keras")
+    return found
+
+
+def trainer_wall_seconds(settings: Settings) -> float:
+    """The longest the challenge's training may take on the clock (a grading's time beyond the
+    notebook's own limit)."""
+    return max(TRAINER_WALL_MIN_SECONDS, TRAINER_WALL_FACTOR * settings.challenge_cpu_seconds)
 
 
 def _evaluate(requests: list[dict], inputs: Path, box: sandboxes.Sandbox, python: Path) -> dict:
@@ -240,11 +316,9 @@ def _run_evaluator(requests: list[dict], inputs: Path, box: sandboxes.Sandbox, p
     """One evaluator process for ``requests``: how it ran, and the answers it wrote."""
     request_file = inputs / f"request-{requests[0]['key']}.json"
     request_file.write_text(json.dumps({"data": str(inputs), "models": requests}), encoding="utf-8")
-    env = {"HOME": str(inputs), "PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "TF_CPP_MIN_LOG_LEVEL": "3",
-           "CUDA_VISIBLE_DEVICES": "", "KERAS_HOME": str(inputs / ".keras"), "MPLBACKEND": "Agg"}
     command = box.command(
         [str(python), "-I", "-m", "fashion_kit.grading.evaluator", str(request_file), str(EVALUATOR_CPU_SECONDS)],
-        work=inputs, env=env,
+        work=inputs, env=_sandboxed_env(inputs),
     )
     ran = supervise.run(command, cwd=inputs, env=None, timeout=EVALUATOR_WALL_SECONDS,
                         memory_limit_mb=EVALUATOR_MEMORY_MB, on_stop=box.kill_all, held_memory=box.held_memory)
@@ -259,9 +333,18 @@ def _run_evaluator(requests: list[dict], inputs: Path, box: sandboxes.Sandbox, p
     return ran, answers
 
 
+def _sandboxed_env(folder: Path) -> dict[str, str]:
+    """The whole environment of a sandboxed process of the grader's (evaluator, trainer) in ``folder``."""
+    return {"HOME": str(folder), "PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "TF_CPP_MIN_LOG_LEVEL": "3",
+            "CUDA_VISIBLE_DEVICES": "", "KERAS_HOME": str(folder / ".keras"), "MPLBACKEND": "Agg"}
+
+
+def _why_failed(ran: supervise.Supervised) -> str:
+    return ran.stopped or ("its CPU time limit" if ran.returncode in (-24, -9) else f"exit code {ran.returncode}")
+
+
 def _failure(ran: supervise.Supervised) -> str:
-    why = ran.stopped or ("its CPU time limit" if ran.returncode in (-24, -9) else f"exit code {ran.returncode}")
-    return f"the grader's measurement failed ({why})"
+    return f"the grader's measurement failed ({_why_failed(ran)})"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -5,8 +5,9 @@ request names and writes each one's facts to a file (see :func:`answer` and :fun
 process is limited in CPU seconds; it runs after the notebook's processes are dead, on copies of the
 files they left, inside the same kind of sandbox, so even a file crafted to break a parser can
 neither reach the grade's other inputs nor outlive the grading. The lesson's models share one
-process; the challenge's file, the heaviest, gets its own. The facts are the ones the checks compare
-(:mod:`fashion_kit.checks`, reached through the question registry), read as Keras reads the file.
+process; the challenge's model (trained by the grader: :mod:`trainer`), the heaviest, gets its own.
+The facts are the ones the checks compare (:mod:`fashion_kit.checks`, reached through the question
+registry), read as Keras reads the file.
 
 A model file is read without Keras where it can be: a ``.keras`` file is a zip of ``config.json`` and
 an HDF5 file of weights, an ``.h5`` file is HDF5 with the configuration in its attributes. The
@@ -295,7 +296,7 @@ def answer(request: dict) -> dict:
     """Measure the one model ``request`` names. Every failure is reported as data, never raised.
 
     request: {"data": folder with the Fashion-MNIST files, "model": path, "accuracy": bool,
-              "own_images": .npy path or null}
+              "train_accuracy": bool (default true), "own_images": .npy path or null}
     answer:  the model's facts (layers, params, iterations, compile settings, weights' digest and,
              when asked, its accuracy on the test and the training set, and on the notebook's own
              test images) or {"error": ...}
@@ -334,8 +335,10 @@ def answer(request: dict) -> dict:
                 pass
         return keras.predict(path, x)
 
-    for key, (images, labels) in (("accuracy", (TEST_IMAGES, TEST_LABELS)),
-                                  ("train_accuracy", (TRAIN_IMAGES, TRAIN_LABELS))):
+    splits = [("accuracy", (TEST_IMAGES, TEST_LABELS))]
+    if request.get("train_accuracy", True):  # not for a model the grader trained itself
+        splits.append(("train_accuracy", (TRAIN_IMAGES, TRAIN_LABELS)))
+    for key, (images, labels) in splits:
         try:
             pixels, answers = read_idx(data / images), read_idx(data / labels)
             facts[key] = _accuracy(predict(pixels.astype(np.float32) / np.float32(255.0)), answers)
@@ -390,23 +393,32 @@ def main(argv: list[str] | None = None) -> int:
     their own, never to the output: what a model file makes Keras print (a layer's name in a warning,
     say) must not be taken for an answer. Whoever started the process learns which model it died on
     from the first answer missing."""
-    import resource
     import warnings
 
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) > 1:
-        seconds = int(argv[1])
-        resource.setrlimit(resource.RLIMIT_CPU, (seconds, seconds + 5))
+        limit_cpu(int(argv[1]))
     request = json.loads(Path(argv[0]).read_text(encoding="utf-8"))
     for model in request["models"]:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             found = answer({"data": request["data"], **model})
-        target = Path(model["answer"])
-        partial = target.with_name(target.name + ".partial")
-        partial.write_text(json.dumps(found), encoding="utf-8")
-        os.replace(partial, target)
+        write_answer(Path(model["answer"]), found)
     return 0
+
+
+def limit_cpu(seconds: int) -> None:
+    """This process is killed after ``seconds`` of CPU time (SIGXCPU, then SIGKILL 5 s later)."""
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_CPU, (seconds, seconds + 5))
+
+
+def write_answer(target: Path, found: dict) -> None:
+    """``found`` as JSON in ``target``, whole or not at all (whoever reads it never sees half)."""
+    partial = target.with_name(target.name + ".partial")
+    partial.write_text(json.dumps(found), encoding="utf-8")
+    os.replace(partial, target)
 
 
 if __name__ == "__main__":

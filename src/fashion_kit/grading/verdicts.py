@@ -5,7 +5,8 @@ question registry), the same code the notebook's own ``grader.check`` runs, on v
 what the grader's cell collected right after the question was answered (read as untrusted JSON;
 each check takes any value and counts what it does not expect for nothing) and, in their place
 wherever the grader measured them itself, the facts of the model files (:mod:`evaluator`): the
-snapshot saved at the question, the student's own file, the grader's own test and training sets.
+snapshot saved at the question, the student's own file, the grader's own test and training sets,
+and the challenge's model, which the grader trained itself from the notebook's recipe.
 No score the kernel computed is read.
 """
 
@@ -16,7 +17,7 @@ from dataclasses import dataclass, field
 
 from .. import contract as c
 from ..questions import (BY_NAME, Q_ACCURACY, Q_COMPILE, Q_EVALUATE, Q_FIT, Q_MODEL, Q_SAVE_LOAD,
-                         other_weights_problem, trained_problem)
+                         other_weights_problem)
 from ..settings import Settings
 from ..statuses import CheckStatus
 from . import stopped
@@ -59,7 +60,7 @@ def model_facts(models: dict, key: str) -> dict:
     dropped, so no value can crash a check or pass for another), or {"error": why there are none}."""
     found = models.get(key) if isinstance(models, dict) else None
     if not isinstance(found, dict):
-        where = c.CHALLENGE_FILE if key == "challenge" else (
+        where = "the grader-trained challenge model" if key == "challenge" else (
             c.MODEL_FILES[0] if key == "student" else f"the snapshot after {key}")
         return {"error": f"no model ({where})"}
     if "error" in found:
@@ -88,6 +89,10 @@ def model_facts(models: dict, key: str) -> dict:
     own = found.get("own_images")
     if isinstance(own, dict) and number_of(own.get("accuracy")) is not None:
         clean["own_accuracy"] = number_of(own["accuracy"])
+    training = found.get("training")
+    if isinstance(training, dict):  # how far the grader's own training of the challenge went
+        clean["training"] = {k: number_of(training.get(k)) for k in ("epochs", "steps", "cpu_seconds")}
+        clean["training"]["time_is_up"] = training.get("time_is_up") is True
     return clean
 
 
@@ -167,6 +172,36 @@ def phase2_values(name: str, kernel, models: dict, settings: Settings, evidence:
             values["same_model"] = trained_by_fit(models, fit.get("fits") if isinstance(fit, dict) else None)
         values["threshold"] = settings.min_test_accuracy
     return values
+
+
+def challenge_verdict(models: dict, settings: Settings) -> tuple[float | None, float, str] | None:
+    """(leaderboard value or None, bonus earned, message) of the challenge, or None when the notebook
+    did not take it. The value is the grader's measured test accuracy of the model the grader
+    trained from the notebook's recipe, on the training images only: no file of the student's and
+    no weight from the notebook counts, so nothing but the recipe decides it."""
+    found = models.get("challenge") if isinstance(models, dict) else None
+    if not isinstance(found, dict):
+        return None
+    if isinstance(found.get("refused"), str):
+        return None, 0.0, text_of(found["refused"], 1000)
+    facts = model_facts(models, "challenge")
+    if "accuracy" not in facts:
+        why = facts.get("error") or "no accuracy"
+        return None, 0.0, (f"評分程式沒辦法訓練或評估你的挑戰模型（{why}）。 / Expected the grader to train and "
+                           f"measure your challenge model, found it could not ({why}).")
+    value, threshold = facts["accuracy"], settings.challenge_bonus_threshold
+    earned = settings.challenge_bonus_points if value >= threshold else 0.0
+    training = facts.get("training") or {}
+    epochs, seconds = training.get("epochs") or 0, training.get("cpu_seconds") or 0
+    stop_zh = "，時間用完時停止" if training.get("time_is_up") else ""
+    stop_en = ", stopped when the time was used" if training.get("time_is_up") else ""
+    return value, earned, (
+        f"評分程式用你的 build_challenge_model() 和訓練資料自己訓練了你的模型（{epochs:g} 個完整的 epoch，"
+        f"CPU 時間 {seconds:.0f} 秒，上限 {settings.challenge_cpu_seconds:g} 秒{stop_zh}），"
+        f"測試準確率是 {value:.4f}（加分門檻 {threshold:.2f}）。 / The grader trained your "
+        f"build_challenge_model() itself on the training images ({epochs:g} full epoch(s), {seconds:.0f} of "
+        f"{settings.challenge_cpu_seconds:g} CPU seconds{stop_en}); it scored {value:.4f} test accuracy on the "
+        f"grader's test set (bonus from {threshold:.2f}): {earned:g} bonus point(s).")
 
 
 # -- results.json --------------------------------------------------------------------------------------
@@ -249,22 +284,15 @@ def decide(questions: dict[str, float], phase1: Phase1, models: dict, settings: 
     measured = {"accuracy": evaluated.get("accuracy"), "train_accuracy": evaluated.get("train_accuracy"),
                 "threshold": settings.min_test_accuracy, "challenge_accuracy": None,
                 "challenge_threshold": settings.challenge_bonus_threshold, "challenge_bonus": 0.0}
-    challenge = model_facts(models, "challenge")
-    if "accuracy" in challenge:
-        value = challenge["accuracy"]
-        measured["challenge_accuracy"] = value
-        problem = trained_problem(challenge)
-        if problem is None:
+    challenge = challenge_verdict(models, settings)
+    if challenge is not None:
+        value, earned, text = challenge
+        measured["challenge_accuracy"], measured["challenge_bonus"] = value, earned
+        total += earned
+        if value is not None:
             results["leaderboard"] = [{"name": c.LEADERBOARD_NAME, "value": round(value, 4), "order": "desc"}]
-        if settings.challenge_bonus_points > 0:
-            earned = settings.challenge_bonus_points if value >= settings.challenge_bonus_threshold and not problem else 0.0
-            measured["challenge_bonus"] = earned
-            total += earned
-            text = (f"挑戰模型的測試準確率是 {value:.4f}（加分門檻 {settings.challenge_bonus_threshold:.2f}）。 / "
-                    f"Your challenge model scored {value:.4f} test accuracy on the grader's test set "
-                    f"(bonus from {settings.challenge_bonus_threshold:.2f}): {earned:g} bonus point(s).")
-            results["tests"].append({"name": c.CHALLENGE_TEST, "score": earned, "max_score": 0,
-                                     "visibility": "visible", "output": text + (f"\n{problem}" if problem else "")})
+        results["tests"].append({"name": c.CHALLENGE_TEST, "score": earned, "max_score": 0,
+                                 "visibility": "visible", "output": text})
     results["extra_data"][c.MEASURED_KEY] = measured
     results["score"] = round(total, 5)
     return results

@@ -3,9 +3,10 @@
 Each module is one transformation of the notebook (an ``nbformat`` node, changed in place):
 grading is deterministic and quiet (seeding), the notebook's own checks cost nothing
 (grading_mode), the evidence the trusted phase measures is saved where each question is answered
-(evidence) and a trail survives a run that is stopped (checkpoints). What they leave is written
-by the student's kernel, so the trusted phase reads it as data and never trusts it blindly.
-:func:`prepare` applies them in the one order that works.
+(evidence), the challenge's recipe is taken after the last cell (challenge) and a trail survives a
+run that is stopped (checkpoints). What they leave is written by the student's kernel, so the
+trusted phase reads it as data and never trusts it blindly. :func:`prepare` applies them in the
+one order that works.
 """
 
 from __future__ import annotations
@@ -31,12 +32,13 @@ def is_kit_cell(cell) -> bool:
 def prepare(nb: nbformat.NotebookNode, *, evidence: Path, seed: int, quick_fit: bool = False) -> nbformat.NotebookNode:
     """The notebook phase 1 executes: the student's ``nb`` with the kit's cells; ``evidence`` is
     the evidence folder. ``quick_fit`` is the kit's tests' switch (:mod:`.quick_fit`)."""
-    from . import checkpoints, evidence as evidence_cells, grading_mode, quick_fit as quick_fit_cells, seeding
+    from . import challenge, checkpoints, evidence as evidence_cells, grading_mode, quick_fit as quick_fit_cells, seeding
 
     seeding.apply(nb, seed)
     if quick_fit:
         quick_fit_cells.apply(nb)
     evidence_cells.apply(nb, evidence)
+    challenge.apply(nb, evidence)  # after every question's evidence: it can cost only the challenge
     checkpoints.apply(nb, evidence)
     # Last, as Otter does it: cells tagged otter_ignore go (their checkpoints numbered them, so a
     # cell's number is the one the student sees), and the stand-in for Otter is in place before
