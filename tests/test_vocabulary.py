@@ -13,7 +13,7 @@ from fashion_kit.statuses import CheckStatus, Status
 PACKAGE = paths.ROOT / "src" / "fashion_kit"
 # The names the kit and its zip share, each owned by contract.py.
 NAMES = {contract.NOTEBOOK, contract.AUTOGRADER_ZIP_NAME, contract.OTTER_CONFIG_FILE, contract.RESULTS_FILE,
-         contract.DATA_DIR, contract.CHALLENGE_FILE, *contract.MODEL_FILES, contract.TEST_IMAGES_FILE}
+         contract.DATA_DIR, *contract.MODEL_FILES, contract.TEST_IMAGES_FILE, contract.CHALLENGE_RECIPE_FILE}
 
 
 def modules(*owners: str):

@@ -5,7 +5,6 @@ builds here; nothing in the reader's tests trains."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import zipfile
@@ -188,8 +187,9 @@ def test_the_trainer_trains_a_recipe_from_fresh_weights_on_the_training_set_alon
                                           keras.layers.Dense(10, activation="softmax")]))
 
     recipe = read(recipe_of(tiny, tmp_path, epochs=2, batch_size=60000), tmp_path)
-    # Below the setting's minimum (1 s), so that the first step is sure to use it up.
-    box = sandbox.NoSandbox(dataclasses.replace(Settings(), challenge_cpu_seconds=1e-3))
+    # Below the setting's minimum (1 s), so that the first step is sure to use it up: set past the
+    # settings' own validation, as no instructor's setting could.
+    box = sandbox.NoSandbox(Settings().model_copy(update={"challenge_cpu_seconds": 1e-3}))
     found = core.train_challenge(recipe, tmp_path / "challenge", data_dir, box, Path(os.sys.executable))
     assert sorted(p.name for p in (tmp_path / "challenge").glob("*.gz")) == sorted(data.TRAINING_FILES)
     assert found["steps"] == 1 and found["time_is_up"] and found["epochs"] == 0, found
