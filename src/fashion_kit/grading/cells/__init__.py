@@ -19,6 +19,27 @@ import nbformat
 KIT_TAG = "fashion_kit"
 
 
+# Kernel-side code the kit's cells share: wraps a Keras method so that ``edit`` changes its bound
+# arguments before each call; a call Keras would refuse gets Keras's own error, as without the grader.
+ARGUMENT_EDITOR = """\
+def __fashion_kit_edit_arguments__(method, edit):
+    import functools, inspect
+    signature = inspect.signature(method)
+
+    @functools.wraps(method)
+    def edited(*args, **kwargs):
+        try:
+            bound = signature.bind(*args, **kwargs)
+        except TypeError:  # wrong arguments: Keras's own error, as without the grader
+            return method(*args, **kwargs)
+        edit(bound.arguments)
+        return method(*bound.args, **bound.kwargs)
+    return edited
+
+
+"""
+
+
 def kit_cell(source: str) -> nbformat.NotebookNode:
     cell = nbformat.v4.new_code_cell(source)
     cell.metadata["tags"] = [KIT_TAG]

@@ -14,29 +14,18 @@ from __future__ import annotations
 
 import nbformat
 
-from . import is_kit_cell, kit_cell
+from . import ARGUMENT_EDITOR, is_kit_cell, kit_cell
 
-QUICK_FIT_CELL = """\
-def __fashion_kit_quick_fit__(fit):
-    import functools, inspect
-    signature = inspect.signature(fit)
-
-    @functools.wraps(fit)
-    def quick(*args, **kwargs):
-        try:
-            bound = signature.bind(*args, **kwargs)
-        except TypeError:  # wrong arguments: Keras's own error, as without the grader
-            return fit(*args, **kwargs)
-        x = bound.arguments.get("x")
-        if getattr(x, "ndim", 0) and bound.arguments.get("steps_per_epoch") is None:
-            bound.arguments["batch_size"] = len(x)
-        return fit(*bound.args, **bound.kwargs)
-    return quick
+QUICK_FIT_CELL = ARGUMENT_EDITOR + """\
+def __fashion_kit_one_batch__(arguments):
+    x = arguments.get("x")
+    if getattr(x, "ndim", 0) and arguments.get("steps_per_epoch") is None:
+        arguments["batch_size"] = len(x)
 
 
 import keras as _fashion_kit_keras
-_fashion_kit_keras.Model.fit = __fashion_kit_quick_fit__(_fashion_kit_keras.Model.fit)
-del _fashion_kit_keras, __fashion_kit_quick_fit__
+_fashion_kit_keras.Model.fit = __fashion_kit_edit_arguments__(_fashion_kit_keras.Model.fit, __fashion_kit_one_batch__)
+del _fashion_kit_keras, __fashion_kit_edit_arguments__, __fashion_kit_one_batch__
 """
 
 

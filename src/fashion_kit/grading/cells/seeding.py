@@ -19,7 +19,7 @@ from __future__ import annotations
 import nbformat
 
 from ...contract import SLOW_OPTIONAL_MODULES
-from . import kit_cell
+from . import ARGUMENT_EDITOR, kit_cell
 
 SEED_CELL = """\
 import sys as _fashion_kit_sys
@@ -30,24 +30,9 @@ _fashion_kit_keras.utils.set_random_seed({seed})
 _fashion_kit_keras.config.disable_interactive_logging()
 
 
-def __fashion_kit_quiet__(method):
-    import functools, inspect
-    signature = inspect.signature(method)
-
-    @functools.wraps(method)
-    def quiet(*args, **kwargs):
-        try:
-            bound = signature.bind(*args, **kwargs)
-        except TypeError:  # wrong arguments: Keras's own error, as without the grader
-            return method(*args, **kwargs)
-        bound.arguments["verbose"] = 0
-        return method(*bound.args, **bound.kwargs)
-    return quiet
-
-
 for _fashion_kit_name in ("fit", "evaluate", "predict"):
-    setattr(_fashion_kit_keras.Model, _fashion_kit_name,
-            __fashion_kit_quiet__(getattr(_fashion_kit_keras.Model, _fashion_kit_name)))
+    setattr(_fashion_kit_keras.Model, _fashion_kit_name, __fashion_kit_edit_arguments__(
+        getattr(_fashion_kit_keras.Model, _fashion_kit_name), lambda arguments: arguments.update(verbose=0)))
 
 
 def __fashion_kit_reseed__(info, seed={seed}):
@@ -58,10 +43,10 @@ def __fashion_kit_reseed__(info, seed={seed}):
 
 
 get_ipython().events.register("pre_run_cell", __fashion_kit_reseed__)
-del _fashion_kit_keras, _fashion_kit_sys, _fashion_kit_name, __fashion_kit_quiet__
+del _fashion_kit_keras, _fashion_kit_sys, _fashion_kit_name, __fashion_kit_edit_arguments__
 """
 
 
 def apply(nb: nbformat.NotebookNode, seed: int) -> None:
     """Insert the seeding cell before the first one, with the grading settings' ``seed``."""
-    nb.cells.insert(0, kit_cell(SEED_CELL.format(seed=int(seed), skip=SLOW_OPTIONAL_MODULES)))
+    nb.cells.insert(0, kit_cell(ARGUMENT_EDITOR + SEED_CELL.format(seed=int(seed), skip=SLOW_OPTIONAL_MODULES)))
