@@ -9,7 +9,7 @@ import types
 
 import pytest
 
-from fashion_kit import notebooks, paths
+from fashion_kit import assign, notebooks, paths, settings
 
 opencc = pytest.importorskip("opencc", reason="the language checks need OpenCC (the dev extra)")
 
@@ -128,7 +128,8 @@ def test_the_check_catches_mainland_wording(converter):
 def test_student_notebook_carries_its_languages_narrative(master, lang):
     student = notebooks.read(paths.ROOT / "student" / lang / "fashion_mnist.ipynb")
     text = "\n".join(c.source for c in student.cells)
-    missing = [c.source[:60] for c in master.cells
+    rendered = assign.with_settings(master, settings.load(paths.OTTER_CONFIG))  # its settings' sentences filled in
+    missing = [c.source[:60] for c in rendered.cells
                if notebooks.cell_language(c) == lang and c.source.strip() not in text]
     assert not missing, f"student/{lang} lacks these {lang} cells (rebuild with fashion-kit assign): {missing}"
 

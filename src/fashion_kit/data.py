@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import tempfile
 from pathlib import Path
 
 from .errors import NotDone
@@ -104,11 +105,13 @@ def install(source: Path | str | None = None, cache: Path | None = None) -> Path
         target = cache / name
         if file_problem(target, name) is None:
             continue
-        # Copy under a temporary name first so a crash never leaves a truncated file that
-        # Keras would then trust.
-        partial = target.with_suffix(".partial")
-        shutil.copyfile(source / name, partial)
-        os.replace(partial, target)
+        # Copy under a temporary name of this process's own first, so a crash never leaves a
+        # truncated file that Keras would then trust, and processes filling the same cache at once
+        # (a class's gradings, test workers) never take each other's half-copied file.
+        with tempfile.NamedTemporaryFile(dir=cache, prefix=f".{name}.", suffix=".partial", delete=False) as partial:
+            with open(source / name, "rb") as original:
+                shutil.copyfileobj(original, partial)
+        os.replace(partial.name, target)
     return cache
 
 

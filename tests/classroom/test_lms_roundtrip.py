@@ -114,7 +114,7 @@ def test_a_canvas_class_goes_back_to_canvas(tmp_path, monkeypatch, capsys):
     page = (out / "report.html").read_text(encoding="utf-8")
     assert "Students with several uploads" in page and "林雅婷 (B10901020)" in page
     # Scored: 王小明's counted upload, Anna's and the unmatched one; 王小明's other upload is not counted.
-    assert "with scores (stopped runs&#x27; partial scores included)</th><td>3<" in page, \
+    assert "with scores (stopped runs&#39; partial scores included)</th><td>3<" in page, \
         "the statistics count each student once"
     assert not (out / ".lock").exists(), "nothing of the batch's own is left in the output"
     assert "assignment columns" not in err, "a column was found: no note"

@@ -823,3 +823,24 @@ def test_a_folder_chain_deeper_than_any_assignment_needs_is_over_the_limit(tmp_p
     shallow = tmp_path / "shallow"
     (shallow / "d" / "d").mkdir(parents=True)
     assert not supervise.folder_over(shallow, 10 * 2**30)
+
+
+def test_a_member_that_ends_while_its_tmpfs_is_measured_holds_nothing(monkeypatch):
+    """The bubblewrap sandbox counts its tmpfs mounts through /proc/PID/root of a member process. A
+    member that ends between the namespace check and the measurement (a notebook that calls
+    os._exit) is no sign of a full tmpfs: the next member is asked, and none left means nothing held.
+    A member alive but unreadable still counts as full."""
+    if shutil.which("bwrap") is None:
+        pytest.skip("needs bwrap")
+    box = sandbox.Bubblewrap()
+    member = psutil.Process()
+    monkeypatch.setattr(sandbox, "_namespace", lambda pid, kind: "theirs" if pid == member.pid else "ours")
+
+    def gone(folder):
+        raise FileNotFoundError(folder)
+
+    monkeypatch.setattr(sandbox, "_used_bytes", gone)
+    monkeypatch.setattr(sandbox, "_alive", lambda p: False)
+    assert box.held_memory([member]) == 0
+    monkeypatch.setattr(sandbox, "_alive", lambda p: True)
+    assert box.held_memory([member]) == (sandbox.TMP_MB + sandbox.SHM_MB) * 2**20

@@ -288,6 +288,8 @@ class Bubblewrap(Sandbox):
             try:
                 return sum(_used_bytes(f"/proc/{p.pid}/root{mount}") for mount in ("/tmp", "/dev/shm"))
             except OSError:
+                if not _alive(p):
+                    continue  # it ended (a zombie has no root to look through): ask another member
                 return (TMP_MB + SHM_MB) * 2**20  # unseen: as much as they can hold
         return 0
 
