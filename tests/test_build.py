@@ -188,7 +188,7 @@ def test_the_notebooks_state_the_thresholds_the_settings_give(built, tmp_path):
     changed.write_text(json.dumps(config), encoding="utf-8")
     rebuilt = assign.build(root=tmp_path / "kit", verify=False, progress=lambda _: None, config=changed)
     sentences = {"zh-TW": ("準確率達到 {} 就得分", "達到加分門檻 {} 就能加分"),
-                 "en": ("You score if the accuracy reaches {}.", "at or above the bonus threshold ({})")}
+                 "en": ("You score if the accuracy reaches {}.", "above the bonus threshold ({})")}
     for lang, (q9, bonus) in sentences.items():
         for nb in (rebuilt.student[lang], rebuilt.solutions[lang]):
             text = _markdown(nb)
