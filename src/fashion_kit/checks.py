@@ -343,9 +343,12 @@ def saved_file_problem(path, model):
 
         if _same_weights(model, keras.models.load_model(path, compile=False)):
             return None
-    except Exception as e:
-        return (f"{path} 讀不回來（{type(e).__name__}）：請用 model.save(\"fashion_mnist_model.keras\") 再存一次。 / "
-                f"Expected {path} to load, found it could not ({type(e).__name__}): save it again with "
+    except Exception:
+        # Keras's own reason names its internals; what a student can change is how the model is written.
+        return (f"{path} 用 keras.models.load_model 讀不回來：請把 activation 寫成字串（例如 'relu'、'softmax'），"
+                "再用 model.save(\"fashion_mnist_model.keras\") 存一次。 / "
+                f"Expected {path} to load back with keras.models.load_model, found it could not: write each "
+                "activation as a string (such as 'relu' or 'softmax') and save it again with "
                 "model.save(\"fashion_mnist_model.keras\").")
     return other_weights_problem(path)
 
