@@ -224,6 +224,7 @@ def test_the_tests_quick_fit_trains_arrays_as_one_batch_and_q6_still_holds(tmp_p
     import numpy as np
 
     from fashion_kit.grading import cells, core
+    from fashion_kit.grading.cells import quick_fit
 
     source = (f"import os\nos.environ[{core.QUICK_FIT_ENV!r}] = '1'\nimport numpy as np, keras\n"
               "model = keras.Sequential([keras.Input((28, 28)), keras.layers.Flatten(), keras.layers.Dense(10)])\n"
@@ -254,4 +255,5 @@ def test_the_tests_quick_fit_trains_arrays_as_one_batch_and_q6_still_holds(tmp_p
     plain, iterations = fitted(False, tmp_path / "plain")
     assert (plain["batch_size"], plain["steps"], iterations) == (32, 4, 12), "the notebook cannot turn it on"
     sources = [c.source for c in cells.prepare(notebook("x = 1"), evidence=tmp_path, seed=1).cells]
-    assert not any("__fashion_kit_quick_fit__" in s for s in sources)
+    with_switch = [c.source for c in cells.prepare(notebook("x = 1"), evidence=tmp_path, seed=1, quick_fit=True).cells]
+    assert quick_fit.QUICK_FIT_CELL not in sources and quick_fit.QUICK_FIT_CELL in with_switch
