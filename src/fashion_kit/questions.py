@@ -29,10 +29,10 @@ from pathlib import Path
 from . import check_code, checks
 # What the grading core needs of the checks beyond a verdict: a model's facts cut exactly as the
 # checks compare them (the evaluator measures the model files with these), the digests the evidence
-# cell recognises the training set by, and the training rule the challenge model must meet too.
+# cell recognises the training set by, and the facts the notebook's checks and the grade share.
 from .checks import (OFFICIAL_DIGESTS, TRAINING_EXAMPLES, TRAINING_EXAMPLES_DIGEST,  # noqa: F401
                      compile_facts, function_name, input_shape_of, layer_rows, other_weights_problem,
-                     trained_problem, weights_digest)
+                     weights_digest)
 from .contract import TESTS_DIR, natural_key
 from .errors import KitError
 

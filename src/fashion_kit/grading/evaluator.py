@@ -252,7 +252,7 @@ def _is_chain(layers: list[dict]) -> bool:
     return True
 
 
-def _fit_input(x: np.ndarray, input_shape) -> np.ndarray:
+def fit_input(x: np.ndarray, input_shape) -> np.ndarray:
     """A model built for flattened images (784 values) gets them flattened."""
     wanted = tuple(input_shape)
     if wanted != x.shape[1:] and None not in wanted and int(np.prod(wanted)) == 28 * 28:
@@ -282,7 +282,7 @@ class Keras:
 
     def predict(self, path: Path, x: np.ndarray) -> np.ndarray:
         model = self.model(path)
-        return np.asarray(model.predict(_fit_input(x, model.inputs[0].shape[1:]), batch_size=1000, verbose=0))
+        return np.asarray(model.predict(fit_input(x, model.inputs[0].shape[1:]), batch_size=1000, verbose=0))
 
     def weights(self, path: Path) -> list[np.ndarray]:
         return [np.asarray(w) for w in self.model(path).weights]
@@ -330,7 +330,7 @@ def answer(request: dict) -> dict:
     def predict(x: np.ndarray) -> np.ndarray:
         if model is not None:
             try:
-                return model.predict(_fit_input(x, _input_shape(model)))
+                return model.predict(fit_input(x, _input_shape(model)))
             except Unsupported:
                 pass
         return keras.predict(path, x)

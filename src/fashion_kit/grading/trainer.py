@@ -54,7 +54,7 @@ def train(request: dict) -> dict:
     data = Path(request["data"])
     images = evaluator.read_idx(data / evaluator.TRAIN_IMAGES).astype(np.float32) / np.float32(255.0)
     labels = evaluator.read_idx(data / evaluator.TRAIN_LABELS).astype(np.int64)
-    images = evaluator._fit_input(images, model.inputs[0].shape[1:])
+    images = evaluator.fit_input(images, model.inputs[0].shape[1:])
     budget = CPUBudget(float(request["cpu_seconds"]), keras.callbacks.Callback)
     try:
         model.fit(images, labels, epochs=recipe["epochs"], batch_size=recipe["batch_size"], shuffle=True,
