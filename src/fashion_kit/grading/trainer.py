@@ -44,7 +44,7 @@ def train(request: dict) -> dict:
         model = keras.saving.deserialize_keras_object(recipe["model"], safe_mode=True)
         if not isinstance(model, keras.Model) or type(model).__name__ not in ("Sequential", "Functional"):
             raise TypeError(f"a {type(model).__name__}, not a Sequential or Functional model")
-        foreign = [type(x).__name__ for x in model._flatten_layers() if not type(x).__module__.startswith("keras.")]
+        foreign = [type(x).__name__ for x in _all_layers(model) if not type(x).__module__.startswith("keras.")]
         if foreign:
             raise TypeError(f"layers that are not Keras's own: {', '.join(foreign[:3])}")
         if model.optimizer is None or not model.compiled:
@@ -55,10 +55,10 @@ def train(request: dict) -> dict:
     images = evaluator.read_idx(data / evaluator.TRAIN_IMAGES).astype(np.float32) / np.float32(255.0)
     labels = evaluator.read_idx(data / evaluator.TRAIN_LABELS).astype(np.int64)
     images = evaluator.fit_input(images, model.inputs[0].shape[1:])
-    budget = CPUBudget(float(request["cpu_seconds"]), keras.callbacks.Callback)
+    budget = cpu_budget(keras, float(request["cpu_seconds"]))
     try:
         model.fit(images, labels, epochs=recipe["epochs"], batch_size=recipe["batch_size"], shuffle=True,
-                  callbacks=[budget.callback], verbose=0)
+                  callbacks=[budget], verbose=0)
     except Exception as e:
         return {"error": f"training failed: {_why(e)}"}
     # The weights alone go on, in an uncompiled twin built from the same recipe: the optimizer's
@@ -70,34 +70,42 @@ def train(request: dict) -> dict:
             "time_is_up": budget.time_is_up, "params": int(model.count_params())}
 
 
+def _all_layers(model):
+    """Every layer of ``model``, those of the models nested in it included."""
+    for layer in model.layers:
+        yield layer
+        if hasattr(layer, "layers"):
+            yield from _all_layers(layer)
+
+
 def _why(e: BaseException) -> str:
     return (str(e) or type(e).__name__)[:300]
 
 
-class CPUBudget:
-    """A Keras callback (``.callback``) that stops training once ``seconds`` of this process's CPU
-    time are used from the start of training, and counts the epochs and steps done."""
+def cpu_budget(keras, seconds: float):
+    """A Keras callback that stops training once ``seconds`` of this process's CPU time are used
+    from the start of training, and counts the epochs and steps done. (Its class is made here:
+    Keras is imported only in :func:`train`, once TensorFlow's log level is set.)"""
 
-    def __init__(self, seconds: float, base):
-        self.seconds, self.used, self.time_is_up = seconds, 0.0, False
-        self.epochs = self.steps = 0
-        outer = self
+    class CPUBudget(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.used, self.time_is_up, self.epochs, self.steps = 0.0, False, 0, 0
 
-        class Callback(base):
-            def on_train_begin(self, logs=None):
-                outer.start = time.process_time()
+        def on_train_begin(self, logs=None):
+            self.start = time.process_time()
 
-            def on_train_batch_end(self, batch, logs=None):
-                outer.steps += 1
-                outer.used = time.process_time() - outer.start
-                if outer.used >= outer.seconds:
-                    outer.time_is_up = self.model.stop_training = True
+        def on_train_batch_end(self, batch, logs=None):
+            self.steps += 1
+            self.used = time.process_time() - self.start
+            if self.used >= seconds:
+                self.time_is_up = self.model.stop_training = True
 
-            def on_epoch_end(self, epoch, logs=None):
-                if not outer.time_is_up:
-                    outer.epochs += 1
+        def on_epoch_end(self, epoch, logs=None):
+            if not self.time_is_up:
+                self.epochs += 1
 
-        self.callback = Callback()
+    return CPUBudget()
 
 
 def main(argv: list[str] | None = None) -> int:
