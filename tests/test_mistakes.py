@@ -27,10 +27,10 @@ import jsonschema
 import nbformat
 import pytest
 
-from fashion_kit import check_code, checks, contract, data, notebooks, paths, questions
+from fashion_kit import checks, contract, data, notebooks, paths, questions
 from fashion_kit.grading import evaluator, verdicts
 from fashion_kit.grading.cells import evidence
-from fashion_kit.questions import BY_NAME, points_in_master
+from fashion_kit.questions import BY_NAME, check_code, points_in_master
 from fashion_kit.settings import Settings
 
 MISTAKES = Path(__file__).resolve().parent / "mistakes" / "mistakes.json"

@@ -27,8 +27,15 @@ def cmd_data(args) -> int:
 
 def cmd_assign(args) -> int:
     from . import assign, points, run
+    from .questions import master, readme
     from .statuses import Status
 
+    # What the questions' folders give: the master Otter reads (the lesson with each question's
+    # block) and the README's table of the questions.
+    for path, changed in ((paths.MASTER, master.write(paths.LESSON, paths.MASTER)),
+                          (paths.README, readme.write(paths.README))):
+        if changed:
+            console.print(f"  written       {path.relative_to(paths.ROOT)}")
     with console.status("building") as status:
         result = assign.build(verify=not args.no_verify, progress=lambda msg: status.update(msg))
     for kind, index in (("student", result.student), ("solutions", result.solutions)):
