@@ -31,6 +31,9 @@ SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "fashion
 GRADING_JOBS = int(os.environ.get("FASHION_KIT_TEST_JOBS", "2"))
 # Every graded question and its points, as the master declares them.
 QUESTIONS = questions.points_in_master(paths.MASTER)
+# Their sum: full marks, as a gradebook writes it.
+TOTAL = sum(QUESTIONS.values())
+TOTAL_SHOWN = f"{TOTAL:g}"
 # The tests' quick fit (fashion_kit.grading.cells.quick_fit), for gradings whose claim is not the
 # accuracy: five optimizer steps instead of 9,375, graded by a copy of the session's zip whose q9
 # threshold is what five such steps reach (0.55-0.61 for the lesson's model, measured; chance is 0.1).
