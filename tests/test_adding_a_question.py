@@ -120,11 +120,12 @@ def test_the_autograder_and_the_readme_count_the_new_point(project):
     assert f"| {project.name} |" in readme and f"| **{questions.TOTAL + 1:g}** |" in readme
 
 
-def test_the_copys_own_registry_and_message_tests_pass_there(project):
+def test_the_copys_own_registry_message_and_catalogue_tests_pass_there(project):
     """What the fast suite checks of a question, run in the copy: the master, the README, the
-    registry's folders, and the new check's bilingual message for any value."""
+    registry's folders, the new check's bilingual message for any value, and the guide's catalogue
+    entry (well formed, its edit fits the reference solution)."""
     found = project.run("-m", "pytest", "-p", "no:cacheprovider", "-q", "tests/test_questions.py",
-                        "tests/test_messages.py", "-m", "not slow", "-x")
+                        "tests/test_messages.py", "tests/grading/test_catalogue.py", "-m", "not slow", "-x")
     assert found.returncode == 0, found.stdout[-4000:] + found.stderr[-2000:]
     assert project.name in project.run("-m", "pytest", "-p", "no:cacheprovider", "--collect-only", "-q",
                                        "tests/test_messages.py").stdout

@@ -11,7 +11,9 @@ numbers' order. What a folder holds:
 * ``test.py``: the public test, whose ``CHECK(...)`` line the build replaces with the check's code;
 * ``check.py``: ``collect_<name>`` and ``check_<name>``, self-contained but for the helpers of
   :mod:`fashion_kit.checks`;
-* ``catalogue.json`` (optional): answers the catalogue grades, with the points each must lose.
+* ``catalogue.json`` (optional): answers the catalogue grades, with the points each must lose;
+* ``mistakes.json`` (optional): beginners' mistakes, with what the notebook's check and the grade
+  must both say of them (tests/test_mistakes.py).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ PROMPT_FILE = "prompt.{language}.md"
 SOLUTION_FILE = "solution.py"
 TEST_FILE = "test.py"
 CATALOGUE_FILE = "catalogue.json"
+MISTAKES_FILE = "mistakes.json"
 
 
 def folders(parent: Path = FOLDER) -> list[Path]:
