@@ -101,12 +101,17 @@ def compose(lesson, questions: tuple[Question, ...] = QUESTIONS):
     return master
 
 
+def text(lesson_path: Path) -> str:
+    """The master composed from the lesson at ``lesson_path``, as the file holds it."""
+    return notebooks.dumps(compose(notebooks.read(lesson_path)))
+
+
 def write(lesson_path: Path, master_path: Path) -> bool:
     """Compose the master from the lesson at ``lesson_path`` and write it to ``master_path`` when it
     changed; True when it did."""
-    text = notebooks.dumps(compose(notebooks.read(lesson_path)))
+    text_now = text(lesson_path)
     master_path = Path(master_path)
-    if master_path.is_file() and master_path.read_text(encoding="utf-8") == text:
+    if master_path.is_file() and master_path.read_text(encoding="utf-8") == text_now:
         return False
-    master_path.write_text(text, encoding="utf-8", newline="\n")
+    master_path.write_text(text_now, encoding="utf-8", newline="\n")
     return True

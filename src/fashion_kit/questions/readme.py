@@ -25,14 +25,19 @@ def table(questions: tuple[Question, ...] = QUESTIONS, total: float = TOTAL) -> 
     return "\n".join(rows)
 
 
-def write(readme: Path) -> bool:
-    """Put :func:`table` between the README's two comment lines when it changed; True when it did."""
+def with_table(readme: Path) -> str:
+    """The README's text with :func:`table` between its two comment lines."""
     text = readme.read_text(encoding="utf-8")
     start, end = text.find(BEGIN), text.find(END)
     if start < 0 or end < start:
         raise ValueError(f"{readme} has no place for the questions' table: expected the lines {BEGIN!r} and {END!r}")
-    updated = f"{text[:start]}{BEGIN}\n{table()}\n{text[end:]}"
-    if updated == text:
+    return f"{text[:start]}{BEGIN}\n{table()}\n{text[end:]}"
+
+
+def write(readme: Path) -> bool:
+    """Put :func:`table` between the README's two comment lines when it changed; True when it did."""
+    updated = with_table(readme)
+    if updated == readme.read_text(encoding="utf-8"):
         return False
     readme.write_text(updated, encoding="utf-8", newline="\n")
     return True
