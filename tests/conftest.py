@@ -23,6 +23,7 @@ import pytest
 
 from fashion_kit import assign, contract, data, notebooks, paths, questions, run
 from fashion_kit.grading import core
+from fashion_kit.questions import layout as question_layout
 
 from . import gradescope_spec
 
@@ -135,6 +136,21 @@ def cached_environment(name: str, inputs, build) -> Path:
                 raise
             partial.rename(final)
     return final
+
+
+def folder_entries(file_name: str, schema: dict, folders=None) -> list[tuple[Path, dict]]:
+    """The entries of each question folder's ``file_name`` (``{"entries": [...]}``, checked against
+    ``schema``), each with its folder; ``folders``: the registry's unless given."""
+    import jsonschema
+
+    found = []
+    for folder in question_layout.folders() if folders is None else folders:
+        path = folder / file_name
+        if path.is_file():
+            doc = json.loads(path.read_text(encoding="utf-8"))
+            jsonschema.validate(doc, schema)
+            found += [(folder, entry) for entry in doc["entries"]]
+    return found
 
 
 def mutate(source: Path, target: Path, *edits: tuple[str, str]) -> Path:

@@ -33,6 +33,8 @@ from fashion_kit.grading.cells import evidence
 from fashion_kit.questions import BY_NAME, check_code, layout, points_in_master
 from fashion_kit.settings import Settings
 
+from .conftest import folder_entries
+
 MISTAKES = Path(__file__).resolve().parent / "mistakes" / "mistakes.json"
 FIT = "history = model.fit(training_images, training_labels, epochs=5)"
 QUICK_FIT = "history = model.fit(training_images, training_labels, epochs=5, batch_size=60000)"
@@ -73,14 +75,8 @@ def load(folders=None) -> list[dict]:
     each of these about its folder's question."""
     doc = json.loads(MISTAKES.read_text(encoding="utf-8"))
     jsonschema.validate(doc, SCHEMA)
-    entries = list(doc["entries"])
-    for folder in layout.folders() if folders is None else folders:
-        path = folder / layout.MISTAKES_FILE
-        if path.is_file():
-            own = json.loads(path.read_text(encoding="utf-8"))
-            jsonschema.validate(own, FOLDER_SCHEMA)
-            entries += [{**entry, "question": folder.name} for entry in own["entries"]]
-    return entries
+    own = folder_entries(layout.MISTAKES_FILE, FOLDER_SCHEMA, folders)
+    return doc["entries"] + [{**entry, "question": folder.name} for folder, entry in own]
 
 
 def test_a_question_folders_mistakes_are_read_as_its_own(tmp_path):

@@ -46,7 +46,7 @@ from fashion_kit.questions import layout as question_layout
 from fashion_kit.statuses import Stop
 
 from .. import gradescope_spec
-from ..conftest import QUESTIONS, QUICK_FIT_ENV
+from ..conftest import QUESTIONS, QUICK_FIT_ENV, folder_entries
 
 CATALOGUE = Path(__file__).resolve().parent / "catalogue" / "catalogue.json"
 FIT = "history = model.fit(training_images, training_labels, epochs=5)"
@@ -136,13 +136,7 @@ def load(folders=None) -> list[dict]:
     """The main catalogue's entries, then those of each question folder (``folders``: the registry's)."""
     doc = json.loads(CATALOGUE.read_text(encoding="utf-8"))
     jsonschema.validate(doc, SCHEMA)
-    entries = list(doc["entries"])
-    for folder in question_layout.folders() if folders is None else folders:
-        path = folder / question_layout.CATALOGUE_FILE
-        if path.is_file():
-            own = json.loads(path.read_text(encoding="utf-8"))
-            jsonschema.validate(own, FOLDER_SCHEMA)
-            entries += own["entries"]
+    entries = doc["entries"] + [e for _, e in folder_entries(question_layout.CATALOGUE_FILE, FOLDER_SCHEMA, folders)]
     names = [e["name"] for e in entries]
     twice = sorted({n for n in names if names.count(n) > 1})
     assert not twice, f"two catalogue entries share each of these names: {twice}"
