@@ -55,6 +55,11 @@ def test_a_question_folder_that_does_not_say_what_it_checks_or_its_points_is_ref
     (folder / layout.QUESTION_FILE).write_text('points = "one"\n[checks]\nen = "x"\nzh-TW = "x"\n', encoding="utf-8")
     with pytest.raises(questions.BadQuestion, match="expected points = a positive number, found 'one'"):
         questions.read(folder)
+    (folder / layout.QUESTION_FILE).write_text('points = 1\nname = "q2_y"\n[checks]\nen = "x"\nzh-TW = "x"\n',
+                                               encoding="utf-8")
+    with pytest.raises(questions.BadQuestion, match="the folder's name, q1_x, is the question's"):
+        questions.read(folder)
+    assert hash(questions.BY_NAME["q4_model"]) == hash(questions.BY_NAME["q4_model"])
 
 
 def test_every_graded_question_has_points_and_a_description_in_both_languages():

@@ -48,7 +48,7 @@ class Question:
     snapshot: bool = False
     points: float = 1.0
     # Otter's other settings of the question's block (all_or_nothing, ...), as question.toml gives them.
-    otter: dict = field(default_factory=dict)
+    otter: dict = field(default_factory=dict, hash=False)
     folder: Path | None = None
 
     def describe(self, language: str) -> str:
@@ -96,6 +96,8 @@ def read(folder: Path) -> Question:
         raise BadQuestion(f"{path}: expected points = a positive number, found {points!r}")
     if not isinstance(snapshot, bool):
         raise BadQuestion(f"{path}: expected snapshot = true or false, found {snapshot!r}")
+    if "name" in found:
+        raise BadQuestion(f"{path}: expected no name = ...: the folder's name, {folder.name}, is the question's")
     return Question(folder.name, (described["zh-TW"], described["en"]), snapshot, float(points), found, folder)
 
 
