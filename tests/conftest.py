@@ -23,6 +23,7 @@ import pytest
 
 from fashion_kit import assign, contract, data, notebooks, paths, questions, run
 from fashion_kit.grading import core
+from fashion_kit.questions import layout as question_layout
 
 from . import gradescope_spec
 
@@ -31,6 +32,9 @@ SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "fashion
 GRADING_JOBS = int(os.environ.get("FASHION_KIT_TEST_JOBS", "2"))
 # Every graded question and its points, as the master declares them.
 QUESTIONS = questions.points_in_master(paths.MASTER)
+# Their sum: full marks, as a gradebook writes it.
+TOTAL = sum(QUESTIONS.values())
+TOTAL_SHOWN = f"{TOTAL:g}"
 # The tests' quick fit (fashion_kit.grading.cells.quick_fit), for gradings whose claim is not the
 # accuracy: five optimizer steps instead of 9,375, graded by a copy of the session's zip whose q9
 # threshold is what five such steps reach (0.55-0.61 for the lesson's model, measured; chance is 0.1).
@@ -132,6 +136,21 @@ def cached_environment(name: str, inputs, build) -> Path:
                 raise
             partial.rename(final)
     return final
+
+
+def folder_entries(file_name: str, schema: dict, folders=None) -> list[tuple[Path, dict]]:
+    """The entries of each question folder's ``file_name`` (``{"entries": [...]}``, checked against
+    ``schema``), each with its folder; ``folders``: the registry's unless given."""
+    import jsonschema
+
+    found = []
+    for folder in question_layout.folders() if folders is None else folders:
+        path = folder / file_name
+        if path.is_file():
+            doc = json.loads(path.read_text(encoding="utf-8"))
+            jsonschema.validate(doc, schema)
+            found += [(folder, entry) for entry in doc["entries"]]
+    return found
 
 
 def mutate(source: Path, target: Path, *edits: tuple[str, str]) -> Path:

@@ -1,114 +1,154 @@
-"""docs/adding-a-question.md, followed to the letter: its question is built from the page itself (the
-master's cells from its table, the registry row and the check from its code) in a temporary copy of
-the master, with no other edit anywhere, and the built assignment grades it."""
+"""docs/adding-a-question.md, followed to the letter: a copy of the project gets the guide's question as
+one new folder, made of the guide's own files, and no other edit anywhere. `fashion-kit assign` builds
+the copy; the copy's own registry tests pass there; the student and solution notebooks ask the new
+question in both languages; the autograder counts its point; and (slow) the copy's autograder gives
+the reference solution full marks and the guide's mistake exactly one point less.
+
+The copy runs its own code: a small virtual environment imports the kit from the copy's ``src/`` and
+every other package from this one's, so the build, the grader and phase 2 see the new folder.
+"""
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import shutil
+import subprocess
+import sys
+import sysconfig
+import zipfile
+from pathlib import Path
 
-import nbformat
 import pytest
 
-from fashion_kit import assign, check_code, checks, notebooks, paths, questions
-from fashion_kit.classroom import feedback
-from fashion_kit.grading import verdicts
+from fashion_kit import contract, notebooks, paths, questions
+from fashion_kit.questions import layout
 
-from .grading.judge_fakes import SETTINGS, honest_values, models
+from .conftest import QUICK_FIT_ENV, QUICK_MIN_ACCURACY, with_settings
+from .grading import test_catalogue
 
 GUIDE = paths.ROOT / "docs" / "adding-a-question.md"
-NAME = "q11_pixels"
+# A file of the new folder: its heading names it, the fenced block under it is its whole text.
+FILE = re.compile(r"^### `(?P<folder>q\d+_\w+)/(?P<file>[\w.-]+)`\n.*?^```\w*\n(?P<text>.*?)^```$", re.M | re.S)
+# What the copy leaves out: this venv, git, caches, build products.
+NOT_COPIED = shutil.ignore_patterns(".git", ".venv", "__pycache__", "*.egg-info", ".pytest_cache", "*.zip",
+                                    ".import_linter_cache", "graded", "build")
 
 
-def guide() -> tuple[list[tuple[str, str]], str, str]:
-    """The page's master cells (kind, source), its registry row and its check code."""
-    text = GUIDE.read_text(encoding="utf-8")
-    cells = []
-    for kind, content in re.findall(r"^\| (raw|code|markdown[^|]*) \| (.+) \|$", text, re.MULTILINE):
-        parts = [a or b for a, b in re.findall(r"``(.+?)``|`([^`]+)`", content)]
-        if kind == "code" and len(parts) == 2:  # a line and, on the next line, an indented one
-            parts = [parts[0], "    " + parts[1]]
-        cells.append((kind, "\n".join(parts)))
-    blocks = re.findall(r"```python\n(.*?)```", text, re.DOTALL)
-    row = next(b for b in blocks if b.lstrip().startswith("Question("))
-    code = next(b for b in blocks if "def check_" in b)
-    return cells, row.strip().rstrip(","), code
+def guide() -> tuple[str, dict[str, str]]:
+    """The guide's question: its folder's name and its files' texts."""
+    found = list(FILE.finditer(GUIDE.read_text(encoding="utf-8")))
+    names = {m["folder"] for m in found}
+    assert len(names) == 1, f"the guide's files must make one folder, found {names}"
+    return names.pop(), {m["file"]: m["text"] for m in found}
 
 
-def master_with_the_question(target):
-    nb = notebooks.read(paths.MASTER)
-    cells, _, _ = guide()
-    made = []
-    for kind, source in cells:
-        if kind == "raw":
-            made.append(nbformat.v4.new_raw_cell(source))
-        elif kind == "code":
-            made.append(nbformat.v4.new_code_cell(source))
-        else:
-            cell = nbformat.v4.new_markdown_cell(source)
-            cell.metadata["tags"] = [re.search(r"lang:[\w-]+", kind).group()]
-            made.append(cell)
-    # After the last graded question's block, as the page says.
-    q10 = next(i for i, c in enumerate(nb.cells) if c.cell_type == "raw" and "name: q10_param_count" in c.source)
-    end_of_q10 = next(i for i in range(q10, len(nb.cells)) if nb.cells[i].source.strip() == "# END QUESTION")
-    nb.cells[end_of_q10 + 1:end_of_q10 + 1] = made
-    for i, cell in enumerate(nb.cells):
-        cell["id"] = f"cell-{i:03d}"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    notebooks.write(nb, target)
-    return target
+def python_running(src: Path, where: Path) -> Path:
+    """A Python that imports the kit from ``src`` and every other package from this environment."""
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(where)], check=True, capture_output=True)
+    python = where / "bin" / "python"
+    found = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                           check=True, capture_output=True, text=True).stdout.strip()
+    # Read in name order: the copy first, so its fashion_kit is the one imported.
+    Path(found, "a-kit.pth").write_text(f"{src}\n", encoding="utf-8")
+    Path(found, "b-packages.pth").write_text(f"{sysconfig.get_paths()['purelib']}\n", encoding="utf-8")
+    return python
 
 
-@pytest.fixture
-def kit_with_the_question(tmp_path, monkeypatch, data_dir):
-    _, row, code = guide()
-    # The check, where checks.py would hold it: the module and the source the build copies from.
-    source = tmp_path / "checks.py"
-    shutil.copyfile(check_code.SOURCE, source)
-    with source.open("a", encoding="utf-8") as f:
-        f.write("\n\n" + code)
-    monkeypatch.setattr(check_code, "SOURCE", source)
-    check_code._definitions.cache_clear()
-    namespace = vars(checks).copy()
-    exec(compile(code, str(GUIDE), "exec"), namespace)
-    for name in (f"collect_{NAME}", f"check_{NAME}"):
-        monkeypatch.setattr(checks, name, namespace[name], raising=False)
-    # The registry row, where questions.py would hold it.
-    question = eval(row, {"Question": questions.Question})
-    monkeypatch.setattr(questions, "QUESTIONS", (*questions.QUESTIONS, question))
-    monkeypatch.setitem(questions.BY_NAME, NAME, question)
-    monkeypatch.setattr(questions, "NAMES", (*questions.NAMES, NAME))
-    master = master_with_the_question(tmp_path / "master" / "fashion_mnist.ipynb")
-    yield master, assign.build(master=master, root=tmp_path / "kit", verify=False, progress=lambda _: None)
-    check_code._definitions.cache_clear()
+class Project:
+    def __init__(self, root: Path, python: Path, name: str, env: dict[str, str]):
+        self.root, self.python, self.name, self.env = root, python, name, env
+
+    def run(self, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+        return subprocess.run([str(self.python), *args], cwd=self.root, env={**self.env, **(env or {})},
+                              capture_output=True, text=True, timeout=1800)
 
 
-def test_the_guides_question_is_built_checked_and_graded(kit_with_the_question):
-    master, built = kit_with_the_question
-    # The registry and the master agree (what tests/test_questions.py checks of the real master).
-    assert tuple(questions.points_in_master(master)) == questions.NAMES
-    points = questions.points_in_autograder(built.autograder_zip)
-    assert points[NAME] == 1.0 and list(points)[:-1] == list(questions.NAMES[:-1])
-    # The student's notebook asks it and checks it, in each language.
-    for lang, words in (("en", "How many pixels"), ("zh-TW", "一張圖片有幾個像素")):
-        student = notebooks.read(built.student[lang])
-        text = "\n".join(c.source for c in student.cells)
-        assert words in text and f'grader.check("{NAME}")' in text and "pixels = ..." in text
-    # The public test carries the check's own code and runs without the kit.
-    test = check_code.expand('def test_pixels(pixels):\n    CHECK("q11_pixels", public=True)\n')
-    for pixels, passes in ((28 * 28, True), (28 * 28 - 1, False)):
-        env: dict = {}
-        exec(test, env)
-        if passes:
-            env["test_pixels"](pixels)
-        else:
-            with pytest.raises(AssertionError, match="Expected pixels == 28 × 28 = 784, found 783"):
-                env["test_pixels"](pixels)
-    # Phase 2 decides it from the value the grader's cell hands over, and the page says what it checks.
-    for pixels, score in ((784, 1.0), (783, 0.0)):
-        values = {**honest_values(), NAME: checks.collect_q11_pixels({"pixels": pixels})}
-        results = verdicts.decide(points, verdicts.Phase1(values=values), models(), SETTINGS, sandbox="bubblewrap")
-        found = {t["name"]: t["score"] for t in results["tests"] if "max_score" in t}
-        assert found[NAME] == score and results["score"] == sum(points.values()) - (1 - score)
-    page = feedback.page({"id": "anna", "status": "graded"}, results, language="en")
-    assert questions.BY_NAME[NAME].describe("en") in page
+@pytest.fixture(scope="module")
+def project(tmp_path_factory, data_dir) -> Project:
+    base = tmp_path_factory.mktemp("guide")
+    root = base / "project"
+    shutil.copytree(paths.ROOT, root, ignore=NOT_COPIED)
+    name, files = guide()
+    folder = root / "src" / "fashion_kit" / "questions" / name
+    folder.mkdir()
+    for file, text in files.items():
+        (folder / file).write_text(text, encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if k not in ("FASHION_KIT_ROOT", "PYTHONPATH")}
+    copy = Project(root, python_running(root / "src", base / "venv"), name, env)
+    built = copy.run("-m", "fashion_kit", "assign", "--no-verify")
+    assert built.returncode == 0, built.stdout + built.stderr
+    return copy
+
+
+def test_the_guide_makes_one_new_question_folder_with_every_file():
+    name, files = guide()
+    assert layout.NAME.match(name) and name not in questions.NAMES
+    assert set(files) == {layout.QUESTION_FILE, layout.CHECK_FILE, layout.PROMPT_FILE.format(language="zh-TW"),
+                          layout.PROMPT_FILE.format(language="en"), layout.SOLUTION_FILE, layout.TEST_FILE,
+                          layout.CATALOGUE_FILE}
+
+
+def test_the_copy_runs_its_own_kit(project):
+    found = project.run("-c", "import fashion_kit; print(fashion_kit.__file__)")
+    assert found.stdout.strip() == str(project.root / "src" / "fashion_kit" / "__init__.py"), found.stderr
+
+
+def test_the_built_notebooks_ask_and_check_the_new_question_in_each_language(project):
+    _, files = guide()
+    def cells(*parts: str) -> list[str]:
+        return [c.source for c in notebooks.read(project.root.joinpath(*parts)).cells]
+
+    for lang in contract.LANGUAGES:
+        prompt = files[layout.PROMPT_FILE.format(language=lang)].strip()
+        student, solution = cells("student", lang, contract.NOTEBOOK), cells("solutions", lang, contract.NOTEBOOK)
+        for found in (student, solution):
+            assert prompt in found and f'grader.check("{project.name}")' in found
+        answer = "first_prediction = int(np.argmax(model.predict(test_images[:1], verbose=0)[0]))"
+        assert "first_prediction = ..." in student and answer in solution
+        assert not any(answer in c for c in student)
+    # After the last question that has its place in the lesson, before the next part of the lesson.
+    begins = [s for s in cells("assignment", contract.NOTEBOOK) if s.startswith("# BEGIN QUESTION")]
+    assert [s.split("\n")[1] for s in begins][-3:] == ["name: q10_param_count", f"name: {project.name}", "name: challenge"]
+
+
+def test_the_autograder_and_the_readme_count_the_new_point(project):
+    points = questions.points_in_autograder(project.root / "autograder" / contract.AUTOGRADER_ZIP_NAME)
+    assert points == {**{q.name: q.points for q in questions.QUESTIONS}, project.name: 1.0}
+    readme = (project.root / "README.md").read_text(encoding="utf-8")
+    assert f"| {project.name} |" in readme and f"| **{questions.TOTAL + 1:g}** |" in readme
+
+
+def test_the_copys_own_registry_message_and_catalogue_tests_pass_there(project):
+    """What the fast suite checks of a question, run in the copy: the master, the README, the
+    registry's folders, the new check's bilingual message for any value, and the guide's catalogue
+    entry (well formed, its edit fits the reference solution)."""
+    found = project.run("-m", "pytest", "-p", "no:cacheprovider", "-q", "tests/test_questions.py",
+                        "tests/test_messages.py", "tests/grading/test_catalogue.py", "-m", "not slow", "-x")
+    assert found.returncode == 0, found.stdout[-4000:] + found.stderr[-2000:]
+    assert project.name in project.run("-m", "pytest", "-p", "no:cacheprovider", "--collect-only", "-q",
+                                       "tests/test_messages.py").stdout
+
+
+@pytest.mark.slow
+def test_the_reference_gets_full_marks_and_the_guides_mistake_loses_its_point(project, tmp_path):
+    """Graded by the copy's autograder with the tests' quick fit (the accuracy is not the claim)."""
+    built = project.root / "autograder" / contract.AUTOGRADER_ZIP_NAME
+    quick = with_settings(built, tmp_path / "quick.zip", min_test_accuracy=QUICK_MIN_ACCURACY)
+    points = questions.points_in_autograder(built)
+    reference = project.root / "solutions" / "en" / contract.NOTEBOOK
+    folders = [project.root / "src" / "fashion_kit" / "questions" / project.name]
+    (mistake,) = test_catalogue.load(folders)[-1:]
+    assert mistake["scores"] == {project.name: 0}
+    wrong = test_catalogue.mutant(mistake, reference, tmp_path / "mistake" / contract.NOTEBOOK)
+    graded = {}
+    for label, notebook in (("reference", reference), ("mistake", wrong)):
+        out = tmp_path / label
+        found = project.run("-m", "fashion_kit", "run", str(notebook), "--autograder", str(quick), "--no-sandbox",
+                            "--output", str(out), env=QUICK_FIT_ENV)
+        results = json.loads((out / contract.RESULTS_FILE).read_text(encoding="utf-8"))
+        graded[label] = {t["name"]: t["score"] for t in results["tests"] if t.get("max_score")}
+        assert graded[label], found.stdout + found.stderr
+    assert graded["reference"] == points and sum(points.values()) == questions.TOTAL + 1
+    assert graded["mistake"] == {**points, **mistake["scores"]}

@@ -13,12 +13,23 @@ import sys
 import numpy as np
 import pytest
 
-from fashion_kit import check_code, checks, questions
+from fashion_kit import checks, questions
+from fashion_kit.questions import check_code
+from fashion_kit.questions.q1_load_data.check import check_q1_load_data, collect_q1_load_data
+from fashion_kit.questions.q2_class_names.check import check_q2_class_names
+from fashion_kit.questions.q3_normalize.check import check_q3_normalize, collect_q3_normalize
+from fashion_kit.questions.q4_model.check import check_q4_model
+from fashion_kit.questions.q5_compile.check import check_q5_compile, collect_q5_compile
+from fashion_kit.questions.q6_fit.check import check_q6_fit
+from fashion_kit.questions.q7_save_load.check import check_q7_save_load
+from fashion_kit.questions.q8_evaluate.check import check_q8_evaluate
+from fashion_kit.questions.q9_accuracy.check import check_q9_accuracy
+from fashion_kit.questions.q10_param_count.check import check_q10_param_count
 
 
 def test_every_question_of_the_registry_has_its_collect_and_check():
     for question in questions.QUESTIONS:
-        assert callable(getattr(checks, question.collect)) and callable(getattr(checks, question.check))
+        assert callable(getattr(question.module, question.collect)) and callable(getattr(question.module, question.check))
         fraction, messages = question.decide({})  # nothing handed over: no points, and a message
         assert fraction == 0 and messages, question.name
 
@@ -36,26 +47,26 @@ def test_public_checks_are_the_full_checks_without_their_hidden_parts():
     scaled = {"type": "ndarray", "shape": [60000, 28, 28], "kind": "f", "dtype": "float64", "min": 0.0, "max": 1.0,
               "digest_times_255": "x" * 64}
     values = {"training_images": scaled, "test_images": {**scaled, "shape": [10000, 28, 28]}}
-    assert checks.check_q3_normalize(values, public=True)[0] == 1 and checks.check_q3_normalize(values)[0] == 0
+    assert check_q3_normalize(values, public=True)[0] == 1 and check_q3_normalize(values)[0] == 0
     names = list(checks.CLASS_NAMES)
     names[0] = "tshirt"  # the table is above the question: the public check compares every name too
-    fraction, messages = checks.check_q2_class_names({"class_names": names}, public=True)
+    fraction, messages = check_q2_class_names({"class_names": names}, public=True)
     assert fraction == 0 and "label 0 is 'tshirt'" in messages[0]
     weights_only = {n: {"kind": "integer", "value": v} for n, v in (("hidden_params", 100352), ("output_params", 1290),
                                                                      ("total_params", 101642))}
-    fraction, messages = checks.check_q10_param_count(weights_only, public=True)
+    fraction, messages = check_q10_param_count(weights_only, public=True)
     assert fraction == 0 and "add one bias per neuron (128)" in messages[0]
 
 
 def test_a_missing_or_unfilled_or_twice_scaled_value_says_what_to_do():
-    assert "has no value yet: run question 1's cell" in checks.check_q1_load_data(
-        checks.collect_q1_load_data({}), public=True)[1][0]
-    assert "is still ...: replace" in checks.check_q3_normalize(
-        checks.collect_q3_normalize({"training_images": ...}), public=True)[1][0]
+    assert "has no value yet: run question 1's cell" in check_q1_load_data(
+        collect_q1_load_data({}), public=True)[1][0]
+    assert "is still ...: replace" in check_q3_normalize(
+        collect_q3_normalize({"training_images": ...}), public=True)[1][0]
     raw = np.random.default_rng(0).integers(0, 256, (60000, 28, 28), dtype=np.uint8)
     raw[0, 0, 0], raw[0, 0, 1] = 0, 255
     twice = {"training_images": raw / 255.0 / 255.0, "test_images": raw[:10000] / 255.0}
-    assert "divided by 255 twice" in checks.check_q3_normalize(checks.collect_q3_normalize(twice), public=True)[1][0]
+    assert "divided by 255 twice" in check_q3_normalize(collect_q3_normalize(twice), public=True)[1][0]
 
 
 def test_names_are_read_the_way_keras_writes_them():
@@ -139,8 +150,8 @@ def test_the_reader_and_keras_agree_on_every_way_of_writing_the_lesson(variants,
     assert facts["accuracy"] == pytest.approx(expected, abs=2e-4)
     for key in ("layers", "input", "params", "compiled", "optimizer", "loss", "loss_given", "metrics", "iterations"):
         assert facts[key] == live[key], key  # the file read as data, the live model: the same facts
-    assert checks.check_q4_model({"model": facts}) == (1.0, [])
-    assert checks.check_q5_compile({"model": facts}) == (1.0, [])
+    assert check_q4_model({"model": facts}) == (1.0, [])
+    assert check_q5_compile({"model": facts}) == (1.0, [])
 
 
 def _rewritten(source, target, change):
@@ -197,31 +208,31 @@ def test_public_checks_decide_from_the_notebooks_own_measurements():
     model = {"layers": checks.EXPECTED_LAYERS, "input": [28, 28], "params": [0, 100480, 1290], "iterations": 9375}
     history = {"type": "History", "epochs": 5, "params": {"steps": 1875}}
     on_test = {**model, "accuracy": 0.89, "train_accuracy": 0.84}  # fitted to the test set
-    assert "far more accurate on the test set" in checks.check_q6_fit(
+    assert "far more accurate on the test set" in check_q6_fit(
         {"model": on_test, "history": history}, public=True)[1][0]
     twice = {**model, "iterations": 9375 + 1875}  # fit ran again: the optimizer took more steps than history's
-    fraction, messages = checks.check_q6_fit({"model": twice, "history": history}, public=True)
+    fraction, messages = check_q6_fit({"model": twice, "history": history}, public=True)
     assert fraction == 0 and "continues training" in messages[0] and "question 4's cell again" in messages[0]
-    assert checks.check_q6_fit({"model": {**model, "accuracy": 0.87, "train_accuracy": 0.89},
+    assert check_q6_fit({"model": {**model, "accuracy": 0.87, "train_accuracy": 0.89},
                                 "history": history}, public=True) == (1.0, [])
     number = {"kind": "real", "value": 0.95}  # evaluated on the training set
-    fraction, messages = checks.check_q8_evaluate({"test_loss": number, "test_acc": number, "measured": [0.87]},
+    fraction, messages = check_q8_evaluate({"test_loss": number, "test_acc": number, "measured": [0.87]},
                                                   public=True)
     assert fraction == 0.5 and "0.8700" in messages[0]
-    fraction, messages = checks.check_q8_evaluate({"test_loss": {"type": "NoneType"},
+    fraction, messages = check_q8_evaluate({"test_loss": {"type": "NoneType"},
                                                    "test_acc": {"type": "list", "length": 2}}, public=True)
     assert fraction == 0 and "test_loss, test_acc = model.evaluate" in messages[0]
     untrained = {**model, "accuracy": 0.1, "train_accuracy": 0.1}
-    assert checks.check_q9_accuracy({"model": untrained, "threshold": 0.85}, public=True)[0] == 0
-    assert checks.check_q9_accuracy({"model": {**model, "accuracy": 0.87, "train_accuracy": 0.89},
+    assert check_q9_accuracy({"model": untrained, "threshold": 0.85}, public=True)[0] == 0
+    assert check_q9_accuracy({"model": {**model, "accuracy": 0.87, "train_accuracy": 0.89},
                                      "threshold": 0.85}, public=True) == (1.0, [])
 
 
 def test_q7s_check_wants_the_file_of_this_run_and_a_model_read_back_from_it():
     loaded = {"type": "Sequential", "is_model": True, "is_the_model_itself": True, "same_weights": None}
-    fraction, messages = checks.check_q7_save_load({"files": ["f"], "saved": True, "loaded": loaded}, public=True)
+    fraction, messages = check_q7_save_load({"files": ["f"], "saved": True, "loaded": loaded}, public=True)
     assert fraction == 0.5 and "found model itself" in messages[0]
-    old = checks.check_q7_save_load({"files": ["f"], "saved": "old file / old file", "loaded": {
+    old = check_q7_save_load({"files": ["f"], "saved": "old file / old file", "loaded": {
         **loaded, "is_the_model_itself": False, "same_weights": True}}, public=True)
     assert old == (0.0, ["old file / old file"])
 
@@ -229,7 +240,7 @@ def test_q7s_check_wants_the_file_of_this_run_and_a_model_read_back_from_it():
 def test_q10s_chinese_line_has_the_numbers_of_the_english_one():
     values = {n: {"kind": "integer", "value": v} for n, v in (("hidden_params", 100480), ("output_params", 1290),
                                                                 ("total_params", 101771))}
-    chinese, _, english = checks.check_q10_param_count(values, public=True)[1][0].partition(" / ")
+    chinese, _, english = check_q10_param_count(values, public=True)[1][0].partition(" / ")
     assert "101771" in chinese and "101771" in english
 
 
@@ -240,4 +251,4 @@ def test_an_h5_save_leaves_q5s_check_passing(tmp_path):
                               keras.layers.Dense(10, activation="softmax")])
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     model.save(tmp_path / "fashion_mnist_model.h5")  # Keras drops the optimizer from the live compile config
-    assert checks.check_q5_compile(checks.collect_q5_compile({"model": model}), public=True) == (1.0, [])
+    assert check_q5_compile(collect_q5_compile({"model": model}), public=True) == (1.0, [])

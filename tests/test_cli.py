@@ -267,3 +267,27 @@ def test_check_refuses_a_setting_out_of_range_naming_the_key_and_the_value(tmp_p
     assert cli.main(["check"]) == cli.EXIT_USAGE
     err = " ".join(capsys.readouterr().err.split())  # the console wraps long lines
     assert "fashion_kit.min_test_accuracy must be a number from 0 to 1; found 1.5" in err, err
+
+
+def test_check_finds_a_master_or_a_readme_table_behind_the_question_folders(tmp_path, monkeypatch, capsys):
+    """`check` compares the master and the README's table with what the lesson and the folders give."""
+    from fashion_kit import assign, autograder_zip, paths
+    from fashion_kit.questions import readme as table
+
+    originals = {"MASTER": paths.MASTER.read_text(encoding="utf-8"), "README": paths.README.read_text(encoding="utf-8")}
+    copies = {"MASTER": tmp_path / "assignment" / paths.MASTER.name, "README": tmp_path / "README.md"}
+    copies["MASTER"].parent.mkdir()
+    monkeypatch.setattr(paths, "ROOT", tmp_path)
+    for name, path in copies.items():
+        monkeypatch.setattr(paths, name, path)
+    monkeypatch.setattr(assign, "expected_notebooks", lambda **_: {})
+    monkeypatch.setattr(autograder_zip, "stale_reasons", lambda _: [])
+    edits = {"MASTER": ("points: 2", "points: 3"), "README": (table.END, "| q99_by_hand | a row | 1 |\n" + table.END)}
+    for changed in (False, True):
+        for name, path in copies.items():
+            old, new = edits[name]
+            path.write_text(originals[name].replace(old, new if changed else old, 1), encoding="utf-8")
+        assert cli.main(["check"]) == (1 if changed else 0)
+        out = " ".join("".join(capsys.readouterr()).split())  # the console wraps long lines
+        for shown in ("assignment/fashion_mnist.ipynb", "README.md"):
+            assert (f"{shown} is out of date with the lesson and the question folders" in out) is changed, out

@@ -10,8 +10,9 @@ import re
 import numpy as np
 import pytest
 
-from fashion_kit import check_code, notebooks, paths, questions
+from fashion_kit import notebooks, paths, questions
 from fashion_kit.grading.messages import UNEXPECTED_VALUE, clean_output
+from fashion_kit.questions import check_code
 
 from .grading import test_catalogue
 

@@ -27,11 +27,13 @@ import jsonschema
 import nbformat
 import pytest
 
-from fashion_kit import check_code, checks, contract, data, notebooks, paths, questions
+from fashion_kit import checks, contract, data, notebooks, paths, questions
 from fashion_kit.grading import evaluator, verdicts
 from fashion_kit.grading.cells import evidence
-from fashion_kit.questions import BY_NAME, points_in_master
+from fashion_kit.questions import BY_NAME, check_code, layout, points_in_master
 from fashion_kit.settings import Settings
+
+from .conftest import folder_entries
 
 MISTAKES = Path(__file__).resolve().parent / "mistakes" / "mistakes.json"
 FIT = "history = model.fit(training_images, training_labels, epochs=5)"
@@ -60,10 +62,34 @@ SCHEMA = {
 }
 
 
-def load() -> list[dict]:
+# A question folder's mistakes.json: entries as above, at least one, each about the folder's question.
+ENTRY = SCHEMA["properties"]["entries"]["items"]
+FOLDER_SCHEMA = {"type": "object", "required": ["entries"], "additionalProperties": False, "properties": {
+    "entries": {"type": "array", "minItems": 1, "items": {
+        **ENTRY, "required": [k for k in ENTRY["required"] if k != "question"],
+        "properties": {k: v for k, v in ENTRY["properties"].items() if k != "question"}}}}}
+
+
+def load(folders=None) -> list[dict]:
+    """mistakes.json's entries, then those of each question folder (``folders``: the registry's),
+    each of these about its folder's question."""
     doc = json.loads(MISTAKES.read_text(encoding="utf-8"))
     jsonschema.validate(doc, SCHEMA)
-    return doc["entries"]
+    own = folder_entries(layout.MISTAKES_FILE, FOLDER_SCHEMA, folders)
+    return doc["entries"] + [{**entry, "question": folder.name} for folder, entry in own]
+
+
+def test_a_question_folders_mistakes_are_read_as_its_own(tmp_path):
+    entry = next(e for e in load() if e["question"] == "q10_param_count")
+    folder = tmp_path / "q10_param_count"
+    folder.mkdir()
+    own = {k: v for k, v in entry.items() if k != "question"}
+    (folder / layout.MISTAKES_FILE).write_text(json.dumps({"entries": [{**own, "name": "from-the-folder"}]}),
+                                               encoding="utf-8")
+    assert load([folder])[-1] == {**entry, "name": "from-the-folder"}
+    (folder / layout.MISTAKES_FILE).write_text(json.dumps({"entries": [entry]}), encoding="utf-8")
+    with pytest.raises(jsonschema.ValidationError, match="question"):
+        load([folder])  # the folder says which question: an entry does not
 
 
 def answer_cells() -> list[tuple[str | None, str]]:

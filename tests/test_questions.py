@@ -1,15 +1,65 @@
-"""The question registry agrees with the master notebook and with what people read about it."""
+"""The question registry: its folders, the master built from them, and what people read about it."""
 
 import re
 import zipfile
 
+import nbformat
 import pytest
 
-from fashion_kit import paths, questions
+from fashion_kit import notebooks, paths, questions
+from fashion_kit.questions import layout, master, readme
 
 
-def test_registry_names_the_masters_graded_questions_in_order():
-    assert tuple(questions.points_in_master(paths.MASTER)) == questions.NAMES
+def test_registry_names_the_masters_graded_questions_in_order_with_the_folders_points():
+    assert questions.points_in_master(paths.MASTER) == {q.name: q.points for q in questions.QUESTIONS}
+    assert questions.NAMES == tuple(f.name for f in layout.folders())
+    assert questions.NAMES.index("q10_param_count") == questions.NAMES.index("q9_accuracy") + 1, "numbers' order"
+
+
+def test_the_committed_master_is_the_lesson_with_each_questions_block():
+    """fashion-kit assign writes the master from the lesson and the folders; a stale one is caught."""
+    built = notebooks.dumps(master.compose(notebooks.read(paths.LESSON)))
+    assert paths.MASTER.read_text(encoding="utf-8") == built, "run: .venv/bin/fashion-kit assign --no-verify"
+
+
+def _lesson(*cells):
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_raw_cell(c) if c.startswith("# QUESTION") else nbformat.v4.new_markdown_cell(c)
+                for c in cells]
+    return nb
+
+
+def test_a_question_without_its_place_in_the_lesson_follows_the_last_question():
+    q1, q2 = questions.BY_NAME["q1_load_data"], questions.BY_NAME["q2_class_names"]
+    composed = master.compose(_lesson("intro", "# QUESTION q1_load_data", "challenge"), (q1, q2))
+    sources = [c.source for c in composed.cells]
+    begins = [i for i, s in enumerate(sources) if s.startswith("# BEGIN QUESTION")]
+    assert [sources[i].split("\n")[1] for i in begins] == ["name: q1_load_data", "name: q2_class_names"]
+    assert sources[0] == "intro" and sources[-1] == "challenge" and sources[-2] == "# END QUESTION"
+    assert "# QUESTION q1_load_data" not in sources
+
+
+def test_a_lesson_naming_a_question_no_folder_holds_or_one_twice_is_refused():
+    with pytest.raises(master.BadLesson, match="q99_nothing unknown"):
+        master.compose(_lesson("# QUESTION q99_nothing"))
+    with pytest.raises(master.BadLesson, match="q1_load_data twice"):
+        master.compose(_lesson("# QUESTION q1_load_data", "# QUESTION q1_load_data"))
+
+
+def test_a_question_folder_that_does_not_say_what_it_checks_or_its_points_is_refused(tmp_path):
+    folder = tmp_path / "q1_x"
+    folder.mkdir()
+    (folder / layout.QUESTION_FILE).write_text('points = 1\n[checks]\nen = "x"\n', encoding="utf-8")
+    with pytest.raises(questions.BadQuestion, match="one sentence for each of zh-TW, en"):
+        questions.read(folder)
+    (folder / layout.QUESTION_FILE).write_text('points = "one"\n[checks]\nen = "x"\nzh-TW = "x"\n', encoding="utf-8")
+    with pytest.raises(questions.BadQuestion, match="expected points = a positive number, found 'one'"):
+        questions.read(folder)
+    (folder / layout.QUESTION_FILE).write_text('points = 1\nname = "q2_y"\n[checks]\nen = "x"\nzh-TW = "x"\n',
+                                               encoding="utf-8")
+    with pytest.raises(questions.BadQuestion, match="the folder's name, q1_x, is the question's"):
+        questions.read(folder)
+    assert hash(questions.BY_NAME["q4_model"]) == hash(questions.BY_NAME["q4_model"])
 
 
 def test_every_graded_question_has_points_and_a_description_in_both_languages():
@@ -22,9 +72,11 @@ def test_every_graded_question_has_points_and_a_description_in_both_languages():
 
 
 def test_the_readme_table_lists_each_question_with_the_masters_points():
-    readme = (paths.ROOT / "README.md").read_text(encoding="utf-8")
-    rows = dict(re.findall(r"^\| (q\d+_\w+) \|.*\| (\d+(?:\.\d+)?) \|$", readme, re.MULTILINE))
+    text = paths.README.read_text(encoding="utf-8")
+    assert f"{readme.BEGIN}\n{readme.table()}\n{readme.END}" in text, "run: .venv/bin/fashion-kit assign --no-verify"
+    rows = dict(re.findall(r"^\| (q\d+_\w+) \|.*\| (\d+(?:\.\d+)?) \|$", text, re.MULTILINE))
     assert {q: float(p) for q, p in rows.items()} == questions.points_in_master(paths.MASTER)
+    assert f"| **{questions.TOTAL:g}** |" in text
 
 
 def test_the_questions_the_grader_treats_by_name_are_the_registrys():

@@ -8,6 +8,7 @@ import ast
 from fashion_kit import contract, paths, points, run
 from fashion_kit.classroom import exports, report
 from fashion_kit.classroom.store import Record
+from fashion_kit.questions import layout as question_layout
 from fashion_kit.statuses import CheckStatus, Status
 
 PACKAGE = paths.ROOT / "src" / "fashion_kit"
@@ -17,14 +18,17 @@ NAMES = {contract.NOTEBOOK, contract.AUTOGRADER_ZIP_NAME, contract.OTTER_CONFIG_
 
 
 def modules(*owners: str):
-    """Every module of the kit but ``owners``, parsed."""
+    """Every module of the kit but ``owners`` and the question folders' files (the notebook's own
+    code: its answers, its tests, its checks), parsed."""
     for path in sorted(PACKAGE.rglob("*.py")):
-        if path.name not in owners:
+        in_a_question = question_layout.NAME.match(path.parent.name) and path.parent.parent == question_layout.FOLDER
+        if path.name not in owners and not in_a_question:
             yield path.relative_to(PACKAGE), ast.parse(path.read_text(encoding="utf-8"))
 
 
 def test_file_and_layout_names_are_written_only_in_the_contract():
-    # checks.py is copied into the notebooks, where no kit is to import the name from.
+    # The checks are copied into the notebooks, where no kit is to import the name from; a question's
+    # answer and test are the notebook's own code.
     found = [f"{path}:{node.lineno}: {node.value}" for path, tree in modules("contract.py", "checks.py")
              for node in ast.walk(tree) if isinstance(node, ast.Constant) and node.value in NAMES]
     assert not found

@@ -21,9 +21,10 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import check_code, data, notebooks, paths, settings as settings_module
+from . import data, notebooks, paths, settings as settings_module
 from .autograder_zip import BuildError, write_autograder_zip
 from .contract import ANSWER_TAG, AUTOGRADER_ZIP_NAME, NOTEBOOK
+from .questions import check_code
 from .settings import Settings
 from .statuses import Status
 

@@ -127,7 +127,8 @@ def _package_files() -> list[Path]:
     """The kit's own files as the wheel carries them: its Python modules and package data."""
     return sorted(
         p for p in PACKAGE.rglob("*")
-        if p.is_file() and "__pycache__" not in p.parts and p.suffix in (".py", ".json", ".sh", ".html", ".js", "")
+        if p.is_file() and "__pycache__" not in p.parts
+        and p.suffix in (".py", ".json", ".sh", ".html", ".js", ".toml", ".md", "")
         and not p.name.startswith(".")
     )
 

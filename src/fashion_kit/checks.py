@@ -1,6 +1,7 @@
-"""The assignment's checks: one implementation of each question's check, on plain values.
+"""What the questions' checks share: the helpers each one imports, and the form every check takes.
 
-Every question is decided by a pair of functions here:
+Every question is decided by a pair of functions in its folder's check.py
+(``fashion_kit/questions/<question>/check.py``), which imports what it shares with the others from here:
 
 * ``collect_<question>(env)`` turns the notebook's variables (``env``: name -> value) into plain
   values (numbers, strings, lists, dicts: JSON), for instance an array's shape, statistics and
@@ -17,7 +18,8 @@ decides every question with ``public=False`` from those values, the values it me
 the place of the notebook's (``values["model"]`` is the model the grader read from its snapshot).
 
 This module is self-contained (the standard library, NumPy inside functions) because its functions
-are copied into the notebook's tests; :mod:`fashion_kit.check_code` does the copying.
+are copied into the notebook's tests with each question's; :mod:`fashion_kit.questions.check_code`
+does the copying.
 """
 
 from __future__ import annotations
@@ -278,22 +280,6 @@ def describe_history(history) -> dict:
 
 # -- collecting each question's values in the notebook's kernel ------------------------------------
 
-def collect_q1_load_data(env) -> dict:
-    return {name: describe_array(env.get(name)) for name in SHAPES}
-
-
-def collect_q2_class_names(env) -> dict:
-    names = env.get("class_names")
-    found = plain_list(names)
-    if isinstance(found, dict) and isinstance(names, (list, tuple)) and any(x is Ellipsis for x in names):
-        found["unfilled"] = True
-    return {"class_names": found}
-
-
-def collect_q3_normalize(env) -> dict:
-    return {name: describe_array(env.get(name)) for name in ("training_images", "test_images")}
-
-
 def _model_of(env):
     model = env.get("model")
     if model is None or not hasattr(model, "to_json"):
@@ -335,79 +321,12 @@ def _same_weights(a, b) -> bool:
         x.shape == y.shape and float(abs(x - y).max(initial=0)) <= 1e-6 for x, y in zip(mine, theirs))
 
 
-def saved_file_problem(path, model):
-    """Why the model file at ``path`` does not hold ``model``'s weights (a file left from an earlier
-    run, saved before training), or None."""
-    try:
-        import keras
-
-        if _same_weights(model, keras.models.load_model(path, compile=False)):
-            return None
-    except Exception:
-        # Keras's own reason names its internals; what a student can change is how the model is written.
-        return (f"{path} 用 keras.models.load_model 讀不回來：請把 activation 寫成字串（例如 'relu'、'softmax'），"
-                "再用 model.save(\"fashion_mnist_model.keras\") 存一次。 / "
-                f"Expected {path} to load back with keras.models.load_model, found it could not: write each "
-                "activation as a string (such as 'relu' or 'softmax') and save it again with "
-                "model.save(\"fashion_mnist_model.keras\").")
-    return other_weights_problem(path)
-
-
 def other_weights_problem(name):
     """The message for a model file that does not hold the trained model's weights."""
     return (f"{name} 裡的權重和現在訓練好的 model 不一樣（可能是以前留下的舊檔，或是在訓練之前存的）：請在訓練之後用 "
             f"model.save(\"fashion_mnist_model.keras\") 存檔，再讀回來。 / Expected {name} to hold the weights of "
             "your trained model, found other ones (a file left from an earlier run, or saved before training): save "
             "with model.save(\"fashion_mnist_model.keras\") after training, then load it back.")
-
-
-def collect_q4_model(env) -> dict:
-    return {"model": _model_of(env)}
-
-
-def collect_q5_compile(env) -> dict:
-    return {"model": _model_of(env)}
-
-
-def collect_q6_fit(env) -> dict:
-    fits = env.get("__fashion_kit_fits__")
-    return {"model": _measured_model(env), "history": describe_history(env.get("history")),
-            "fits": fits if isinstance(fits, list) else None}
-
-
-def collect_q7_save_load(env) -> dict:
-    import os
-
-    model, loaded = env.get("model"), env.get("loaded_model")
-    files = [f for f in ("fashion_mnist_model.keras", "fashion_mnist_model.h5") if os.path.isfile(f)]
-    same = None
-    if loaded is not None and loaded is not model and hasattr(loaded, "weights") and hasattr(model, "weights"):
-        try:
-            same = _same_weights(model, loaded)
-        except Exception:
-            same = False
-    found = {"files": files, "loaded": {"type": type(loaded).__name__, "is_model": hasattr(loaded, "to_json"),
-                                        "is_the_model_itself": loaded is model, "same_weights": same}}
-    if files and hasattr(model, "weights"):
-        # The file the grader takes (the .keras one when both are there) must hold the trained model,
-        # whichever file loaded_model was read from.
-        found["saved"] = saved_file_problem(files[0], model) or True
-    return found
-
-
-def collect_q8_evaluate(env) -> dict:
-    found = {"test_loss": plain_number(env.get("test_loss")), "test_acc": plain_number(env.get("test_acc"))}
-    measured = accuracy_of(env.get("model"), env.get("test_images"), env.get("test_labels"))
-    found["measured"] = [] if measured is None else [measured]
-    return found
-
-
-def collect_q9_accuracy(env) -> dict:
-    return {"model": _measured_model(env), "threshold": MIN_TEST_ACCURACY}
-
-
-def collect_q10_param_count(env) -> dict:
-    return {name: plain_number(env.get(name)) for name in ("hidden_params", "output_params", "total_params")}
 
 
 # -- the checks ------------------------------------------------------------------------------------
@@ -435,95 +354,6 @@ def _unset(name, found, question):
     return None
 
 
-def _shape_problem(name, found, shape):
-    unset = _unset(name, found, 1)
-    if unset:
-        return unset
-    if found.get("type") != "ndarray":
-        return (f"{name} 應該是 NumPy 陣列，但現在是 {found.get('type')}。請檢查 load_data() 那一行。 / "
-                f"Expected {name} to be a NumPy array, found {found.get('type')}. Check the load_data() line.")
-    if found.get("shape") != list(shape):
-        shown = tuple(found.get("shape") or ())
-        return f"{name} 的形狀應該是 {shape}，但現在是 {shown}。 / Expected {name}.shape == {shape}, found {shown}."
-    return None
-
-
-def check_q1_load_data(values, public=False) -> tuple:
-    problems = []
-    for name, shape in SHAPES.items():
-        problems.append(_shape_problem(name, _array(values, name), shape))
-    for name in ("training_labels", "test_labels"):
-        found = _array(values, name)
-        if found.get("type") == "ndarray" and not (found.get("kind") in "iu" and found.get("min") == 0
-                                                    and found.get("max") == 9):
-            low, high = found.get("min", found.get("dtype")), found.get("max", found.get("dtype"))
-            problems.append(f"{name} 應該是 0 到 9 的整數，但現在是 {low} 到 {high}。 / "
-                            f"Expected {name} to hold the classes 0 to 9, found {low} to {high}.")
-    if not public and not any(problems):
-        wrong = [n for n in SHAPES if _array(values, n).get("digest") != OFFICIAL_DIGESTS[n]]
-        if wrong:
-            problems.append(f"{', '.join(wrong)} 和 load_data() 讀到的資料不一樣。 / Expected the arrays "
-                            f"load_data() returns, found other values in {', '.join(wrong)}.")
-    return _verdict([(1, next((p for p in problems if p), None))])
-
-
-def check_q2_class_names(values, public=False) -> tuple:
-    names = values.get("class_names") if isinstance(values, dict) else None
-    if isinstance(names, dict) and names.get("type") == "list" and names.get("unfilled"):
-        return _verdict([(1, "class_names 裡還是 ...：請把 ... 換成上表的 10 個英文名稱，每個都用引號括起來，例如 "
-                             "\"T-shirt/top\"。 / class_names still holds ...: replace the ... with the 10 names from "
-                             "the table, each in quotes, such as \"T-shirt/top\".")])
-    if not isinstance(names, list) or len(names) != 10:
-        found = f" of length {len(names)}" if isinstance(names, list) else ""
-        kind = "list" if isinstance(names, list) else (names or {}).get("type", "nothing") if isinstance(names, dict) else "nothing"
-        return _verdict([(1, "class_names 應該是有 10 個名稱的串列。 / Expected class_names to be a list of 10 "
-                             f"names, found {kind}{found}.")])
-    if names[9] != "Ankle boot":
-        return _verdict([(1, f'class_names[9] 應該是 "Ankle boot"，但現在是 {names[9]!r}。 / '
-                             f'Expected class_names[9] == "Ankle boot", found {names[9]!r}.')])
-    wrong = [i for i, (got, want) in enumerate(zip(names, CLASS_NAMES)) if got.strip().lower() != want.lower()]
-    if wrong:  # the public check and the grade compare the same: the table is above the question
-        return _verdict([(1, f"標籤 {wrong} 的名稱和表格不一樣：例如標籤 {wrong[0]} 現在是 {names[wrong[0]]!r}，表格寫的是 "
-                             f"{CLASS_NAMES[wrong[0]]!r}。請對照表格檢查拼字和順序。 / Expected the table's names in "
-                             f"label order; labels {wrong} differ (label {wrong[0]} is {names[wrong[0]]!r}, the table "
-                             f"says {CLASS_NAMES[wrong[0]]!r}). Check the spelling and order.")])
-    return _verdict([(1, None)])
-
-
-def check_q3_normalize(values, public=False) -> tuple:
-    parts = []
-    for name in ("training_images", "test_images"):
-        found, shape = _array(values, name), SHAPES[name]
-        problem = _unset(name, found, 3)
-        if problem:
-            pass
-        elif found.get("type") != "ndarray" or found.get("shape") != list(shape):
-            shown = found.get("shape") or found.get("type")
-            problem = (f"{name} 應該仍是形狀 {shape} 的陣列。 / Expected {name} to still be an array of shape "
-                       f"{shape}, found {tuple(shown) if isinstance(shown, list) else shown}.")
-        elif found.get("kind") != "f":
-            problem = (f"{name} 應該是小數（float），但現在是 {found.get('dtype')}：請在第 3 題的儲存格寫 "
-                       f"{name} = {name} / 255.0。 / Expected {name} to hold decimals (float), found "
-                       f"{found.get('dtype')}: write {name} = {name} / 255.0 in question 3's cell.")
-        elif found.get("min") == 0.0 and abs((found.get("max") or 0) - 1 / 255) < 1e-6:
-            high = found.get("max")
-            problem = (f"{name} 的最大值是 {high:g}（= 1/255）：除了兩次 255，正規化的儲存格大概執行了兩次。"
-                       "請從第 1 題的儲存格重新往下執行（或重新啟動並全部執行），這個儲存格只執行一次。 / "
-                       f"{name} runs up to {high:g} (= 1/255): it was divided by 255 twice, probably because this "
-                       "cell ran twice. Run the cells again from question 1 on (or restart and run all), this cell once.")
-        elif not (found.get("min") == 0.0 and abs((found.get("max") or 0) - 1.0) < 1e-6):
-            low, high = found.get("min"), found.get("max")
-            problem = (f"{name} 的數值應該在 0 到 1 之間（最小 0，最大 1），但現在是 {low:g} 到 {high:g}。 / "
-                       f"Expected {name} to run from 0 to 1, found {low:g} to {high:g}.")
-        elif not public and found.get("digest_times_255") != OFFICIAL_DIGESTS[name]:
-            problem = (f"{name} 應該等於原始畫素除以 255，且圖片順序不變。 / Expected {name} to equal the "
-                       "original pixels divided by 255, in the original order; found other values. Divide the "
-                       "loaded images by 255.0 exactly once.")
-        parts.append((1, problem))
-    problems = [p for _, p in parts if p]
-    return (1.0 if not problems else 0.0), problems
-
-
 def _model_facts(values) -> dict:
     model = values.get("model") if isinstance(values, dict) else None
     return model if isinstance(model, dict) else {"error": "no model"}
@@ -533,212 +363,6 @@ def _no_model(model) -> str:
     # The grader's reason is English (a file name, the evaluator's words): it stays in the English half.
     return ("評分程式讀不到你的 model：請確認上面建立、訓練 model 的儲存格都順利執行完，沒有錯誤。 / Expected a Keras "
             f"model named `model`, found none the grader could read ({model.get('error')}).")
-
-
-def structure_problem(model):
-    """Why a model's facts are not the lesson's model, or None. The messages never print the
-    parameter counts: they are question 10's answers."""
-    if "error" in model:
-        return _no_model(model)
-    layers = model.get("layers") if isinstance(model.get("layers"), list) else []
-    params = model.get("params") if isinstance(model.get("params"), list) else []
-    dense = [p for row, p in zip(layers, params) if isinstance(row, list) and row[:1] == ["Dense"]]
-    shape = model.get("input")
-    if layers != EXPECTED_LAYERS:
-        shown = ", ".join(f"{row[0]}" + (f"({row[1]}, {row[2]})" if row[1] else "") for row in layers
-                          if isinstance(row, list) and len(row) == 3) or "nothing"
-        return (f"model 的層應該依序是 Flatten、Dense(128, relu)、Dense(10, softmax)；現在是 {shown}。請檢查第 4 題的儲存格。 / "
-                f"Expected model's layers to be Flatten, Dense(128, relu), Dense(10, softmax); found {shown}. "
-                "Check question 4's cell.")
-    if shape is None or not any(dense):
-        return ("model 還不知道輸入圖片的大小（模型還沒有建好，所以還沒有參數）：第一層請寫 "
-                "Flatten(input_shape=(28, 28))。 / model does not know the size of its input yet (it is not built, so "
-                "it has no parameters): write the first layer as Flatten(input_shape=(28, 28)).")
-    if shape != IMAGE_SHAPE:
-        shown = "(" + ", ".join(map(str, shape)) + ("," if len(shape) == 1 else "") + ")"
-        return (f"model 的輸入形狀是 {shown}，但每張圖片是 28×28：第一層請寫 Flatten(input_shape=(28, 28))。 / "
-                f"Expected model to take the 28×28 images, found the input shape {shown}: write the first layer "
-                "as Flatten(input_shape=(28, 28)).")
-    if dense != EXPECTED_PARAMS:
-        return ("Dense 層的參數數量和課程的模型不一樣：每一層只要設定神經元數和 activation。 / Expected the Dense "
-                "layers of the lesson, found other numbers of parameters: give each layer only its units and "
-                "activation.")
-    return None
-
-
-def check_q4_model(values, public=False) -> tuple:
-    return _verdict([(1, structure_problem(_model_facts(values)))])
-
-
-def check_q5_compile(values, public=False) -> tuple:
-    model = _model_facts(values)
-    if "error" in model:
-        return _verdict([(1, _no_model(model))])
-    if not model.get("compiled"):
-        return _verdict([(1, "model 還沒有 compile：請執行第 5 題的 model.compile(...)，括號裡的 ... 要換成 optimizer、"
-                             "loss 和 metrics 三個設定。 / Expected a compiled model, found one that was never compiled: "
-                             "run question 5's model.compile(...), with the ... replaced by the optimizer, loss and "
-                             "metrics settings.")])
-    optimizer, loss = model.get("optimizer"), model.get("loss")
-    given = model.get("loss_given") if isinstance(model.get("loss_given"), str) else loss
-    metrics = model.get("metrics") if isinstance(model.get("metrics"), list) else []
-    if optimizer != "adam":
-        return _verdict([(1, f"optimizer 應該是 adam，但現在是 {optimizer}。 / Expected optimizer adam, found {optimizer}.")])
-    if loss != "sparsecategoricalcrossentropy":
-        return _verdict([(1, f"loss 應該是 sparse_categorical_crossentropy（標籤是整數），但現在是 {given}。 / "
-                             f"Expected loss sparse_categorical_crossentropy (the labels are integers), found {given}.")])
-    if not any(m in ACCURACY_NAMES for m in metrics):
-        return _verdict([(1, f"metrics 應該包含 accuracy，但現在是 {metrics}：請寫 metrics=[\"accuracy\"]（用名字寫，"
-                             "不要只照順序放）。 / Expected metrics to include accuracy, found "
-                             f"{metrics}: write metrics=[\"accuracy\"] (by name, not by position).")])
-    return _verdict([(1, None)])
-
-
-def five_epochs_of(fits, iterations):
-    """Why the recorded fit() calls are not five epochs over the training images, or None. Each fit
-    records the examples handed to it, whether they are the training images, its batch size, its
-    validation split and the epochs and steps per epoch it did; the steps must be what that batch
-    size takes over the examples actually fitted (after the split), and the optimizer's steps must be
-    what the fits took."""
-    unreadable = "fit 的紀錄看不懂。 / Expected a record of model.fit(...), found something else."
-    if not isinstance(fits, list) or not fits:
-        return "沒有看到 model.fit(...)。 / Expected a call of model.fit(...), found none."
-    steps = epochs = 0
-    for fit in fits:
-        if not isinstance(fit, dict):
-            return unreadable
-        examples, batch, done, per_epoch = (fit.get(k) for k in ("examples", "batch_size", "epochs_done", "steps"))
-        split = fit.get("validation_split") or 0.0
-        if not all(isinstance(x, int) and not isinstance(x, bool) and x > 0 for x in (examples, batch, per_epoch)) \
-                or not isinstance(done, int) or isinstance(done, bool) or done < 0 \
-                or not isinstance(split, (int, float)) or not 0 <= split < 1:
-            return unreadable
-        if fit.get("images") != "training_images" or examples != TRAINING_EXAMPLES:
-            return ("model.fit(...) 應該用全部的 training_images 和 training_labels 訓練。 / Expected model.fit(...) "
-                    f"to train on the {TRAINING_EXAMPLES} training images, found {examples} other ones."
-                    if fit.get("images") != "training_images" else
-                    f"model.fit(...) 訓練了 {examples} 張圖片，不是全部的訓練資料。 / Expected model.fit(...) to "
-                    f"train on the {TRAINING_EXAMPLES} training images, found {examples}.")
-        # Keras keeps ceil(n × (1 − split)) examples for training; other rounding is accepted too.
-        kept = {math.ceil(examples * (1 - split)), int(examples * (1 - split)), examples - int(examples * split)}
-        if per_epoch not in {math.ceil(k / batch) for k in kept}:
-            return (f"fit 每個 epoch 走了 {per_epoch} 步，和批次大小 {batch} 對不上。 / Expected "
-                    f"{math.ceil(max(kept) / batch)} steps per epoch at batch size {batch}, found {per_epoch}.")
-        steps += per_epoch * done
-        epochs += done
-    if len(fits) > 1 and epochs != EXPECTED_EPOCHS:
-        return refit_problem(len(fits), epochs)
-    if epochs != EXPECTED_EPOCHS:
-        return (f"應該訓練 5 個 epoch，但 model.fit(...) 訓練了 {epochs} 個。 / Expected 5 epochs of training, "
-                f"found {epochs}.")
-    if iterations != steps:
-        return (f"模型的最佳化器更新了 {iterations} 次，和 fit 的 {steps} 次不一樣。 / Expected the optimizer to have "
-                f"taken the {steps} steps of those fits (9375 for 5 epochs at the default batch size), found "
-                f"{iterations}.")
-    return None
-
-
-def refit_problem(runs, epochs):
-    """The message for a model trained by more than one run of fit: each run continues training."""
-    runs_zh = f"執行了 {runs} 次" if runs else "執行了不只一次"
-    runs_en = f"ran {runs} times" if runs else "ran more than once"
-    total_zh = f"，一共 {epochs} 個 epoch" if epochs else ""
-    total_en = f" ({epochs} epochs in all)" if epochs else ""
-    return (f"model.fit(...) {runs_zh}：每執行一次，都會接著訓練同一個模型{total_zh}，不會重新開始。要重新開始，"
-            "請再執行第 4 題的儲存格（建立新的模型），然後執行第 5 題和第 6 題各一次。 / "
-            f"model.fit(...) {runs_en}: each run continues training the same model{total_en}, it does not start "
-            "over. To start over, run question 4's cell again (a new model), then questions 5 and 6 once each.")
-
-
-def check_q6_fit(values, public=False) -> tuple:
-    history = values.get("history") if isinstance(values, dict) else None
-    history = history if isinstance(history, dict) else {}
-    epochs = history.get("epochs")
-    if history.get("type") == "NoneType":
-        return _verdict([(1, "history 還沒有值：model.fit(...) 沒有順利跑完（請看它的錯誤訊息），或是結果沒有存到 history"
-                             "（history = model.fit(...)）。 / history has no value: model.fit(...) did not finish (read "
-                             "its error message) or its result was not stored (history = model.fit(...)).")])
-    if history.get("type") != "History":
-        return _verdict([(1, f"history 應該是 model.fit(...) 的傳回值，但現在是 {history.get('type')}。 / "
-                             f"Expected history to be what model.fit(...) returns, found {history.get('type')}.")])
-    if epochs != EXPECTED_EPOCHS:
-        return _verdict([(1, f"應該訓練 5 個 epoch，但 history 裡有 {epochs} 個。 / Expected 5 epochs in history, "
-                             f"found {epochs}.")])
-    model = _model_facts(values)
-    if "error" in model:
-        return _verdict([(1, _no_model(model))])
-    if public:
-        # The notebook has no record of each fit: the optimizer's steps show a model trained by more
-        # fits than history's, and its accuracies show a model trained on the test set.
-        steps = (history.get("params") or {}).get("steps")
-        if isinstance(steps, int) and isinstance(model.get("iterations"), int) \
-                and model["iterations"] > steps * EXPECTED_EPOCHS:
-            return _verdict([(1, refit_problem(None, None))])
-        if "accuracy" in model and "train_accuracy" in model:
-            return _verdict([(1, trained_problem(model))])
-        return _verdict([(1, None)])
-    return _verdict([(1, five_epochs_of(values.get("fits"), model.get("iterations")))])
-
-
-def check_q7_save_load(values, public=False) -> tuple:
-    """Half for the file (fashion_mnist_model.keras or .h5, with the trained weights), half for
-    loading it back into loaded_model; nothing without the file."""
-    values = values if isinstance(values, dict) else {}
-    files = values.get("files") if isinstance(values.get("files"), list) else []
-    # The grader's: the file loads and holds the snapshot's weights; in the notebook, the check's own
-    # loading of each model file against the live model.
-    saved = values.get("saved")
-    if not files:
-        return 0.0, ["找不到 fashion_mnist_model.keras。請用 model.save(...) 存檔。 / Expected the file "
-                     "fashion_mnist_model.keras, found none. Save it with model.save(...)."]
-    if (not public or "saved" in values) and saved is not True:
-        return 0.0, [saved if isinstance(saved, str) else
-                     "你存的模型檔和訓練好的 model 權重不一樣：請在訓練之後才存檔。 / Expected your saved file to "
-                     "hold the weights of your trained model, found different ones: save after training."]
-    loaded = values.get("loaded") if isinstance(values.get("loaded"), dict) else {}
-    if not loaded.get("is_model"):
-        return 0.5, [f"loaded_model 應該是讀回來的 Keras 模型，但現在是 {loaded.get('type')}。 / Expected "
-                     f"loaded_model to be the Keras model you loaded, found {loaded.get('type')}."]
-    if loaded.get("is_the_model_itself"):
-        return 0.5, ["loaded_model 就是 model 本身，不是從檔案讀回來的：請寫 loaded_model = "
-                     "tf.keras.models.load_model(\"fashion_mnist_model.keras\")。 / Expected loaded_model to be read "
-                     "back from the file, found model itself: write loaded_model = "
-                     "tf.keras.models.load_model(\"fashion_mnist_model.keras\")."]
-    if loaded.get("same_weights") is not True:
-        return 0.5, ["loaded_model 應該是用 load_model 從檔案讀回來的模型，權重和訓練好的 model 一樣。 / Expected "
-                     "loaded_model to be the model read back from the file with load_model, with the weights of "
-                     "your trained model."]
-    return 1.0, []
-
-
-def check_q8_evaluate(values, public=False) -> tuple:
-    """The reported test_acc must be the evaluated model's accuracy on the test set: measured by the
-    grader on the standard scaling or on the notebook's own test_images; half the points when it is
-    not, nothing when there is no model to measure."""
-    values = values if isinstance(values, dict) else {}
-    for name in ("test_acc", "test_loss"):
-        found = values.get(name) if isinstance(values.get(name), dict) else {}
-        if found.get("type") in ("list", "tuple") and found.get("length") == 2:
-            return 0.0, [f"{name} 現在是兩個數字的串列（損失和準確率）：model.evaluate(...) 會傳回兩個值，請把它們分開存："
-                         "test_loss, test_acc = model.evaluate(test_images, test_labels)。 / "
-                         f"{name} holds a list of two numbers (the loss and the accuracy): model.evaluate(...) returns "
-                         "both, so unpack them: test_loss, test_acc = model.evaluate(test_images, test_labels)."]
-        if found.get("kind") not in ("integer", "real") or found.get("value") is None:
-            return 0.0, [f"{name} 應該是一個數字，但現在是 {found.get('type')}。 / Expected {name} to be a number, "
-                         f"found {found.get('type')}."]
-    reported = values["test_acc"]["value"]
-    if not 0.0 <= reported <= 1.0:
-        return 0.0, [f"test_acc 應該在 0 到 1 之間，但現在是 {reported}。 / Expected 0 <= test_acc <= 1, found {reported}."]
-    measured = [x for x in (values.get("measured") or []) if isinstance(x, (int, float)) and not isinstance(x, bool)]
-    if not measured:
-        model = _model_facts(values)
-        return 0.0, [_no_model(model if "error" in model else {"error": "no accuracy"})]
-    if any(abs(reported - x) <= AGREEMENT_TOLERANCE for x in measured):
-        return 1.0, []
-    return 0.5, [f"你回報的 test_acc 是 {reported:.4f}，但這個模型在測試資料上的準確率是 {measured[0]:.4f}。"
-                 "請用 model.evaluate(test_images, test_labels) 算 test_acc，不要改動測試資料。 / Expected test_acc "
-                 f"to match your model's accuracy on the test set, {measured[0]:.4f}, found {reported:.4f}. Compute "
-                 "it with model.evaluate(test_images, test_labels) on the test data."]
 
 
 def trained_problem(model):
@@ -754,68 +378,3 @@ def trained_problem(model):
                 f"one far more accurate on the test set ({test:.4f}) than on the training set ({train:.4f}). Train "
                 "it on training_images and training_labels.")
     return None
-
-
-def check_q9_accuracy(values, public=False) -> tuple:
-    """The evaluated model (question 8's) is the one built at question 4 and trained at question 6
-    (saved at question 7), trained on the training set, and reaches the threshold on the grader's
-    test set."""
-    values = values if isinstance(values, dict) else {}
-    model = _model_facts(values)
-    if "error" in model:
-        return 0.0, [_no_model(model)]
-    if public and not isinstance(model.get("accuracy"), (int, float)):
-        return 0.0, ["model 沒辦法判斷 test_images 的類別：請先讓上面的題目都順利執行完，沒有錯誤。 / Expected model "
-                     "to classify test_images, found it could not: run the questions above until they finish "
-                     "without an error."]
-    if not public and values.get("same_model") is not True:
-        return 0.0, [values.get("same_model") if isinstance(values.get("same_model"), str) else
-                     "評分的模型應該是第 4 題建立、第 6 題訓練、第 8 題評估的同一個 model。 / Expected the model "
-                     "evaluated at question 8 to be the one built at question 4 and trained at question 6."]
-    problem = trained_problem(model)
-    if problem:
-        return 0.0, [problem]
-    threshold, value = values.get("threshold"), model.get("accuracy")
-    if not isinstance(threshold, (int, float)):
-        return 0.0, ["沒有門檻。 / Expected a threshold, found none."]
-    if public:  # measured on the notebook's own test arrays, against the default threshold
-        if value >= threshold:
-            return 1.0, []
-        return 0.0, [f"你的模型在測試資料上的準確率是 {value:.4f}，需要至少 {threshold:.2f}（老師可能另外設定門檻）。請檢查"
-                     f"正規化、模型結構和訓練的 epoch 數。 / Expected a test accuracy of at least {threshold:.2f} (unless "
-                     f"your instructor set another threshold), found {value:.4f} on your test_images. Check the "
-                     "normalisation, the layers and the number of epochs."]
-    if value >= threshold:
-        return 1.0, [f"評分程式在自己的測試資料上量到你的模型準確率是 {value:.4f}（門檻 {threshold:.2f}）。 / The grader "
-                     f"measured your model at {value:.4f} test accuracy on its own copy of the test set (needed "
-                     f"{threshold:.2f})."]
-    return 0.0, [f"評分程式在自己的測試資料上量到你的模型準確率是 {value:.4f}，需要至少 {threshold:.2f}。請檢查正規化、"
-                 f"模型結構和訓練的 epoch 數。 / Expected a test accuracy of at least {threshold:.2f}, found "
-                 f"{value:.4f} on the grader's own copy of the test set. Check the normalisation, the layers and "
-                 "the number of epochs."]
-
-
-def check_q10_param_count(values, public=False) -> tuple:
-    values = values if isinstance(values, dict) else {}
-    found = {}
-    for name in ("hidden_params", "output_params", "total_params"):
-        number = values.get(name) if isinstance(values.get(name), dict) else {}
-        if number.get("kind") != "integer":
-            kind = number.get("type") or number.get("kind")
-            return 0.0, [f"{name} 應該是整數，但現在是 {kind}。 / Expected {name} to be a whole number, found {kind}."]
-        found[name] = number["value"]
-    hidden, output, total = found["hidden_params"], found["output_params"], found["total_params"]
-    # Inputs × neurons weights plus one bias per neuron, as the text above the question says.
-    for name, value, inputs, neurons in (("hidden_params", hidden, 784, 128), ("output_params", output, 128, 10)):
-        if value == inputs * neurons:
-            return 0.0, [f"{name} 是 {value} = {inputs} × {neurons}：這只算了權重，還要加上每個神經元一個 bias（{neurons} 個）。 / "
-                         f"{name} is {value} = {inputs} × {neurons}, the weights only: add one bias per neuron ({neurons})."]
-        if value != inputs * neurons + neurons:
-            return 0.0, [f"{name} 現在是 {value}，不對。這一層有 {inputs} 個輸入和 {neurons} 個神經元："
-                         "參數 = 輸入數 × 神經元數 + 神經元數。 / "
-                         f"{name} is {value}, which is off. This layer has {inputs} inputs and {neurons} neurons: "
-                         "parameters = inputs × neurons + neurons."]
-    if total != hidden + output:
-        return 0.0, [f"total_params 應該等於 hidden_params + output_params，但現在是 {total} ≠ {hidden} + {output}。 / "
-                     f"Expected total_params == hidden_params + output_params, found {total} != {hidden} + {output}."]
-    return 1.0, []

@@ -27,8 +27,15 @@ def cmd_data(args) -> int:
 
 def cmd_assign(args) -> int:
     from . import assign, points, run
+    from .questions import master, readme
     from .statuses import Status
 
+    # What the questions' folders give: the master Otter reads (the lesson with each question's
+    # block) and the README's table of the questions.
+    for path, changed in ((paths.MASTER, master.write(paths.LESSON, paths.MASTER)),
+                          (paths.README, readme.write(paths.README))):
+        if changed:
+            console.print(f"  written       {path.relative_to(paths.ROOT)}")
     with console.status("building") as status:
         result = assign.build(verify=not args.no_verify, progress=lambda msg: status.update(msg))
     for kind, index in (("student", result.student), ("solutions", result.solutions)):
@@ -275,9 +282,14 @@ def cmd_cluster_credentials(args) -> int:
 
 def cmd_check(args) -> int:
     from . import assign, autograder_zip, settings
+    from .questions import master, readme
 
     grading = settings.load(paths.OTTER_CONFIG)  # a bad setting is refused here, as `assign` refuses it
-    stale = [
+    # What the lesson and the question folders give; the notebooks are then compared with the master.
+    derived = ((paths.MASTER, master.text(paths.LESSON)), (paths.README, readme.with_table(paths.README)))
+    stale = [f"{path.relative_to(paths.ROOT)} is out of date with the lesson and the question folders"
+             for path, text in derived if not path.is_file() or path.read_text(encoding="utf-8") != text]
+    stale += [
         f"{name} is out of date"
         for name, text in assign.expected_notebooks(settings=grading).items()
         if not (paths.ROOT / name).is_file() or (paths.ROOT / name).read_text(encoding="utf-8") != text
@@ -286,9 +298,10 @@ def cmd_check(args) -> int:
     for problem in stale:
         console.print(problem, style="red", markup=False)
     if stale:
-        console.print("Run `fashion-kit assign` (and commit student/ and solutions/).")
+        console.print("Run `fashion-kit assign` (and commit what it wrote).")
         return 1
-    console.print("student/, solutions/ and the autograder zip match the master notebook, otter_config.json and the kit.")
+    console.print("The master, the README's table, student/, solutions/ and the autograder zip match the lesson, "
+                  "the question folders, otter_config.json and the kit.")
     return 0
 
 

@@ -62,7 +62,7 @@ RESULTS_DIR, RESULTS_FILE = "results", "results.json"
 # Inside the work folder: what the kernel leaves for the trusted phase, read as data only.
 EVIDENCE_DIR = "evidence"
 RUNNING_FILE = "running.json"  # the student's code cell that is about to run
-# Of every question, what the grader's cell collected right after it was answered (checks.collect_*).
+# Of every question, what the grader's cell collected right after it was answered (its collect_<question>).
 QUESTION_VALUES = "{question}.json"
 TEST_IMAGES_FILE = "test_images.npy"  # the notebook's own test_images at question 8
 # The challenge's entry when the notebook takes it: what build_challenge_model() returned, as Keras's

@@ -31,7 +31,7 @@ from fashion_kit.grading import layout, supervise
 from .. import gradescope_spec
 from ..grading.accounts import ordinary_account, run_as
 from . import classroom_fakes
-from ..conftest import GRADING_JOBS, QUICK_FIT_ENV, QUICK_MIN_ACCURACY, mutate, with_settings
+from ..conftest import GRADING_JOBS, QUICK_FIT_ENV, QUICK_MIN_ACCURACY, TOTAL, TOTAL_SHOWN, mutate, with_settings
 
 MB = 2**20
 QUESTIONS = list(questions.NAMES)
@@ -394,7 +394,7 @@ def test_each_disaster_gets_its_status(hostile_batch):
     rows = by_id(gradebook(out))
     assert set(rows) == set(HOSTILE) | {"other_assignment", "no_assignment_name"}
     status = {k: r["status"] for k, r in rows.items()}
-    assert status["fine"] == "graded" and rows["fine"]["total"] == "0" and rows["fine"]["possible"] == "13"
+    assert status["fine"] == "graded" and rows["fine"]["total"] == "0" and rows["fine"]["possible"] == TOTAL_SHOWN
     assert status["kernel_kill"] == "error" and "kernel died" in rows["kernel_kill"]["message"]
     assert status["memory_bomb"] == "memory" and "limit of 3,000 MB" in rows["memory_bomb"]["message"]
     # A print flood fills the grader's memory with output, or runs out the clock: stopped either way.
@@ -525,11 +525,11 @@ def test_grading_a_mixed_class(built, tmp_path):
     rows = by_id(gradebook(out))
     assert {k: r["status"] for k, r in rows.items()} == expected, output
     for name in ("solution_en", "solution_zh_exported"):
-        assert rows[name]["total"] == rows[name]["possible"] == "13", (name, rows[name])
+        assert rows[name]["total"] == rows[name]["possible"] == TOTAL_SHOWN, (name, rows[name])
     for name in ("blank_zh", "blank_en", "My_notebook_final"):
         assert rows[name]["total"] == "0"
     for name in ("stopped_before_fit", "wrong_names"):
-        assert rows[name]["q6_fit"] == rows[name]["q9_accuracy"] == "0" and 0 < float(rows[name]["total"]) < 13
+        assert rows[name]["q6_fit"] == rows[name]["q9_accuracy"] == "0" and 0 < float(rows[name]["total"]) < TOTAL
     assert rows["wrong_names"]["q2_class_names"] == "0" and rows["stopped_before_fit"]["q2_class_names"] == "1"
     for name, results_file in ((n, out / n / "results.json") for n in ("solution_en", "blank_en")):
         assert gradescope_spec.problems(json.loads(results_file.read_text())) == [], name

@@ -65,9 +65,14 @@ def honest_values() -> dict:
     }
 
 
+# The questions these fakes know an honest notebook's values of, with the master's points: the lesson's.
+JUDGED = {q: float(p) for q, p in QUESTIONS.items() if q in honest_values()}
+JUDGED_TOTAL = sum(JUDGED.values())
+
+
 def decided(values=None, found=None, settings=SETTINGS, **phase1) -> dict:
     phase1 = verdicts.Phase1(values=honest_values() if values is None else values, **phase1)
-    return verdicts.decide({q: float(p) for q, p in QUESTIONS.items()}, phase1,
+    return verdicts.decide(JUDGED, phase1,
                            models() if found is None else found, settings, sandbox="bubblewrap")
 
 

@@ -1,6 +1,7 @@
 """The catalogue of faulty and hostile submissions: every entry gets exactly the score it must get.
 
-tests/grading/catalogue/catalogue.json describes each entry as edits of the reference solution; this module
+tests/grading/catalogue/catalogue.json, and each question folder's own catalogue.json (the answers
+that concern that question alone), describe each entry as edits of the reference solution; this module
 turns them into notebooks, grades them all with the real autograder (queued at once, graded in
 parallel by the session's ``grader``) and compares every question's score.
 
@@ -41,10 +42,11 @@ import fashion_kit
 from fashion_kit import assign, contract, notebooks, run, settings as settings_module
 from fashion_kit.grading import sandbox, supervise
 from fashion_kit.grading.layout import make_gradescope_folder, remove_tree
+from fashion_kit.questions import layout as question_layout
 from fashion_kit.statuses import Stop
 
 from .. import gradescope_spec
-from ..conftest import QUESTIONS, QUICK_FIT_ENV
+from ..conftest import QUESTIONS, QUICK_FIT_ENV, folder_entries
 
 CATALOGUE = Path(__file__).resolve().parent / "catalogue" / "catalogue.json"
 FIT = "history = model.fit(training_images, training_labels, epochs=5)"
@@ -125,10 +127,20 @@ class CatalogueError(ValueError):
     """An entry's edit does not fit the reference solution any more; the message names both."""
 
 
-def load() -> list[dict]:
+# A question folder's catalogue.json: entries as the main catalogue's, at least one.
+FOLDER_SCHEMA = {"type": "object", "required": ["entries"], "additionalProperties": False,
+                 "properties": {"entries": {**SCHEMA["properties"]["entries"], "minItems": 1}}}
+
+
+def load(folders=None) -> list[dict]:
+    """The main catalogue's entries, then those of each question folder (``folders``: the registry's)."""
     doc = json.loads(CATALOGUE.read_text(encoding="utf-8"))
     jsonschema.validate(doc, SCHEMA)
-    return doc["entries"]
+    entries = doc["entries"] + [e for _, e in folder_entries(question_layout.CATALOGUE_FILE, FOLDER_SCHEMA, folders)]
+    names = [e["name"] for e in entries]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    assert not twice, f"two catalogue entries share each of these names: {twice}"
+    return entries
 
 
 def _cells_with(nb, text: str, entry: str) -> list[int]:

@@ -21,7 +21,7 @@ from fashion_kit import assign, autograder_zip, questions
 
 from .. import gradescope_spec
 from ..conftest import mutate, with_settings
-from ..conftest import QUESTIONS
+from ..conftest import QUESTIONS, TOTAL
 
 GRADESCOPE = Path(assign.__file__).parent / "gradescope"
 POINTS = QUESTIONS
@@ -106,7 +106,7 @@ def test_rehearsal_reference_solution_full_marks(grader, core_submissions):
 def test_rehearsal_blank_notebook_scores_zero(grader, core_submissions):
     outcome = grader("blank")
     assert outcome.status == "graded", outcome.message + outcome.log[-3000:]
-    assert outcome.score == 0 and outcome.possible == 13
+    assert outcome.score == 0 and outcome.possible == TOTAL
 
 
 @pytest.mark.slow

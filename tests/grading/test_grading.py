@@ -49,7 +49,7 @@ def test_results_follow_gradescope_spec(grader, core_submissions, name):
 
 
 def test_plain_otter_run_of_the_zip_gives_full_marks(grader, core_submissions):
-    """Otter's own `otter run`, without the kit's runner, still grades the reference solution 13/13."""
+    """Otter's own `otter run`, without the kit's runner, still grades the reference solution with full marks."""
     found = grader("otter-run-solution")
     assert gradescope_spec.problems(found) == []
     scores = {t["name"]: (t["score"], t["max_score"]) for t in found["tests"] if "max_score" in t}

@@ -14,15 +14,14 @@ from fashion_kit import settings as settings_module
 from fashion_kit.grading import core, verdicts
 
 from .. import gradescope_spec
-from ..conftest import QUESTIONS
 
 from . import judge_fakes
-from .judge_fakes import SETTINGS, decided, honest_values, lesson_model, models, output, scores
+from .judge_fakes import JUDGED, JUDGED_TOTAL, SETTINGS, decided, honest_values, lesson_model, models, output, scores
 
 
 def test_honest_values_keep_every_point_and_record_the_sandbox():
     results = decided()
-    assert scores(results) == {q: float(p) for q, p in QUESTIONS.items()} and results["score"] == 13
+    assert scores(results) == JUDGED and results["score"] == JUDGED_TOTAL
     assert results["extra_data"][contract.SANDBOX_KEY] == "bubblewrap"
     assert results["extra_data"][contract.MEASURED_KEY]["accuracy"] == 0.8677
 
@@ -106,7 +105,7 @@ def test_missing_evidence_confirms_nothing():
 def test_values_of_the_wrong_type_count_for_nothing_and_crash_nothing():
     weird = lesson_model(accuracy="0.99", iterations="9375", params=["100480"], layers="Dense", compiled="yes",
                          weights=5)
-    junk = {q: v for q, v in zip(QUESTIONS, ["x", 1, None, [1], {"model": 3}, {"fits": "a"}, {"files": 1},
+    junk = {q: v for q, v in zip(JUDGED, ["x", 1, None, [1], {"model": 3}, {"fits": "a"}, {"files": 1},
                                             {"test_acc": "0.9"}, [], {"hidden_params": True}])}
     results = decided(junk, {q: weird for q in models()})
     assert results["score"] == 0
@@ -159,14 +158,14 @@ def test_the_grader_trained_challenge_model_goes_on_the_leaderboard_and_earns_th
     results = decided(found=models(challenge=trained(0.9123)))
     assert results["leaderboard"] == [{"name": contract.LEADERBOARD_NAME, "value": 0.9123, "order": "desc"}]
     bonus = next(t for t in results["tests"] if t["name"] == contract.CHALLENGE_TEST)
-    assert (bonus["score"], bonus["max_score"], results["score"]) == (1.0, 0, 14.0)
+    assert (bonus["score"], bonus["max_score"], results["score"]) == (1.0, 0, JUDGED_TOTAL + 1)
     assert "trained your build_challenge_model() itself" in bonus["output"] and "10 full epoch(s)" in bonus["output"]
     assert "評分程式用你的 build_challenge_model()" in bonus["output"]
     assert results["extra_data"][contract.MEASURED_KEY]["challenge_accuracy"] == 0.9123
     below = decided(found=models(challenge=trained(0.88)))
     assert results["score"] - below["score"] == 1.0 and "leaderboard" in below
     off = decided(found=models(challenge=trained(0.99)), settings=SETTINGS.replace(challenge_bonus_points=0))
-    assert off["score"] == 13 and "leaderboard" in off
+    assert off["score"] == JUDGED_TOTAL and "leaderboard" in off
     assert "leaderboard" not in decided()
     assert not any(t["name"] == contract.CHALLENGE_TEST for t in decided()["tests"]), "no challenge, no word of it"
     # A refused recipe, or one the grader could not train or measure: the message, no entry, no bonus,
@@ -174,7 +173,7 @@ def test_the_grader_trained_challenge_model_goes_on_the_leaderboard_and_earns_th
     for found, shown in (({"refused": "Expected Keras's built-in layers only, found a Lambda layer"}, "Lambda"),
                          ({"error": "training failed: ValueError: shapes"}, "training failed")):
         refused = decided(found=models(challenge=found))
-        assert refused["score"] == 13 and "leaderboard" not in refused
+        assert refused["score"] == JUDGED_TOTAL and "leaderboard" not in refused
         test = next(t for t in refused["tests"] if t["name"] == contract.CHALLENGE_TEST)
         assert test["score"] == 0 and shown in test["output"] and test["visibility"] == "visible"
 
@@ -235,13 +234,13 @@ def test_every_visibility_setting_gives_results_gradescope_accepts(check_visibil
     results = decided(settings=chosen)
     assert gradescope_spec.problems(results) == []
     for test in results["tests"]:
-        if test["name"] in QUESTIONS:
+        if test["name"] in JUDGED:
             assert test["visibility"] == score_visibility and test["status"] == "passed"
         elif test["name"] != contract.CHALLENGE_TEST:
             assert test["visibility"] == check_visibility, test["name"]
     assert results["stdout_visibility"] == score_visibility
-    assert len([t for t in results["tests"] if t["name"] in QUESTIONS]) == len(QUESTIONS)
-    assert scores(results) == {q: float(p) for q, p in QUESTIONS.items()}, "the checks' tests carry no points"
+    assert len([t for t in results["tests"] if t["name"] in JUDGED]) == len(JUDGED)
+    assert scores(results) == JUDGED, "the checks' tests carry no points"
 
 
 def test_otters_display_keys_are_refused_with_the_kits_setting_to_use():

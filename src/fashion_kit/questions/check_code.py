@@ -18,42 +18,56 @@ import textwrap
 from functools import lru_cache
 from pathlib import Path
 
-from . import checks
+from .. import checks
+from . import layout
 
-SOURCE = Path(checks.__file__)
+# The helpers every question's check may use; a question's check.py imports them from here.
+COMMON = Path(checks.__file__)
 MARKER = re.compile(r"^(?P<indent>[ \t]+)CHECK\((?P<args>[^)]*)\)[ \t]*$", re.MULTILINE)
 
 
-@lru_cache(maxsize=1)
-def _definitions() -> tuple[list[str], dict[str, tuple[str, set[str]]]]:
-    """checks.py's imports, and each top-level name with its code and the names it uses."""
-    text = SOURCE.read_text(encoding="utf-8")
-    tree = ast.parse(text)
+def sources() -> tuple[Path, ...]:
+    """The files the checks' code is copied from: the shared helpers, then each question's check.py."""
+    return (COMMON, *(folder / layout.CHECK_FILE for folder in layout.folders()))
+
+
+def _kit_import(node: ast.ImportFrom) -> bool:
+    """An import of the kit's own helpers: the copy brings their definitions instead."""
+    return node.level > 0 or (node.module or "").split(".")[0] == COMMON.parent.name
+
+
+@lru_cache(maxsize=4)
+def _definitions(files: tuple[Path, ...]) -> tuple[list[str], dict[str, tuple[str, set[str]]]]:
+    """The files' imports, and each top-level name with its code and the names it uses."""
     imports, found = [], {}
-    for node in tree.body:
-        code = ast.get_source_segment(text, node)
-        if isinstance(node, ast.ImportFrom) and node.module == "__future__":
-            continue
-        if isinstance(node, (ast.Import, ast.ImportFrom)):
-            imports.append(code)
-        elif isinstance(node, (ast.FunctionDef, ast.ClassDef)):
-            found[node.name] = (code, {n.id for n in ast.walk(node) if isinstance(n, ast.Name)})
-        elif isinstance(node, (ast.Assign, ast.AnnAssign)):
-            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-            used = {n.id for n in ast.walk(node.value) if isinstance(n, ast.Name)} if node.value else set()
-            for target in targets:
-                if isinstance(target, ast.Name):
-                    found[target.id] = (code, used)
+    for path in files:
+        text = path.read_text(encoding="utf-8")
+        tree = ast.parse(text)
+        for node in tree.body:
+            code = ast.get_source_segment(text, node)
+            if isinstance(node, ast.ImportFrom) and (node.module == "__future__" or _kit_import(node)):
+                continue
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                if code not in imports:
+                    imports.append(code)
+            elif isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+                found[node.name] = (code, {n.id for n in ast.walk(node) if isinstance(n, ast.Name)})
+            elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                used = {n.id for n in ast.walk(node.value) if isinstance(n, ast.Name)} if node.value else set()
+                for target in targets:
+                    if isinstance(target, ast.Name):
+                        found[target.id] = (code, used)
     return imports, found
 
 
 def source_for(*names: str) -> str:
-    """The code of ``names`` (functions or constants of checks.py) and of everything they use,
-    in checks.py's order, after its imports."""
-    imports, found = _definitions()
+    """The code of ``names`` (functions or constants of the checks) and of everything they use, in
+    the order of :func:`sources`, after their imports."""
+    imports, found = _definitions(sources())
     missing = [n for n in names if n not in found]
     if missing:
-        raise KeyError(f"fashion_kit.checks defines no {', '.join(missing)}")
+        raise KeyError(f"no check defines {', '.join(missing)}")
     wanted, todo = set(), list(names)
     while todo:
         name = todo.pop()

@@ -1,17 +1,17 @@
-"""The assignment's questions: the kit's one table of them.
+"""The assignment's questions: one folder each in this package, found by this registry.
 
-Each graded question of the master notebook (a ``# BEGIN QUESTION`` block) has one row here: its
-name, what its check looks at (the feedback pages' "what it checks" column, in both languages) and
-whether its grade needs the ``model`` snapshot the grader saves where the question is answered. Its
-check is ``checks.check_<name>`` on the values ``checks.collect_<name>`` collects: the one
-implementation the notebook's test (copied in by the build), the grader's evidence cell and phase 2
-all run.
-Points are not repeated here: they live in the master's ``points:`` lines, read by
-:func:`points_in_master` when the kit is built and tested, and from the autograder's own test files
-when a submission is graded. A fast test keeps this table and the master's blocks the same.
+Each graded question is one folder (``q4_model/``, laid out as :mod:`.layout` says): its points and
+settings, its text in both languages, its reference answer, its public test, its check and its
+catalogue entries. The registry reads the folders in their numbers' order; nothing else lists the
+questions. A question's check is ``check_<name>`` on the values ``collect_<name>`` collects, both in
+its folder's ``check.py``: the one implementation the notebook's test (copied in by the build), the
+grader's evidence cell and phase 2 all run.
 
-Adding a question: its block in the master, a row here, its collect_/check_ pair in checks.py, and (when it has a wrong answer worth
-pinning) a catalogue entry; see docs/adding-a-question.md.
+The master notebook's question blocks are built from the folders (:mod:`.master`), so the points the
+master declares are the folders' own; the autograder's test files carry them on, read by
+:func:`points_in_tests` when a submission is graded.
+
+Adding a question: one new folder; see docs/adding-a-question.md.
 
 The registry is also the assignment's one door for the grading core, which imports nothing of the
 checks directly (docs/architecture.md): besides each question's verdict (:meth:`Question.decide`)
@@ -21,20 +21,22 @@ few facts of the checks the grader must share with them, named below.
 
 from __future__ import annotations
 
+import importlib
 import json
 import re
-from dataclasses import dataclass
+import tomllib
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import check_code, checks
+from . import check_code, layout
 # What the grading core needs of the checks beyond a verdict: a model's facts cut exactly as the
 # checks compare them (the evaluator measures the model files with these), the digests the evidence
 # cell recognises the training set by, and the facts the notebook's checks and the grade share.
-from .checks import (OFFICIAL_DIGESTS, TRAINING_EXAMPLES, TRAINING_EXAMPLES_DIGEST,  # noqa: F401
+from ..checks import (OFFICIAL_DIGESTS, TRAINING_EXAMPLES, TRAINING_EXAMPLES_DIGEST,  # noqa: F401
                      compile_facts, function_name, input_shape_of, layer_rows, other_weights_problem,
                      weights_digest)
-from .contract import TESTS_DIR, natural_key
-from .errors import KitError
+from ..contract import LANGUAGES, TESTS_DIR, natural_key
+from ..errors import KitError
 
 
 @dataclass(frozen=True)
@@ -44,55 +46,70 @@ class Question:
     checks: tuple[str, str]
     # True when the grade also needs the notebook's `model` as it was right after this question.
     snapshot: bool = False
+    points: float = 1.0
+    # Otter's other settings of the question's block (all_or_nothing, ...), as question.toml gives them.
+    otter: dict = field(default_factory=dict, hash=False)
+    folder: Path | None = None
 
     def describe(self, language: str) -> str:
         return self.checks[1] if language == "en" else self.checks[0]
 
     @property
     def collect(self) -> str:
-        """The function of :mod:`fashion_kit.checks` that collects this question's values."""
+        """The function of the question's check.py that collects its values."""
         return f"collect_{self.name}"
 
     @property
     def check(self) -> str:
-        """The function of :mod:`fashion_kit.checks` that decides this question from its values."""
+        """The function of the question's check.py that decides it from its values."""
         return f"check_{self.name}"
+
+    @property
+    def module(self):
+        """The question's check.py, imported."""
+        return importlib.import_module(f"{__name__}.{self.name}.{Path(layout.CHECK_FILE).stem}")
 
     def decide(self, values, public: bool = False) -> tuple[float, list[str]]:
         """(fraction of the points, messages) of this question's check on ``values``."""
-        return getattr(checks, self.check)(values, public=public)
+        return getattr(self.module, self.check)(values, public=public)
 
 
-QUESTIONS = (
-    Question("q1_load_data", ("用 load_data() 載入 Fashion-MNIST：四個陣列的形狀與標籤 0 到 9",
-                              "Fashion-MNIST loaded with load_data(): the four arrays' shapes and labels 0 to 9")),
-    Question("q2_class_names", ("依標籤順序列出 10 個類別名稱（標籤 9 是 Ankle boot）",
-                                "the 10 class names in label order (label 9 is Ankle boot)")),
-    Question("q3_normalize", ("兩組圖片都除以 255.0，數值在 0 到 1 之間",
-                              "both image sets divided by 255.0, values from 0 to 1")),
-    Question("q4_model", ("模型依序是 Flatten(28×28)、Dense(128, relu)、Dense(10, softmax)（全對才給分）",
-                          "the model Flatten(28×28) → Dense(128, relu) → Dense(10, softmax) (all or nothing)"),
-             snapshot=True),
-    Question("q5_compile", ("compile 用 adam、sparse_categorical_crossentropy 與 accuracy",
-                            "compiled with adam, sparse_categorical_crossentropy and accuracy"), snapshot=True),
-    Question("q6_fit", ("訓練 5 個 epoch，並保留 history", "trained for 5 epochs, history kept"), snapshot=True),
-    Question("q7_save_load", ("存成 fashion_mnist_model.keras，再讀回成 loaded_model",
-                              "saved as fashion_mnist_model.keras and loaded back as loaded_model"), snapshot=True),
-    Question("q8_evaluate", ("用 model.evaluate(...) 算出 test_loss 與 test_acc",
-                             "test_loss and test_acc from model.evaluate(...)"), snapshot=True),
-    # Measured on question 8's snapshot: the model the notebook evaluated.
-    Question("q9_accuracy", ("評分程式用自己的測試資料評估你訓練的模型，準確率要達到門檻",
-                             "the grader evaluates your trained model on its own copy of the test set; "
-                             "it must reach the threshold")),
-    Question("q10_param_count", ("手算參數數量：784×128+128、128×10+10 與總和",
-                                 "the parameter count by hand: 784×128+128, 128×10+10 and their sum")),
-)
+class BadQuestion(KitError, ValueError):
+    """A question's folder does not say what the kit needs; the message says what and where."""
+
+
+def read(folder: Path) -> Question:
+    """The question of ``folder``, from its question.toml."""
+    path = folder / layout.QUESTION_FILE
+    try:
+        found = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as e:
+        raise BadQuestion(f"{path} is not valid TOML: {e}") from None
+    described = found.pop("checks", None)
+    points = found.pop("points", None)
+    snapshot = found.pop("snapshot", False)
+    if not isinstance(described, dict) or set(described) != set(LANGUAGES) \
+            or not all(isinstance(v, str) and v for v in described.values()):
+        raise BadQuestion(f"{path}: expected a [checks] table with one sentence for each of "
+                          f"{', '.join(LANGUAGES)}, found {described!r}")
+    if isinstance(points, bool) or not isinstance(points, (int, float)) or points <= 0:
+        raise BadQuestion(f"{path}: expected points = a positive number, found {points!r}")
+    if not isinstance(snapshot, bool):
+        raise BadQuestion(f"{path}: expected snapshot = true or false, found {snapshot!r}")
+    if "name" in found:
+        raise BadQuestion(f"{path}: expected no name = ...: the folder's name, {folder.name}, is the question's")
+    return Question(folder.name, (described["zh-TW"], described["en"]), snapshot, float(points), found, folder)
+
+
+QUESTIONS = tuple(read(folder) for folder in layout.folders())
 BY_NAME = {q.name: q for q in QUESTIONS}
 NAMES = tuple(BY_NAME)
+# The points possible: every question's points.
+TOTAL = sum(q.points for q in QUESTIONS)
 # The questions whose grade needs the `model` snapshot taken where each is answered, in order.
 WITH_SNAPSHOT = tuple(q.name for q in QUESTIONS if q.snapshot)
 # The questions the grading core treats by name: those it measures a model for.
-Q_MODEL, Q_COMPILE, Q_FIT, Q_SAVE_LOAD, Q_EVALUATE = WITH_SNAPSHOT
+Q_MODEL, Q_COMPILE, Q_FIT, Q_SAVE_LOAD, Q_EVALUATE = "q4_model", "q5_compile", "q6_fit", "q7_save_load", "q8_evaluate"
 Q_ACCURACY = "q9_accuracy"  # measured on Q_EVALUATE's snapshot: the model the notebook evaluated
 
 # Helpers of the checks that the grader's evidence cell runs beside the collectors: the fit recorder's
