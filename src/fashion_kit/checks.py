@@ -66,6 +66,10 @@ PIXELS = 28 * 28
 # fit saw has one digest. This is the digest of the 60,000 training images' keys (example_keys,
 # examples_digest).
 TRAINING_EXAMPLES_DIGEST = "2820f6f6857f21ee0b3688e8e05500a40c967e82296cd5b4d6ba71207d2d1264"
+# Set (true) in the collectors' env by the grader's evidence cell: phase 2 measures the saved models
+# itself (their accuracies, the saved file's weights), so while grading the kernel does not measure
+# them too; the notebook's own check, run by a student, still does.
+MEASURED_BY_GRADER = "__fashion_kit_measured_by_grader__"
 
 
 # -- plain values from the notebook's variables ----------------------------------------------------
@@ -320,7 +324,7 @@ def _measured_model(env):
     """The model's facts with its accuracy on the notebook's own test and training arrays: in the
     notebook, the check measures what the grader measures on its own copies of the data."""
     facts = _model_of(env)
-    if "error" not in facts:
+    if "error" not in facts and not env.get(MEASURED_BY_GRADER):
         for key, images, labels in (("accuracy", "test_images", "test_labels"),
                                     ("train_accuracy", "training_images", "training_labels")):
             value = accuracy_of(env.get("model"), env.get(images), env.get(labels))
@@ -388,7 +392,7 @@ def collect_q7_save_load(env) -> dict:
             same = False
     found = {"files": files, "loaded": {"type": type(loaded).__name__, "is_model": hasattr(loaded, "to_json"),
                                         "is_the_model_itself": loaded is model, "same_weights": same}}
-    if files and hasattr(model, "weights"):
+    if files and hasattr(model, "weights") and not env.get(MEASURED_BY_GRADER):
         # The file the grader takes (the .keras one when both are there) must hold the trained model,
         # whichever file loaded_model was read from.
         found["saved"] = saved_file_problem(files[0], model) or True
@@ -397,7 +401,8 @@ def collect_q7_save_load(env) -> dict:
 
 def collect_q8_evaluate(env) -> dict:
     found = {"test_loss": plain_number(env.get("test_loss")), "test_acc": plain_number(env.get("test_acc"))}
-    measured = accuracy_of(env.get("model"), env.get("test_images"), env.get("test_labels"))
+    measured = None if env.get(MEASURED_BY_GRADER) else accuracy_of(
+        env.get("model"), env.get("test_images"), env.get("test_labels"))
     found["measured"] = [] if measured is None else [measured]
     return found
 
