@@ -7,6 +7,7 @@ kit's cells named.
 
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 
@@ -21,9 +22,6 @@ PARTS = ("seeding", "evidence")
 
 def main(work: str, seed: str, *parts: str) -> int:
     c.skip_slow_optional_modules()  # as phase 1's program does
-    unknown = set(parts) - set(PARTS)
-    if unknown:
-        raise SystemExit(f"unknown parts {sorted(unknown)}; known: {PARTS}")
     folder = Path(work)
     nb = nbformat.read(folder / c.WORK_SUBMISSION / c.NOTEBOOK, as_version=4)
     if "seeding" in parts:
@@ -38,4 +36,11 @@ def main(work: str, seed: str, *parts: str) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(*sys.argv[1:]))
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("work", help="a work folder as the grading core makes one")
+    parser.add_argument("seed", help="the grading's seed")
+    parser.add_argument("parts", nargs="*", help=f"the kit's cells to insert: any of {', '.join(PARTS)}")
+    args = parser.parse_args()
+    if set(args.parts) - set(PARTS):
+        parser.error(f"unknown parts {sorted(set(args.parts) - set(PARTS))}; known: {', '.join(PARTS)}")
+    sys.exit(main(args.work, args.seed, *args.parts))
