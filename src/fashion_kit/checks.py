@@ -68,6 +68,10 @@ PIXELS = 28 * 28
 # fit saw has one digest. This is the digest of the 60,000 training images' keys (example_keys,
 # examples_digest).
 TRAINING_EXAMPLES_DIGEST = "2820f6f6857f21ee0b3688e8e05500a40c967e82296cd5b4d6ba71207d2d1264"
+# Set (true) in the collectors' env by the grader's evidence cell: phase 2 measures the saved models
+# itself (their accuracies, the saved file's weights), so while grading the kernel does not measure
+# them too; the notebook's own check, run by a student, still does.
+MEASURED_BY_GRADER = "__fashion_kit_measured_by_grader__"
 
 
 # -- plain values from the notebook's variables ----------------------------------------------------
@@ -306,7 +310,7 @@ def _measured_model(env):
     """The model's facts with its accuracy on the notebook's own test and training arrays: in the
     notebook, the check measures what the grader measures on its own copies of the data."""
     facts = _model_of(env)
-    if "error" not in facts:
+    if "error" not in facts and not env.get(MEASURED_BY_GRADER):
         for key, images, labels in (("accuracy", "test_images", "test_labels"),
                                     ("train_accuracy", "training_images", "training_labels")):
             value = accuracy_of(env.get("model"), env.get(images), env.get(labels))

@@ -64,6 +64,60 @@ def test_the_evidence_cells_hand_over_each_questions_values_and_record_every_fit
     assert isinstance(np.zeros(1), np.ndarray)
 
 
+def test_while_grading_the_kernel_leaves_measuring_the_models_to_phase_2(tmp_path, monkeypatch):
+    """Phase 2 measures the saved models itself (accuracies, the saved file's weights), so the
+    evidence cells do not predict or read the file back; the notebook's own check still measures."""
+    import keras
+    import numpy as np
+
+    code = ["import numpy as np\nimport keras\n"
+            "training_images, training_labels = np.zeros((60, 28, 28)), np.zeros(60, dtype=int)\n"
+            "test_images, test_labels = np.zeros((10, 28, 28)), np.zeros(10, dtype=int)\n"
+            "model = keras.Sequential([keras.Input((28, 28)), keras.layers.Flatten(), keras.layers.Dense(10)])\n"
+            "model.compile(optimizer='adam', loss='sparse_categorical_crossentropy', metrics=['accuracy'])\n"
+            "history = model.fit(training_images, training_labels, epochs=1, verbose=0)\n"
+            "model.save('fashion_mnist_model.keras')\n"
+            "loaded_model = keras.models.load_model('fashion_mnist_model.keras')\n"
+            "test_loss, test_acc = model.evaluate(test_images, test_labels, verbose=0)",
+            'grader.check("q6_fit")', 'grader.check("q7_save_load")', 'grader.check("q8_evaluate")',
+            'grader.check("q9_accuracy")']
+    nb = notebook(*code)
+    evidence.apply(nb, tmp_path / "evidence")
+    (tmp_path / "evidence").mkdir()
+    monkeypatch.chdir(tmp_path)
+    fit, predict, load = keras.Model.fit, keras.Model.predict, keras.models.load_model
+    measured = []
+
+    def counted(name, method):
+        def call(*args, **kwargs):
+            measured.append(name)
+            return method(*args, **kwargs)
+        return call
+
+    env: dict = {"grader": type("Grader", (), {"check": staticmethod(lambda q: None)})()}
+    try:
+        for cell in nb.cells:
+            if cell.source.startswith("__fashion_kit_evidence__"):
+                monkeypatch.setattr(keras.Model, "predict", counted("predict", predict))
+                monkeypatch.setattr(keras.models, "load_model", counted("load_model", load))
+            exec(cell.source, env)
+            monkeypatch.setattr(keras.Model, "predict", predict)
+            monkeypatch.setattr(keras.models, "load_model", load)
+        values = {q: json.loads((tmp_path / "evidence" / f"{q}.json").read_text())
+                  for q in ("q6_fit", "q7_save_load", "q8_evaluate", "q9_accuracy")}
+        assert measured == [], "the evidence cells predicted or loaded a model: phase 2 does that"
+        assert not {"accuracy", "train_accuracy"} & (values["q6_fit"]["model"].keys() | values["q9_accuracy"]["model"].keys())
+        assert values["q8_evaluate"]["measured"] == [] and "saved" not in values["q7_save_load"]
+        assert values["q7_save_load"]["loaded"]["same_weights"] is True  # what phase 2 cannot see is still taken
+        # The notebook's own check, on the same variables, measures them.
+        from fashion_kit import checks
+        assert {"accuracy", "train_accuracy"} <= checks.collect_q9_accuracy(env)["model"].keys()
+        assert len(checks.collect_q8_evaluate(env)["measured"]) == 1
+        assert checks.collect_q7_save_load(env)["saved"] is True
+    finally:
+        keras.Model.fit = fit
+
+
 def test_checkpoints_are_plain_json_and_mark_only_the_students_cells(tmp_path):
     nb = notebook("a = 1", "b = 2")
     evidence.apply(nb, tmp_path)

@@ -44,3 +44,17 @@ def test_without_settings_the_sandbox_and_the_grading_use_the_zips_otter_config(
     assert folder == tmp_path / "autograder" and box.settings == expected
     # The sandbox's own walls come from the same values the supervisor is given (box.settings).
     assert f"--fsize={64 * 2**20}" in sandbox._limits(box.settings)
+
+
+def test_the_grading_processes_skip_jsonschemas_slow_optional_checker():
+    """The core (and every grading process) imports jsonschema, whose optional IRI checker compiles a
+    grammar at import: a second of CPU per grading that grading never uses."""
+    import subprocess
+    import sys
+
+    for module in ("fashion_kit.grading.core", "fashion_kit.grading.evaluator", "fashion_kit.grading.phase1"):
+        found = subprocess.run(
+            [sys.executable, "-I", "-c", f"import sys, {module}, jsonschema; "
+             "print(sorted(n for n in sys.modules if n.startswith('rfc3987_syntax') and sys.modules[n]))"],
+            capture_output=True, text=True, check=True).stdout.strip()
+        assert found == "[]", f"{module} imported {found}"

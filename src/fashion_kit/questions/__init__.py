@@ -31,8 +31,9 @@ from pathlib import Path
 from . import check_code, layout
 # What the grading core needs of the checks beyond a verdict: a model's facts cut exactly as the
 # checks compare them (the evaluator measures the model files with these), the digests the evidence
-# cell recognises the training set by, and the facts the notebook's checks and the grade share.
-from ..checks import (OFFICIAL_DIGESTS, TRAINING_EXAMPLES, TRAINING_EXAMPLES_DIGEST,  # noqa: F401
+# cell recognises the training set by, its switch that leaves measuring the models to phase 2, and
+# the facts the notebook's checks and the grade share.
+from ..checks import (MEASURED_BY_GRADER, OFFICIAL_DIGESTS, TRAINING_EXAMPLES, TRAINING_EXAMPLES_DIGEST,  # noqa: F401
                      compile_facts, function_name, input_shape_of, layer_rows, other_weights_problem,
                      weights_digest)
 from ..contract import LANGUAGES, TESTS_DIR, natural_key

@@ -18,7 +18,8 @@ on them, so the record is what the model saw and the data are read once, by Kera
 The trusted phase reads these files after the notebook's processes are dead, as data only: the
 model files with a reader that executes nothing, the values with JSON, the images with
 ``numpy.load(allow_pickle=False)``. A notebook can tamper with these cells too; what it cannot do is
-make a wrong model look right: the grader measures the saved models itself.
+make a wrong model look right: the grader measures the saved models itself. So the collectors
+here leave the models unmeasured (no accuracy, no reading back of the saved file): phase 2 does it.
 """
 
 from __future__ import annotations
@@ -154,6 +155,7 @@ def __fashion_kit_evidence__(question, folder={folder!r}):
     env = dict(found)
     model = found.get("model")
     env["__fashion_kit_fits__"] = __fashion_kit_fit_records__.get(id(model))
+    env[{measured_by_grader!r}] = True  # phase 2 measures the saved models: not measured twice
     try:
         values = __fashion_kit_checks__["collect_" + question](env)
     except Exception as e:
@@ -179,7 +181,8 @@ EVIDENCE_CELL = "__fashion_kit_evidence__({question!r})"
 def helper_cell(folder: str) -> str:
     """The first of the kit's evidence cells: the collectors, the fit recorder, the evidence function."""
     return HELPER_CELL.format(
-        code=COLLECTORS, official=questions.OFFICIAL_DIGESTS["training_images"],
+        code=COLLECTORS, measured_by_grader=questions.MEASURED_BY_GRADER,
+        official=questions.OFFICIAL_DIGESTS["training_images"],
         examples_digest=questions.TRAINING_EXAMPLES_DIGEST, training_examples=questions.TRAINING_EXAMPLES,
         folder=folder, values=QUESTION_VALUES, snapshots=list(WITH_SNAPSHOT), snapshot=MODEL_SNAPSHOT,
         evaluate=Q_EVALUATE, images=TEST_IMAGES_FILE)

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 # The helpers this question shares with the others (the build copies them into the notebook too).
 from fashion_kit.checks import (
-    accuracy_of, AGREEMENT_TOLERANCE, _model_facts, _no_model, plain_number)
+    accuracy_of, AGREEMENT_TOLERANCE, MEASURED_BY_GRADER, _model_facts, _no_model, plain_number)
 
 
 def collect_q8_evaluate(env) -> dict:
     found = {"test_loss": plain_number(env.get("test_loss")), "test_acc": plain_number(env.get("test_acc"))}
-    measured = accuracy_of(env.get("model"), env.get("test_images"), env.get("test_labels"))
+    measured = None if env.get(MEASURED_BY_GRADER) else accuracy_of(
+        env.get("model"), env.get("test_images"), env.get("test_labels"))
     found["measured"] = [] if measured is None else [measured]
     return found
 
