@@ -9,7 +9,7 @@ import pytest
 
 from fashion_kit import assign, contract, notebooks
 
-from ..conftest import QUESTIONS, QUICK_FIT_ENV
+from ..conftest import QUESTIONS, QUICK_FIT_ENV, QUICK_MIN_ACCURACY
 
 
 def graded(results: dict) -> str:
@@ -19,7 +19,9 @@ def graded(results: dict) -> str:
 
 @pytest.mark.slow
 def test_grading_the_same_submission_twice_gives_identical_results(built, grader, tmp_path_factory):
-    """Without the notebook's own set_random_seed, only the grader's seeding makes training repeatable."""
+    """Without the notebook's own set_random_seed, only the grader's seeding makes training repeatable.
+    With the tests' quick fit (five steps over the shuffled 60,000 images): unseeded, the first
+    weights alone would already differ."""
     nb = notebooks.read(built.solutions["en"])
     seeded = [c for c in nb.cells if c.cell_type == "code" and "keras.utils.set_random_seed(42)" in c.source]
     assert seeded, "the reference solution no longer seeds Keras itself; update this test"
@@ -27,12 +29,12 @@ def test_grading_the_same_submission_twice_gives_identical_results(built, grader
         cell.source = cell.source.replace("keras.utils.set_random_seed(42)", "pass")
     path = tmp_path_factory.mktemp("determinism") / assign.NOTEBOOK
     notebooks.write(nb, path)
-    first, second = grader.submit("unseeded-1", path), grader.submit("unseeded-2", path)
+    first, second = grader.submit("unseeded-1", path, quick=True), grader.submit("unseeded-2", path, quick=True)
     first, second = first.result(), second.result()
     assert first.status == second.status == "graded", first.log[-3000:] + second.log[-3000:]
     assert first.scores == second.scores == {q: (p, p) for q, p in QUESTIONS.items()}
     measured = [o.results["extra_data"][contract.MEASURED_KEY]["accuracy"] for o in (first, second)]
-    assert measured[0] == measured[1] and measured[0] >= 0.85
+    assert measured[0] == measured[1] and measured[0] >= QUICK_MIN_ACCURACY
     assert first.sandbox == "bubblewrap"
     assert graded(first.results) == graded(second.results)
 
