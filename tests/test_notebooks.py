@@ -400,7 +400,8 @@ def first_cell_environment(lang: str, folder: Path, monkeypatch, colab: bool = F
     formatters = shell.display_formatter.formatters
     for mime in ("text/plain", "text/html"):
         monkeypatch.setattr(formatters[mime], "type_printers", dict(formatters[mime].type_printers))
-    monkeypatch.setitem(shell.events.callbacks, "post_run_cell", list(shell.events.callbacks["post_run_cell"]))
+    for event in ("pre_run_cell", "post_run_cell"):
+        monkeypatch.setitem(shell.events.callbacks, event, list(shell.events.callbacks[event]))
     env = {"get_ipython": lambda: shell}
     exec(TransformerManager().transform_cell(init), env)
     env["shell"] = shell
@@ -493,12 +494,107 @@ def test_every_line_of_a_message_shows_in_the_notebooks_language(lang, tmp_path,
     assert html_text.count("<p style='margin-left: 1.5em'>") == 2, html_text
 
 
-def _ran(env, cell_id: str, code: str) -> None:
-    """What IPython tells the first cell after a cell ran in Jupyter (the cell's id comes with it)."""
+def _ran(env, cell_id: str, code: str, error: Exception | None = None, value=None) -> None:
+    """What IPython tells the first cell before and after a cell ran in Jupyter (the cell's id comes
+    with it): ``error`` the cell raised, ``value`` its last expression's."""
     from IPython.core.interactiveshell import ExecutionInfo, ExecutionResult
 
-    result = ExecutionResult(ExecutionInfo(code, True, False, True, cell_id))
+    info = ExecutionInfo(code, True, False, True, cell_id)
+    env["shell"].events.trigger("pre_run_cell", info)
+    result = ExecutionResult(info)
+    result.error_in_exec, result.result = error, value
     env["shell"].events.trigger("post_run_cell", result)
+
+
+def _answer_cell(folder: Path, starts: str):
+    student = notebooks.read(folder / assign.NOTEBOOK)
+    return student, next(c for c in student.cells if c.cell_type == "code" and c.source.startswith(starts))
+
+
+RESTART = {"zh-TW": "Kernel > Restart Kernel and Run All Cells", "en": "Kernel > Restart Kernel and Run All Cells"}
+ALL_PASSED = {"zh-TW": "全部的檢查都通過了", "en": "Every check passed"}
+
+
+@pytest.mark.parametrize("lang", notebooks.LANGUAGES)
+def test_a_cell_edited_after_it_ran_is_no_pass(lang, tmp_path, monkeypatch):
+    """Question 2's cell ran with the right names, then was edited and saved without running again:
+    the grade runs the edited code, so neither the question's check nor check_all says passed; both
+    say to save and restart and run all. Run again, the check passes."""
+    from IPython.core.interactiveshell import ExecutionInfo
+
+    env = first_cell_environment(lang, tmp_path, monkeypatch)
+    student, answer = _answer_cell(tmp_path, "class_names = ")
+    right = f"class_names = {TABLE!r}"
+    _ran(env, answer.id, right)
+    env["class_names"] = list(TABLE)
+    answer.source = "class_names = []"  # edited after it ran, then saved (autosave or Ctrl+S)
+    notebooks.write(student, tmp_path / assign.NOTEBOOK)
+    later = os.path.getmtime(tmp_path / assign.NOTEBOOK) + 5
+    os.utime(tmp_path / assign.NOTEBOOK, (later, later))
+    check = next(c for c in student.cells if c.source.startswith('grader.check("q2_class_names")'))
+    env["shell"].events.trigger("pre_run_cell", ExecutionInfo(check.source, True, False, True, check.id))
+    exec('result = grader.check("q2_class_names")', env)
+    text = shown(env, env["result"])
+    assert not env["result"].passed_all and RESTART[lang] in text and "class_names = [" in text, text
+    exec("results = grader.check_all()", env)
+    summary = shown(env, env["results"])
+    assert ALL_PASSED[lang] not in summary and RESTART[lang] in summary, summary
+
+    _ran(env, answer.id, "class_names = []")  # run again: what ran is what is saved
+    env["class_names"] = list(TABLE)
+    exec('result = grader.check("q2_class_names")', env)
+    assert env["result"].passed_all, shown(env, env["result"])
+
+
+def test_a_cell_run_before_it_is_saved_still_passes_its_check(tmp_path, monkeypatch):
+    """Typing, running and checking before the next save is the usual way: the check passes (the export
+    and check_all still ask for a save)."""
+    env = first_cell_environment("en", tmp_path, monkeypatch)
+    _, answer = _answer_cell(tmp_path, "class_names = ")
+    _ran(env, answer.id, f"class_names = {TABLE!r}")  # the file was saved before it ran
+    env["class_names"] = list(TABLE)
+    exec('result = grader.check("q2_class_names")', env)
+    assert env["result"].passed_all, shown(env, env["result"])
+    exec("results = grader.check_all()", env)
+    assert "Save the notebook" in shown(env, env["results"])
+
+
+@pytest.mark.parametrize("lang", notebooks.LANGUAGES)
+def test_a_blank_left_in_a_failed_cell_is_named(lang, tmp_path, monkeypatch):
+    """Question 4 left as Sequential([...]): Keras refuses the ..., the cell fails and model never gets
+    a value; the check says the ... is still to replace, not only that model has no value."""
+    env = first_cell_environment(lang, tmp_path, monkeypatch)
+    _, answer = _answer_cell(tmp_path, "model = tf.keras.models.Sequential(")
+    assert "..." in answer.source
+    _ran(env, answer.id, answer.source, error=ValueError("Only instances of `keras.Layer` can be added"))
+    exec('result = grader.check("q4_model")', env)
+    text = shown(env, env["result"])
+    assert "model" in text and (("還是 ..." in text) if lang == "zh-TW" else ("model is still ..." in text)), text
+
+
+class History:
+    """What model.fit(...) returns, as far as the first cell reads it."""
+
+    def __init__(self, steps, epochs, taken):
+        import types
+
+        self.params, self.history = {"steps": steps}, {"loss": [0.5] * epochs}
+        self.model = types.SimpleNamespace(optimizer=types.SimpleNamespace(
+            iterations=types.SimpleNamespace(numpy=lambda: taken)))
+
+
+@pytest.mark.parametrize("lang", notebooks.LANGUAGES)
+def test_fit_run_again_says_training_goes_on(lang, tmp_path, monkeypatch, capsys):
+    env = first_cell_environment(lang, tmp_path, monkeypatch)
+    fit = "history = model.fit(training_images, training_labels, epochs=5)"
+    capsys.readouterr()
+    env["history"] = History(1875, 5, 1875 * 5)  # the first fit: nothing to say
+    _ran(env, "fit-cell", fit)
+    assert capsys.readouterr().out == ""
+    env["history"] = History(1875, 5, 1875 * 6)  # after a 1-epoch fit
+    _ran(env, "fit-cell", fit)
+    said = capsys.readouterr().out
+    assert "6" in said and ("第 4 題" in said if lang == "zh-TW" else "run question 4's cell again" in said), said
 
 
 @pytest.mark.parametrize("lang", notebooks.LANGUAGES)
