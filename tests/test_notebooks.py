@@ -360,6 +360,12 @@ class StandInShell:
     def run_line_magic(self, name, line, _stack_depth=1):
         self.magics.append(f"%{name} {line}")
 
+    def set_custom_exc(self, exc_tuple, handler):
+        self.custom_exceptions, self.custom_handler = exc_tuple, handler
+
+    def showtraceback(self, exc_tuple=None, tb_offset=None):
+        print(f"{exc_tuple[0].__name__}: {exc_tuple[1]}")
+
     def __str__(self):
         return "<google.colab._shell.Shell object>" if self.colab else "<ipykernel.zmqshell.ZMQInteractiveShell>"
 
@@ -639,3 +645,30 @@ def test_tensorflows_start_up_notes_are_turned_off_before_it_is_imported(tmp_pat
     monkeypatch.delenv("TF_CPP_MIN_LOG_LEVEL", raising=False)
     first_cell_environment("en", tmp_path, monkeypatch)
     assert os.environ["TF_CPP_MIN_LOG_LEVEL"] == "2"
+
+
+@pytest.mark.parametrize("lang", notebooks.LANGUAGES)
+def test_a_skipped_cell_is_named_by_the_name_error(lang, tmp_path, monkeypatch, capsys):
+    """The drawing helpers' cell skipped: the picture cell's NameError says which cell defines picture
+    (its number and title); a name no cell defines gets Python's error alone."""
+    env = first_cell_environment(lang, tmp_path, monkeypatch)
+    shell = env["shell"]
+    student = notebooks.read(tmp_path / assign.NOTEBOOK)
+    code = [c for c in student.cells if c.cell_type == "code"]
+    helpers = next(i for i, c in enumerate(code, 1) if "def picture(" in c.source)
+    assert NameError in shell.custom_exceptions
+    capsys.readouterr()
+    shell.custom_handler(shell, NameError, NameError("name 'picture' is not defined", name="picture"), None)
+    said = capsys.readouterr().out
+    title = "畫圖用的小工具" if lang == "zh-TW" else "Drawing helpers"
+    assert f" {helpers} " in said and title in said and "picture" in said, said
+    shell.custom_handler(shell, NameError, NameError("name 'trainig_images' is not defined", name="trainig_images"), None)
+    assert capsys.readouterr().out.strip() == "NameError: name 'trainig_images' is not defined"
+
+
+@pytest.mark.parametrize("lang", notebooks.LANGUAGES)
+def test_the_set_up_cell_asks_for_the_first_cell_when_it_did_not_run(lang):
+    student = notebooks.read(paths.ROOT / "student" / lang / assign.NOTEBOOK)
+    set_up = [c for c in student.cells if c.cell_type == "code"][1]
+    with pytest.raises(RuntimeError, match="第一個程式儲存格" if lang == "zh-TW" else "Run the first code cell"):
+        exec(set_up.source, {})
