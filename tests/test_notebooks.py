@@ -635,7 +635,7 @@ def test_a_typo_in_a_variables_name_is_pointed_out(lang, tmp_path, monkeypatch):
     env["test_images"] = pixels.integers(0, 256, (10000, 28, 28), dtype=np.uint8) / 255.0
     exec('result = grader.check("q3_normalize")', env)
     text = shown(env, env["result"])
-    assert "trainig_images" in text and (("打錯字" in text) if lang == "zh-TW" else ("typo for training_images" in text))
+    assert "trainig_images" in text and (("打錯字" in text) if lang == "zh-TW" else ("rename it to training_images" in text))
     env["training_images"] = env["trainig_images"]
     exec('result = grader.check("q3_normalize")', env)
     assert env["result"].passed_all, "a passing check says nothing of look-alike names"
@@ -672,3 +672,48 @@ def test_the_set_up_cell_asks_for_the_first_cell_when_it_did_not_run(lang):
     set_up = [c for c in student.cells if c.cell_type == "code"][1]
     with pytest.raises(RuntimeError, match="第一個程式儲存格" if lang == "zh-TW" else "Run the first code cell"):
         exec(set_up.source, {})
+
+
+@pytest.mark.parametrize("lang", notebooks.LANGUAGES)
+def test_the_tensorflow_tutorials_names_get_rename_not_run_the_cell(lang, tmp_path, monkeypatch):
+    """The TF tutorial's train_images instead of training_images: the cell ran fine, so the check says
+    to rename it, not to run the cell again."""
+    import numpy as np
+
+    env = first_cell_environment(lang, tmp_path, monkeypatch)
+    env["train_images"] = np.zeros((60000, 28, 28)) / 255.0
+    env["test_images"] = np.zeros((10000, 28, 28)) / 255.0
+    exec('result = grader.check("q3_normalize")', env)
+    text = shown(env, env["result"])
+    assert "train_images" in text and "training_images" in text, text
+    assert ("還沒有值" not in text and "改成 training_images" in text) if lang == "zh-TW" else (
+        "run the cell above" not in text and "rename it to training_images" in text), text
+
+
+@pytest.mark.parametrize("lang", notebooks.LANGUAGES)
+def test_the_challenge_left_blank_or_without_return_says_what_to_change(lang, tmp_path, monkeypatch):
+    env = first_cell_environment(lang, tmp_path, monkeypatch)
+
+    def template():  # what Keras says of Sequential([...]), as the template is
+        raise ValueError("Only instances of `keras.Layer` can be added to a Sequential model. Received: Ellipsis "
+                         "(of type <class 'ellipsis'>)")
+
+    with pytest.raises(ValueError, match="RUN_CHALLENGE") as blank:
+        env["challenge_model_from"](template)
+    assert "..." in str(blank.value) and "Keras.Layer" not in str(blank.value)
+    with pytest.raises(TypeError, match="return model") as no_return:
+        env["challenge_model_from"](lambda: None)
+    assert "NoneType" in str(no_return.value)
+
+
+@pytest.mark.parametrize("lang", notebooks.LANGUAGES)
+def test_one_hot_labels_in_a_picture_say_so(lang, capsys):
+    import numpy as np
+
+    env = helpers_environment(lang)
+    env["training_labels"] = np.eye(10)[np.zeros(60000, dtype=int)]
+    capsys.readouterr()
+    with env["picture"]():
+        env["show_training_grid"](np.zeros((60000, 28, 28)), env["training_labels"])
+    said = capsys.readouterr().out
+    assert "one-hot" in said and "(60000, 10)" in said and "to_categorical" in said, said
