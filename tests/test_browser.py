@@ -55,6 +55,14 @@ MISTAKES = [
                     "(training_images, training_labels), (test_images, test_labels) = fashion_mnst.load_data()",
      {"zh-TW": "最後一次執行時出錯了", "en": "failed, so this check sees an old value"}),
 ]
+# A cell edited after it ran and saved without running again: the check of the cell's question says
+# the saved file is not what ran (the grade runs the saved file) and how to start over.
+EDITED = ("training_images = training_images / 255.0", "training_images = training_images\ntest_images = test_images / 255.0",
+          {"zh-TW": "Kernel > Restart Kernel and Run All Cells", "en": "Kernel > Restart Kernel and Run All Cells"})
+# Where the zh-TW mistakes' screenshots go for docs/student-guide.md when this is set (docs/images).
+SCREENSHOTS_ENV = "FASHION_KIT_SCREENSHOTS_DIR"
+SCREENSHOT_NAMES = {"class_names = [": "zh-TW-mistake-class-names.png", "hidden_params =": "zh-TW-mistake-biases.png",
+                    "load_data()": "zh-TW-mistake-old-value.png", EDITED[0]: "zh-TW-mistake-edited-after-run.png"}
 PASSED = {"zh-TW": "通過了！", "en": "passed!"}
 NOT_PASSED = {"zh-TW": "還沒通過", "en": "did not pass"}
 OTTER_WORDS = re.compile(r"passed!|results:|Test case|All test cases|failed|exported|Click")
@@ -277,8 +285,42 @@ def test_student_fills_in_the_answers_and_everything_passes(jupyterlab, chromium
             cells.first.scroll_into_view_if_needed()  # the top of the notebook, for the screenshot
             page.screenshot(path=str(shots / f"{lang}-notebook.png"))
 
-            # Now the mistakes: type each into its blank, run it and its check (Shift+Enter twice).
+            # A cell edited after it ran: edit question 3's cell, save without running it, run its check.
             mistakes_shown = {}
+            index = next(i for i, code in filled.items() if EDITED[0] in code)
+            before = jupyterlab.saved_notebook(notebook_path).cells[index + 1].execution_count
+            type_into(index, EDITED[1])
+            page.keyboard.press("Escape")
+            page.keyboard.press("ControlOrMeta+s")
+            wait_until(lambda: jupyterlab.saved_notebook(notebook_path).cells[index].source == EDITED[1], 60,
+                       "the edited cell to be saved")
+            cells.nth(index + 1).locator(".cm-content").click()
+            page.keyboard.press("Shift+Enter")
+
+            def edited_checked():
+                if jupyterlab.kernel_state(kernel) != "idle":
+                    return None
+                page.keyboard.press("Escape")
+                page.keyboard.press("ControlOrMeta+s")
+                page.wait_for_timeout(1000)
+                try:
+                    cell = jupyterlab.saved_notebook(notebook_path).cells[index + 1]
+                except urllib.error.HTTPError:  # read while the save was still being written
+                    return None
+                return cell if cell.execution_count not in (None, before) else None
+
+            page.wait_for_timeout(1500)
+            mistakes_shown[EDITED[0]] = outputs_text(wait_until(edited_checked, 180, "the check of the edited cell"))
+            cells.nth(index + 1).screenshot(path=str(shots / f"{lang}-mistake-cell{index + 1:03d}.png"))
+            if lang == "zh-TW":
+                shutil.copy(shots / f"{lang}-mistake-cell{index + 1:03d}.png", shots / SCREENSHOT_NAMES[EDITED[0]])
+            type_into(index, filled[index])  # put back as it ran, and saved: the mistakes below start clean
+            page.keyboard.press("Escape")
+            page.keyboard.press("ControlOrMeta+s")
+            wait_until(lambda: jupyterlab.saved_notebook(notebook_path).cells[index].source == filled[index], 60,
+                       "question 3's cell to be put back")
+
+            # Now the mistakes: type each into its blank, run it and its check (Shift+Enter twice).
             for piece, wrong, _ in MISTAKES:
                 index = next(i for i, code in filled.items() if piece in code)
                 before = jupyterlab.saved_notebook(notebook_path).cells[index + 1].execution_count
@@ -303,6 +345,8 @@ def test_student_fills_in_the_answers_and_everything_passes(jupyterlab, chromium
 
                 mistakes_shown[piece] = outputs_text(wait_until(checked, 180, f"the check after {piece!r}"))
                 cells.nth(index + 1).screenshot(path=str(shots / f"{lang}-mistake-cell{index + 1:03d}.png"))
+                if lang == "zh-TW":
+                    shutil.copy(shots / f"{lang}-mistake-cell{index + 1:03d}.png", shots / SCREENSHOT_NAMES[piece])
         finally:
             browser.close()
             jupyterlab.stop_sessions()
@@ -313,7 +357,10 @@ def test_student_fills_in_the_answers_and_everything_passes(jupyterlab, chromium
         shown = outputs_text(cell)
         assert PASSED[lang] in shown and "❌" not in shown, f"{cell.source}: {shown[:800]}"
         assert lang == "en" or not OTTER_WORDS.search(shown), f"{cell.source}: Otter's English in zh-TW: {shown[:800]}"
-    for piece, _, words in MISTAKES:
+    if lang == "zh-TW" and os.environ.get(SCREENSHOTS_ENV):
+        for name in SCREENSHOT_NAMES.values():
+            shutil.copy(shots / name, Path(os.environ[SCREENSHOTS_ENV]) / name)
+    for piece, _, words in MISTAKES + [EDITED]:
         shown = mistakes_shown[piece]
         assert NOT_PASSED[lang] in shown and "❌" in shown and words[lang] in shown, f"{piece}: {shown[:1500]}"
         if lang == "zh-TW":

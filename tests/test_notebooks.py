@@ -720,3 +720,15 @@ def test_one_hot_labels_in_a_picture_say_so(lang, capsys):
         env["show_training_grid"](np.zeros((60000, 28, 28)), env["training_labels"])
     said = capsys.readouterr().out
     assert "one-hot" in said and "(60000, 10)" in said and "to_categorical" in said, said
+
+
+def test_cell_ids_that_are_not_the_files_compare_nothing(tmp_path, monkeypatch):
+    """An editor whose cell ids are not the file's (none of them is in the saved notebook): nothing can
+    be compared, so no cell counts as changed or deleted and the export makes its zip."""
+    env = first_cell_environment("en", tmp_path, monkeypatch)
+    env["display"] = lambda value: None
+    _ran(env, "vscode-notebook-cell:/x#W1sZmlsZQ==", "class_names = []")
+    assert env["changed_cells"](assign.NOTEBOOK) == []
+    _, answer = _answer_cell(tmp_path, "class_names = ")
+    _ran(env, answer.id, "class_names = []")
+    assert len(env["changed_cells"](assign.NOTEBOOK)) == 2, "the file's ids: the edited cell and the unknown one"
