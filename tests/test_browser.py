@@ -82,6 +82,23 @@ def chromium() -> Path:
     return CHROMIUM
 
 
+def chinese_fonts(folder: Path) -> dict:
+    """Chromium's environment with the CJK font of the notebook's own font package added to the
+    system's fonts (a fontconfig file of the test's own): without it, a machine without CJK fonts shows
+    the zh-TW notebook's Chinese as boxes in the screenshots."""
+    try:
+        import noto_cjk_sans_otc
+    except ImportError:
+        return dict(os.environ)
+    config = folder / "fonts.conf"
+    config.write_text(
+        '<?xml version="1.0"?>\n<!DOCTYPE fontconfig SYSTEM "fonts.dtd">\n<fontconfig>\n'
+        '  <include ignore_missing="yes">/etc/fonts/fonts.conf</include>\n'
+        f"  <dir>{Path(noto_cjk_sans_otc.FONT_PATH).parent}</dir>\n"
+        f"  <cachedir>{folder / 'font-cache'}</cachedir>\n</fontconfig>\n", encoding="utf-8")
+    return {**os.environ, "FONTCONFIG_FILE": str(config)}
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -223,7 +240,8 @@ def test_student_fills_in_the_answers_and_everything_passes(jupyterlab, chromium
     shots.mkdir()
 
     with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(chromium), args=CHROMIUM_FLAGS, headless=True)
+        browser = p.chromium.launch(executable_path=str(chromium), args=CHROMIUM_FLAGS, headless=True,
+                                    env=chinese_fonts(tmp_path))
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             page.set_default_timeout(120_000)
