@@ -303,6 +303,27 @@ def test_student_fills_in_the_answers_and_everything_passes(jupyterlab, chromium
             cells.first.scroll_into_view_if_needed()  # the top of the notebook, for the screenshot
             page.screenshot(path=str(shots / f"{lang}-notebook.png"))
 
+            def check_shown(index, before, what):
+                """The output of the check below cell ``index`` once it ran (its count is not ``before``),
+                read from the saved notebook, and its screenshot."""
+                def checked():
+                    if jupyterlab.kernel_state(kernel) != "idle":
+                        return None
+                    page.keyboard.press("Escape")
+                    page.keyboard.press("ControlOrMeta+s")
+                    page.wait_for_timeout(1000)
+                    try:
+                        cell = jupyterlab.saved_notebook(notebook_path).cells[index + 1]
+                    except urllib.error.HTTPError:  # read while the save was still being written
+                        return None
+                    return cell if cell.execution_count not in (None, before) else None
+
+                shown = outputs_text(wait_until(checked, 180, f"the check after {what!r}"))
+                cells.nth(index + 1).screenshot(path=str(shots / f"{lang}-mistake-cell{index + 1:03d}.png"))
+                if lang == "zh-TW":
+                    shutil.copy(shots / f"{lang}-mistake-cell{index + 1:03d}.png", shots / SCREENSHOT_NAMES[what])
+                return shown
+
             # A cell edited after it ran: edit question 3's cell, save without running it, run its check.
             mistakes_shown = {}
             index = next(i for i, code in filled.items() if EDITED[0] in code)
@@ -315,23 +336,8 @@ def test_student_fills_in_the_answers_and_everything_passes(jupyterlab, chromium
             cells.nth(index + 1).locator(".cm-content").click()
             page.keyboard.press("Shift+Enter")
 
-            def edited_checked():
-                if jupyterlab.kernel_state(kernel) != "idle":
-                    return None
-                page.keyboard.press("Escape")
-                page.keyboard.press("ControlOrMeta+s")
-                page.wait_for_timeout(1000)
-                try:
-                    cell = jupyterlab.saved_notebook(notebook_path).cells[index + 1]
-                except urllib.error.HTTPError:  # read while the save was still being written
-                    return None
-                return cell if cell.execution_count not in (None, before) else None
-
             page.wait_for_timeout(1500)
-            mistakes_shown[EDITED[0]] = outputs_text(wait_until(edited_checked, 180, "the check of the edited cell"))
-            cells.nth(index + 1).screenshot(path=str(shots / f"{lang}-mistake-cell{index + 1:03d}.png"))
-            if lang == "zh-TW":
-                shutil.copy(shots / f"{lang}-mistake-cell{index + 1:03d}.png", shots / SCREENSHOT_NAMES[EDITED[0]])
+            mistakes_shown[EDITED[0]] = check_shown(index, before, EDITED[0])
             type_into(index, filled[index])  # put back as it ran, and saved: the mistakes below start clean
             page.keyboard.press("Escape")
             page.keyboard.press("ControlOrMeta+s")
@@ -348,23 +354,7 @@ def test_student_fills_in_the_answers_and_everything_passes(jupyterlab, chromium
                 page.wait_for_timeout(1500)
                 wait_until(lambda: jupyterlab.kernel_state(kernel) == "idle", 180, f"the cell with {piece!r} to run")
                 page.keyboard.press("Shift+Enter")
-
-                def checked():
-                    if jupyterlab.kernel_state(kernel) != "idle":
-                        return None
-                    page.keyboard.press("Escape")
-                    page.keyboard.press("ControlOrMeta+s")
-                    page.wait_for_timeout(1000)
-                    try:
-                        cell = jupyterlab.saved_notebook(notebook_path).cells[index + 1]
-                    except urllib.error.HTTPError:  # read while the save was still being written
-                        return None
-                    return cell if cell.execution_count not in (None, before) else None
-
-                mistakes_shown[piece] = outputs_text(wait_until(checked, 180, f"the check after {piece!r}"))
-                cells.nth(index + 1).screenshot(path=str(shots / f"{lang}-mistake-cell{index + 1:03d}.png"))
-                if lang == "zh-TW":
-                    shutil.copy(shots / f"{lang}-mistake-cell{index + 1:03d}.png", shots / SCREENSHOT_NAMES[piece])
+                mistakes_shown[piece] = check_shown(index, before, piece)
         finally:
             browser.close()
             jupyterlab.stop_sessions()
