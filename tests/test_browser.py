@@ -55,6 +55,14 @@ MISTAKES = [
                     "(training_images, training_labels), (test_images, test_labels) = fashion_mnst.load_data()",
      {"zh-TW": "最後一次執行時出錯了", "en": "failed, so this check sees an old value"}),
 ]
+# A cell edited after it ran and saved without running again: the check of the cell's question says
+# the saved file is not what ran (the grade runs the saved file) and how to start over.
+EDITED = ("training_images = training_images / 255.0", "training_images = training_images\ntest_images = test_images / 255.0",
+          {"zh-TW": "Kernel > Restart Kernel and Run All Cells", "en": "Kernel > Restart Kernel and Run All Cells"})
+# Where the zh-TW mistakes' screenshots go for docs/student-guide.md when this is set (docs/images).
+SCREENSHOTS_ENV = "FASHION_KIT_SCREENSHOTS_DIR"
+SCREENSHOT_NAMES = {"class_names = [": "zh-TW-mistake-class-names.png", "hidden_params =": "zh-TW-mistake-biases.png",
+                    "load_data()": "zh-TW-mistake-old-value.png", EDITED[0]: "zh-TW-mistake-edited-after-run.png"}
 PASSED = {"zh-TW": "通過了！", "en": "passed!"}
 NOT_PASSED = {"zh-TW": "還沒通過", "en": "did not pass"}
 OTTER_WORDS = re.compile(r"passed!|results:|Test case|All test cases|failed|exported|Click")
@@ -72,6 +80,23 @@ def chromium() -> Path:
             pytest.fail(message)
         pytest.skip(message)
     return CHROMIUM
+
+
+def chinese_fonts(folder: Path) -> dict:
+    """Chromium's environment with the CJK font of the notebook's own font package added to the
+    system's fonts (a fontconfig file of the test's own): without it, a machine without CJK fonts shows
+    the zh-TW notebook's Chinese as boxes in the screenshots."""
+    try:
+        import noto_cjk_sans_otc
+    except ImportError:
+        return dict(os.environ)
+    config = folder / "fonts.conf"
+    config.write_text(
+        '<?xml version="1.0"?>\n<!DOCTYPE fontconfig SYSTEM "fonts.dtd">\n<fontconfig>\n'
+        '  <include ignore_missing="yes">/etc/fonts/fonts.conf</include>\n'
+        f"  <dir>{Path(noto_cjk_sans_otc.FONT_PATH).parent}</dir>\n"
+        f"  <cachedir>{folder / 'font-cache'}</cachedir>\n</fontconfig>\n", encoding="utf-8")
+    return {**os.environ, "FONTCONFIG_FILE": str(config)}
 
 
 def free_port() -> int:
@@ -215,7 +240,8 @@ def test_student_fills_in_the_answers_and_everything_passes(jupyterlab, chromium
     shots.mkdir()
 
     with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(chromium), args=CHROMIUM_FLAGS, headless=True)
+        browser = p.chromium.launch(executable_path=str(chromium), args=CHROMIUM_FLAGS, headless=True,
+                                    env=chinese_fonts(tmp_path))
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             page.set_default_timeout(120_000)
@@ -277,18 +303,9 @@ def test_student_fills_in_the_answers_and_everything_passes(jupyterlab, chromium
             cells.first.scroll_into_view_if_needed()  # the top of the notebook, for the screenshot
             page.screenshot(path=str(shots / f"{lang}-notebook.png"))
 
-            # Now the mistakes: type each into its blank, run it and its check (Shift+Enter twice).
-            mistakes_shown = {}
-            for piece, wrong, _ in MISTAKES:
-                index = next(i for i, code in filled.items() if piece in code)
-                before = jupyterlab.saved_notebook(notebook_path).cells[index + 1].execution_count
-                type_into(index, wrong)
-                page.keyboard.press("Shift+Enter")
-                # A cell that fails aborts the cells queued behind it: run the check once it is done.
-                page.wait_for_timeout(1500)
-                wait_until(lambda: jupyterlab.kernel_state(kernel) == "idle", 180, f"the cell with {piece!r} to run")
-                page.keyboard.press("Shift+Enter")
-
+            def check_shown(index, before, what):
+                """The output of the check below cell ``index`` once it ran (its count is not ``before``),
+                read from the saved notebook, and its screenshot."""
                 def checked():
                     if jupyterlab.kernel_state(kernel) != "idle":
                         return None
@@ -301,8 +318,43 @@ def test_student_fills_in_the_answers_and_everything_passes(jupyterlab, chromium
                         return None
                     return cell if cell.execution_count not in (None, before) else None
 
-                mistakes_shown[piece] = outputs_text(wait_until(checked, 180, f"the check after {piece!r}"))
+                shown = outputs_text(wait_until(checked, 180, f"the check after {what!r}"))
                 cells.nth(index + 1).screenshot(path=str(shots / f"{lang}-mistake-cell{index + 1:03d}.png"))
+                if lang == "zh-TW":
+                    shutil.copy(shots / f"{lang}-mistake-cell{index + 1:03d}.png", shots / SCREENSHOT_NAMES[what])
+                return shown
+
+            # A cell edited after it ran: edit question 3's cell, save without running it, run its check.
+            mistakes_shown = {}
+            index = next(i for i, code in filled.items() if EDITED[0] in code)
+            before = jupyterlab.saved_notebook(notebook_path).cells[index + 1].execution_count
+            type_into(index, EDITED[1])
+            page.keyboard.press("Escape")
+            page.keyboard.press("ControlOrMeta+s")
+            wait_until(lambda: jupyterlab.saved_notebook(notebook_path).cells[index].source == EDITED[1], 60,
+                       "the edited cell to be saved")
+            cells.nth(index + 1).locator(".cm-content").click()
+            page.keyboard.press("Shift+Enter")
+
+            page.wait_for_timeout(1500)
+            mistakes_shown[EDITED[0]] = check_shown(index, before, EDITED[0])
+            type_into(index, filled[index])  # put back as it ran, and saved: the mistakes below start clean
+            page.keyboard.press("Escape")
+            page.keyboard.press("ControlOrMeta+s")
+            wait_until(lambda: jupyterlab.saved_notebook(notebook_path).cells[index].source == filled[index], 60,
+                       "question 3's cell to be put back")
+
+            # Now the mistakes: type each into its blank, run it and its check (Shift+Enter twice).
+            for piece, wrong, _ in MISTAKES:
+                index = next(i for i, code in filled.items() if piece in code)
+                before = jupyterlab.saved_notebook(notebook_path).cells[index + 1].execution_count
+                type_into(index, wrong)
+                page.keyboard.press("Shift+Enter")
+                # A cell that fails aborts the cells queued behind it: run the check once it is done.
+                page.wait_for_timeout(1500)
+                wait_until(lambda: jupyterlab.kernel_state(kernel) == "idle", 180, f"the cell with {piece!r} to run")
+                page.keyboard.press("Shift+Enter")
+                mistakes_shown[piece] = check_shown(index, before, piece)
         finally:
             browser.close()
             jupyterlab.stop_sessions()
@@ -313,7 +365,10 @@ def test_student_fills_in_the_answers_and_everything_passes(jupyterlab, chromium
         shown = outputs_text(cell)
         assert PASSED[lang] in shown and "❌" not in shown, f"{cell.source}: {shown[:800]}"
         assert lang == "en" or not OTTER_WORDS.search(shown), f"{cell.source}: Otter's English in zh-TW: {shown[:800]}"
-    for piece, _, words in MISTAKES:
+    if lang == "zh-TW" and os.environ.get(SCREENSHOTS_ENV):
+        for name in SCREENSHOT_NAMES.values():
+            shutil.copy(shots / name, Path(os.environ[SCREENSHOTS_ENV]) / name)
+    for piece, _, words in MISTAKES + [EDITED]:
         shown = mistakes_shown[piece]
         assert NOT_PASSED[lang] in shown and "❌" in shown and words[lang] in shown, f"{piece}: {shown[:1500]}"
         if lang == "zh-TW":

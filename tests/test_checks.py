@@ -252,3 +252,13 @@ def test_an_h5_save_leaves_q5s_check_passing(tmp_path):
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     model.save(tmp_path / "fashion_mnist_model.h5")  # Keras drops the optimizer from the live compile config
     assert check_q5_compile(collect_q5_compile({"model": model}), public=True) == (1.0, [])
+
+
+@pytest.mark.parametrize("facts", [{"error": "model is NoneType"}, {"error": "no model (the snapshot after q4_model)"}])
+def test_no_model_at_question_4_names_the_blank_in_its_cell(facts):
+    """The notebook's unset model and the grader's missing snapshot: the same words, which name the ...
+    of question 4's cell; a model that exists but cannot be read keeps the general message."""
+    fraction, [message] = check_q4_model({"model": facts})
+    assert fraction == 0 and "..." in message and "第 4 題的儲存格" in message and "question 4's cell" in message
+    _, [other] = check_q4_model({"model": {"error": "Sequential: TypeError"}})
+    assert "..." not in other and "Sequential: TypeError" in other

@@ -289,8 +289,8 @@ def test_otters_output_speaks_the_notebooks_language(lang, tmp_path, monkeypatch
         assert "還沒通過" in swapped and "表格" in swapped
         assert swapped.index("表格") < swapped.index("Expected"), "Chinese first, the test's English after it"
         assert "bias" in no_biases and "100352" in no_biases
-        assert "還沒有值" in missing and "執行上面" in missing
+        assert "還沒有值" in missing and "一字不差" in missing
     else:
         assert "did not pass" in swapped and "the table says 'T-shirt/top'" in swapped
         assert "add one bias per neuron" in no_biases
-        assert "has no value yet: run the cell above" in missing
+        assert "has no value yet: store the result under exactly this name" in missing

@@ -13,6 +13,7 @@ question from the evidence, the models measured by the grader's evaluator: the n
 the grade must agree on every question the entry reaches (a public check never says "passed" for
 what the grade fails, nor fails what the grade passes). Only entries whose claim needs a trained
 model train for real; the others train five one-step epochs (the whole training set as one batch).
+The cells after the entry's question (or its ``again_after``) are not run.
 """
 
 from __future__ import annotations
@@ -154,6 +155,9 @@ def run_entry(entry: dict, folder: Path, monkeypatch) -> tuple[dict, dict, dict]
     env: dict = {}
     exec(evidence.helper_cell(str(proof)), env)
     tests, public = master_checks(), {}
+    # The cells after the last question the entry is about are not run: its claim is decided there.
+    last = max(questions.NAMES.index(entry["question"]), questions.NAMES.index(entry.get("again_after", entry["question"])))
+    cells = [(q, code) for q, code in cells if q is None or questions.NAMES.index(q) <= last]
     for question, code in cells:
         try:
             exec(compile(code, f"<{question}>", "exec"), env)

@@ -360,6 +360,12 @@ class StandInShell:
     def run_line_magic(self, name, line, _stack_depth=1):
         self.magics.append(f"%{name} {line}")
 
+    def set_custom_exc(self, exc_tuple, handler):
+        self.custom_exceptions, self.custom_handler = exc_tuple, handler
+
+    def showtraceback(self, exc_tuple=None, tb_offset=None):
+        print(f"{exc_tuple[0].__name__}: {exc_tuple[1]}")
+
     def __str__(self):
         return "<google.colab._shell.Shell object>" if self.colab else "<ipykernel.zmqshell.ZMQInteractiveShell>"
 
@@ -400,7 +406,8 @@ def first_cell_environment(lang: str, folder: Path, monkeypatch, colab: bool = F
     formatters = shell.display_formatter.formatters
     for mime in ("text/plain", "text/html"):
         monkeypatch.setattr(formatters[mime], "type_printers", dict(formatters[mime].type_printers))
-    monkeypatch.setitem(shell.events.callbacks, "post_run_cell", list(shell.events.callbacks["post_run_cell"]))
+    for event in ("pre_run_cell", "post_run_cell"):
+        monkeypatch.setitem(shell.events.callbacks, event, list(shell.events.callbacks[event]))
     env = {"get_ipython": lambda: shell}
     exec(TransformerManager().transform_cell(init), env)
     env["shell"] = shell
@@ -493,12 +500,107 @@ def test_every_line_of_a_message_shows_in_the_notebooks_language(lang, tmp_path,
     assert html_text.count("<p style='margin-left: 1.5em'>") == 2, html_text
 
 
-def _ran(env, cell_id: str, code: str) -> None:
-    """What IPython tells the first cell after a cell ran in Jupyter (the cell's id comes with it)."""
+def _ran(env, cell_id: str, code: str, error: Exception | None = None, value=None) -> None:
+    """What IPython tells the first cell before and after a cell ran in Jupyter (the cell's id comes
+    with it): ``error`` the cell raised, ``value`` its last expression's."""
     from IPython.core.interactiveshell import ExecutionInfo, ExecutionResult
 
-    result = ExecutionResult(ExecutionInfo(code, True, False, True, cell_id))
+    info = ExecutionInfo(code, True, False, True, cell_id)
+    env["shell"].events.trigger("pre_run_cell", info)
+    result = ExecutionResult(info)
+    result.error_in_exec, result.result = error, value
     env["shell"].events.trigger("post_run_cell", result)
+
+
+def _answer_cell(folder: Path, starts: str):
+    student = notebooks.read(folder / assign.NOTEBOOK)
+    return student, next(c for c in student.cells if c.cell_type == "code" and c.source.startswith(starts))
+
+
+RESTART = {"zh-TW": "Kernel > Restart Kernel and Run All Cells", "en": "Kernel > Restart Kernel and Run All Cells"}
+ALL_PASSED = {"zh-TW": "全部的檢查都通過了", "en": "Every check passed"}
+
+
+@pytest.mark.parametrize("lang", notebooks.LANGUAGES)
+def test_a_cell_edited_after_it_ran_is_no_pass(lang, tmp_path, monkeypatch):
+    """Question 2's cell ran with the right names, then was edited and saved without running again:
+    the grade runs the edited code, so neither the question's check nor check_all says passed; both
+    say to save and restart and run all. Run again, the check passes."""
+    from IPython.core.interactiveshell import ExecutionInfo
+
+    env = first_cell_environment(lang, tmp_path, monkeypatch)
+    student, answer = _answer_cell(tmp_path, "class_names = ")
+    right = f"class_names = {TABLE!r}"
+    _ran(env, answer.id, right)
+    env["class_names"] = list(TABLE)
+    answer.source = "class_names = []"  # edited after it ran, then saved (autosave or Ctrl+S)
+    notebooks.write(student, tmp_path / assign.NOTEBOOK)
+    later = os.path.getmtime(tmp_path / assign.NOTEBOOK) + 5
+    os.utime(tmp_path / assign.NOTEBOOK, (later, later))
+    check = next(c for c in student.cells if c.source.startswith('grader.check("q2_class_names")'))
+    env["shell"].events.trigger("pre_run_cell", ExecutionInfo(check.source, True, False, True, check.id))
+    exec('result = grader.check("q2_class_names")', env)
+    text = shown(env, env["result"])
+    assert not env["result"].passed_all and RESTART[lang] in text and "class_names = [" in text, text
+    exec("results = grader.check_all()", env)
+    summary = shown(env, env["results"])
+    assert ALL_PASSED[lang] not in summary and RESTART[lang] in summary, summary
+
+    _ran(env, answer.id, "class_names = []")  # run again: what ran is what is saved
+    env["class_names"] = list(TABLE)
+    exec('result = grader.check("q2_class_names")', env)
+    assert env["result"].passed_all, shown(env, env["result"])
+
+
+def test_a_cell_run_before_it_is_saved_still_passes_its_check(tmp_path, monkeypatch):
+    """Typing, running and checking before the next save is the usual way: the check passes (the export
+    and check_all still ask for a save)."""
+    env = first_cell_environment("en", tmp_path, monkeypatch)
+    _, answer = _answer_cell(tmp_path, "class_names = ")
+    _ran(env, answer.id, f"class_names = {TABLE!r}")  # the file was saved before it ran
+    env["class_names"] = list(TABLE)
+    exec('result = grader.check("q2_class_names")', env)
+    assert env["result"].passed_all, shown(env, env["result"])
+    exec("results = grader.check_all()", env)
+    assert "Save the notebook" in shown(env, env["results"])
+
+
+@pytest.mark.parametrize("lang", notebooks.LANGUAGES)
+def test_a_blank_left_in_a_failed_cell_is_named(lang, tmp_path, monkeypatch):
+    """Question 4 left as Sequential([...]): Keras refuses the ..., the cell fails and model never gets
+    a value; the check says the ... is still to replace, not only that model has no value."""
+    env = first_cell_environment(lang, tmp_path, monkeypatch)
+    _, answer = _answer_cell(tmp_path, "model = tf.keras.models.Sequential(")
+    assert "..." in answer.source
+    _ran(env, answer.id, answer.source, error=ValueError("Only instances of `keras.Layer` can be added"))
+    exec('result = grader.check("q4_model")', env)
+    text = shown(env, env["result"])
+    assert "model" in text and (("還是 ..." in text) if lang == "zh-TW" else ("model is still ..." in text)), text
+
+
+class History:
+    """What model.fit(...) returns, as far as the first cell reads it."""
+
+    def __init__(self, steps, epochs, taken):
+        import types
+
+        self.params, self.history = {"steps": steps}, {"loss": [0.5] * epochs}
+        self.model = types.SimpleNamespace(optimizer=types.SimpleNamespace(
+            iterations=types.SimpleNamespace(numpy=lambda: taken)))
+
+
+@pytest.mark.parametrize("lang", notebooks.LANGUAGES)
+def test_fit_run_again_says_training_goes_on(lang, tmp_path, monkeypatch, capsys):
+    env = first_cell_environment(lang, tmp_path, monkeypatch)
+    fit = "history = model.fit(training_images, training_labels, epochs=5)"
+    capsys.readouterr()
+    env["history"] = History(1875, 5, 1875 * 5)  # the first fit: nothing to say
+    _ran(env, "fit-cell", fit)
+    assert capsys.readouterr().out == ""
+    env["history"] = History(1875, 5, 1875 * 6)  # after a 1-epoch fit
+    _ran(env, "fit-cell", fit)
+    said = capsys.readouterr().out
+    assert "6" in said and ("第 4 題" in said if lang == "zh-TW" else "run question 4's cell again" in said), said
 
 
 @pytest.mark.parametrize("lang", notebooks.LANGUAGES)
@@ -533,7 +635,7 @@ def test_a_typo_in_a_variables_name_is_pointed_out(lang, tmp_path, monkeypatch):
     env["test_images"] = pixels.integers(0, 256, (10000, 28, 28), dtype=np.uint8) / 255.0
     exec('result = grader.check("q3_normalize")', env)
     text = shown(env, env["result"])
-    assert "trainig_images" in text and (("打錯字" in text) if lang == "zh-TW" else ("typo for training_images" in text))
+    assert "trainig_images" in text and (("打錯字" in text) if lang == "zh-TW" else ("rename it to training_images" in text))
     env["training_images"] = env["trainig_images"]
     exec('result = grader.check("q3_normalize")', env)
     assert env["result"].passed_all, "a passing check says nothing of look-alike names"
@@ -543,3 +645,90 @@ def test_tensorflows_start_up_notes_are_turned_off_before_it_is_imported(tmp_pat
     monkeypatch.delenv("TF_CPP_MIN_LOG_LEVEL", raising=False)
     first_cell_environment("en", tmp_path, monkeypatch)
     assert os.environ["TF_CPP_MIN_LOG_LEVEL"] == "2"
+
+
+@pytest.mark.parametrize("lang", notebooks.LANGUAGES)
+def test_a_skipped_cell_is_named_by_the_name_error(lang, tmp_path, monkeypatch, capsys):
+    """The drawing helpers' cell skipped: the picture cell's NameError says which cell defines picture
+    (its number and title); a name no cell defines gets Python's error alone."""
+    env = first_cell_environment(lang, tmp_path, monkeypatch)
+    shell = env["shell"]
+    student = notebooks.read(tmp_path / assign.NOTEBOOK)
+    code = [c for c in student.cells if c.cell_type == "code"]
+    helpers = next(i for i, c in enumerate(code, 1) if "def picture(" in c.source)
+    assert NameError in shell.custom_exceptions
+    capsys.readouterr()
+    shell.custom_handler(shell, NameError, NameError("name 'picture' is not defined", name="picture"), None)
+    said = capsys.readouterr().out
+    title = "畫圖用的小工具" if lang == "zh-TW" else "Drawing helpers"
+    assert f" {helpers} " in said and title in said and "picture" in said, said
+    shell.custom_handler(shell, NameError, NameError("name 'trainig_images' is not defined", name="trainig_images"), None)
+    assert capsys.readouterr().out.strip() == "NameError: name 'trainig_images' is not defined"
+
+
+@pytest.mark.parametrize("lang", notebooks.LANGUAGES)
+def test_the_set_up_cell_asks_for_the_first_cell_when_it_did_not_run(lang, capsys):
+    student = notebooks.read(paths.ROOT / "student" / lang / assign.NOTEBOOK)
+    set_up = [c for c in student.cells if c.cell_type == "code"][1]
+    asks = "第一個程式儲存格" if lang == "zh-TW" else "Run the first code cell"
+    exec(set_up.source, {"grader": object()})
+    assert asks not in capsys.readouterr().out
+    exec(set_up.source, {})
+    assert asks in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("lang", notebooks.LANGUAGES)
+def test_the_tensorflow_tutorials_names_get_rename_not_run_the_cell(lang, tmp_path, monkeypatch):
+    """The TF tutorial's train_images instead of training_images: the cell ran fine, so the check says
+    to rename it, not to run the cell again."""
+    import numpy as np
+
+    env = first_cell_environment(lang, tmp_path, monkeypatch)
+    env["train_images"] = np.zeros((60000, 28, 28)) / 255.0
+    env["test_images"] = np.zeros((10000, 28, 28)) / 255.0
+    exec('result = grader.check("q3_normalize")', env)
+    text = shown(env, env["result"])
+    assert "train_images" in text and "training_images" in text, text
+    assert ("還沒有值" not in text and "改成 training_images" in text) if lang == "zh-TW" else (
+        "run the cell above" not in text and "rename it to training_images" in text), text
+
+
+@pytest.mark.parametrize("lang", notebooks.LANGUAGES)
+def test_the_challenge_left_blank_or_without_return_says_what_to_change(lang, tmp_path, monkeypatch):
+    env = first_cell_environment(lang, tmp_path, monkeypatch)
+
+    def template():  # what Keras says of Sequential([...]), as the template is
+        raise ValueError("Only instances of `keras.Layer` can be added to a Sequential model. Received: Ellipsis "
+                         "(of type <class 'ellipsis'>)")
+
+    with pytest.raises(ValueError, match="RUN_CHALLENGE") as blank:
+        env["challenge_model_from"](template)
+    assert "..." in str(blank.value) and "Keras.Layer" not in str(blank.value)
+    with pytest.raises(TypeError, match="return model") as no_return:
+        env["challenge_model_from"](lambda: None)
+    assert "NoneType" in str(no_return.value)
+
+
+@pytest.mark.parametrize("lang", notebooks.LANGUAGES)
+def test_one_hot_labels_in_a_picture_say_so(lang, capsys):
+    import numpy as np
+
+    env = helpers_environment(lang)
+    env["training_labels"] = np.eye(10)[np.zeros(60000, dtype=int)]
+    capsys.readouterr()
+    with env["picture"]():
+        env["show_training_grid"](np.zeros((60000, 28, 28)), env["training_labels"])
+    said = capsys.readouterr().out
+    assert "one-hot" in said and "(60000, 10)" in said and "to_categorical" in said, said
+
+
+def test_cell_ids_that_are_not_the_files_compare_nothing(tmp_path, monkeypatch):
+    """An editor whose cell ids are not the file's (none of them is in the saved notebook): nothing can
+    be compared, so no cell counts as changed or deleted and the export makes its zip."""
+    env = first_cell_environment("en", tmp_path, monkeypatch)
+    env["display"] = lambda value: None
+    _ran(env, "vscode-notebook-cell:/x#W1sZmlsZQ==", "class_names = []")
+    assert env["changed_cells"](assign.NOTEBOOK) == []
+    _, answer = _answer_cell(tmp_path, "class_names = ")
+    _ran(env, answer.id, "class_names = []")
+    assert len(env["changed_cells"](assign.NOTEBOOK)) == 2, "the file's ids: the edited cell and the unknown one"

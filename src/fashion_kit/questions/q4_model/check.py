@@ -44,4 +44,12 @@ def structure_problem(model):
 
 
 def check_q4_model(values, public=False) -> tuple:
-    return _verdict([(1, structure_problem(_model_facts(values)))])
+    model = _model_facts(values)
+    # No model at all (the notebook's variable is unset, the grader found no snapshot): question 4's cell
+    # did not finish, most often because its ... is still there (Keras refuses Sequential([...])).
+    if model.get("error") == "model is NoneType" or str(model.get("error")).startswith("no model"):
+        return _verdict([(1, "model 還沒有值：第 4 題的儲存格沒有順利跑完。請把儲存格裡的 ... 換成上面說明的三層，再執行一次，"
+                             "直到沒有錯誤。 / model has no value yet: question 4's cell did not finish. Replace the ... "
+                             "in it with the three layers described above and run it again until it finishes without "
+                             "an error.")])
+    return _verdict([(1, structure_problem(model))])
