@@ -75,7 +75,10 @@ def project(tmp_path_factory, data_dir) -> Project:
     folder.mkdir()
     for file, text in files.items():
         (folder / file).write_text(text, encoding="utf-8")
-    env = {k: v for k, v in os.environ.items() if k not in ("FASHION_KIT_ROOT", "PYTHONPATH")}
+    # Nothing of this session's pytest reaches the copy's: not its options (PYTEST_ADDOPTS may name
+    # this run's --basetemp, which the copy's pytest would empty) nor xdist's worker variables.
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("FASHION_KIT_ROOT", "PYTHONPATH") and not k.startswith("PYTEST_")}
     copy = Project(root, python_running(root / "src", base / "venv"), name, env)
     built = copy.run("-m", "fashion_kit", "assign", "--no-verify")
     assert built.returncode == 0, built.stdout + built.stderr
