@@ -86,11 +86,14 @@ def imports_of(path: Path, package_parent: Path) -> set[str]:
 def question_folder_problems(package: Path) -> list[str]:
     """import-linter does not see the question folders (they have no __init__.py): a question's check
     imports nothing of the kit but the shared helpers (the build copies it into the notebooks, where
-    no kit is), and no module imports a question's folder (the registry finds them by name)."""
+    no kit is), and only their public names (what a new question may count on), and no module imports
+    a question's folder (the registry finds them by name)."""
     folders = layout.folders(package / "questions")
+    checks = f"{package.name}.checks"
     problems = [f"{folder.name}/{layout.CHECK_FILE} imports {name}" for folder in folders
                 for name in sorted(imports_of(folder / layout.CHECK_FILE, package.parent))
-                if name.startswith(f"{package.name}.") and not name.startswith(f"{package.name}.checks")]
+                if name.startswith(f"{package.name}.") and not name.startswith(checks)
+                or name.startswith(f"{checks}._")]
     inside = {p for folder in folders for p in folder.rglob("*.py")}
     problems += [f"{path.relative_to(package)} imports {name}" for path in sorted(package.rglob("*.py"))
                  if path not in inside for name in sorted(imports_of(path, package.parent))
@@ -103,7 +106,9 @@ def test_a_questions_check_imports_only_the_shared_helpers_and_no_module_imports
     copy = tmp_path / "fashion_kit"
     shutil.copytree(PACKAGE, copy, ignore=shutil.ignore_patterns("__pycache__"))
     add_line(copy / "questions" / "q1_load_data" / "check.py", "from fashion_kit import run  # noqa")
+    add_line(copy / "questions" / "q2_class_names" / "check.py", "from fashion_kit.checks import _hidden  # noqa")
     add_line(copy / "grading" / "verdicts.py", "from ..questions.q6_fit import check  # noqa")
     assert question_folder_problems(copy) == ["q1_load_data/check.py imports fashion_kit.run",
+                                              "q2_class_names/check.py imports fashion_kit.checks._hidden",
                                               "grading/verdicts.py imports fashion_kit.questions.q6_fit",
                                               "grading/verdicts.py imports fashion_kit.questions.q6_fit.check"]

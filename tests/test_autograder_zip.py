@@ -3,14 +3,15 @@ from, and the questions it carries."""
 
 from __future__ import annotations
 
+import tomllib
 import zipfile
+from fnmatch import fnmatch
 from pathlib import Path
 
-
-from fashion_kit import assign, autograder_zip
+from fashion_kit import assign, autograder_zip, paths
+from fashion_kit.questions import layout as question_layout
 
 from .conftest import QUESTIONS
-
 
 
 def test_the_zip_carries_the_kit_as_a_wheel_and_knows_what_it_was_built_from(built, tmp_path):
@@ -56,3 +57,26 @@ def test_nothing_a_zip_carries_or_says_turns_on_the_tests_quick_fit(built, tmp_p
     (tmp_path / "otter_config.json").write_text(json.dumps(config), encoding="utf-8")
     with pytest.raises(settings.SettingsError, match=f"unknown setting fashion_kit.{core.QUICK_FIT_ENV}"):
         settings.load(tmp_path / "otter_config.json")
+
+
+def test_the_kits_wheel_and_its_install_leave_out_the_question_folders_test_data(tmp_path):
+    """A question folder's catalogue.json and mistakes.json are the tests' data: neither the wheel the
+    zip carries (so a changed test entry leaves the zip up to date) nor the package data an install
+    takes (pyproject.toml) holds them; every other file of a question folder is in both."""
+    package = autograder_zip.PACKAGE
+    folders = question_layout.folders()
+    test_data = {p for f in folders for n in question_layout.TEST_DATA_FILES if (p := f / n).is_file()}
+    assert test_data, "no question folder has test data: nothing to prove"
+    own = {p for f in folders for p in f.iterdir() if p.is_file() and p not in test_data}
+    with zipfile.ZipFile(autograder_zip.kit_wheel(tmp_path)) as wheel:
+        inside = set(wheel.namelist())
+    def named(path: Path) -> str:
+        return path.relative_to(package.parent).as_posix()
+
+    assert {named(p) for p in own} <= inside and not {named(p) for p in test_data} & inside
+    declared = tomllib.loads((paths.ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    globs = declared["tool"]["setuptools"]["package-data"]["fashion_kit"]
+    def installed(path: Path) -> bool:
+        return path.suffix == ".py" or any(fnmatch(path.relative_to(package).as_posix(), g) for g in globs)
+
+    assert all(installed(p) for p in own) and not any(installed(p) for p in test_data)

@@ -7,6 +7,7 @@ import zipfile
 import pytest
 
 from fashion_kit import assign, notebooks, paths
+from fashion_kit.questions import NAMES
 
 from .conftest import mutate
 
@@ -28,8 +29,7 @@ def test_zip_bundles_data_tests_and_entry_point(built):
         names = set(zf.namelist())
     assert {"run_autograder", "setup.sh", "requirements.txt", "otter_config.json"} <= names
     assert {f"data/fashion-mnist/{f}" for f in assign.data.FILES} <= names
-    questions = {n for n in names if n.startswith("tests/q")}
-    assert len(questions) == 10
+    assert {n for n in names if n.startswith("tests/q")} == {f"tests/{name}.py" for name in NAMES}
 
 
 def test_grading_requirements_are_pinned(built):

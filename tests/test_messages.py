@@ -156,6 +156,6 @@ def test_phase_2s_checks_meet_any_handed_over_value_with_a_bilingual_message(que
 def test_the_chinese_half_of_a_missing_model_message_holds_no_english_reason():
     from fashion_kit import checks
 
-    zh, en = checks._no_model({"error": "no model (the snapshot after q4_model)"}).split(" / ", 1)
+    zh, en = checks.no_model({"error": "no model (the snapshot after q4_model)"}).split(" / ", 1)
     assert not re.search(r"[A-Za-z]{3,}", zh.replace("model", "")), zh
     assert "the snapshot after q4_model" in en

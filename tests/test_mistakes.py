@@ -1,9 +1,10 @@
 """The catalogue of beginner mistakes: what the notebook's own check says, and what the grade says.
 
-tests/mistakes/mistakes.json describes each mistake as edits of the solution's answer cells (the code
-cell before each ``grader.check``), with the exact message the student must read in the notebook's
-check and on the feedback page (each line "中文 / English"; ``{n}`` stands for a measured number),
-and the score phase 2 gives. The messages are reviewed there, as text, in one file.
+Each question folder's mistakes.json (src/fashion_kit/questions/<name>/) describes the beginner
+mistakes of its question as edits of the solution's answer cells (the code cell before each
+``grader.check``), with the exact message the student must read in the notebook's check and on the
+feedback page (each line "中文 / English"; ``{n}`` stands for a measured number), and the score phase 2
+gives. The messages are reviewed there, as text, beside the question's own check.
 
 Each entry's answer cells run in this process, the way the grader's kernel runs them: the grader's
 own evidence cells (the fit recorder, and after each question the collector that writes its values
@@ -36,48 +37,42 @@ from fashion_kit.settings import Settings
 
 from .conftest import folder_entries
 
-MISTAKES = Path(__file__).resolve().parent / "mistakes" / "mistakes.json"
 FIT = "history = model.fit(training_images, training_labels, epochs=5)"
 QUICK_FIT = "history = model.fit(training_images, training_labels, epochs=5, batch_size=60000)"
 MESSAGE = {"type": "array", "items": {"type": "string", "pattern": " / "}}
-SCHEMA = {
-    "type": "object", "required": ["entries"], "properties": {"entries": {"type": "array", "minItems": 10, "items": {
-        "type": "object", "additionalProperties": False,
-        "required": ["name", "why", "edits", "question", "public", "grade"],
-        "properties": {
-            "name": {"type": "string", "pattern": "^[a-z0-9-]+$"},
-            "why": {"type": "string", "minLength": 10},
-            "training": {"enum": ["full", "quick"]},
-            "edits": {"type": "array", "items": {"type": "array", "items": {"type": "string"}, "minItems": 2,
-                                                 "maxItems": 2}},
-            # Model files an earlier run left in the folder.
-            "files": {"type": "object", "additionalProperties": {"enum": ["untrained model"]}},
-            # The question's check is run once more after this question's cell (a check run again later).
-            "again_after": {"enum": sorted(BY_NAME)},
-            "question": {"enum": sorted(BY_NAME)},
-            # What the notebook's own check of `question` says: [] when it passes.
-            "public": MESSAGE,
-            "grade": {"type": "object", "additionalProperties": False, "required": ["score", "messages"],
-                      "properties": {"score": {"type": "number", "minimum": 0}, "messages": MESSAGE}},
-        }}}},
+# A question folder's mistakes.json: at least one entry, each about the folder's question.
+ENTRY = {
+    "type": "object", "additionalProperties": False,
+    "required": ["name", "why", "edits", "public", "grade"],
+    "properties": {
+        "name": {"type": "string", "pattern": "^[a-z0-9-]+$"},
+        "why": {"type": "string", "minLength": 10},
+        "training": {"enum": ["full", "quick"]},
+        "edits": {"type": "array", "items": {"type": "array", "items": {"type": "string"}, "minItems": 2,
+                                             "maxItems": 2}},
+        # Model files an earlier run left in the folder.
+        "files": {"type": "object", "additionalProperties": {"enum": ["untrained model"]}},
+        # The question's check is run once more after this question's cell (a check run again later).
+        "again_after": {"enum": sorted(BY_NAME)},
+        # What the notebook's own check of the folder's question says: [] when it passes.
+        "public": MESSAGE,
+        "grade": {"type": "object", "additionalProperties": False, "required": ["score", "messages"],
+                  "properties": {"score": {"type": "number", "minimum": 0}, "messages": MESSAGE}},
+    },
 }
-
-
-# A question folder's mistakes.json: entries as above, at least one, each about the folder's question.
-ENTRY = SCHEMA["properties"]["entries"]["items"]
-FOLDER_SCHEMA = {"type": "object", "required": ["entries"], "additionalProperties": False, "properties": {
-    "entries": {"type": "array", "minItems": 1, "items": {
-        **ENTRY, "required": [k for k in ENTRY["required"] if k != "question"],
-        "properties": {k: v for k, v in ENTRY["properties"].items() if k != "question"}}}}}
+FOLDER_SCHEMA = {"type": "object", "required": ["entries"], "additionalProperties": False,
+                 "properties": {"entries": {"type": "array", "minItems": 1, "items": ENTRY}}}
 
 
 def load(folders=None) -> list[dict]:
-    """mistakes.json's entries, then those of each question folder (``folders``: the registry's),
-    each of these about its folder's question."""
-    doc = json.loads(MISTAKES.read_text(encoding="utf-8"))
-    jsonschema.validate(doc, SCHEMA)
-    own = folder_entries(layout.MISTAKES_FILE, FOLDER_SCHEMA, folders)
-    return doc["entries"] + [{**entry, "question": folder.name} for folder, entry in own]
+    """The mistakes of each question folder (``folders``: the registry's), each with its folder's
+    name as its ``question``."""
+    entries = [{**entry, "question": folder.name}
+               for folder, entry in folder_entries(layout.MISTAKES_FILE, FOLDER_SCHEMA, folders)]
+    names = [e["name"] for e in entries]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    assert not twice, f"two mistakes share each of these names: {twice}"
+    return entries
 
 
 def test_a_question_folders_mistakes_are_read_as_its_own(tmp_path):

@@ -116,3 +116,17 @@ def test_a_test_file_that_declares_no_question_is_refused_with_its_name(tmp_path
         questions.points_in_autograder(tmp_path)
     with pytest.raises(questions.NoQuestions, match="not a readable autograder zip"):
         questions.points_in_autograder(tmp_path / "q1.py")
+
+
+def test_no_guide_states_the_total_or_the_number_of_questions_in_its_prose():
+    """The README's table, which fashion-kit assign writes from the folders, is where the total is: a
+    new question leaves no guide wrong. Transcripts (code blocks and inline code) show output as is."""
+    total, count = f"{questions.TOTAL:g}", len(questions.QUESTIONS)
+    stated = re.compile(rf"\b{total}(\.0)? points\b|\b{total}(\.0)? ?/ ?{total}(\.0)?\b|\b0 ?/ ?{total}\b"
+                        rf"|\bof {total}\b|\b{count} questions\b")
+    code = re.compile(r"^```.*?^```|`[^`\n]*`", re.M | re.S)
+    text = paths.README.read_text(encoding="utf-8")
+    texts = {"README.md": text[:text.index(readme.BEGIN)] + text[text.index(readme.END):]}
+    texts |= {f"docs/{p.name}": p.read_text(encoding="utf-8") for p in (paths.ROOT / "docs").glob("*.md")}
+    found = [f"{name}: {m[0]!r}" for name, text in texts.items() for m in stated.finditer(code.sub("", text))]
+    assert found == []

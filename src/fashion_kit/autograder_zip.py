@@ -21,6 +21,7 @@ from pathlib import Path
 
 from .errors import NotDone
 from . import contract, data, paths
+from .questions import layout as question_layout
 
 # A fixed timestamp for every zip entry: the same inputs always give the same bytes.
 ZIP_DATE = (2020, 1, 1, 0, 0, 0)
@@ -124,12 +125,14 @@ def _zip_entry(zf: zipfile.ZipFile, name: str, payload: bytes, executable: bool 
 
 
 def _package_files() -> list[Path]:
-    """The kit's own files as the wheel carries them: its Python modules and package data."""
+    """The kit's own files as the wheel carries them: its Python modules and package data, without
+    the question folders' test data."""
     return sorted(
         p for p in PACKAGE.rglob("*")
         if p.is_file() and "__pycache__" not in p.parts
         and p.suffix in (".py", ".json", ".sh", ".html", ".js", ".toml", ".md", "")
         and not p.name.startswith(".")
+        and not (p.parent.parent == question_layout.FOLDER and p.name in question_layout.TEST_DATA_FILES)
     )
 
 

@@ -284,7 +284,8 @@ def describe_history(history) -> dict:
 
 # -- collecting each question's values in the notebook's kernel ------------------------------------
 
-def _model_of(env):
+def model_of(env):
+    """The facts of the notebook's ``model`` (:func:`describe_model`), or {"error": ...} without one."""
     model = env.get("model")
     if model is None or not hasattr(model, "to_json"):
         return {"error": f"model is {type(model).__name__}"}
@@ -306,10 +307,10 @@ def accuracy_of(model, images, labels):
         return None
 
 
-def _measured_model(env):
+def measured_model(env):
     """The model's facts with its accuracy on the notebook's own test and training arrays: in the
     notebook, the check measures what the grader measures on its own copies of the data."""
-    facts = _model_of(env)
+    facts = model_of(env)
     if "error" not in facts and not env.get(MEASURED_BY_GRADER):
         for key, images, labels in (("accuracy", "test_images", "test_labels"),
                                     ("train_accuracy", "training_images", "training_labels")):
@@ -319,7 +320,8 @@ def _measured_model(env):
     return facts
 
 
-def _same_weights(a, b) -> bool:
+def same_weights(a, b) -> bool:
+    """True when two live models hold the same weights (within 1e-6), and at least one."""
     mine, theirs = [w.numpy() for w in a.weights], [w.numpy() for w in b.weights]
     return len(mine) == len(theirs) > 0 and all(
         x.shape == y.shape and float(abs(x - y).max(initial=0)) <= 1e-6 for x, y in zip(mine, theirs))
@@ -335,7 +337,7 @@ def other_weights_problem(name):
 
 # -- the checks ------------------------------------------------------------------------------------
 
-def _verdict(parts) -> tuple:
+def verdict(parts) -> tuple:
     """(fraction, messages) from [(weight, message or None)]: a part earns its weight when its
     message is None."""
     total = sum(w for w, _ in parts)
@@ -343,12 +345,13 @@ def _verdict(parts) -> tuple:
     return (earned / total if total else 0.0), [m for _, m in parts if m]
 
 
-def _array(values, name):
+def array(values, name):
+    """The collected facts of the array ``name`` in ``values``, or {"type": "nothing"}."""
     found = values.get(name) if isinstance(values, dict) else None
     return found if isinstance(found, dict) else {"type": "nothing"}
 
 
-def _unset(name, found, question):
+def unset(name, found, question):
     """The message for a variable that has no value yet (None) or is still the blank (...), or None."""
     if found.get("type") in ("NoneType", "nothing"):
         return (f"{name} 還沒有值：請執行上面第 {question} 題的儲存格，讓它順利跑完（沒有錯誤）。 / "
@@ -358,12 +361,14 @@ def _unset(name, found, question):
     return None
 
 
-def _model_facts(values) -> dict:
+def model_facts(values) -> dict:
+    """The model's facts in a question's ``values``, or {"error": "no model"}."""
     model = values.get("model") if isinstance(values, dict) else None
     return model if isinstance(model, dict) else {"error": "no model"}
 
 
-def _no_model(model) -> str:
+def no_model(model) -> str:
+    """The message for a question whose model (``model``: its facts, with their error) is missing."""
     # The grader's reason is English (a file name, the evaluator's words): it stays in the English half.
     return ("評分程式讀不到你的 model：請確認上面建立、訓練 model 的儲存格都順利執行完，沒有錯誤。 / Expected a Keras "
             f"model named `model`, found none the grader could read ({model.get('error')}).")

@@ -1,7 +1,9 @@
 """The catalogue of faulty and hostile submissions: every entry gets exactly the score it must get.
 
-tests/grading/catalogue/catalogue.json, and each question folder's own catalogue.json (the answers
-that concern that question alone), describe each entry as edits of the reference solution; this module
+tests/grading/catalogue/catalogue.json (the fakes, the attacks on the grader, the challenge's recipes
+and the answers that span several questions) and each question folder's own catalogue.json (the fair
+variants and the mistakes of that question alone) describe each entry as edits of the reference
+solution; this module
 turns them into notebooks, grades them all with the real autograder (queued at once, graded in
 parallel by the session's ``grader``) and compares every question's score.
 

@@ -11,9 +11,12 @@ numbers' order. What a folder holds:
 * ``test.py``: the public test, whose ``CHECK(...)`` line the build replaces with the check's code;
 * ``check.py``: ``collect_<name>`` and ``check_<name>``, self-contained but for the helpers of
   :mod:`fashion_kit.checks`;
-* ``catalogue.json`` (optional): answers the catalogue grades, with the points each must lose;
+* ``catalogue.json`` (optional): the question's fair variants and mistakes, which the catalogue
+  (tests/grading/test_catalogue.py) grades, with the points each must lose;
 * ``mistakes.json`` (optional): beginners' mistakes, with what the notebook's check and the grade
   must both say of them (tests/test_mistakes.py).
+
+The last two are the tests' data: they stay in the repository and ship in no wheel or zip.
 """
 
 from __future__ import annotations
@@ -32,6 +35,9 @@ SOLUTION_FILE = "solution.py"
 TEST_FILE = "test.py"
 CATALOGUE_FILE = "catalogue.json"
 MISTAKES_FILE = "mistakes.json"
+# The tests' own data: read from the repository by the tests, never shipped (not in the kit's wheel,
+# the autograder zip or an instructor's install).
+TEST_DATA_FILES = (CATALOGUE_FILE, MISTAKES_FILE)
 
 
 def folders(parent: Path = FOLDER) -> list[Path]:

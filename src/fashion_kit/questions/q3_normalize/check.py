@@ -5,7 +5,7 @@ from __future__ import annotations
 
 # The helpers this question shares with the others (the build copies them into the notebook too).
 from fashion_kit.checks import (
-    _array, describe_array, OFFICIAL_DIGESTS, SHAPES, _unset)
+    array, describe_array, OFFICIAL_DIGESTS, SHAPES, unset)
 
 
 def collect_q3_normalize(env) -> dict:
@@ -15,8 +15,8 @@ def collect_q3_normalize(env) -> dict:
 def check_q3_normalize(values, public=False) -> tuple:
     parts = []
     for name in ("training_images", "test_images"):
-        found, shape = _array(values, name), SHAPES[name]
-        problem = _unset(name, found, 3)
+        found, shape = array(values, name), SHAPES[name]
+        problem = unset(name, found, 3)
         if problem:
             pass
         elif found.get("type") != "ndarray" or found.get("shape") != list(shape):

@@ -5,18 +5,18 @@ from __future__ import annotations
 
 # The helpers this question shares with the others (the build copies them into the notebook too).
 from fashion_kit.checks import (
-    EXPECTED_LAYERS, EXPECTED_PARAMS, IMAGE_SHAPE, _model_facts, _model_of, _no_model, _verdict)
+    EXPECTED_LAYERS, EXPECTED_PARAMS, IMAGE_SHAPE, model_facts, model_of, no_model, verdict)
 
 
 def collect_q4_model(env) -> dict:
-    return {"model": _model_of(env)}
+    return {"model": model_of(env)}
 
 
 def structure_problem(model):
     """Why a model's facts are not the lesson's model, or None. The messages never print the
     parameter counts: they are question 10's answers."""
     if "error" in model:
-        return _no_model(model)
+        return no_model(model)
     layers = model.get("layers") if isinstance(model.get("layers"), list) else []
     params = model.get("params") if isinstance(model.get("params"), list) else []
     dense = [p for row, p in zip(layers, params) if isinstance(row, list) and row[:1] == ["Dense"]]
@@ -44,12 +44,12 @@ def structure_problem(model):
 
 
 def check_q4_model(values, public=False) -> tuple:
-    model = _model_facts(values)
+    model = model_facts(values)
     # No model at all (the notebook's variable is unset, the grader found no snapshot): question 4's cell
     # did not finish, most often because its ... is still there (Keras refuses Sequential([...])).
     if model.get("error") == "model is NoneType" or str(model.get("error")).startswith("no model"):
-        return _verdict([(1, "model 還沒有值：第 4 題的儲存格沒有順利跑完。請把儲存格裡的 ... 換成上面說明的三層，再執行一次，"
+        return verdict([(1, "model 還沒有值：第 4 題的儲存格沒有順利跑完。請把儲存格裡的 ... 換成上面說明的三層，再執行一次，"
                              "直到沒有錯誤。 / model has no value yet: question 4's cell did not finish. Replace the ... "
                              "in it with the three layers described above and run it again until it finishes without "
                              "an error.")])
-    return _verdict([(1, structure_problem(model))])
+    return verdict([(1, structure_problem(model))])

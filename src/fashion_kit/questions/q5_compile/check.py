@@ -5,19 +5,19 @@ from __future__ import annotations
 
 # The helpers this question shares with the others (the build copies them into the notebook too).
 from fashion_kit.checks import (
-    ACCURACY_NAMES, _model_facts, _model_of, _no_model, _verdict)
+    ACCURACY_NAMES, model_facts, model_of, no_model, verdict)
 
 
 def collect_q5_compile(env) -> dict:
-    return {"model": _model_of(env)}
+    return {"model": model_of(env)}
 
 
 def check_q5_compile(values, public=False) -> tuple:
-    model = _model_facts(values)
+    model = model_facts(values)
     if "error" in model:
-        return _verdict([(1, _no_model(model))])
+        return verdict([(1, no_model(model))])
     if not model.get("compiled"):
-        return _verdict([(1, "model 還沒有 compile：請執行第 5 題的 model.compile(...)，括號裡的 ... 要換成 optimizer、"
+        return verdict([(1, "model 還沒有 compile：請執行第 5 題的 model.compile(...)，括號裡的 ... 要換成 optimizer、"
                              "loss 和 metrics 三個設定。 / Expected a compiled model, found one that was never compiled: "
                              "run question 5's model.compile(...), with the ... replaced by the optimizer, loss and "
                              "metrics settings.")])
@@ -25,12 +25,12 @@ def check_q5_compile(values, public=False) -> tuple:
     given = model.get("loss_given") if isinstance(model.get("loss_given"), str) else loss
     metrics = model.get("metrics") if isinstance(model.get("metrics"), list) else []
     if optimizer != "adam":
-        return _verdict([(1, f"optimizer 應該是 adam，但現在是 {optimizer}。 / Expected optimizer adam, found {optimizer}.")])
+        return verdict([(1, f"optimizer 應該是 adam，但現在是 {optimizer}。 / Expected optimizer adam, found {optimizer}.")])
     if loss != "sparsecategoricalcrossentropy":
-        return _verdict([(1, f"loss 應該是 sparse_categorical_crossentropy（標籤是整數），但現在是 {given}。 / "
+        return verdict([(1, f"loss 應該是 sparse_categorical_crossentropy（標籤是整數），但現在是 {given}。 / "
                              f"Expected loss sparse_categorical_crossentropy (the labels are integers), found {given}.")])
     if not any(m in ACCURACY_NAMES for m in metrics):
-        return _verdict([(1, f"metrics 應該包含 accuracy，但現在是 {metrics}：請寫 metrics=[\"accuracy\"]（用名字寫，"
+        return verdict([(1, f"metrics 應該包含 accuracy，但現在是 {metrics}：請寫 metrics=[\"accuracy\"]（用名字寫，"
                              "不要只照順序放）。 / Expected metrics to include accuracy, found "
                              f"{metrics}: write metrics=[\"accuracy\"] (by name, not by position).")])
-    return _verdict([(1, None)])
+    return verdict([(1, None)])

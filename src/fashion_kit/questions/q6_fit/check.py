@@ -7,13 +7,13 @@ import math
 
 # The helpers this question shares with the others (the build copies them into the notebook too).
 from fashion_kit.checks import (
-    describe_history, EXPECTED_EPOCHS, _measured_model, _model_facts, _no_model, trained_problem,
-    TRAINING_EXAMPLES, _verdict)
+    describe_history, EXPECTED_EPOCHS, measured_model, model_facts, no_model, trained_problem,
+    TRAINING_EXAMPLES, verdict)
 
 
 def collect_q6_fit(env) -> dict:
     fits = env.get("__fashion_kit_fits__")
-    return {"model": _measured_model(env), "history": describe_history(env.get("history")),
+    return {"model": measured_model(env), "history": describe_history(env.get("history")),
             "fits": fits if isinstance(fits, list) else None}
 
 
@@ -78,26 +78,26 @@ def check_q6_fit(values, public=False) -> tuple:
     history = history if isinstance(history, dict) else {}
     epochs = history.get("epochs")
     if history.get("type") == "NoneType":
-        return _verdict([(1, "history 還沒有值：model.fit(...) 沒有順利跑完（請看它的錯誤訊息），或是結果沒有存到 history"
+        return verdict([(1, "history 還沒有值：model.fit(...) 沒有順利跑完（請看它的錯誤訊息），或是結果沒有存到 history"
                              "（history = model.fit(...)）。 / history has no value: model.fit(...) did not finish (read "
                              "its error message) or its result was not stored (history = model.fit(...)).")])
     if history.get("type") != "History":
-        return _verdict([(1, f"history 應該是 model.fit(...) 的傳回值，但現在是 {history.get('type')}。 / "
+        return verdict([(1, f"history 應該是 model.fit(...) 的傳回值，但現在是 {history.get('type')}。 / "
                              f"Expected history to be what model.fit(...) returns, found {history.get('type')}.")])
     if epochs != EXPECTED_EPOCHS:
-        return _verdict([(1, f"應該訓練 5 個 epoch，但 history 裡有 {epochs} 個。 / Expected 5 epochs in history, "
+        return verdict([(1, f"應該訓練 5 個 epoch，但 history 裡有 {epochs} 個。 / Expected 5 epochs in history, "
                              f"found {epochs}.")])
-    model = _model_facts(values)
+    model = model_facts(values)
     if "error" in model:
-        return _verdict([(1, _no_model(model))])
+        return verdict([(1, no_model(model))])
     if public:
         # The notebook has no record of each fit: the optimizer's steps show a model trained by more
         # fits than history's, and its accuracies show a model trained on the test set.
         steps = (history.get("params") or {}).get("steps")
         if isinstance(steps, int) and isinstance(model.get("iterations"), int) \
                 and model["iterations"] > steps * EXPECTED_EPOCHS:
-            return _verdict([(1, refit_problem(None, None))])
+            return verdict([(1, refit_problem(None, None))])
         if "accuracy" in model and "train_accuracy" in model:
-            return _verdict([(1, trained_problem(model))])
-        return _verdict([(1, None)])
-    return _verdict([(1, five_epochs_of(values.get("fits"), model.get("iterations")))])
+            return verdict([(1, trained_problem(model))])
+        return verdict([(1, None)])
+    return verdict([(1, five_epochs_of(values.get("fits"), model.get("iterations")))])

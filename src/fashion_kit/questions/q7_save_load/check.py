@@ -5,7 +5,7 @@ from __future__ import annotations
 
 # The helpers this question shares with the others (the build copies them into the notebook too).
 from fashion_kit.checks import (
-    MEASURED_BY_GRADER, other_weights_problem, _same_weights)
+    MEASURED_BY_GRADER, other_weights_problem, same_weights)
 
 
 def saved_file_problem(path, model):
@@ -14,7 +14,7 @@ def saved_file_problem(path, model):
     try:
         import keras
 
-        if _same_weights(model, keras.models.load_model(path, compile=False)):
+        if same_weights(model, keras.models.load_model(path, compile=False)):
             return None
     except Exception:
         # Keras's own reason names its internals; what a student can change is how the model is written.
@@ -34,7 +34,7 @@ def collect_q7_save_load(env) -> dict:
     same = None
     if loaded is not None and loaded is not model and hasattr(loaded, "weights") and hasattr(model, "weights"):
         try:
-            same = _same_weights(model, loaded)
+            same = same_weights(model, loaded)
         except Exception:
             same = False
     found = {"files": files, "loaded": {"type": type(loaded).__name__, "is_model": hasattr(loaded, "to_json"),

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 # The helpers this question shares with the others (the build copies them into the notebook too).
 from fashion_kit.checks import (
-    accuracy_of, AGREEMENT_TOLERANCE, MEASURED_BY_GRADER, _model_facts, _no_model, plain_number)
+    accuracy_of, AGREEMENT_TOLERANCE, MEASURED_BY_GRADER, model_facts, no_model, plain_number)
 
 
 def collect_q8_evaluate(env) -> dict:
@@ -36,8 +36,8 @@ def check_q8_evaluate(values, public=False) -> tuple:
         return 0.0, [f"test_acc 應該在 0 到 1 之間，但現在是 {reported}。 / Expected 0 <= test_acc <= 1, found {reported}."]
     measured = [x for x in (values.get("measured") or []) if isinstance(x, (int, float)) and not isinstance(x, bool)]
     if not measured:
-        model = _model_facts(values)
-        return 0.0, [_no_model(model if "error" in model else {"error": "no accuracy"})]
+        model = model_facts(values)
+        return 0.0, [no_model(model if "error" in model else {"error": "no accuracy"})]
     if any(abs(reported - x) <= AGREEMENT_TOLERANCE for x in measured):
         return 1.0, []
     return 0.5, [f"你回報的 test_acc 是 {reported:.4f}，但這個模型在測試資料上的準確率是 {measured[0]:.4f}。"

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 # The helpers this question shares with the others (the build copies them into the notebook too).
 from fashion_kit.checks import (
-    _measured_model, MIN_TEST_ACCURACY, _model_facts, _no_model, trained_problem)
+    measured_model, MIN_TEST_ACCURACY, model_facts, no_model, trained_problem)
 
 
 def collect_q9_accuracy(env) -> dict:
-    return {"model": _measured_model(env), "threshold": MIN_TEST_ACCURACY}
+    return {"model": measured_model(env), "threshold": MIN_TEST_ACCURACY}
 
 
 def check_q9_accuracy(values, public=False) -> tuple:
@@ -17,9 +17,9 @@ def check_q9_accuracy(values, public=False) -> tuple:
     (saved at question 7), trained on the training set, and reaches the threshold on the grader's
     test set."""
     values = values if isinstance(values, dict) else {}
-    model = _model_facts(values)
+    model = model_facts(values)
     if "error" in model:
-        return 0.0, [_no_model(model)]
+        return 0.0, [no_model(model)]
     if public and not isinstance(model.get("accuracy"), (int, float)):
         return 0.0, ["model 沒辦法判斷 test_images 的類別：請先讓上面的題目都順利執行完，沒有錯誤。 / Expected model "
                      "to classify test_images, found it could not: run the questions above until they finish "
