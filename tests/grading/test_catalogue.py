@@ -594,6 +594,7 @@ def hostile_gradings(request, built, grader, tmp_path_factory) -> dict:
     return {"futures": futures, "unavailable": unavailable}
 
 
+@pytest.mark.waits  # the fork bomb idles until its time limit
 @pytest.mark.slow
 @pytest.mark.parametrize("layout", LAYOUTS)
 @pytest.mark.parametrize("entry", HOSTILE, ids=[e["name"] for e in HOSTILE])

@@ -110,6 +110,7 @@ def test_rehearsal_blank_notebook_scores_zero(grader, core_submissions):
 
 
 @pytest.mark.slow
+@pytest.mark.waits
 def test_rehearsal_hanging_notebook_is_stopped_with_a_message_and_keeps_earlier_points(grader, stopped_submissions):
     outcome = grader("hanging-offline")
     assert outcome.status == "graded", outcome.message + outcome.log[-3000:]
@@ -127,6 +128,7 @@ def test_rehearsal_hanging_notebook_is_stopped_with_a_message_and_keeps_earlier_
 
 
 @pytest.mark.slow
+@pytest.mark.waits
 def test_grading_needs_no_network(grader, stopped_submissions):
     """Graded with no network (the sandbox has none) and an empty Keras cache of ours: the data
     bundled in the zip still loads."""
@@ -134,6 +136,7 @@ def test_grading_needs_no_network(grader, stopped_submissions):
 
 
 @pytest.mark.slow
+@pytest.mark.waits
 def test_kernel_killed_like_out_of_memory_gets_a_clear_message(grader, stopped_submissions):
     outcome = grader("kernel-killed")
     assert outcome.status == "graded", outcome.message + outcome.log[-3000:]
