@@ -63,10 +63,13 @@ def pytest_itemcollected(item):
 
 
 def pytest_collection_modifyitems(items):
-    """The tests marked ``waits`` first (a stable sort, each worker's order otherwise the same):
-    their gradings idle for minutes until a time limit stops them, which costs nothing while the
-    other workers keep the cores busy, and would leave them idle at the end of the run."""
-    items.sort(key=lambda item: item.get_closest_marker("waits") is None)
+    """The tests marked ``waits`` first, then those that ask for the session's reference gradings
+    (``core_submissions``: real training), then the rest in their order (a stable sort, the same on
+    each worker). The waiting gradings idle for minutes until a time limit stops them, which costs
+    nothing while the other workers keep the cores busy; at the end of the run it would leave them
+    idle, as would the long gradings."""
+    items.sort(key=lambda item: (item.get_closest_marker("waits") is None,
+                                 "core_submissions" not in getattr(item, "fixturenames", ())))
 
 
 @pytest.fixture(scope="session", autouse=True)
