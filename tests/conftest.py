@@ -163,6 +163,14 @@ def folder_entries(file_name: str, schema: dict, folders=None) -> list[tuple[Pat
     return found
 
 
+def unique_names(entries: list[dict], what: str) -> list[dict]:
+    """``entries``, after making sure no two share a name (each names a test)."""
+    names = [e["name"] for e in entries]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    assert not twice, f"two {what} share each of these names: {twice}"
+    return entries
+
+
 def mutate(source: Path, target: Path, *edits: tuple[str, str]) -> Path:
     """Copy a notebook, replacing code; each ``old`` must occur, so a stale edit fails loudly."""
     nb = notebooks.read(source)

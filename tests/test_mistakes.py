@@ -35,7 +35,7 @@ from fashion_kit.grading.cells import evidence
 from fashion_kit.questions import BY_NAME, check_code, layout, points_in_master
 from fashion_kit.settings import Settings
 
-from .conftest import folder_entries
+from .conftest import folder_entries, unique_names
 
 FIT = "history = model.fit(training_images, training_labels, epochs=5)"
 QUICK_FIT = "history = model.fit(training_images, training_labels, epochs=5, batch_size=60000)"
@@ -69,10 +69,7 @@ def load(folders=None) -> list[dict]:
     name as its ``question``."""
     entries = [{**entry, "question": folder.name}
                for folder, entry in folder_entries(layout.MISTAKES_FILE, FOLDER_SCHEMA, folders)]
-    names = [e["name"] for e in entries]
-    twice = sorted({n for n in names if names.count(n) > 1})
-    assert not twice, f"two mistakes share each of these names: {twice}"
-    return entries
+    return unique_names(entries, "mistakes")
 
 
 def test_a_question_folders_mistakes_are_read_as_its_own(tmp_path):

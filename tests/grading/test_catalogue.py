@@ -48,7 +48,7 @@ from fashion_kit.questions import layout as question_layout
 from fashion_kit.statuses import Stop
 
 from .. import gradescope_spec
-from ..conftest import QUESTIONS, QUICK_FIT_ENV, folder_entries
+from ..conftest import QUESTIONS, QUICK_FIT_ENV, folder_entries, unique_names
 
 CATALOGUE = Path(__file__).resolve().parent / "catalogue" / "catalogue.json"
 FIT = "history = model.fit(training_images, training_labels, epochs=5)"
@@ -139,10 +139,7 @@ def load(folders=None) -> list[dict]:
     doc = json.loads(CATALOGUE.read_text(encoding="utf-8"))
     jsonschema.validate(doc, SCHEMA)
     entries = doc["entries"] + [e for _, e in folder_entries(question_layout.CATALOGUE_FILE, FOLDER_SCHEMA, folders)]
-    names = [e["name"] for e in entries]
-    twice = sorted({n for n in names if names.count(n) > 1})
-    assert not twice, f"two catalogue entries share each of these names: {twice}"
-    return entries
+    return unique_names(entries, "catalogue entries")
 
 
 def _cells_with(nb, text: str, entry: str) -> list[int]:
@@ -212,8 +209,6 @@ def expected(entry: dict, layout: str) -> tuple[dict, str, bool]:
 
 
 def test_catalogue_is_well_formed():
-    names = [e["name"] for e in ALL_ENTRIES]
-    assert len(names) == len(set(names)), "entry names must be unique"
     for entry in ALL_ENTRIES:
         for layout in LAYOUTS:
             scores = expected(entry, layout)[0]
