@@ -127,9 +127,18 @@ class Jupyter:
     def kernel_state(self, kernel_id: str) -> str:
         return self.api(f"kernels/{kernel_id}")["execution_state"]
 
-    def saved_notebook(self, notebook_path: str):
-        model = self.api(f"contents/{notebook_path}?content=1&type=notebook")
-        return notebooks.nbformat.from_dict(model["content"])
+    def saved_notebook(self, notebook_path: str, seconds: float = 30):
+        """The notebook as saved; a read that meets a save still being written (the server answers
+        500: the file is not whole yet) is tried again."""
+        deadline = time.monotonic() + seconds
+        while True:
+            try:
+                model = self.api(f"contents/{notebook_path}?content=1&type=notebook")
+                return notebooks.nbformat.from_dict(model["content"])
+            except urllib.error.HTTPError as e:
+                if e.code != 500 or time.monotonic() > deadline:
+                    raise
+            time.sleep(0.5)
 
     def stop_sessions(self) -> None:
         for session in self.api("sessions"):
@@ -312,10 +321,7 @@ def test_student_fills_in_the_answers_and_everything_passes(jupyterlab, chromium
                     page.keyboard.press("Escape")
                     page.keyboard.press("ControlOrMeta+s")
                     page.wait_for_timeout(1000)
-                    try:
-                        cell = jupyterlab.saved_notebook(notebook_path).cells[index + 1]
-                    except urllib.error.HTTPError:  # read while the save was still being written
-                        return None
+                    cell = jupyterlab.saved_notebook(notebook_path).cells[index + 1]
                     return cell if cell.execution_count not in (None, before) else None
 
                 shown = outputs_text(wait_until(checked, 180, f"the check after {what!r}"))
