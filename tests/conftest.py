@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from fashion_kit import assign, contract, data, notebooks, paths, questions, run
-from fashion_kit.grading import core
+from fashion_kit.grading import core, layout
 from fashion_kit.questions import layout as question_layout
 
 from . import gradescope_spec
@@ -45,6 +45,12 @@ QUICK_MIN_ACCURACY = 0.3
 def pytest_configure(config):
     if not os.environ.get(data.ENV_VAR) and SHARED_DATA.is_dir():
         os.environ[data.ENV_VAR] = str(SHARED_DATA)
+    # The suite keeps every core busy with several processes at once (pytest-xdist's workers, each
+    # grader's pool): every TensorFlow process it starts, the gradings' (the core passes these on)
+    # and the notebooks' kernels, gets one thread per pool, as the batch gives each of its gradings
+    # its share of the cores. Pools of one thread per core each would only compete for them.
+    for name, value in layout.thread_env(1).items():
+        os.environ.setdefault(name, value)
 
 
 def pytest_itemcollected(item):

@@ -274,13 +274,34 @@ def test_student_fills_in_the_answers_and_everything_passes(jupyterlab, chromium
                 page.keyboard.press("ControlOrMeta+a")
                 page.keyboard.insert_text(code)
 
-            for index, code in filled.items():
-                type_into(index, code)
-            page.keyboard.press("Escape")
-            page.keyboard.press("ControlOrMeta+s")
-            wait_until(lambda: all(jupyterlab.saved_notebook(notebook_path).cells[i].source == code
-                                   for i, code in filled.items()),
-                       60, "the typed answers to be saved")
+            def typed_and_saved(sources: dict[int, str], what: str):
+                """Type each source into its cell and save until the saved notebook holds them all.
+                Each poll saves again (a save sent before the editor had passed on the text saves the
+                old text); a cell whose text is still not saved after 30 s is typed once more, as a
+                student would (a loaded machine can lose a click). A failure says what was saved."""
+                for index, code in sources.items():
+                    type_into(index, code)
+
+                def unsaved():
+                    page.keyboard.press("Escape")
+                    page.keyboard.press("ControlOrMeta+s")
+                    page.wait_for_timeout(500)
+                    saved = jupyterlab.saved_notebook(notebook_path)
+                    return {i: saved.cells[i].source for i, code in sources.items() if saved.cells[i].source != code}
+
+                for seconds in (30, 60):
+                    deadline = time.monotonic() + seconds
+                    while (left := unsaved()) and time.monotonic() < deadline:
+                        time.sleep(1)
+                    if not left:
+                        return
+                    for index in left:
+                        type_into(index, sources[index])
+                dialogs = page.locator(".jp-Dialog")
+                shown = dialogs.first.inner_text() if dialogs.count() else "none"
+                pytest.fail(f"gave up waiting for {what}; saved instead: {left!r}; a dialog: {shown!r}")
+
+            typed_and_saved(filled, "the typed answers to be saved")
 
             page.locator("#jp-MainMenu").get_by_text("Run", exact=True).click()
             page.get_by_text("Run All Cells", exact=True).click()
@@ -334,21 +355,14 @@ def test_student_fills_in_the_answers_and_everything_passes(jupyterlab, chromium
             mistakes_shown = {}
             index = next(i for i, code in filled.items() if EDITED[0] in code)
             before = jupyterlab.saved_notebook(notebook_path).cells[index + 1].execution_count
-            type_into(index, EDITED[1])
-            page.keyboard.press("Escape")
-            page.keyboard.press("ControlOrMeta+s")
-            wait_until(lambda: jupyterlab.saved_notebook(notebook_path).cells[index].source == EDITED[1], 60,
-                       "the edited cell to be saved")
+            typed_and_saved({index: EDITED[1]}, "the edited cell to be saved")
             cells.nth(index + 1).locator(".cm-content").click()
             page.keyboard.press("Shift+Enter")
 
             page.wait_for_timeout(1500)
             mistakes_shown[EDITED[0]] = check_shown(index, before, EDITED[0])
-            type_into(index, filled[index])  # put back as it ran, and saved: the mistakes below start clean
-            page.keyboard.press("Escape")
-            page.keyboard.press("ControlOrMeta+s")
-            wait_until(lambda: jupyterlab.saved_notebook(notebook_path).cells[index].source == filled[index], 60,
-                       "question 3's cell to be put back")
+            # Put back as it ran, and saved: the mistakes below start clean.
+            typed_and_saved({index: filled[index]}, "question 3's cell to be put back")
 
             # Now the mistakes: type each into its blank, run it and its check (Shift+Enter twice).
             for piece, wrong, _ in MISTAKES:

@@ -22,7 +22,8 @@ import pytest
 pytest.importorskip("distributed", reason="the cluster extra is not installed: pip install 'fashion-kit[cluster]'")
 
 from fashion_kit import settings as settings_module  # noqa: E402
-from fashion_kit.classroom import batch, cluster, cluster_config, cluster_tls, cluster_worker, store  # noqa: E402
+from fashion_kit.classroom import batch, cluster, cluster_config, cluster_tls, cluster_worker, resources, store  # noqa: E402
+from fashion_kit.grading import layout  # noqa: E402
 
 from ..conftest import TOTAL  # noqa: E402
 from .classroom_fakes import KILL_THE_WORKER, RecordingGrader, fake_autograder, write_notebook  # noqa: E402
@@ -196,6 +197,11 @@ def test_a_class_graded_on_two_workers_matches_the_local_pool(loopback, tmp_path
     assert {e["zip_sha256"] for e in log} == {digest}
     assert len({e["zip"] for e in log}) == len({e["pid"] for e in log})
     assert {e["settings"]["timeout_seconds"] for e in log} == {77}
+    # Each grading gets its share of the cores: a worker's of its machine, the local pool's of this one.
+    threads = layout.THREAD_VARIABLES[0]
+    assert {e["env"][threads] for e in log} == {str(resources.threads_per_grading(1))}, "one grading per worker"
+    assert {e["env"][threads] for e in RecordingGrader(tmp_path / "local-log").log()} == {
+        str(resources.threads_per_grading(resources.default_jobs()))}
 
 
 def worker_processes(lc: LoopbackCluster) -> list:

@@ -14,6 +14,8 @@ def test_reference_solution_scores_full_marks(grader, core_submissions, lang):
     outcome = grader(f"solution-{lang}")
     assert outcome.status == "graded", outcome.message + outcome.log[-3000:]
     assert outcome.scores == {q: (p, p) for q, p in QUESTIONS.items()}
+    # The suite's thread variables (tests/conftest.py) reached the grading's processes.
+    assert "fashion-kit threads: TF_NUM_INTRAOP_THREADS=1 TF_NUM_INTEROP_THREADS=1" in outcome.log
 
 
 def test_blank_student_notebook_scores_zero_without_crashing(grader, core_submissions):

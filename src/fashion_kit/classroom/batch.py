@@ -19,8 +19,9 @@ from pathlib import Path
 
 from ..errors import KitError
 from .. import contract, folders, paths, settings as settings_module
+from ..grading import layout
 from ..questions import NoQuestions, points_in_autograder
-from . import exports, ids, intake, lock, schedule, store, watchdog
+from . import exports, ids, intake, lock, resources, schedule, store, watchdog
 from ..statuses import RECORDED, RETRYABLE, STATUS_OF_STOP, Status
 from .store import Record
 
@@ -170,7 +171,7 @@ class _Batch:
         self.stop, self.duplicates, self.owners = stop, duplicates, owners
         self.records: dict[str, Record] = {}
         self.uploads: list[intake.Upload] = []
-        self.token = ""
+        self.env: dict[str, str] = {}  # each grading's: the watchdog's token, its share of the cores
 
     def run(self, source, jobs, force, retry_failed, student, use_watchdog, on_start, on_done) -> BatchResult:
         try:
@@ -215,7 +216,7 @@ class _Batch:
         interrupted = self.stop.is_set()
         if queue and not interrupted:
             guard = watchdog.Watchdog() if use_watchdog else watchdog.NoWatchdog()
-            self.token = guard.token
+            self.env = {watchdog.BATCH_ENV: guard.token, **layout.thread_env(resources.threads_per_grading(jobs))}
             try:
                 interrupted = not schedule.run_pool(
                     queue, self.grade_one, jobs, self.stop,
@@ -254,7 +255,7 @@ class _Batch:
             folder = store.folder(self.out, up.id)
             outcome = self.grade_fn(
                 up.notebook, self.autograder_zip, folder, settings=self.settings, sandbox=self.sandbox,
-                extra_files=list(up.extra_files), env={watchdog.BATCH_ENV: self.token}, cancel=self.stop,
+                extra_files=list(up.extra_files), env=self.env, cancel=self.stop,
             )
             if outcome.status == Status.INTERRUPTED or (self.stop.is_set() and outcome.status != Status.GRADED):
                 return None  # cut short by the stop: graded again next time

@@ -36,7 +36,8 @@ contract.skip_slow_optional_modules()
 
 from .. import run  # noqa: E402
 from ..autograder_zip import kit_fingerprint  # noqa: E402
-from . import store, watchdog  # noqa: E402
+from ..grading import layout  # noqa: E402
+from . import resources, store, watchdog  # noqa: E402
 
 # A submission whose grading stopped this many workers is marked failed instead of tried again.
 MAX_WORKERS_LOST = 2
@@ -217,7 +218,9 @@ def grade(kit_name: str, attempt_key: str, notebook: bytes, extra_files: dict[st
             out = tmp / "out"
             out.mkdir()
             outcome = kit.grade_fn(path, kit.zip_path, out, settings=kit.settings, sandbox=kit.sandbox,
-                                   extra_files=extras, env={watchdog.BATCH_ENV: kit.guard.token}, cancel=cancel)
+                                   extra_files=extras, cancel=cancel, env={
+                                       watchdog.BATCH_ENV: kit.guard.token,
+                                       **layout.thread_env(resources.threads_per_grading(worker.state.nthreads))})
             return answer(worker.address, lost, outcome, run.read_results(out / store.RESULTS))
     finally:
         kit.cancels.pop(attempt_key, None)

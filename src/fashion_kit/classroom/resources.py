@@ -19,13 +19,23 @@ GRADING_PEAK_MB = 1690
 HEADROOM = 1.3
 
 
+def usable_cores() -> int:
+    """The cores this process may use, not all the machine has."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def threads_per_grading(jobs: int, cores: int | None = None) -> int:
+    """Each grading's share of the cores when ``jobs`` run at once: the size of its thread pools."""
+    return max(1, (cores or usable_cores()) // max(1, jobs))
+
+
 def default_jobs(cores: int | None = None, available_mb: float | None = None) -> int:
     """Submissions to grade at once: one per core, as many as the available memory holds, at least 1."""
     if cores is None:
-        try:
-            cores = len(os.sched_getaffinity(0))  # the cores this process may use, not all the machine has
-        except AttributeError:
-            cores = os.cpu_count() or 1
+        cores = usable_cores()
     if available_mb is None:
         import psutil
 

@@ -227,10 +227,32 @@ def _open_folder(dir_fd: int, name: str, st: os.stat_result) -> int | None:
         os.close(handle)
 
 
-def phase1_env(work: Path, python: Path) -> dict[str, str]:
-    """The whole environment of phase 1: nothing of ours (no tokens, no home) is passed on."""
+# The variables that size the thread pools of TensorFlow (its intra-op and inter-op pools) and of
+# NumPy's BLAS. Without them each TensorFlow process starts a pool of one thread per core; two
+# gradings at once on two cores then keep four busy threads on two cores, and the lesson's small
+# model spends a quarter more CPU time (benchmarks/README.md, "Threads").
+THREAD_VARIABLES = ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "OMP_NUM_THREADS",
+                    "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def thread_env(threads: int) -> dict[str, str]:
+    """The environment that gives every pool of a process ``threads`` threads."""
+    return {name: str(threads) for name in THREAD_VARIABLES}
+
+
+def threads_of(environ) -> dict[str, str]:
+    """The thread variables of ``environ`` (the grader's caller's) that hold a positive whole number:
+    the only part of it the notebook and the grader's sandboxed processes get."""
+    return {name: environ[name] for name in THREAD_VARIABLES
+            if environ.get(name, "").isascii() and environ[name].isdigit() and int(environ[name]) > 0}
+
+
+def phase1_env(work: Path, python: Path, threads: dict[str, str] | None = None) -> dict[str, str]:
+    """The whole environment of phase 1: nothing of ours (no tokens, no home) is passed on but the
+    sizes of its thread pools (``threads``, from :func:`threads_of`)."""
     home = work / c.WORK_HOME
     return {
+        **(threads or {}),
         "HOME": str(home),
         "TMPDIR": str(home / "tmp"),
         "KERAS_HOME": str(home / ".keras"),
