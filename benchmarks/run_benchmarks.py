@@ -32,7 +32,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from fashion_kit import data, paths  # noqa: E402
-from fashion_kit.grading import supervise  # noqa: E402
+from fashion_kit.classroom import resources  # noqa: E402
+from fashion_kit.grading import layout, supervise  # noqa: E402
 
 SOLUTION = paths.SOLUTIONS / "en" / "fashion_mnist.ipynb"
 console = Console()
@@ -173,17 +174,23 @@ with ThreadPoolExecutor(jobs) as pool:
 
 def bench_batch(n: int, jobs: int, work: Path) -> dict[str, Run]:
     """``fashion-kit grade`` of ``n`` copies of the reference solution at ``jobs`` at once, and the
-    lesson's script ``n`` times, ``jobs`` at a time: scripts first, then the batch."""
+    lesson's script ``n`` times, ``jobs`` at a time: as a student runs it (TensorFlow's own thread
+    pools, one thread per core each) and with the share of the cores the batch gives each grading
+    (``classroom/resources.py``); scripts first, then the batch."""
     folder = work / "class"
     folder.mkdir(exist_ok=True)
     for i in range(n):
         shutil.copy(SOLUTION, folder / f"student{i:02d}.ipynb")
     console.log(f"batch: the lesson's script {n} times, {jobs} at a time")
     scripts = timed([sys.executable, "-c", SCRIPTS_AT_ONCE, str(n), str(jobs), str(LESSON_SCRIPT), str(work)], work)
+    share = resources.threads_per_grading(jobs)
+    console.log(f"batch: the lesson's script {n} times, {jobs} at a time, {share} thread(s) per pool each")
+    shared = timed([sys.executable, "-c", SCRIPTS_AT_ONCE, str(n), str(jobs), str(LESSON_SCRIPT), str(work)], work,
+                   env=layout.thread_env(share))
     console.log(f"batch: fashion-kit grade of {n} submissions, --jobs {jobs}")
     kit = timed([str(Path(sys.executable).parent / "fashion-kit"), "grade", str(folder), "--jobs", str(jobs),
                  "--output", str(work / "batch-out"), "--force"], work)
-    return {"scripts": scripts, "kit": kit}
+    return {"scripts": scripts, "shared": shared, "kit": kit, "share": share}
 
 
 def bench_build(repeats: int, work: Path) -> list[float]:
@@ -318,16 +325,22 @@ def main() -> int:
             return 0
 
         batch = bench_batch(args.batch, args.jobs, work)
-        scripts, graded = batch["scripts"], batch["kit"]
+        scripts, shared, graded = batch["scripts"], batch["shared"], batch["kit"]
+
+        def throughput(run: Run) -> str:
+            return f"{run.seconds:.1f} s ({run.cpu:.1f} s CPU), {args.batch / run.seconds * 60:.2f} /min"
+
         rows += [
-            (f"batch of {args.batch}: the lesson's script, {args.jobs} at a time",
-             f"{scripts.seconds:.1f} s ({scripts.cpu:.1f} s CPU), {args.batch / scripts.seconds * 60:.2f} /min",
+            (f"batch of {args.batch}: the lesson's script, {args.jobs} at a time", throughput(scripts),
              f"{scripts.peak / gb:.2f} GB", ""),
-            (f"batch of {args.batch}: fashion-kit grade --jobs {args.jobs}",
-             f"{graded.seconds:.1f} s ({graded.cpu:.1f} s CPU), {args.batch / graded.seconds * 60:.2f} /min",
+            (f"the same, {batch['share']} thread(s) per pool each (the batch's share of the cores)", throughput(shared),
+             f"{shared.peak / gb:.2f} GB", ""),
+            (f"batch of {args.batch}: fashion-kit grade --jobs {args.jobs}", throughput(graded),
              f"{graded.peak / gb:.2f} GB", ""),
             ("batch / scripts", f"{graded.seconds / scripts.seconds:.2f}× wall, {graded.cpu / scripts.cpu:.2f}× CPU",
              f"{graded.peak / scripts.peak:.2f}×", "≤ 1.10"),
+            ("batch / scripts with the same share", f"{graded.seconds / shared.seconds:.2f}× wall, "
+             f"{graded.cpu / shared.cpu:.2f}× CPU", f"{graded.peak / shared.peak:.2f}×", ""),
         ]
         report()
 

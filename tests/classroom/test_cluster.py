@@ -199,7 +199,7 @@ def test_a_class_graded_on_two_workers_matches_the_local_pool(loopback, tmp_path
     assert {e["settings"]["timeout_seconds"] for e in log} == {77}
     # Each grading gets its share of the cores: a worker's of its machine, the local pool's of this one.
     threads = layout.THREAD_VARIABLES[0]
-    assert {e["env"][threads] for e in log} == {str(resources.threads_per_grading(1))}, "one grading per worker"
+    assert {e["env"][threads] for e in log} == {str(resources.threads_per_grading(2))}, "two one-thread workers here"
     assert {e["env"][threads] for e in RecordingGrader(tmp_path / "local-log").log()} == {
         str(resources.threads_per_grading(resources.default_jobs()))}
 

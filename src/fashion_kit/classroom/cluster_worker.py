@@ -220,10 +220,21 @@ def grade(kit_name: str, attempt_key: str, notebook: bytes, extra_files: dict[st
             outcome = kit.grade_fn(path, kit.zip_path, out, settings=kit.settings, sandbox=kit.sandbox,
                                    extra_files=extras, cancel=cancel, env={
                                        watchdog.BATCH_ENV: kit.guard.token,
-                                       **layout.thread_env(resources.threads_per_grading(worker.state.nthreads))})
+                                       **layout.thread_env(resources.threads_per_grading(gradings_at_once(worker, client)))})
             return answer(worker.address, lost, outcome, run.read_results(out / store.RESULTS))
     finally:
         kit.cancels.pop(attempt_key, None)
+
+
+def gradings_at_once(worker, client) -> int:
+    """How many gradings ``worker``'s machine runs at once: the threads of every worker on its host,
+    as the scheduler knows them (a machine often runs several one-thread workers), at least its own."""
+    try:
+        on_host = sum(w.get("nthreads", 1) for w in client.scheduler_info(n_workers=-1)["workers"].values()
+                      if w.get("host") == worker.ip)
+    except Exception:  # the scheduler cannot say: this worker's own threads
+        on_host = 0
+    return max(on_host, worker.state.nthreads)
 
 
 def cancel_all(kit_name: str) -> int:
