@@ -228,9 +228,10 @@ def _open_folder(dir_fd: int, name: str, st: os.stat_result) -> int | None:
 
 
 # The variables that size the thread pools of TensorFlow (its intra-op and inter-op pools) and of
-# NumPy's BLAS. Without them each TensorFlow process starts a pool of one thread per core; two
-# gradings at once on two cores then keep four busy threads on two cores, and the lesson's small
-# model spends a quarter more CPU time (benchmarks/README.md, "Threads").
+# NumPy's BLAS. Without them each TensorFlow process starts pools of one thread per core; two
+# gradings at once on two cores then keep four busy threads on two cores, and the lesson's script
+# takes about 40 % more CPU time than with one thread per pool (benchmarks/README.md, "Threads per
+# grading").
 THREAD_VARIABLES = ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "OMP_NUM_THREADS",
                     "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
