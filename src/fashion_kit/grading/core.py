@@ -225,7 +225,7 @@ def measure(work: Path, trusted: Path, data_dir: Path, box: sandboxes.Sandbox, p
     layout.remove_tree(work)
     training = {}
     if recipe is not None:
-        training = train_challenge(recipe, trusted.parent / "challenge", data_dir, box, python, threads)
+        training = train_challenge(recipe, trusted.parent / "challenge", data_dir, box, python, threads=threads)
         trained = inputs / "challenge.keras"
         problem = _take_trained(training, trained)
         if problem is None:
