@@ -58,3 +58,24 @@ def test_the_grading_processes_skip_jsonschemas_slow_optional_checker():
              "print(sorted(n for n in sys.modules if n.startswith('rfc3987_syntax') and sys.modules[n]))"],
             capture_output=True, text=True, check=True).stdout.strip()
         assert found == "[]", f"{module} imported {found}"
+
+
+def test_a_caller_that_sets_no_thread_variables_is_graded(built, tmp_path):
+    """Gradescope's run_autograder passes no thread variable (TensorFlow then chooses its own pools):
+    the core grades as it does with them. Here an upload of another assignment, refused before
+    anything of it runs."""
+    import os
+    import subprocess
+    import sys
+
+    from fashion_kit import contract, notebooks
+    from fashion_kit.grading import layout
+
+    folder = tmp_path / "autograder"
+    layout.make_gradescope_folder(folder, built.autograder_zip, notebooks.nbformat.v4.new_notebook())
+    env = {k: v for k, v in os.environ.items() if k not in layout.THREAD_VARIABLES}
+    ran = subprocess.run([sys.executable, "-I", "-m", "fashion_kit.grading.core", str(folder), "--sandbox", "none",
+                          "--scratch", str(tmp_path)], env=env, capture_output=True, text=True, timeout=300)
+    assert ran.returncode == 0, ran.stdout[-2000:] + ran.stderr[-2000:]
+    results = json.loads((folder / contract.RESULTS_DIR / contract.RESULTS_FILE).read_text(encoding="utf-8"))
+    assert results["score"] == 0 and "fashion-kit threads" not in ran.stdout

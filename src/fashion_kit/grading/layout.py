@@ -244,8 +244,8 @@ def thread_env(threads: int) -> dict[str, str]:
 def threads_of(environ) -> dict[str, str]:
     """The thread variables of ``environ`` (the grader's caller's) that hold a positive whole number:
     the only part of it the notebook and the grader's sandboxed processes get."""
-    return {name: environ[name] for name in THREAD_VARIABLES
-            if environ.get(name, "").isascii() and environ[name].isdigit() and int(environ[name]) > 0}
+    found = {name: environ.get(name, "") for name in THREAD_VARIABLES}
+    return {name: value for name, value in found.items() if value.isascii() and value.isdigit() and int(value) > 0}
 
 
 def phase1_env(work: Path, python: Path, threads: dict[str, str] | None = None) -> dict[str, str]:
