@@ -193,6 +193,34 @@ def test_bubblewrap_shows_no_home_and_no_secret(bwrap_box, work, tmp_path, monke
     assert {k: v for k, v in found["env"].items() if k != "PWD"} == ENV
 
 
+@needs_bwrap
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root's sandbox has root's files to cover")
+def test_bubblewrap_view_of_etc_is_read_for_each_sandbox(bwrap_box, work):
+    """/etc changes under a running grader (useradd holds /etc/subgid.lock, mode 0600, for a moment):
+    a secret that vanishes before the sandbox starts does not stop it; one that appears after is not
+    shown."""
+    token = uuid.uuid4().hex[:8]
+    vanishing, appearing = Path(f"/etc/fk-vanishing-{token}.lock"), Path(f"/etc/fk-appearing-{token}")
+    code = """
+        import json, os, sys
+        print(json.dumps({p: os.path.exists(p) for p in sys.argv[1:]}))
+    """
+    vanishing.write_text("secret")
+    vanishing.chmod(0o600)
+    try:
+        command = script_command(bwrap_box, work, code, str(vanishing), str(appearing), "/etc/passwd")
+    finally:
+        vanishing.unlink()
+    appearing.write_text("secret")
+    appearing.chmod(0o600)
+    try:
+        result = supervise.run(command, cwd=work, env=None, on_stop=bwrap_box.kill_all, timeout=20,
+                               memory_limit_mb=2048)
+    finally:
+        appearing.unlink()
+    assert report(result) == {str(vanishing): False, str(appearing): False, "/etc/passwd": True}
+
+
 # Tries to write each NAME=PATH it is given; prints what happened to each, its uid and its environment.
 WRITE_PROBE = """
     import json, os, sys

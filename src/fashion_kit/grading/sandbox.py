@@ -182,33 +182,54 @@ def _covered(path: Path, by: Iterable[Path]) -> bool:
     return any(path == b or b in path.parents for b in by)
 
 
-@functools.lru_cache(maxsize=None)
-def _masks_for(tree: str) -> tuple[tuple[str, str], ...]:
-    """What in ``tree`` other users could not read: (kind, path), kind "dir" or "file".
+def _world_readable(mode: int) -> bool:
+    if stat.S_ISDIR(mode):
+        return mode & 0o005 == 0o005
+    return not stat.S_ISREG(mode) or bool(mode & stat.S_IROTH)
+
+
+def _readable_view(tree: str) -> list[str]:
+    """bwrap options that show of ``tree`` exactly what an ordinary user could read.
 
     As root, bubblewrap maps the sandbox's user to root outside, so inside it the owner's permission
-    bits of every root-owned file apply (/etc/shadow, private keys). These entries are covered up, so
-    the sandbox sees of ``tree`` exactly what an ordinary user would."""
-    masks = []
+    bits of every root-owned file apply (/etc/shadow, private keys). So the tree is read afresh for
+    every sandbox, and a folder that holds something others could not read becomes a tmpfs into which
+    only the readable entries are bound, each with ``--ro-bind-try``. What appears after the reading
+    is absent; what vanishes after it (a lock file of useradd's) is skipped. Covering an entry in
+    place instead would make bwrap create a vanished entry in a read-only tree, and fail."""
+    entries: dict[str, list[tuple[str, int]]] = {}
     for top, dirs, files in os.walk(tree):
-        for name in list(dirs):
-            path = os.path.join(top, name)
+        listed = []
+        for name in dirs + files:
             try:
-                mode = os.lstat(path).st_mode
+                listed.append((name, os.lstat(os.path.join(top, name)).st_mode))
             except OSError:
+                continue  # gone while being read
+        entries[top] = listed
+        dirs[:] = [d for d, mode in listed if d in dirs and stat.S_ISDIR(mode) and _world_readable(mode)]
+    hiding = set()
+    for top, listed in entries.items():
+        if not all(_world_readable(mode) for _, mode in listed):
+            hiding.update([top, *map(str, Path(top).parents)])
+
+    def view(folder: str) -> list[str]:
+        if folder not in hiding:
+            return ["--ro-bind-try", folder, folder]
+        args = ["--tmpfs", folder]
+        for name, mode in entries[folder]:
+            path = os.path.join(folder, name)
+            if not _world_readable(mode):
                 continue
-            if stat.S_ISDIR(mode) and (mode & 0o005) != 0o005:
-                masks.append(("dir", path))
-                dirs.remove(name)
-        for name in files:
-            path = os.path.join(top, name)
-            try:
-                mode = os.lstat(path).st_mode
-            except OSError:
-                continue
-            if stat.S_ISREG(mode) and not mode & stat.S_IROTH:
-                masks.append(("file", path))
-    return tuple(masks)
+            if stat.S_ISLNK(mode):
+                try:
+                    args += ["--symlink", os.readlink(path), path]
+                except OSError:
+                    continue
+            else:
+                args += view(path)
+        return [*args, "--remount-ro", folder]
+
+    return view(tree)
 
 
 @functools.lru_cache(maxsize=None)
@@ -250,10 +271,7 @@ class Bubblewrap(Sandbox):
                 args += ["--symlink", os.readlink(host), str(host)]
             elif host.is_dir():
                 args += ["--ro-bind", str(host), str(host)]
-        args += ["--ro-bind", "/etc", "/etc"]
-        if os.geteuid() == 0:
-            for kind, path in _masks_for("/etc"):
-                args += ["--tmpfs", path, "--remount-ro", path] if kind == "dir" else ["--ro-bind", "/dev/null", path]
+        args += _readable_view("/etc") if os.geteuid() == 0 else ["--ro-bind", "/etc", "/etc"]
         args += ["--proc", "/proc", "--dev", "/dev",
                  *self._if_known("--size", str(SHM_MB * 2**20)), "--tmpfs", "/dev/shm",
                  *self._if_known("--size", str(TMP_MB * 2**20)), "--tmpfs", "/tmp"]
