@@ -222,7 +222,7 @@ def test_the_trainer_starts_after_the_notebooks_folder_is_gone_and_only_for_a_no
               "epochs": 1, "batch_size": 32}
     calls = []
 
-    def trainer(checked, folder, data_dir, box, python, threads=None):
+    def trainer(checked, folder, data_dir, box, python):
         calls.append(checked)
         assert not work.exists(), "the notebook's folder, and its copy of the test images, are gone"
         return {"error": "stand-in"}

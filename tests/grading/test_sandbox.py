@@ -189,8 +189,9 @@ def test_bubblewrap_shows_no_home_and_no_secret(bwrap_box, work, tmp_path, monke
     assert found["tests"] is False or not checkout_tests.exists()
     assert "root:" not in found["shadow"]  # as root, the sandbox's user owns root's files: they are covered
     assert "FASHION_KIT_TEST_SECRET" not in found["env"]
-    # Exactly what was given; bubblewrap adds only PWD, the folder it starts in.
-    assert {k: v for k, v in found["env"].items() if k != "PWD"} == ENV
+    # Exactly what was given and the caller's thread variables; bubblewrap adds only PWD, the folder
+    # it starts in.
+    assert {k: v for k, v in found["env"].items() if k != "PWD"} == {**bwrap_box.threads, **ENV}
 
 
 @needs_bwrap
@@ -711,6 +712,27 @@ def test_bubblewrap_counts_its_tmpfs_against_the_memory_limit(bwrap_box, work):
 
 
 # ---- no sandbox ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["none", "bubblewrap"])
+def test_the_callers_thread_variables_are_all_of_its_environment_a_command_gets(work, monkeypatch, kind):
+    if kind == "bubblewrap" and shutil.which("bwrap") is None:
+        pytest.skip("bubblewrap is not installed")
+    for name in layout.THREAD_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("TF_NUM_INTRAOP_THREADS", "1")
+    monkeypatch.setenv("OMP_NUM_THREADS", "zero")
+    monkeypatch.setenv("FASHION_KIT_TEST_SECRET", "s3cret")
+    box = sandbox.choose(kind)
+    code = """
+        import json
+        environ = dict(v.split("=", 1) for v in open("/proc/self/environ").read().split("\\0") if v)
+        print(json.dumps({k: v for k, v in environ.items() if k != "PWD"}))  # bubblewrap's starting folder
+    """
+    assert report(run_in(box, work, code, env=None)) == {"TF_NUM_INTRAOP_THREADS": "1", **ENV}
+    for name in layout.THREAD_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    assert report(run_in(sandbox.choose(kind), work, code, env=None)) == ENV, "a caller that sets none (Gradescope)"
 
 
 def test_no_sandbox_replaces_the_environment_and_kills_its_tree(work, monkeypatch):

@@ -75,7 +75,6 @@ def grade(autograder_dir: Path, box: sandboxes.Sandbox, *, scratch: Path | None 
         source.chmod(0o700)  # the hidden tests and the grader's data: root's alone (setup.sh does it too)
     settings = box.settings
     quick_fit = os.environ.get(QUICK_FIT_ENV) == "1"
-    threads = layout.threads_of(os.environ)  # the caller's share of the cores, when it gave one
     try:
         questions = questions_module.points_in_autograder(source / c.TESTS_DIR)
     except questions_module.NoQuestions as e:
@@ -99,7 +98,7 @@ def grade(autograder_dir: Path, box: sandboxes.Sandbox, *, scratch: Path | None 
             phase1, models, phase1_log = verdicts.Phase1(refused=refused), {}, ""
         else:
             phase1, models, phase1_log = run_phase1(work, trusted, source, submission, questions, data_dir, box,
-                                                    clock, log, quick_fit=quick_fit, threads=threads)
+                                                    clock, log, quick_fit=quick_fit)
         results = verdicts.decide(questions, phase1, models, settings, sandbox=box.name)
         if quick_fit:  # never a real grade: said where every reader of the grade looks
             results["extra_data"][c.QUICK_FIT_KEY] = True
@@ -123,10 +122,9 @@ def grade(autograder_dir: Path, box: sandboxes.Sandbox, *, scratch: Path | None 
 
 def run_phase1(work: Path, trusted: Path, source: Path, submission: Path, questions: dict[str, float],
                data_dir: Path, box: sandboxes.Sandbox, clock: list, log,
-               quick_fit: bool = False, threads: dict[str, str] | None = None) -> tuple[verdicts.Phase1, dict, str]:
+               quick_fit: bool = False) -> tuple[verdicts.Phase1, dict, str]:
     """Run the notebook in the sandbox (phase 1), then measure the models it left: what phase 1
-    left, read as the student's data, the measured facts, and phase 1's output. ``threads``: the
-    thread variables (:func:`.layout.threads_of`) every process of the grading gets."""
+    left, read as the student's data, the measured facts, and phase 1's output."""
     settings, python = box.settings, Path(sys.executable)
     layout.make_work_folder(work, source, submission)
     box.prepare(work)
@@ -135,9 +133,9 @@ def run_phase1(work: Path, trusted: Path, source: Path, submission: Path, questi
     if quick_fit:
         log(f"fashion-kit: {QUICK_FIT_ENV}=1: a test's quick fit, not a real grade")
         program.append(phase1_program.QUICK_FIT_ARGUMENT)
-    if threads:
-        log("fashion-kit threads: " + " ".join(f"{k}={v}" for k, v in threads.items()))
-    command = box.command(program, work=work, env=layout.phase1_env(work, python, threads))
+    if box.threads:
+        log("fashion-kit threads: " + " ".join(f"{k}={v}" for k, v in box.threads.items()))
+    command = box.command(program, work=work, env=layout.phase1_env(work, python))
     ran = supervise.run(
         command, cwd=work, env=None, timeout=settings.timeout_seconds,
         memory_limit_mb=settings.memory_limit_mb, max_processes=settings.max_processes,
@@ -149,7 +147,7 @@ def run_phase1(work: Path, trusted: Path, source: Path, submission: Path, questi
     log(ran.log[-LOG_CHARS:], end="" if ran.log.endswith("\n") else "\n")
     phase1 = read_phase1(work, trusted, questions, ran)
     # A stopped notebook never reached the challenge's cell: whatever recipe it left is nobody's.
-    models = measure(work, trusted, data_dir, box, python, challenge=not phase1.stopped, threads=threads)  # and work is gone
+    models = measure(work, trusted, data_dir, box, python, challenge=not phase1.stopped)  # and work is gone
     clock.append(("measure", time.monotonic()))
     return phase1, models, ran.log
 
@@ -192,7 +190,7 @@ def _why_stopped(ran: supervise.Supervised) -> Stop:
 
 
 def measure(work: Path, trusted: Path, data_dir: Path, box: sandboxes.Sandbox, python: Path, *,
-            challenge: bool = True, threads: dict[str, str] | None = None) -> dict:
+            challenge: bool = True) -> dict:
     """Copy the models and the challenge's recipe out of the work folder, remove the work folder,
     train the recipe, and measure the models in evaluator processes: {key: facts or {"error": ...}}
     for the snapshots, the student's file and the grader-trained challenge model."""
@@ -225,7 +223,7 @@ def measure(work: Path, trusted: Path, data_dir: Path, box: sandboxes.Sandbox, p
     layout.remove_tree(work)
     training = {}
     if recipe is not None:
-        training = train_challenge(recipe, trusted.parent / "challenge", data_dir, box, python, threads=threads)
+        training = train_challenge(recipe, trusted.parent / "challenge", data_dir, box, python)
         trained = inputs / "challenge.keras"
         problem = _take_trained(training, trained)
         if problem is None:
@@ -244,7 +242,7 @@ def measure(work: Path, trusted: Path, data_dir: Path, box: sandboxes.Sandbox, p
     # challenge's model gets one of its own, measured last, so it can cost only the challenge.
     for group in ([r for r in requests if r["key"] != CHALLENGE], [r for r in requests if r["key"] == CHALLENGE]):
         if group:
-            found.update(_evaluate(group, inputs, box, python, threads))
+            found.update(_evaluate(group, inputs, box, python))
     if CHALLENGE in models and isinstance(found.get(CHALLENGE), dict):  # how far the grader's training went
         found[CHALLENGE]["training"] = {k: v for k, v in training.items() if k != "model"}
     return found
@@ -265,8 +263,7 @@ def _take_trained(training: dict, target: Path) -> dict | None:
     return None if problem is None else {"error": f"the trained model: {problem}"}
 
 
-def train_challenge(recipe: dict, folder: Path, data_dir: Path, box: sandboxes.Sandbox, python: Path,
-                    threads: dict[str, str] | None = None) -> dict:
+def train_challenge(recipe: dict, folder: Path, data_dir: Path, box: sandboxes.Sandbox, python: Path) -> dict:
     """Train ``recipe`` (checked) in a sandboxed trainer process whose folder holds the training
     files only: {"model": path of the trained model, "epochs": ..., ...}, or {"refused": ...} /
     {"error": ...}."""
@@ -283,7 +280,7 @@ def train_challenge(recipe: dict, folder: Path, data_dir: Path, box: sandboxes.S
     }), encoding="utf-8")
     box.prepare(folder)
     command = box.command([str(python), "-I", "-m", "fashion_kit.grading.trainer", str(request)],
-                          work=folder, env=_sandboxed_env(folder, threads))
+                          work=folder, env=_sandboxed_env(folder))
     ran = supervise.run(command, cwd=folder, env=None, timeout=trainer_wall_seconds(settings),
                         memory_limit_mb=settings.memory_limit_mb,
                         on_stop=box.kill_all, held_memory=box.held_memory)
@@ -302,30 +299,28 @@ def trainer_wall_seconds(settings: Settings) -> float:
     return max(TRAINER_WALL_MIN_SECONDS, TRAINER_WALL_FACTOR * settings.challenge_cpu_seconds)
 
 
-def _evaluate(requests: list[dict], inputs: Path, box: sandboxes.Sandbox, python: Path,
-              threads: dict[str, str] | None = None) -> dict:
+def _evaluate(requests: list[dict], inputs: Path, box: sandboxes.Sandbox, python: Path) -> dict:
     """{key: facts} of the models ``requests`` name, measured in order by one evaluator process; what
     went wrong, as data. A file that kills its reader costs only its own facts: the evaluator writes
     each answer as soon as it has it, so the first one missing is the model it died on, and the
     ones after it are measured again, each in a process of its own."""
-    ran, answers = _run_evaluator(requests, inputs, box, python, threads)
+    ran, answers = _run_evaluator(requests, inputs, box, python)
     missing = [r for r in requests if r["key"] not in answers]
     if missing:
         answers[missing[0]["key"]] = {"error": _failure(ran)}
         for request in missing[1:]:
-            alone, answer = _run_evaluator([request], inputs, box, python, threads)
+            alone, answer = _run_evaluator([request], inputs, box, python)
             answers[request["key"]] = answer.get(request["key"]) or {"error": _failure(alone)}
     return answers
 
 
-def _run_evaluator(requests: list[dict], inputs: Path, box: sandboxes.Sandbox, python: Path,
-                   threads: dict[str, str] | None = None):
+def _run_evaluator(requests: list[dict], inputs: Path, box: sandboxes.Sandbox, python: Path):
     """One evaluator process for ``requests``: how it ran, and the answers it wrote."""
     request_file = inputs / f"request-{requests[0]['key']}.json"
     request_file.write_text(json.dumps({"data": str(inputs), "models": requests}), encoding="utf-8")
     command = box.command(
         [str(python), "-I", "-m", "fashion_kit.grading.evaluator", str(request_file), str(EVALUATOR_CPU_SECONDS)],
-        work=inputs, env=_sandboxed_env(inputs, threads),
+        work=inputs, env=_sandboxed_env(inputs),
     )
     ran = supervise.run(command, cwd=inputs, env=None, timeout=EVALUATOR_WALL_SECONDS,
                         memory_limit_mb=EVALUATOR_MEMORY_MB, on_stop=box.kill_all, held_memory=box.held_memory)
@@ -340,9 +335,9 @@ def _run_evaluator(requests: list[dict], inputs: Path, box: sandboxes.Sandbox, p
     return ran, answers
 
 
-def _sandboxed_env(folder: Path, threads: dict[str, str] | None = None) -> dict[str, str]:
+def _sandboxed_env(folder: Path) -> dict[str, str]:
     """The whole environment of a sandboxed process of the grader's (evaluator, trainer) in ``folder``."""
-    return {**(threads or {}), "HOME": str(folder), "PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "TF_CPP_MIN_LOG_LEVEL": "3",
+    return {"HOME": str(folder), "PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "TF_CPP_MIN_LOG_LEVEL": "3",
             "CUDA_VISIBLE_DEVICES": "", "KERAS_HOME": str(folder / ".keras"), "MPLBACKEND": "Agg"}
 
 

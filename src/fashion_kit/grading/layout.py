@@ -248,12 +248,11 @@ def threads_of(environ) -> dict[str, str]:
     return {name: value for name, value in found.items() if value.isascii() and value.isdigit() and int(value) > 0}
 
 
-def phase1_env(work: Path, python: Path, threads: dict[str, str] | None = None) -> dict[str, str]:
-    """The whole environment of phase 1: nothing of ours (no tokens, no home) is passed on but the
-    sizes of its thread pools (``threads``, from :func:`threads_of`)."""
+def phase1_env(work: Path, python: Path) -> dict[str, str]:
+    """Phase 1's environment: nothing of ours (no tokens, no home) is passed on (the sandbox adds
+    only the sizes of the thread pools, :func:`threads_of`)."""
     home = work / c.WORK_HOME
     return {
-        **(threads or {}),
         "HOME": str(home),
         "TMPDIR": str(home / "tmp"),
         "KERAS_HOME": str(home / ".keras"),

@@ -42,7 +42,7 @@ import psutil
 
 from ..errors import KitError, NotDone
 from ..settings import Settings
-from . import seccomp, supervise
+from . import layout, seccomp, supervise
 
 SANDBOX_USER = "fashion-kit-student"
 # Where any account may write (with every world-writable mount point): the user sandbox's account's
@@ -142,14 +142,21 @@ class Sandbox:
 
     def __init__(self, settings: Settings | None = None):
         self.settings = settings or Settings()
+        # The sizes of the thread pools the caller was given (its share of the cores): the only part
+        # of its environment that every command run in the sandbox gets.
+        self.threads = layout.threads_of(os.environ)
+
+    def _environment(self, env: dict[str, str]) -> list[tuple[str, str]]:
+        """The (name, value) pairs a command gets: ``env`` and the caller's thread variables."""
+        return _check_env({**self.threads, **env})
 
     def prepare(self, work: Path) -> None:
         """Make ``work`` (filled by the caller) writable by the sandboxed identity; nothing else."""
 
     def command(self, argv: list[str], *, work: Path, env: dict[str, str],
                 readable: Iterable[Path] = ()) -> list[str]:
-        """The command line that runs ``argv`` in the sandbox, with exactly ``env`` as environment,
-        ``work`` as current and only writable folder, ``readable`` visible read-only."""
+        """The command line that runs ``argv`` in the sandbox, with exactly ``env`` and ``threads`` as
+        environment, ``work`` as current and only writable folder, ``readable`` visible read-only."""
         raise NotImplementedError
 
     def preexec(self) -> Callable[[], None] | None:
@@ -289,7 +296,7 @@ class Bubblewrap(Sandbox):
                 bound.append(target)
         # bwrap's own root is a tmpfs: writable and counted in no process's memory unless made read-only.
         args += ["--bind", str(work), str(work), "--remount-ro", "/", "--chdir", str(work), "--clearenv"]
-        for key, value in _check_env(env):
+        for key, value in self._environment(env):
             args += ["--setenv", key, value]
         return [*args, "--", *seccomp.command(argv)]
 
@@ -613,7 +620,7 @@ class UnprivilegedUser(Sandbox):
                 os.chown(os.path.join(top, name), self.uid, self.gid, follow_symlinks=False)
 
     def command(self, argv, *, work, env, readable=()):
-        pairs = _check_env(env)
+        pairs = self._environment(env)
         program = argv[0] if os.sep in argv[0] else shutil.which(argv[0], path=env.get("PATH", os.defpath))
         if program is not None:
             program = str(Path(work, program))  # a relative path runs from the work folder
@@ -777,7 +784,7 @@ class NoSandbox(Sandbox):
             weakref.finalize(self, shutil.rmtree, self._folder, ignore_errors=True)
         pid_file = self._folder / f"{len(self._pid_files)}.pid"
         self._pid_files.append(pid_file)
-        pairs = [f"{k}={v}" for k, v in _check_env(env)]
+        pairs = [f"{k}={v}" for k, v in self._environment(env)]
         return ["/bin/sh", "-c", 'echo $$ > "$0" && exec "$@"', str(pid_file), self.env, "-i", *pairs, *argv]
 
     def kill_all(self):
