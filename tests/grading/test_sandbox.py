@@ -350,19 +350,24 @@ def test_no_bwrap_on_macos_says_so(monkeypatch):
 
 
 @needs_bwrap
-def test_bubblewrap_that_cannot_run_is_reported_once(monkeypatch):
-    monkeypatch.setattr(sandbox, "_probed", {})
-    probes = []
+def test_bubblewrap_that_cannot_run_is_reported_and_probed_again(monkeypatch):
+    """A failed probe says why; the next choice probes again (a moment without the resources to start
+    bwrap must not stop every later grading of a batch), and once a probe works it is not repeated."""
+    monkeypatch.setattr(sandbox, "_probed", set())
+    probes, real = [], sandbox.Bubblewrap.command
 
-    def failing(self, argv, **k):
+    def failing_twice(self, argv, **k):
         probes.append(argv)
-        return ["sh", "-c", "echo no namespaces >&2; exit 1"]
+        return ["sh", "-c", "echo no namespaces >&2; exit 1"] if len(probes) <= 2 else real(self, argv, **k)
 
-    monkeypatch.setattr(sandbox.Bubblewrap, "command", failing)
-    for _ in range(2):  # the second answer comes from the first probe
+    monkeypatch.setattr(sandbox.Bubblewrap, "command", failing_twice)
+    for _ in range(2):
         with pytest.raises(sandbox.SandboxUnavailable, match="cannot make a sandbox here: no namespaces.*--no-sandbox"):
             sandbox.choose("auto")
-    assert len(probes) == 1
+    assert len(probes) == 2
+    for _ in range(2):
+        assert sandbox.choose("auto").name == "bubblewrap"
+    assert len(probes) == 3
 
 
 def test_unknown_sandbox_kind_is_refused():
@@ -683,7 +688,7 @@ def test_user_sandbox_runs_behind_the_filter(user_box, user_work):
 
 
 def test_a_sandbox_without_its_filter_is_refused(monkeypatch):
-    monkeypatch.setattr(sandbox, "_probed", {})
+    monkeypatch.setattr(sandbox, "_probed", set())
     monkeypatch.setattr(sandbox.seccomp, "command", lambda argv: [
         PYTHON, "-c", "import sys; sys.exit('fashion-kit: The sandbox\\'s seccomp filter needs libseccomp2')"])
     for kind in ("auto", "user"):

@@ -813,39 +813,37 @@ class NoSandbox(Sandbox):
 
 # ---- choosing ------------------------------------------------------------------------------------
 
-_probed: dict[str, SandboxUnavailable | None] = {}
+# What worked in this process: "seccomp", "bubblewrap". Only success is kept: a failure (a moment
+# without the resources to start bwrap) is probed again by the next grading, not taken for good.
+_probed: set[str] = set()
 
 
 def _probe_filter() -> None:
-    """Raise SandboxUnavailable unless the seccomp filter installs here (checked once per process):
-    a sandbox never runs a notebook without it."""
-    if "seccomp" not in _probed:
-        true = shutil.which("true") or "/bin/true"
-        proc = subprocess.run(seccomp.command([true]), capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    """Raise SandboxUnavailable unless the seccomp filter installs here (once it has, it is not checked
+    again in this process): a sandbox never runs a notebook without it."""
+    if "seccomp" in _probed:
+        return
+    true = shutil.which("true") or "/bin/true"
+    proc = subprocess.run(seccomp.command([true]), capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    if proc.returncode != 0:
         why = proc.stderr.strip().removeprefix("fashion-kit: ") or f"exit code {proc.returncode}"
-        _probed["seccomp"] = None if proc.returncode == 0 else SandboxUnavailable(
+        raise SandboxUnavailable(
             f"The sandbox cannot install its seccomp filter, without which it does not run a notebook: {why} "
             + _NO_SANDBOX_HINT)
-    if _probed["seccomp"] is not None:
-        raise SandboxUnavailable(str(_probed["seccomp"]))
+    _probed.add("seccomp")
 
 
 def choose(kind: str = "auto", *, settings: Settings | None = None) -> Sandbox:
     """A sandbox of ``kind``: "bubblewrap", "user", "none", or "auto" (bubblewrap if it works here,
-    checked once per process; else SandboxUnavailable, whose message says what to do). Bubblewrap
-    and the user sandbox need the seccomp filter (:mod:`seccomp`) to install."""
+    checked until it has once in this process; else SandboxUnavailable, whose message says what to
+    do). Bubblewrap and the user sandbox need the seccomp filter (:mod:`seccomp`) to install."""
     if kind in ("auto", "bubblewrap", "user"):
         _probe_filter()
     if kind in ("auto", "bubblewrap"):
         sandbox = Bubblewrap(settings)
         if "bubblewrap" not in _probed:
-            try:
-                sandbox.probe()
-                _probed["bubblewrap"] = None
-            except SandboxUnavailable as e:
-                _probed["bubblewrap"] = e
-        if _probed["bubblewrap"] is not None:
-            raise SandboxUnavailable(str(_probed["bubblewrap"]))
+            sandbox.probe()
+            _probed.add("bubblewrap")
         return sandbox
     if kind == "user":
         return UnprivilegedUser(settings)
