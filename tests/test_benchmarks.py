@@ -36,3 +36,22 @@ def test_the_cluster_benchmark_grades_through_a_real_scheduler_and_prints_its_fi
                            "--overhead-submissions", "3"], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "2 loopback workers" in proc.stdout and "cluster overhead per submission" in proc.stdout
+
+
+def test_the_benchmark_reads_the_timing_lines_the_grading_writes(monkeypatch):
+    """run_benchmarks.py prints a grading's stages from its log: the lines must stay in the format
+    it reads (a stage of ``fashion-kit timings:`` and every ``name=seconds`` of phase 1's line)."""
+    import importlib.util
+
+    from fashion_kit.grading import phase1
+
+    path = next(path for path in BENCHMARKS if path.name == "run_benchmarks.py")
+    spec = importlib.util.spec_from_file_location("run_benchmarks", path)
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, module)  # its dataclasses look themselves up there
+    spec.loader.exec_module(module)
+    timings = phase1.Timings(started_after=0.3)
+    found = module.PHASE1.findall(timings.line())
+    assert len(found) == 1
+    parts, _ = found[0]
+    assert dict(part.split("=") for part in parts.split())["program_start"] == "0.30"

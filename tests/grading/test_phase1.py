@@ -57,8 +57,15 @@ def test_every_cell_runs_over_unix_sockets_and_no_output_is_kept(tmp_path, capsy
                   "import ipykernel.connect\n"
                   "json.dump({'file': ipykernel.connect.get_connection_file(),"
                   " **json.load(open(ipykernel.connect.get_connection_file()))}, open('connection.json', 'w'))")
-    phase1.execute(nb, submission, home)
+    timings = phase1.Timings(started_after=0.25)
+    phase1.execute(nb, submission, home, timings)
     assert psutil.Process().children() == [], "the kernel is shut down"
+    line = timings.line()
+    assert line.startswith("fashion-kit phase 1: ") and " slowest: " in line
+    said = dict(part.split("=") for part in line.removeprefix("fashion-kit phase 1: ").split(" slowest: ")[0].split())
+    assert list(said) == ["program_start", "kernel_start", "kit_cells", "student_cells", "kernel_shutdown"]
+    assert said["program_start"] == "0.25" and float(said["kernel_start"]) > 0 and float(said["student_cells"]) > 0
+    assert 0 <= float(said["kernel_shutdown"]) < 30
     after = json.loads((submission / "after.json").read_text())
     assert after["x"] == 2 and Path(after["cwd"]) == submission, "the cell after the error ran, in the submission"
     connection = json.loads((submission / "connection.json").read_text())

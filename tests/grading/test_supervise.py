@@ -130,3 +130,15 @@ def test_a_folder_the_grader_cannot_read_is_over_the_limit(account):
     finally:
         (work / "trap").chmod(0o700)
         shutil.rmtree(base)
+
+
+def test_a_process_knows_how_long_it_has_existed():
+    """The grading's timing lines count each process's start-up from its creation, to a clock tick."""
+    import subprocess
+    import sys
+
+    code = ("import time; time.sleep(0.5); from fashion_kit.grading import supervise; "
+            "print(supervise.seconds_since_start())")
+    age = float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
+    assert 0.5 <= age < 5
+    assert supervise.seconds_since_start() > 0

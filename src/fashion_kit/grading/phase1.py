@@ -34,11 +34,14 @@ def first_line(cell) -> str:
 
 
 class Timings:
-    """Where phase 1's seconds went, for the log: the kernel's start, the kit's cells, the student's,
-    and the slowest cells by their first line."""
+    """Where phase 1's seconds went, for the log: this program's start (the filter's trampoline, the
+    imports, the kit's cells put in), the kernel's start, the kit's cells, the student's, the kernel's
+    shutdown, and the slowest cells by their first line."""
 
-    def __init__(self):
+    def __init__(self, started_after: float = 0.0):
+        self.started_after = started_after
         self.started, self.cell_started, self.first_cell = time.monotonic(), None, None
+        self.last_cell_ended: float | None = None
         self.kit = self.student = 0.0
         self.cells: list[tuple[float, str]] = []
 
@@ -49,7 +52,8 @@ class Timings:
     def cell_executed(self, cell, cell_index, execute_reply):
         from .cells import is_kit_cell
 
-        seconds = time.monotonic() - (self.cell_started or time.monotonic())
+        self.last_cell_ended = time.monotonic()
+        seconds = self.last_cell_ended - (self.cell_started or self.last_cell_ended)
         if is_kit_cell(cell):
             self.kit += seconds
         else:
@@ -57,10 +61,13 @@ class Timings:
         self.cells.append((seconds, first_line(cell)))
 
     def line(self) -> str:
-        kernel = (self.first_cell or time.monotonic()) - self.started
+        now = time.monotonic()
+        kernel = (self.first_cell or now) - self.started
+        shutdown = now - (self.last_cell_ended or now)
         slowest = ", ".join(f"{s:.2f}={text!r}" for s, text in sorted(self.cells, reverse=True)[:SLOWEST_CELLS])
-        return (f"fashion-kit phase 1: kernel_start={kernel:.2f} kit_cells={self.kit:.2f} "
-                f"student_cells={self.student:.2f} slowest: {slowest}")
+        return (f"fashion-kit phase 1: program_start={self.started_after:.2f} kernel_start={kernel:.2f} "
+                f"kit_cells={self.kit:.2f} student_cells={self.student:.2f} kernel_shutdown={shutdown:.2f} "
+                f"slowest: {slowest}")
 
 
 def execute(nb, cwd: Path, home: Path, timings: Timings | None = None) -> None:
@@ -112,7 +119,9 @@ def main(work: str, seed: str, *switches: str) -> int:
         return 1
     nb = nbformat.read(path, as_version=4)
     cells.prepare(nb, evidence=evidence, seed=int(seed), quick_fit=QUICK_FIT_ARGUMENT in switches)
-    timings = Timings()
+    from .supervise import seconds_since_start
+
+    timings = Timings(seconds_since_start())
     try:
         execute(nb, submission, work / c.WORK_HOME, timings)
     except DeadKernelError as e:
