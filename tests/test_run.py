@@ -10,6 +10,7 @@ import shutil
 import pytest
 
 from fashion_kit import cli
+from fashion_kit import run as run_module
 from fashion_kit.grading import sandbox
 
 from .conftest import mutate
@@ -30,7 +31,10 @@ def test_run_a_relative_notebook_with_the_default_output(built, quick_solution, 
     except sandbox.SandboxUnavailable as e:
         pytest.skip(f"local grading needs bubblewrap: {e}")
     monkeypatch.chdir(quick_solution.parent)
+    commands, supervised = [], run_module.supervise.run
+    monkeypatch.setattr(run_module.supervise, "run", lambda command, **k: commands.append(command) or supervised(command, **k))
     code = cli.main(["run", quick_solution.name, "--autograder", str(built.autograder_zip)])
+    assert len(commands) == 1 and "--probed" in commands[0], "the core is told the sandbox was just probed"
     out = quick_solution.parent / "graded" / "anna"
     printed = capsys.readouterr()
     assert code == cli.EXIT_GRADED, printed.out + printed.err + (out / "grading.log").read_text()[-3000:]

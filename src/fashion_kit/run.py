@@ -121,7 +121,7 @@ def grade(
         settings_file.write_text(json.dumps(settings.to_dict()), encoding="utf-8")
 
         command = [sys.executable, "-I", "-m", "fashion_kit.grading.core", str(ag_dir),
-                   "--sandbox", box.name, "--settings", str(settings_file), "--scratch", str(tmp)]
+                   "--sandbox", box.name, "--settings", str(settings_file), "--scratch", str(tmp), "--probed"]
         ran = supervise.run(
             command, cwd=tmp, env={**os.environ, **(env or {})},
             timeout=outer_seconds(settings),

@@ -30,7 +30,8 @@ def test_without_settings_the_sandbox_and_the_grading_use_the_zips_otter_config(
     assert "--settings" not in args and re.fullmatch(r"--sandbox", args[1]), args
     made, graded = [], []
 
-    def choose(kind, *, settings):  # the user sandbox needs root and its account: record, then go without
+    def choose(kind, *, settings, probed):  # the user sandbox needs root and its account: record, then go without
+        assert not probed, "on Gradescope nobody probed the sandbox before the core"
         made.append((kind, settings))
         return sandbox.NoSandbox(settings)
 

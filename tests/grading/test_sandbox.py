@@ -370,6 +370,25 @@ def test_bubblewrap_that_cannot_run_is_reported_and_probed_again(monkeypatch):
     assert len(probes) == 3
 
 
+def test_a_sandbox_the_caller_has_just_probed_is_not_probed_again(monkeypatch):
+    """The grading core started by `fashion-kit run` is told so (--probed): its sandbox is the one
+    the caller found working a moment ago."""
+    if shutil.which("bwrap") is None:
+        pytest.skip("bubblewrap is not installed")
+    monkeypatch.setattr(sandbox, "_probed", set())
+    probes = []
+    monkeypatch.setattr(sandbox.Bubblewrap, "probe", lambda self: probes.append("bubblewrap"))
+    monkeypatch.setattr(sandbox.seccomp, "command", lambda argv: probes.append("seccomp") or ["false"])
+    assert sandbox.choose("auto", probed=True).name == "bubblewrap"
+    assert probes == []
+    monkeypatch.setattr(sandbox, "_probed", set())
+    sandbox.choose("none", probed=True)
+    assert sandbox._probed == set(), "nothing was probed for the plain sandbox: nothing is taken as working"
+    with pytest.raises(sandbox.SandboxUnavailable, match="seccomp filter"):
+        sandbox.choose("auto")  # not told: probed (and here the filter's probe fails)
+    assert probes == ["seccomp"]
+
+
 def test_unknown_sandbox_kind_is_refused():
     with pytest.raises(ValueError, match="auto, bubblewrap, user or none"):
         sandbox.choose("docker")

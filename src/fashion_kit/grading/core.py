@@ -357,6 +357,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sandbox", default="auto", choices=("auto", "bubblewrap", "user", "none"))
     p.add_argument("--settings", help="a JSON file of settings to use instead of source/otter_config.json")
     p.add_argument("--scratch", help="folder for temporary files (default: the system's)")
+    p.add_argument("--probed", action="store_true",
+                   help="the caller has just found this sandbox working here (fashion-kit run does): not checked again")
     args = p.parse_args(argv)
     try:
         # The settings first: the sandbox is built with the same limits the supervisor enforces.
@@ -364,7 +366,7 @@ def main(argv: list[str] | None = None) -> int:
             settings = Settings().replace(**json.loads(Path(args.settings).read_text(encoding="utf-8")))
         else:
             settings = settings_module.load(Path(args.autograder_dir) / c.WORK_SOURCE / c.OTTER_CONFIG_FILE)
-        box = sandboxes.choose(args.sandbox, settings=settings)
+        box = sandboxes.choose(args.sandbox, settings=settings, probed=args.probed)
         if box.name == "none":
             sandboxes.adopt_orphans()  # this process's own: what the notebook leaves becomes ours to kill
         grade(Path(args.autograder_dir), box, scratch=Path(args.scratch) if args.scratch else None)

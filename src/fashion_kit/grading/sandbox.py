@@ -833,10 +833,16 @@ def _probe_filter() -> None:
     _probed.add("seccomp")
 
 
-def choose(kind: str = "auto", *, settings: Settings | None = None) -> Sandbox:
+def choose(kind: str = "auto", *, settings: Settings | None = None, probed: bool = False) -> Sandbox:
     """A sandbox of ``kind``: "bubblewrap", "user", "none", or "auto" (bubblewrap if it works here,
     checked until it has once in this process; else SandboxUnavailable, whose message says what to
-    do). Bubblewrap and the user sandbox need the seccomp filter (:mod:`seccomp`) to install."""
+    do). Bubblewrap and the user sandbox need the seccomp filter (:mod:`seccomp`) to install.
+    ``probed``: the caller has just found ``kind`` working on this machine, so it is not checked
+    again. Skipping the check weakens nothing: a sandbox that stopped working fails its command, and
+    the filter's trampoline never runs a program it could not filter."""
+    if probed:
+        _probed.update(("seccomp", "bubblewrap") if kind in ("auto", "bubblewrap") else
+                       ("seccomp",) if kind == "user" else ())
     if kind in ("auto", "bubblewrap", "user"):
         _probe_filter()
     if kind in ("auto", "bubblewrap"):
