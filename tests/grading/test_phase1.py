@@ -77,6 +77,30 @@ def test_every_cell_runs_over_unix_sockets_and_no_output_is_kept(tmp_path, capsy
     assert "ValueError: a mistake in this cell" in logged and "x" * 1000 not in logged
 
 
+def test_the_notebook_is_prepared_while_the_kernel_starts(tmp_path):
+    """The kit's cells are put in while the kernel boots in its own process; what the preparation
+    changed is what runs, and a preparation that fails leaves no kernel behind."""
+    work, submission, _ = work_folder(tmp_path)
+    home = work / contract.WORK_HOME
+    nb = notebook("x = 1")
+    kernels = []
+
+    def prepare(nb):
+        kernels.append([p.pid for p in psutil.Process().children()])  # the kernel's process is there
+        nb.cells.append(nbformat.v4.new_code_cell("open('prepared', 'w').write(str(x))"))
+
+    phase1.execute(nb, submission, home, prepare=prepare)
+    assert (submission / "prepared").read_text() == "1"
+    assert kernels and kernels[0], "the kernel was started before the notebook was prepared"
+
+    def fail(nb):
+        raise ValueError("a preparation that fails")
+
+    with pytest.raises(ValueError, match="a preparation that fails"):
+        phase1.execute(notebook("x = 1"), submission, home, prepare=fail)
+    assert psutil.Process().children() == [], "no kernel is left behind"
+
+
 STUDENT_FIRST_CELL_PARTS = """\
 import importlib.util, sys
 assert importlib.util.find_spec("otter") is not None  # so the first cell installs nothing

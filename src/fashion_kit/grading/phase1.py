@@ -18,8 +18,12 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING, Callable
 
 from .. import contract as c
+
+if TYPE_CHECKING:
+    from nbformat import NotebookNode
 
 KERNEL_NAME = "python3"  # as Otter grades: the environment's own Python kernel, whatever the notebook asks
 # In the private home: the kernel's connection file, and its sockets beside it (kernel-1, kernel-2...).
@@ -70,9 +74,13 @@ class Timings:
                 f"slowest: {slowest}")
 
 
-def execute(nb, cwd: Path, home: Path, timings: Timings | None = None) -> None:
+def execute(nb, cwd: Path, home: Path, timings: Timings | None = None,
+            prepare: Callable[[NotebookNode], None] | None = None) -> None:
     """Run every cell of ``nb`` in a new kernel started in ``cwd``; raises nbclient's DeadKernelError
-    if the kernel dies. Nothing of the cells' output is kept; their errors are logged in one line."""
+    if the kernel dies. Nothing of the cells' output is kept; their errors are logged in one line.
+    ``prepare(nb)``, if given, changes the notebook while the kernel starts in its own process."""
+    import asyncio
+
     from jupyter_client.manager import AsyncKernelManager
     from nbclient import NotebookClient
 
@@ -95,8 +103,19 @@ def execute(nb, cwd: Path, home: Path, timings: Timings | None = None) -> None:
     client = Quiet(nb, km=km, timeout=None, allow_errors=True, record_timing=False, shutdown_kernel="immediate",
                    resources={"metadata": {"path": str(cwd)}}, on_cell_error=log_error,
                    on_cell_start=timings.cell_start, on_cell_executed=timings.cell_executed)
+
+    async def run():
+        await client.async_start_new_kernel()  # as nbclient would, which then uses this kernel
+        if prepare is not None:
+            try:
+                prepare(nb)
+            except BaseException:
+                await km.shutdown_kernel(now=True)
+                raise
+        await client.async_execute(cleanup_kc=True)  # and the kernel is shut down: this client started it
+
     with contextlib.chdir(cwd):
-        client.execute(cleanup_kc=True)  # and the kernel is shut down: this client started it
+        asyncio.run(run())
 
 
 # The last argument that turns on the kit's tests' quick fit (:mod:`.cells.quick_fit`).
@@ -109,6 +128,7 @@ def main(work: str, seed: str, *switches: str) -> int:
     from nbclient.exceptions import DeadKernelError
 
     from . import admission, cells
+    from .supervise import seconds_since_start
 
     work = Path(work).resolve()
     evidence, submission = work / c.EVIDENCE_DIR, work / c.WORK_SUBMISSION
@@ -118,12 +138,10 @@ def main(work: str, seed: str, *switches: str) -> int:
         print(why, flush=True)
         return 1
     nb = nbformat.read(path, as_version=4)
-    cells.prepare(nb, evidence=evidence, seed=int(seed), quick_fit=QUICK_FIT_ARGUMENT in switches)
-    from .supervise import seconds_since_start
-
     timings = Timings(seconds_since_start())
     try:
-        execute(nb, submission, work / c.WORK_HOME, timings)
+        execute(nb, submission, work / c.WORK_HOME, timings, prepare=lambda nb: cells.prepare(
+            nb, evidence=evidence, seed=int(seed), quick_fit=QUICK_FIT_ARGUMENT in switches))
     except DeadKernelError as e:
         print(f"DeadKernelError: {e}", flush=True)
         return 1
