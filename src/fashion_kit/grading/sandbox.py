@@ -201,8 +201,9 @@ def _readable_view(tree: str) -> list[str]:
     As root, bubblewrap maps the sandbox's user to root outside, so inside it the owner's permission
     bits of every root-owned file apply (/etc/shadow, private keys). So the tree is read afresh for
     every sandbox, and a folder that holds something others could not read becomes a tmpfs into which
-    only the readable entries are bound, each with ``--ro-bind-try``. What appears after the reading
-    is absent; what vanishes after it (a lock file of useradd's) is skipped. Covering an entry in
+    only the readable entries are bound, each with ``--ro-bind-try``. What vanishes after the reading
+    (a lock file of useradd's) is skipped; what appears after it in such a folder is absent (in a
+    folder that held no secret, bound whole, it is there). Covering an entry in
     place instead would make bwrap create a vanished entry in a read-only tree, and fail."""
     entries: dict[str, list[tuple[str, int]]] = {}
     for top, dirs, files in os.walk(tree):
